@@ -1,0 +1,202 @@
+"""Plain records that cross the store boundary: identifiers, observations, links, customers, events."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import IntEnum
+from typing import Any
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def stable_id(*parts: object) -> str:
+    """A short deterministic id, so that replaying the same evidence writes nothing new."""
+    h = hashlib.blake2b(digest_size=12)
+    for p in parts:
+        h.update(b"\x1f" + str("" if p is None else p).encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+class LinkKind(IntEnum):
+    """Link kinds, ordered by strength: a bottleneck path compares them with `<`."""
+
+    POSSIBLE = 1
+    PROBABLE = 2
+    OBSERVED = 3
+    EQUIVALENT = 4
+    VERIFIED = 5
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @property
+    def merges(self) -> bool:
+        """Only `possible` links leave customers apart (DESIGN.md, "Links")."""
+        return self is not LinkKind.POSSIBLE
+
+    @classmethod
+    def parse(cls, label: str) -> LinkKind:
+        try:
+            return cls[label.strip().upper()]
+        except (KeyError, AttributeError) as e:
+            from identity_graph.errors import InvalidArgument
+
+            raise InvalidArgument("kind", f"unknown link kind {label!r}") from e
+
+
+MERGING_KINDS: tuple[LinkKind, ...] = tuple(k for k in LinkKind if k.merges)
+
+ATTRIBUTES: tuple[str, ...] = (
+    "first_name",
+    "last_name",
+    "date_of_birth",
+    "street",
+    "city",
+    "postcode",
+    "country",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One attribute value seen with an identifier, with when and where it was seen."""
+
+    key: str
+    attribute: str
+    value: str
+    source: str
+    channel: str = ""
+    observed_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def id(self) -> str:
+        return stable_id(self.key, self.attribute, self.value, self.source, self.channel,
+                         self.observed_at.isoformat())
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifierUpsert:
+    """An identifier seen at `seen_at`, with the attributes observed alongside it."""
+
+    key: str
+    type: str
+    value: str
+    seen_at: datetime = field(default_factory=utcnow)
+    observations: tuple[Observation, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifierNode:
+    key: str
+    type: str
+    value: str
+    first_seen: datetime
+    last_seen: datetime
+    customer_id: str | None = None
+    generic: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An undirected link between two identifier keys (`a < b`), with its evidence.
+
+    Links are never edited; a removal is recorded in `removed_at`/`removed_by`/`removal_reason`.
+    """
+
+    a: str
+    b: str
+    kind: LinkKind
+    source: str = ""
+    channel: str = ""
+    event_id: str = ""
+    model_version: str = ""
+    probability: float | None = None
+    match_weight: float | None = None
+    comparisons: Mapping[str, Any] | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    actor: str = ""
+    removed_at: datetime | None = None
+    removed_by: str = ""
+    removal_reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.a > self.b:
+            a, b = self.b, self.a
+            object.__setattr__(self, "a", a)
+            object.__setattr__(self, "b", b)
+
+    @property
+    def id(self) -> str:
+        return stable_id(self.a, self.b, self.kind.label, self.source, self.event_id,
+                         self.model_version)
+
+    @property
+    def active(self) -> bool:
+        return self.removed_at is None
+
+    def other(self, key: str) -> str:
+        return self.b if key == self.a else self.a
+
+    def comparisons_json(self) -> str | None:
+        return None if self.comparisons is None else json.dumps(self.comparisons, sort_keys=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """A unified customer: its id and the identifier keys in it."""
+
+    customer_id: str | None
+    members: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An entry of the ordered event log. `seq` is 0 until the store assigns it."""
+
+    type: str
+    payload: Mapping[str, Any]
+    customer_id: str = ""
+    at: datetime = field(default_factory=utcnow)
+    seq: int = 0
+
+
+@dataclass(slots=True)
+class ChangeSet:
+    """Everything one operation writes. A store applies a change set in one transaction."""
+
+    identifiers: list[IdentifierUpsert] = field(default_factory=list)
+    links_added: list[Link] = field(default_factory=list)
+    links_removed: list[tuple[str, datetime, str, str]] = field(default_factory=list)
+    """(link id, removed at, removed by, reason)"""
+    customers_created: list[Customer] = field(default_factory=list)
+    assignments: dict[str, str] = field(default_factory=dict)
+    """identifier key -> customer id"""
+    aliases: dict[str, str] = field(default_factory=dict)
+    """retired customer id -> surviving customer id"""
+    generic: dict[str, bool] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return any((self.identifiers, self.links_added, self.links_removed, self.customers_created,
+                    self.assignments, self.aliases, self.generic, self.events))
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteCounts:
+    identifiers: int = 0
+    observations: int = 0
+    links: int = 0
+    events: int = 0

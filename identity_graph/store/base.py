@@ -1,0 +1,358 @@
+"""`GraphStore`: the one storage interface, with algorithms written once over a few backend primitives.
+
+Shape borrowed from Splink's `DatabaseAPI`: public methods are `@final`, validate and wrap errors;
+each backend (`duckdb.py`, `neo4j.py`) implements only the private primitives below.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import final
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from identity_graph.errors import IdentityGraphError, InvalidArgument, StoreError
+from identity_graph.model import (
+    ChangeSet,
+    Component,
+    Customer,
+    DeleteCounts,
+    Event,
+    IdentifierNode,
+    IdentifierUpsert,
+    Link,
+    LinkKind,
+    Observation,
+    utcnow,
+)
+from identity_graph.store.tables import TABLES
+
+log = logging.getLogger(__name__)
+
+MAX_TRAVERSAL = 20_000
+"""A component or path search stops after this many identifiers: a giant component is a data
+problem to report, not a reason to stall an online call."""
+
+
+class GraphStore(ABC):
+    """Identifiers, links with evidence, customers, aliases and the event log, on one backend."""
+
+    name: str = "abstract"
+
+    # ---- primitives each backend implements -------------------------------------------------
+
+    @abstractmethod
+    def _apply(self, changes: ChangeSet) -> list[int]:
+        """Writes a change set in one transaction; returns the sequence numbers of its events."""
+
+    @abstractmethod
+    def _get_identifiers(self, keys: Sequence[str]) -> list[IdentifierNode]: ...
+
+    @abstractmethod
+    def _observations(self, keys: Sequence[str]) -> list[Observation]: ...
+
+    @abstractmethod
+    def _links_touching(self, keys: Sequence[str], include_removed: bool) -> list[Link]: ...
+
+    @abstractmethod
+    def _links_by_id(self, link_ids: Sequence[str]) -> list[Link]: ...
+
+    @abstractmethod
+    def _customers(self, customer_ids: Sequence[str]) -> list[Customer]: ...
+
+    @abstractmethod
+    def _aliases(self, ids: Sequence[str]) -> dict[str, str]:
+        """Retired id -> surviving id, for those of `ids` that are aliases."""
+
+    @abstractmethod
+    def _members(self, customer_id: str) -> list[str]: ...
+
+    @abstractmethod
+    def _events(self, from_seq: int, limit: int) -> list[Event]: ...
+
+    @abstractmethod
+    def _keys_by_attribute(self, attribute: str, values: Sequence[str], limit: int) -> list[str]:
+        """Identifier keys that were observed with `attribute` equal to one of `values`."""
+
+    @abstractmethod
+    def _delete(self, keys: Sequence[str]) -> DeleteCounts: ...
+
+    @abstractmethod
+    def _export_tables(self) -> dict[str, pa.Table]: ...
+
+    @abstractmethod
+    def _load_tables(self, tables: dict[str, pa.Table]) -> None: ...
+
+    @abstractmethod
+    def _clear(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # ---- public API -------------------------------------------------------------------------
+
+    @contextmanager
+    def _wrapped(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except IdentityGraphError:
+            raise
+        except Exception as e:  # a driver or database error: wrap it, keep the cause
+            log.exception("%s store: %s failed", self.name, what)
+            raise StoreError(f"{self.name} store: {what} failed: {type(e).__name__}") from e
+
+    @final
+    def apply(self, changes: ChangeSet) -> list[int]:
+        """Writes everything in `changes` atomically.
+
+        Returns:
+            The sequence numbers given to `changes.events`, in order.
+        Raises:
+            StoreError: the backend failed; nothing of the change set was written.
+        """
+        if not changes:
+            return []
+        with self._wrapped("apply"):
+            return self._apply(changes)
+
+    @final
+    def upsert_identifiers(self, records: Sequence[IdentifierUpsert]) -> None:
+        """Creates identifiers that are new, widens first/last seen, and adds observations."""
+        self.apply(ChangeSet(identifiers=list(records)))
+
+    @final
+    def add_links(self, links: Sequence[Link], actor: str = "") -> None:
+        """Adds links; a link with the same evidence (same id) that exists already is kept as is."""
+        self.apply(ChangeSet(links_added=list(links)))
+
+    @final
+    def remove_links(self, link_ids: Sequence[str], actor: str, reason: str = "",
+                     at: datetime | None = None) -> None:
+        """Records the removal of active links; the links stay readable with `include_removed`."""
+        at = at or utcnow()
+        self.apply(ChangeSet(links_removed=[(i, at, actor, reason) for i in link_ids]))
+
+    @final
+    def get_identifiers(self, keys: Iterable[str]) -> dict[str, IdentifierNode]:
+        keys = sorted(set(keys))
+        if not keys:
+            return {}
+        with self._wrapped("get_identifiers"):
+            return {n.key: n for n in self._get_identifiers(keys)}
+
+    @final
+    def get_identifier(self, key: str) -> IdentifierNode | None:
+        return self.get_identifiers([key]).get(key)
+
+    @final
+    def observations(self, keys: Iterable[str]) -> list[Observation]:
+        keys = sorted(set(keys))
+        if not keys:
+            return []
+        with self._wrapped("observations"):
+            return sorted(self._observations(keys), key=lambda o: (o.key, o.observed_at, o.attribute))
+
+    @final
+    def links(self, keys: Iterable[str], include_removed: bool = False) -> list[Link]:
+        """Links that touch any of `keys`."""
+        keys = sorted(set(keys))
+        if not keys:
+            return []
+        with self._wrapped("links"):
+            return self._links_touching(keys, include_removed)
+
+    @final
+    def links_by_id(self, link_ids: Iterable[str]) -> list[Link]:
+        ids = sorted(set(link_ids))
+        if not ids:
+            return []
+        with self._wrapped("links_by_id"):
+            return self._links_by_id(ids)
+
+    @final
+    def neighbours(self, key: str, kinds: Iterable[LinkKind] | None = None) -> list[tuple[str, Link]]:
+        """(neighbour key, link) for each active link of `key`, strongest first."""
+        wanted = set(kinds) if kinds is not None else set(LinkKind)
+        out = [(lk.other(key), lk) for lk in self.links([key]) if lk.kind in wanted]
+        return sorted(out, key=lambda p: (-p[1].kind, p[0]))
+
+    @final
+    def customers(self, customer_ids: Iterable[str]) -> dict[str, Customer]:
+        ids = sorted(set(customer_ids))
+        if not ids:
+            return {}
+        with self._wrapped("customers"):
+            return {c.id: c for c in self._customers(ids)}
+
+    @final
+    def canonical_customer_id(self, customer_id: str) -> str | None:
+        """Follows aliases to the surviving id; None for an id that was never issued."""
+        seen: set[str] = set()
+        current = customer_id
+        with self._wrapped("canonical_customer_id"):
+            while current not in seen:
+                seen.add(current)
+                nxt = self._aliases([current]).get(current)
+                if nxt is None:
+                    return current if self._customers([current]) else None
+                current = nxt
+        raise StoreError(f"alias cycle at {customer_id}")
+
+    @final
+    def members(self, customer_id: str) -> list[str]:
+        with self._wrapped("members"):
+            return sorted(self._members(customer_id))
+
+    @final
+    def events(self, from_seq: int = 0, limit: int = 1000) -> list[Event]:
+        """Events with `seq > from_seq`, in order."""
+        if limit <= 0 or limit > 100_000:
+            raise InvalidArgument("limit", "must be between 1 and 100000")
+        with self._wrapped("events"):
+            return self._events(from_seq, limit)
+
+    @final
+    def keys_by_attribute(self, attribute: str, values: Iterable[str], limit: int = 1000) -> list[str]:
+        vals = sorted({v for v in values if v})
+        if not vals:
+            return []
+        with self._wrapped("keys_by_attribute"):
+            return sorted(set(self._keys_by_attribute(attribute, vals, limit)))
+
+    @final
+    def delete_identifiers(self, keys: Iterable[str]) -> DeleteCounts:
+        """Removes identifiers with their observations and every link that touches them."""
+        keys = sorted(set(keys))
+        if not keys:
+            return DeleteCounts()
+        with self._wrapped("delete_identifiers"):
+            return self._delete(keys)
+
+    @final
+    def clear(self) -> None:
+        """Deletes everything. For tests and demos."""
+        with self._wrapped("clear"):
+            self._clear()
+
+    # ---- graph algorithms, written once ------------------------------------------------------
+
+    @final
+    def component(self, key: str) -> Component:
+        """The customer that `key` belongs to: every identifier reachable over merging links.
+
+        Generic identifiers belong to no one's component but their own: they end a traversal.
+        """
+        start = self.get_identifier(key)
+        if start is None:
+            return Component(None, frozenset())
+        members = {key}
+        if not start.generic:
+            frontier = {key}
+            while frontier and len(members) < MAX_TRAVERSAL:
+                nxt: set[str] = set()
+                for lk in self.links(frontier):
+                    if lk.kind.merges:
+                        nxt.add(lk.a)
+                        nxt.add(lk.b)
+                nxt -= members
+                generic = {k for k, n in self.get_identifiers(nxt).items() if n.generic}
+                members |= nxt - generic
+                frontier = nxt - generic
+        return Component(start.customer_id, frozenset(members))
+
+    @final
+    def bottleneck_path(self, a: str, b: str, max_nodes: int = MAX_TRAVERSAL) -> list[Link] | None:
+        """The path from `a` to `b` whose weakest link is strongest (ties: fewest links).
+
+        Paths never pass *through* a generic identifier. Returns [] when a == b, None when there
+        is no path.
+        """
+        if a == b:
+            return [] if self.get_identifier(a) else None
+        # Widest-path Dijkstra: priority (-bottleneck, hops). Expand neighbours lazily.
+        best: dict[str, tuple[int, int]] = {a: (int(LinkKind.VERIFIED) + 1, 0)}
+        via: dict[str, Link] = {}
+        heap: list[tuple[int, int, str]] = [(-(int(LinkKind.VERIFIED) + 1), 0, a)]
+        done: set[str] = set()
+        generic_cache: dict[str, bool] = {}
+        while heap and len(done) < max_nodes:
+            neg_width, hops, node = heapq.heappop(heap)
+            if node in done:
+                continue
+            done.add(node)
+            if node == b:
+                break
+            if node != a:
+                if node not in generic_cache:
+                    n = self.get_identifier(node)
+                    generic_cache[node] = bool(n and n.generic)
+                if generic_cache[node]:
+                    continue
+            for lk in self.links([node]):
+                other = lk.other(node)
+                if other in done:
+                    continue
+                width = min(-neg_width, int(lk.kind))
+                cand = (width, hops + 1)
+                old = best.get(other)
+                if old is None or (cand[0] > old[0]) or (cand[0] == old[0] and cand[1] < old[1]):
+                    best[other] = cand
+                    via[other] = lk
+                    heapq.heappush(heap, (-width, hops + 1, other))
+        if b not in via:
+            return None
+        path: list[Link] = []
+        node = b
+        while node != a:
+            lk = via[node]
+            path.append(lk)
+            node = lk.other(node)
+        path.reverse()
+        return path
+
+    # ---- bulk --------------------------------------------------------------------------------
+
+    @final
+    def export_tables(self) -> dict[str, pa.Table]:
+        """Every table of the store as Arrow, in the schemas of `tables.TABLES`."""
+        with self._wrapped("export"):
+            tables = self._export_tables()
+        return {name: tables[name].select(schema.names).cast(schema) for name, schema in TABLES.items()}
+
+    @final
+    def export_parquet(self, directory: str | Path) -> dict[str, int]:
+        """Writes one parquet file per table; returns the row counts."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        counts = {}
+        for name, table in self.export_tables().items():
+            pq.write_table(table, out / f"{name}.parquet")
+            counts[name] = table.num_rows
+        return counts
+
+    @final
+    def load_parquet(self, directory: str | Path) -> dict[str, int]:
+        """Loads tables written by `export_parquet` into this (normally empty) store."""
+        src = Path(directory)
+        tables = {}
+        for name, schema in TABLES.items():
+            path = src / f"{name}.parquet"
+            if not path.exists():
+                raise InvalidArgument("directory", f"{path} is missing")
+            tables[name] = pq.read_table(path).select(schema.names).cast(schema)
+        with self._wrapped("load"):
+            self._load_tables(tables)
+        return {name: t.num_rows for name, t in tables.items()}
+
+    def __enter__(self) -> GraphStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,5 @@
+# Sourced by scripts/test.sh and scripts/demo.sh: makes .venv and installs the project into it.
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+if [ -f scripts/gen_protos.py ]; then .venv/bin/python scripts/gen_protos.py; fi

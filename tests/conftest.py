@@ -1,0 +1,86 @@
+"""Shared fixtures: one real Neo4j per test run, and a `store` fixture over both backends."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = ("duckdb", "neo4j")
+
+
+@dataclass(frozen=True)
+class Neo4jServer:
+    uri: str
+    user: str
+    password: str
+
+
+def _parse_env(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        line = line.removeprefix("export ").strip()
+        if "=" in line:
+            k, v = line.split("=", 1)
+            out[k] = v
+    return out
+
+
+@pytest.fixture(scope="session")
+def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo4jServer]:
+    """The server named by NEO4J_URI/NEO4J_USER/NEO4J_PASSWORD, or one started for this run."""
+    if os.environ.get("NEO4J_URI"):
+        yield Neo4jServer(
+            os.environ["NEO4J_URI"],
+            os.environ.get("NEO4J_USER", "neo4j"),
+            os.environ.get("NEO4J_PASSWORD", ""),
+        )
+        return
+    state = tmp_path_factory.mktemp("neo4j")
+    script = ROOT / "scripts" / "neo4j.sh"
+    env = {**os.environ, "PYTHON": sys.executable}
+    started = subprocess.run(
+        ["bash", str(script), "start", str(state)], capture_output=True, text=True, env=env
+    )
+    if started.returncode != 0:
+        raise RuntimeError(f"could not start Neo4j:\n{started.stderr}")
+    values = _parse_env(started.stdout)
+    try:
+        yield Neo4jServer(values["NEO4J_URI"], values["NEO4J_USER"], values["NEO4J_PASSWORD"])
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(state)], env=env, check=False)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def store(backend: str, tmp_path: Path, request: pytest.FixtureRequest):
+    """An empty store of each backend; the Neo4j one is wiped before and after the test."""
+    if backend == "duckdb":
+        from identity_graph.store.duckdb import DuckDBStore
+
+        s = DuckDBStore(str(tmp_path / "graph.duckdb"))
+        try:
+            yield s
+        finally:
+            s.close()
+        return
+    server: Neo4jServer = request.getfixturevalue("neo4j_server")
+    from identity_graph.store.neo4j import Neo4jStore
+
+    s = Neo4jStore(server.uri, server.user, server.password)
+    s.clear()
+    try:
+        yield s
+    finally:
+        s.clear()
+        s.close()
