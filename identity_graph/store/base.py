@@ -6,7 +6,6 @@ each backend (`duckdb.py`, `neo4j.py`) implements only the private primitives be
 
 from __future__ import annotations
 
-import heapq
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
@@ -32,6 +31,7 @@ from identity_graph.model import (
     Observation,
     utcnow,
 )
+from identity_graph.paths import widest_paths
 from identity_graph.store.tables import TABLES
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,10 @@ class GraphStore(ABC):
     @abstractmethod
     def _aliases(self, ids: Sequence[str]) -> dict[str, str]:
         """Retired id -> surviving id, for those of `ids` that are aliases."""
+
+    def _aliases_to(self, customer_id: str) -> list[str]:
+        """Retired ids whose alias points straight at `customer_id`."""
+        raise NotImplementedError
 
     @abstractmethod
     def _members(self, customer_id: str) -> list[str]: ...
@@ -206,6 +210,19 @@ class GraphStore(ABC):
         raise StoreError(f"alias cycle at {customer_id}")
 
     @final
+    def aliases_of(self, customer_id: str) -> list[str]:
+        """Every retired id that resolves to `customer_id`, through chains of aliases too."""
+        out: list[str] = []
+        todo = [customer_id]
+        with self._wrapped("aliases_of"):
+            while todo:
+                for alias in self._aliases_to(todo.pop()):
+                    if alias not in out and alias != customer_id:
+                        out.append(alias)
+                        todo.append(alias)
+        return sorted(out)
+
+    @final
     def members(self, customer_id: str) -> list[str]:
         with self._wrapped("members"):
             return sorted(self._members(customer_id))
@@ -274,48 +291,17 @@ class GraphStore(ABC):
         Paths never pass *through* a generic identifier. Returns [] when a == b, None when there
         is no path.
         """
-        if a == b:
-            return [] if self.get_identifier(a) else None
-        # Widest-path Dijkstra: priority (-bottleneck, hops). Expand neighbours lazily.
-        best: dict[str, tuple[int, int]] = {a: (int(LinkKind.VERIFIED) + 1, 0)}
-        via: dict[str, Link] = {}
-        heap: list[tuple[int, int, str]] = [(-(int(LinkKind.VERIFIED) + 1), 0, a)]
-        done: set[str] = set()
-        generic_cache: dict[str, bool] = {}
-        while heap and len(done) < max_nodes:
-            neg_width, hops, node = heapq.heappop(heap)
-            if node in done:
-                continue
-            done.add(node)
-            if node == b:
-                break
-            if node != a:
-                if node not in generic_cache:
-                    n = self.get_identifier(node)
-                    generic_cache[node] = bool(n and n.generic)
-                if generic_cache[node]:
-                    continue
-            for lk in self.links([node]):
-                other = lk.other(node)
-                if other in done:
-                    continue
-                width = min(-neg_width, int(lk.kind))
-                cand = (width, hops + 1)
-                old = best.get(other)
-                if old is None or (cand[0] > old[0]) or (cand[0] == old[0] and cand[1] < old[1]):
-                    best[other] = cand
-                    via[other] = lk
-                    heapq.heappush(heap, (-width, hops + 1, other))
-        if b not in via:
+        if self.get_identifier(a) is None:
             return None
-        path: list[Link] = []
-        node = b
-        while node != a:
-            lk = via[node]
-            path.append(lk)
-            node = lk.other(node)
-        path.reverse()
-        return path
+        generic: dict[str, bool] = {}
+
+        def is_generic(key: str) -> bool:
+            if key not in generic:
+                node = self.get_identifier(key)
+                generic[key] = bool(node and node.generic)
+            return generic[key]
+
+        return widest_paths(a, self.links, is_generic, target=b, max_nodes=max_nodes).get(b)
 
     # ---- bulk --------------------------------------------------------------------------------
 

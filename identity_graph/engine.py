@@ -1,0 +1,879 @@
+"""`IdentityGraph`: online resolution, linking, splits and explanations over one `GraphStore`.
+
+Every write follows one path: build the pending links, `_settle` the affected region (guardrails,
+components, stable ids, events) in memory, then `store.apply` the whole change set in one
+transaction. Writers are serialised by one lock per process, so concurrent calls end in the same
+components as a serial run; reads take no lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from identity_graph.components import (
+    IdAssignment,
+    UnionFind,
+    assign_ids_incremental,
+    components,
+    new_customer_id,
+)
+from identity_graph.config import GraphConfig
+from identity_graph.errors import FailedPrecondition, InvalidArgument, NotFound
+from identity_graph.guardrails import Profile, Violation, clearly_different, limit_violation, type_of
+from identity_graph.identifiers import Identifier, IdentifierTypes
+from identity_graph.model import (
+    ATTRIBUTES,
+    ChangeSet,
+    Customer,
+    Event,
+    IdentifierNode,
+    IdentifierUpsert,
+    Link,
+    LinkKind,
+    Observation,
+    utcnow,
+)
+from identity_graph.paths import bottleneck, widest_paths
+from identity_graph.store.base import GraphStore
+
+log = logging.getLogger(__name__)
+
+MAX_IDENTIFIERS_PER_CALL = 20
+MAX_ATTRIBUTE_LENGTH = 200
+PROOF_KINDS = ("login", "otp", "handoff")
+SHAREABLE_PRIORITY = ("phone", "whatsapp", "email", "device_id", "web_cookie")
+
+
+class PairScore(Protocol):
+    probability: float
+    match_weight: float
+
+    def explain(self) -> Mapping[str, Any]: ...
+
+
+class Scorer(Protocol):
+    """What the engine needs from a match model (see `identity_graph.matching`)."""
+
+    version: str
+
+    def blocking_keys(self, record: Mapping[str, Any]) -> list[tuple[str, str]]: ...
+
+    def score(
+        self, record: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]]
+    ) -> list[PairScore]: ...
+
+
+# ---- requests and results -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Proof:
+    """Proof, at this moment, that the caller controls `identifier` (a key, normalised or not)."""
+
+    kind: str
+    identifier: str
+    reference: str = ""
+
+
+@dataclass(frozen=True)
+class ResolveRequest:
+    """What one channel message presents. The first identifier is the one it came in through."""
+
+    channel: str
+    identifiers: Sequence[tuple[str, str]]
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    proof: Proof | None = None
+    source: str = ""
+    event_id: str = ""
+    actor: str = ""
+
+
+@dataclass(frozen=True)
+class ResolveResult:
+    customer_id: str | None
+    is_new: bool
+    identifiers: list[str]
+    links: list[Link]
+    violations: list[Violation]
+    assurance: dict[str, LinkKind | None]
+    merged: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    links: list[Link]
+    violations: list[Violation]
+    customer_ids: list[str]
+    events: list[Event]
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    customer_id: str
+    created_at: datetime
+    aliases: list[str]
+    identifiers: list[IdentifierNode]
+    observations: list[Observation]
+    links: list[Link]
+
+    @property
+    def channels(self) -> list[str]:
+        seen = {o.channel for o in self.observations if o.channel}
+        seen |= {lk.channel for lk in self.links if lk.channel}
+        return sorted(seen)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    a: str
+    b: str
+    path: list[Link]
+    assurance: LinkKind | None
+    same_customer: bool
+
+
+@dataclass(frozen=True)
+class SplitPart:
+    customer_id: str
+    members: list[str]
+    is_new: bool
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    original: str
+    parts: list[SplitPart]
+    cut: list[Link]
+    changes: ChangeSet
+
+
+# ---- the engine -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Region:
+    """The identifiers an operation can change, with their links, in memory."""
+
+    nodes: dict[str, IdentifierNode]
+    links: dict[str, Link]
+    generic: dict[str, bool]
+    new_keys: set[str]
+
+
+class IdentityGraph:
+    """The identity service's domain logic. gRPC servicers call this and nothing below it."""
+
+    def __init__(
+        self,
+        store: GraphStore,
+        config: GraphConfig | None = None,
+        types: IdentifierTypes | None = None,
+        scorer: Scorer | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        id_factory: Callable[[], str] = new_customer_id,
+    ) -> None:
+        self.store = store
+        self.config = config or GraphConfig()
+        self.types = types or IdentifierTypes(self.config.default_region)
+        self.scorer = scorer
+        self.clock = clock
+        self.new_id = id_factory
+        self._write_lock = threading.RLock()
+
+    # ---- input ------------------------------------------------------------------------------
+
+    def identifier(self, type_: str, value: str, field_name: str = "identifier") -> Identifier:
+        try:
+            return self.types.make(type_, value)
+        except InvalidArgument as e:
+            raise InvalidArgument(
+                f"{field_name}.{e.field}" if e.field != "type" else f"{field_name}.type", e.reason
+            ) from e
+
+    def key(self, raw_key: str, field_name: str = "identifier") -> str:
+        """Normalises a `type:value` key given by a caller."""
+        type_, sep, value = (raw_key or "").partition(":")
+        if not sep:
+            raise InvalidArgument(field_name, "an identifier key is 'type:value'")
+        return self.identifier(type_.strip().lower(), value, field_name).key
+
+    @staticmethod
+    def _attributes(attributes: Mapping[str, str]) -> dict[str, str]:
+        out = {}
+        for name, value in attributes.items():
+            if not isinstance(name, str) or not name or len(name) > 64 or not name.isidentifier():
+                raise InvalidArgument("attributes", f"bad attribute name {name!r}")
+            if not isinstance(value, str):
+                raise InvalidArgument(f"attributes.{name}", "must be a string")
+            value = " ".join(value.split())
+            if len(value) > MAX_ATTRIBUTE_LENGTH:
+                raise InvalidArgument(f"attributes.{name}", f"longer than {MAX_ATTRIBUTE_LENGTH}")
+            if name == "date_of_birth" and value:
+                try:
+                    value = datetime.strptime(value, "%Y-%m-%d").date().isoformat()
+                except ValueError as e:
+                    raise InvalidArgument("attributes.date_of_birth", "must be YYYY-MM-DD") from e
+            if value:
+                out[name] = value
+        return out
+
+    # ---- Resolve ----------------------------------------------------------------------------
+
+    def resolve(self, req: ResolveRequest) -> ResolveResult:
+        """Recognises the customer behind what a channel presents, linking what it proves.
+
+        Raises:
+            InvalidArgument: a bad identifier, attribute or proof (the field is named).
+        """
+        if not req.identifiers:
+            raise InvalidArgument("identifiers", "at least one identifier is required")
+        if len(req.identifiers) > MAX_IDENTIFIERS_PER_CALL:
+            raise InvalidArgument("identifiers", f"at most {MAX_IDENTIFIERS_PER_CALL} per call")
+        idents: list[Identifier] = []
+        for i, (type_, value) in enumerate(req.identifiers):
+            ident = self.identifier(type_, value, f"identifiers[{i}]")
+            if ident not in idents:
+                idents.append(ident)
+        attributes = self._attributes(req.attributes)
+        proven: str | None = None
+        if req.proof is not None:
+            if req.proof.kind not in PROOF_KINDS:
+                raise InvalidArgument("proof.kind", f"one of {', '.join(PROOF_KINDS)}")
+            proven = self.key(req.proof.identifier, "proof.identifier")
+            if proven not in {i.key for i in idents}:
+                raise InvalidArgument("proof.identifier", "must be one of the presented identifiers")
+
+        violations = [
+            Violation("blocked", i.key, "a blocked value never links")
+            for i in idents
+            if self.config.is_blocked(i.key)
+        ]
+        blocked = {v.key for v in violations}
+        idents = [i for i in idents if i.key not in blocked]
+        keys = [i.key for i in idents]
+        if not idents:
+            return ResolveResult(None, False, [], [], violations, {})
+
+        fast = self._resolve_known(keys, attributes, proven)
+        if fast is not None:
+            return ResolveResult(fast[0], False, keys, [], violations, fast[1])
+
+        with self._write_lock:
+            return self._resolve_write(req, idents, attributes, proven, violations)
+
+    def _resolve_known(
+        self, keys: list[str], attributes: dict[str, str], proven: str | None
+    ) -> tuple[str, dict[str, LinkKind | None]] | None:
+        """Read-only path: known identifiers of one customer, nothing new to record."""
+        if attributes or proven:
+            return None
+        nodes = self.store.get_identifiers(keys)
+        if len(nodes) != len(keys):
+            return None
+        cids = {n.customer_id for n in nodes.values()}
+        if len(cids) != 1 or None in cids:
+            return None
+        now = self.clock()
+        if any(
+            (now - n.last_seen).total_seconds() > self.config.last_seen_granularity_s for n in nodes.values()
+        ):
+            return None
+        if len(keys) > 1 and not self._already_linked(keys):
+            return None
+        return next(iter(cids)), self.assurance(keys[0])  # type: ignore[return-value]
+
+    def _already_linked(self, keys: list[str]) -> bool:
+        anchor = keys[0]
+        linked = {lk.other(anchor) for lk in self.store.links([anchor])}
+        return all(k in linked for k in keys[1:])
+
+    def _resolve_write(
+        self,
+        req: ResolveRequest,
+        idents: list[Identifier],
+        attributes: dict[str, str],
+        proven: str | None,
+        violations: list[Violation],
+    ) -> ResolveResult:
+        now = self.clock()
+        anchor = idents[0].key
+        source = req.source or req.channel or "resolve"
+        observations = tuple(
+            Observation(anchor, name, value, source, req.channel, now) for name, value in attributes.items()
+        )
+        existing = self.store.get_identifiers([i.key for i in idents])
+        cs = ChangeSet()
+        for ident in idents:
+            cs.identifiers.append(
+                IdentifierUpsert(
+                    ident.key, ident.type, ident.value, now, observations if ident.key == anchor else ()
+                )
+            )
+
+        def evidence(a: str, b: str, kind: LinkKind, **kw: Any) -> Link:
+            return Link(
+                a,
+                b,
+                kind,
+                source=source,
+                channel=req.channel,
+                event_id=req.event_id,
+                created_at=now,
+                actor=req.actor or source,
+                **kw,
+            )
+
+        pending: list[Link] = []
+        for ident in idents[1:]:
+            kind = LinkKind.OBSERVED
+            if proven is not None and proven in (anchor, ident.key):
+                kind = LinkKind.VERIFIED
+            pending.append(evidence(anchor, ident.key, kind))
+        presented = {i.key for i in idents}
+        for ident in idents:
+            for eq in self.types.equivalents(ident):
+                if eq.key in presented or self.store.get_identifier(eq.key) is not None:
+                    pending.append(evidence(ident.key, eq.key, LinkKind.EQUIVALENT))
+        if attributes and self.scorer is not None:
+            pending.extend(self._probabilistic(anchor, attributes, evidence))
+        # Drop links that exist already with the same evidence kind between the same keys.
+        known = {(lk.a, lk.b, lk.kind) for lk in self.store.links(presented)}
+        fresh: dict[str, Link] = {}
+        for lk in pending:
+            if (lk.a, lk.b, lk.kind) not in known:
+                fresh.setdefault(lk.id, lk)
+        cs.links_added = list(fresh.values())
+
+        new_keys = {k for k in presented if k not in existing}
+        outcome = self._settle(
+            cs,
+            seeds=presented | {lk.a for lk in fresh.values()} | {lk.b for lk in fresh.values()},
+            new_keys=new_keys,
+            now=now,
+            actor=req.actor or source,
+        )
+        self.store.apply(cs)
+        cid = outcome.assignment.get(anchor) or (existing[anchor].customer_id if anchor in existing else None)
+        is_new = all(k not in outcome.region.nodes for k in outcome.components_of(anchor))
+        return ResolveResult(
+            customer_id=cid,
+            is_new=is_new,
+            identifiers=[i.key for i in idents],
+            links=outcome.links,
+            violations=violations + outcome.violations,
+            assurance=outcome.assurance_from(anchor),
+            merged=[r for m in outcome.ids.merges for r in m.retired],
+        )
+
+    def _probabilistic(
+        self, anchor: str, attributes: dict[str, str], evidence: Callable[..., Link]
+    ) -> list[Link]:
+        assert self.scorer is not None
+        record = {name: attributes.get(name) for name in ATTRIBUTES}
+        record.update({k: v for k, v in attributes.items() if k not in record})
+        candidates: set[str] = set()
+        for attribute, value in self.scorer.blocking_keys(record):
+            candidates.update(
+                self.store.keys_by_attribute(attribute, [value], limit=self.config.max_candidates)
+            )
+        candidates.discard(anchor)
+        if not candidates:
+            return []
+        ranked = sorted(candidates)[: self.config.max_candidates]
+        records = self.candidate_records(ranked)
+        scores = self.scorer.score(record, [records[k] for k in ranked])
+        links = []
+        for key, s in zip(ranked, scores, strict=True):
+            if s.probability >= self.config.link_threshold:
+                kind = LinkKind.PROBABLE
+            elif s.probability >= self.config.review_threshold:
+                kind = LinkKind.POSSIBLE
+            else:
+                continue
+            links.append(
+                evidence(
+                    anchor,
+                    key,
+                    kind,
+                    model_version=self.scorer.version,
+                    probability=float(s.probability),
+                    match_weight=float(s.match_weight),
+                    comparisons=s.explain(),
+                )
+            )
+        return links
+
+    def candidate_records(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """One record per identifier: the latest observed value of each attribute."""
+        out: dict[str, dict[str, Any]] = {k: dict.fromkeys(ATTRIBUTES) for k in keys}
+        for o in self.store.observations(keys):  # sorted by time: later wins
+            out[o.key][o.attribute] = o.value
+        return out
+
+    # ---- explicit links ---------------------------------------------------------------------
+
+    def link(
+        self,
+        a: str,
+        b: str,
+        kind: LinkKind,
+        *,
+        source: str,
+        actor: str,
+        channel: str = "",
+        event_id: str = "",
+        model_version: str = "",
+        probability: float | None = None,
+        match_weight: float | None = None,
+    ) -> ChangeResult:
+        """Adds one link with its evidence, under the same guardrails as Resolve."""
+        a, b = self.key(a, "a"), self.key(b, "b")
+        if a == b:
+            raise InvalidArgument("b", "an identifier cannot link to itself")
+        if kind in (LinkKind.PROBABLE, LinkKind.POSSIBLE) and probability is None:
+            raise InvalidArgument("probability", f"a {kind.label} link needs a probability")
+        if probability is not None and not 0 <= probability <= 1:
+            raise InvalidArgument("probability", "must be between 0 and 1")
+        for k in (a, b):
+            if self.config.is_blocked(k):
+                return ChangeResult([], [Violation("blocked", k, "a blocked value never links")], [], [])
+        now = self.clock()
+        with self._write_lock:
+            existing = self.store.get_identifiers([a, b])
+            cs = ChangeSet()
+            for k in (a, b):
+                if k not in existing:
+                    ident = self.types.parse(k)
+                    cs.identifiers.append(IdentifierUpsert(k, ident.type, ident.value, now))
+            cs.links_added.append(
+                Link(
+                    a,
+                    b,
+                    kind,
+                    source=source,
+                    channel=channel,
+                    event_id=event_id,
+                    model_version=model_version,
+                    probability=probability,
+                    match_weight=match_weight,
+                    created_at=now,
+                    actor=actor,
+                )
+            )
+            if any(lk.id == cs.links_added[0].id for lk in self.store.links([a])):
+                cs.links_added = []
+            outcome = self._settle(cs, {a, b}, {k for k in (a, b) if k not in existing}, now, actor)
+            seqs = self.store.apply(cs)
+        return ChangeResult(
+            outcome.links,
+            outcome.violations,
+            sorted(set(outcome.assignment.values())),
+            _with_seqs(cs.events, seqs),
+        )
+
+    def unlink(
+        self, a: str, b: str, *, actor: str, reason: str = "", kinds: Iterable[LinkKind] | None = None
+    ) -> ChangeResult:
+        """Records the removal of the active links between `a` and `b` (of `kinds`, default all).
+
+        Raises:
+            NotFound: no such active link.
+        """
+        a, b = self.key(a, "a"), self.key(b, "b")
+        wanted = set(kinds) if kinds else set(LinkKind)
+        now = self.clock()
+        with self._write_lock:
+            found = [lk for lk in self.store.links([a]) if lk.other(a) == b and lk.kind in wanted]
+            if not found:
+                raise NotFound(f"no active link between {a} and {b}")
+            cs = ChangeSet(links_removed=[(lk.id, now, actor, reason) for lk in found])
+            outcome = self._settle(cs, {a, b}, set(), now, actor)
+            seqs = self.store.apply(cs)
+        return ChangeResult(
+            found, outcome.violations, sorted(set(outcome.assignment.values())), _with_seqs(cs.events, seqs)
+        )
+
+    def set_generic(self, key: str, generic: bool, *, actor: str) -> ChangeResult:
+        """Marks an identifier shared by different people: it keeps its links but carries no merge."""
+        key = self.key(key, "identifier")
+        now = self.clock()
+        with self._write_lock:
+            if self.store.get_identifier(key) is None:
+                raise NotFound(f"unknown identifier {key}")
+            cs = ChangeSet(generic={key: generic})
+            outcome = self._settle(cs, {key}, set(), now, actor)
+            seqs = self.store.apply(cs)
+        return ChangeResult(
+            [], outcome.violations, sorted(set(outcome.assignment.values())), _with_seqs(cs.events, seqs)
+        )
+
+    # ---- splits -----------------------------------------------------------------------------
+
+    def preview_split(
+        self, *, cut: Sequence[tuple[str, str]] = (), detach: Sequence[str] = (), actor: str = ""
+    ) -> SplitPlan:
+        """The customers that cutting links / detaching identifiers would leave, written nowhere.
+
+        Raises:
+            InvalidArgument: nothing to cut, or a malformed key.
+            NotFound: an unknown identifier or link.
+            FailedPrecondition: the cut spans several customers, or leaves the customer whole.
+        """
+        if not cut and not detach:
+            raise InvalidArgument("cut", "name links to cut or identifiers to detach")
+        now = self.clock()
+        pairs = [(self.key(a, f"cut[{i}].a"), self.key(b, f"cut[{i}].b")) for i, (a, b) in enumerate(cut)]
+        detached = [self.key(k, f"detach[{i}]") for i, k in enumerate(detach)]
+        touched = {k for p in pairs for k in p} | set(detached)
+        nodes = self.store.get_identifiers(touched)
+        missing = sorted(touched - set(nodes))
+        if missing:
+            raise NotFound(f"unknown identifier {missing[0]}")
+        owners = {n.customer_id for n in nodes.values()}
+        if len(owners) != 1:
+            raise FailedPrecondition("a split works within one customer")
+        original = next(iter(owners)) or ""
+        removed: list[Link] = []
+        for a, b in pairs:
+            found = [lk for lk in self.store.links([a]) if lk.other(a) == b]
+            if not found:
+                raise NotFound(f"no active link between {a} and {b}")
+            removed.extend(found)
+        for k in detached:
+            removed.extend(lk for lk in self.store.links([k]) if lk.kind.merges)
+        cs = ChangeSet(
+            links_removed=[(lk.id, now, actor, "split") for lk in {lk.id: lk for lk in removed}.values()]
+        )
+        outcome = self._settle(cs, touched, set(), now, actor)
+        parts = [
+            SplitPart(cid, sorted(c), cid in outcome.ids.created)
+            for c, cid in zip(outcome.comps, outcome.ids.ids, strict=True)
+        ]
+        if len(parts) < 2:
+            raise FailedPrecondition("the cut leaves the customer in one piece")
+        return SplitPlan(
+            original,
+            sorted(parts, key=lambda p: (p.is_new, p.customer_id)),
+            list({lk.id: lk for lk in removed}.values()),
+            cs,
+        )
+
+    def split(
+        self, *, cut: Sequence[tuple[str, str]] = (), detach: Sequence[str] = (), actor: str
+    ) -> SplitPlan:
+        with self._write_lock:
+            plan = self.preview_split(cut=cut, detach=detach, actor=actor)
+            self.store.apply(plan.changes)
+        return plan
+
+    # ---- reads ------------------------------------------------------------------------------
+
+    def customer_id_of(self, ref: str) -> str:
+        """A customer id from a customer id, an alias of one, or an identifier key.
+
+        Raises:
+            NotFound: nothing matches.
+        """
+        if not ref:
+            raise InvalidArgument("ref", "must not be empty")
+        if ref.startswith("cus_"):
+            cid = self.store.canonical_customer_id(ref)
+            if cid is None:
+                raise NotFound(f"unknown customer {ref}")
+            return cid
+        node = self.store.get_identifier(self.key(ref, "ref"))
+        if node is None or node.customer_id is None:
+            raise NotFound(f"unknown identifier {ref}")
+        return node.customer_id
+
+    def get_customer(self, ref: str) -> CustomerView:
+        cid = self.customer_id_of(ref)
+        members = self.store.members(cid)
+        customer = self.store.customers([cid]).get(cid)
+        if customer is None:
+            raise NotFound(f"unknown customer {ref}")
+        links = self.store.links(members)
+        return CustomerView(
+            customer_id=cid,
+            created_at=customer.created_at,
+            aliases=self.store.aliases_of(cid),
+            identifiers=sorted(self.store.get_identifiers(members).values(), key=lambda n: n.key),
+            observations=self.store.observations(members),
+            links=sorted({lk.id: lk for lk in links}.values(), key=lambda lk: (lk.a, lk.b, -lk.kind)),
+        )
+
+    def assurance(self, anchor: str, keys: Iterable[str] | None = None) -> dict[str, LinkKind | None]:
+        """How strongly `anchor` reaches each identifier of its customer (or each of `keys`)."""
+        node = self.store.get_identifier(anchor)
+        if node is None:
+            return {}
+        targets = set(keys) if keys is not None else set(self.store.component(anchor).members)
+        generic: dict[str, bool] = {}
+
+        def is_generic(k: str) -> bool:
+            if k not in generic:
+                n = self.store.get_identifier(k)
+                generic[k] = bool(n and n.generic)
+            return generic[k]
+
+        paths = widest_paths(anchor, self.store.links, is_generic)
+        return {k: (bottleneck(paths[k]) if k in paths else None) for k in sorted(targets)}
+
+    def explain(self, a: str, b: str) -> Explanation:
+        a, b = self.key(a, "a"), self.key(b, "b")
+        nodes = self.store.get_identifiers([a, b])
+        for k in (a, b):
+            if k not in nodes:
+                raise NotFound(f"unknown identifier {k}")
+        path = self.store.bottleneck_path(a, b)
+        same = nodes[a].customer_id is not None and nodes[a].customer_id == nodes[b].customer_id
+        return Explanation(a, b, path or [], bottleneck(path) if path is not None else None, same)
+
+    def events(self, from_seq: int = 0, limit: int = 1000) -> list[Event]:
+        return self.store.events(from_seq, limit)
+
+    # ---- settling a change ------------------------------------------------------------------
+
+    def _load_region(self, seeds: set[str], cs: ChangeSet) -> _Region:
+        """The old components of `seeds`; around an identifier whose generic flag changes, also
+        the components of its neighbours, which it may join or leave."""
+        region: set[str] = set()
+        todo = set(seeds)
+        flagged = set(cs.generic)
+        for node in self.store.get_identifiers(seeds).values():
+            if node.generic:
+                flagged.add(node.key)
+        for k in flagged:
+            todo |= {lk.other(k) for lk in self.store.links([k]) if lk.kind.merges}
+        for k in sorted(todo):
+            if k not in region:
+                region |= self.store.component(k).members or {k}
+        region |= flagged & seeds
+        nodes = self.store.get_identifiers(region)
+        links = {lk.id: lk for lk in self.store.links(region)}
+        return _Region(nodes=nodes, links=links, generic={}, new_keys=set())
+
+    def _settle(
+        self, cs: ChangeSet, seeds: set[str], new_keys: set[str], now: datetime, actor: str
+    ) -> _Outcome:
+        """Completes `cs` with guardrails, components, ids and events for the affected region."""
+        region = self._load_region(seeds, cs)
+        for up in cs.identifiers:
+            region.generic.setdefault(up.key, False)
+        for key, node in region.nodes.items():
+            region.generic[key] = node.generic
+        region.generic.update(cs.generic)
+        removed = {lid for lid, *_ in cs.links_removed}
+        for lid in removed:
+            region.links.pop(lid, None)
+        region.new_keys = set(new_keys)
+
+        violations: list[Violation] = []
+        set_apart: list[Violation] = []
+        accepted: list[Link] = []
+        proposals = sorted(cs.links_added, key=lambda lk: (-lk.kind, lk.a, lk.b))
+        observations: dict[str, list[Observation]] = {}
+        for up in cs.identifiers:
+            for o in up.observations:
+                observations.setdefault(o.key, []).append(o)
+        for _ in range(4):  # marking an identifier generic re-opens the question once or twice
+            changed = False
+            uf = UnionFind(region.generic)
+            for a, b in _edges(region.links.values(), region.generic):
+                uf.union(a, b)
+            members: dict[Any, set[str]] = {}
+            for k in region.generic:
+                members.setdefault(uf.find(k), set()).add(k)
+            accepted, violations = [], []
+            for lk in proposals:
+                if not lk.kind.merges or region.generic.get(lk.a) or region.generic.get(lk.b):
+                    accepted.append(lk)
+                    continue
+                ra, rb = uf.find(lk.a), uf.find(lk.b)
+                if ra == rb:
+                    accepted.append(lk)
+                    continue
+                union = members[ra] | members[rb]
+                reason = limit_violation(union, self.config.limits)
+                if reason:
+                    violations.append(
+                        Violation("limit", lk.b if lk.b not in region.new_keys else lk.a, reason)
+                    )
+                    continue
+                shared = self._household_bridge(lk, members[ra], members[rb], region, observations)
+                if shared is not None:
+                    region.generic[shared] = True
+                    cs.generic[shared] = True
+                    set_apart.append(
+                        Violation("generic", shared, "shared by people with different names and birth dates")
+                    )
+                    changed = True
+                    break
+                uf.union(ra, rb)
+                root = uf.find(ra)
+                members[root] = union
+                accepted.append(lk)
+            if not changed:
+                break
+        violations = set_apart + violations
+        cs.links_added = accepted
+        for lk in accepted:
+            region.links[lk.id] = lk
+
+        comps = components(region.generic, _edges(region.links.values(), region.generic))
+        previous = {k: n.customer_id for k, n in region.nodes.items()}
+        old_ids = sorted({c for c in previous.values() if c})
+        created = {c.id: c.created_at for c in self.store.customers(old_ids).values()}
+        verified_keys = {
+            k for lk in region.links.values() if lk.kind is LinkKind.VERIFIED for k in (lk.a, lk.b)
+        }
+        first_seen = {k: n.first_seen for k, n in region.nodes.items()}
+        ids = assign_ids_incremental(
+            comps, previous, created, verified_keys.__contains__, first_seen, self.new_id
+        )
+        assignment = ids.by_key(comps)
+        for key, cid in assignment.items():
+            if previous.get(key) != cid:
+                cs.assignments[key] = cid
+        for cid in ids.created:
+            cs.customers_created.append(Customer(cid, now))
+        events = cs.events
+        for lk in accepted:
+            events.append(
+                Event(
+                    "link",
+                    {
+                        "link_id": lk.id,
+                        "a": lk.a,
+                        "b": lk.b,
+                        "kind": lk.kind.label,
+                        "source": lk.source,
+                        "actor": lk.actor,
+                    },
+                    assignment.get(lk.a, ""),
+                    now,
+                )
+            )
+        for lid, _at, by, why in cs.links_removed:
+            events.append(Event("unlink", {"link_id": lid, "actor": by, "reason": why}, "", now))
+        for key, flag in cs.generic.items():
+            events.append(
+                Event("generic", {"key": key, "generic": flag, "actor": actor}, assignment.get(key, ""), now)
+            )
+        for v in violations:
+            events.append(Event("violation", {"kind": v.kind, "key": v.key, "reason": v.reason}, "", now))
+        for cid in ids.created:
+            events.append(Event("customer_created", {"customer_id": cid}, cid, now))
+        for m in ids.merges:
+            events.append(
+                Event(
+                    "merge",
+                    {"survivor": m.survivor, "retired": list(m.retired), "actor": actor},
+                    m.survivor,
+                    now,
+                )
+            )
+            for r in m.retired:
+                cs.aliases[r] = m.survivor
+                events.append(Event("alias", {"alias": r, "customer_id": m.survivor}, m.survivor, now))
+        for s in ids.splits:
+            events.append(
+                Event(
+                    "split",
+                    {
+                        "original": s.original,
+                        "new_ids": list(s.new_ids),
+                        "kept": sorted(s.kept_by),
+                        "actor": actor,
+                    },
+                    s.original,
+                    now,
+                )
+            )
+        return _Outcome(comps, ids, assignment, accepted, violations, region)
+
+    def _household_bridge(
+        self,
+        lk: Link,
+        left: set[str],
+        right: set[str],
+        region: _Region,
+        pending_obs: Mapping[str, list[Observation]],
+    ) -> str | None:
+        """The identifier to set apart when `lk` would join two clearly different people.
+
+        It is the endpoint that, left out of both sides, leaves two people whose first names and
+        birth dates disagree: a family phone, a shop's email.
+        """
+        keys = (left | right) - region.new_keys
+        by_key: dict[str, list[Observation]] = {}
+        for o in self.store.observations(keys):
+            by_key.setdefault(o.key, []).append(o)
+        for k, extra in pending_obs.items():
+            by_key.setdefault(k, []).extend(extra)
+        side_a, side_b = (left, right) if lk.a in left else (right, left)
+
+        def profile(members: set[str]) -> Profile:
+            return Profile.of(o for k in members for o in by_key.get(k, ()))
+
+        existing = [k for k in (lk.a, lk.b) if k not in region.new_keys] or [lk.a, lk.b]
+        for candidate in sorted(existing, key=_shareable_rank):
+            if clearly_different(profile(side_a - {candidate}), profile(side_b - {candidate})):
+                return candidate
+        return None
+
+
+def _shareable_rank(key: str) -> tuple[int, str]:
+    t = type_of(key)
+    return (SHAREABLE_PRIORITY.index(t) if t in SHAREABLE_PRIORITY else len(SHAREABLE_PRIORITY), key)
+
+
+def _edges(links: Iterable[Link], generic: Mapping[str, bool]) -> Iterable[tuple[str, str]]:
+    for lk in links:
+        if (
+            lk.kind.merges
+            and lk.active
+            and lk.a in generic
+            and lk.b in generic
+            and not generic[lk.a]
+            and not generic[lk.b]
+        ):
+            yield lk.a, lk.b
+
+
+def _with_seqs(events: list[Event], seqs: list[int]) -> list[Event]:
+    return [Event(e.type, e.payload, e.customer_id, e.at, s) for e, s in zip(events, seqs, strict=False)]
+
+
+@dataclass
+class _Outcome:
+    comps: list[frozenset[str]]
+    ids: IdAssignment
+    assignment: dict[str, str]
+    links: list[Link]
+    violations: list[Violation]
+    region: _Region
+
+    def components_of(self, key: str) -> frozenset[str]:
+        for c in self.comps:
+            if key in c:
+                return c
+        return frozenset()
+
+    def assurance_from(self, anchor: str) -> dict[str, LinkKind | None]:
+        links_by_key: dict[str, list[Link]] = {}
+        for lk in self.region.links.values():
+            if lk.active:
+                links_by_key.setdefault(lk.a, []).append(lk)
+                links_by_key.setdefault(lk.b, []).append(lk)
+
+        def links_of(keys: Iterable[str]) -> list[Link]:
+            return [lk for k in keys for lk in links_by_key.get(k, ())]
+
+        paths = widest_paths(anchor, links_of, lambda k: self.region.generic.get(k, False))
+        return {k: (bottleneck(paths[k]) if k in paths else None) for k in sorted(self.components_of(anchor))}
