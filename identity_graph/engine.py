@@ -47,6 +47,7 @@ MAX_IDENTIFIERS_PER_CALL = 20
 MAX_ATTRIBUTE_LENGTH = 200
 PROOF_KINDS = ("login", "otp", "handoff")
 SHAREABLE_PRIORITY = ("phone", "whatsapp", "email", "device_id", "web_cookie")
+CHANNEL_OF_TYPE = {"web_cookie": "web", "phone": "sms", "whatsapp": "whatsapp", "email": "email"}
 
 
 class PairScore(Protocol):
@@ -123,7 +124,9 @@ class CustomerView:
 
     @property
     def channels(self) -> list[str]:
-        seen = {o.channel for o in self.observations if o.channel}
+        """Channels that can reach the customer (by identifier type) or that evidence came from."""
+        seen = {CHANNEL_OF_TYPE[n.type] for n in self.identifiers if n.type in CHANNEL_OF_TYPE}
+        seen |= {o.channel for o in self.observations if o.channel}
         seen |= {lk.channel for lk in self.links if lk.channel}
         return sorted(seen)
 

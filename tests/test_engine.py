@@ -1,0 +1,211 @@
+"""The identity engine on both backends: linking, guardrails, stable ids, splits, events."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from identity_graph.config import GraphConfig
+from identity_graph.engine import IdentityGraph, Proof, ResolveRequest
+from identity_graph.errors import FailedPrecondition, InvalidArgument, NotFound
+from identity_graph.model import LinkKind
+
+
+class Clock:
+    """A clock that moves one second per reading, so that 'older' is well defined."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@pytest.fixture
+def graph(store) -> IdentityGraph:
+    counter = itertools.count(1)
+    return IdentityGraph(store, clock=Clock(), id_factory=lambda: f"cus_{next(counter):04d}")
+
+
+ALICE = {"first_name": "Alice", "last_name": "Smith", "date_of_birth": "1980-01-01"}
+BOB = {"first_name": "Bob", "last_name": "Smith", "date_of_birth": "2010-05-05"}
+
+
+def web(cookie: str, *others: tuple[str, str], attrs: dict | None = None, proof: Proof | None = None):
+    return ResolveRequest("web", [("web_cookie", cookie), *others], attrs or {}, proof)
+
+
+def test_first_contact_creates_a_customer_and_repeat_contact_finds_it(graph: IdentityGraph) -> None:
+    first = graph.resolve(web("c1", ("email", "A@X.com")))
+    assert first.is_new and first.customer_id == "cus_0001"
+    assert [(lk.a, lk.b, lk.kind) for lk in first.links] == [
+        ("email:a@x.com", "web_cookie:c1", LinkKind.OBSERVED)
+    ]
+    again = graph.resolve(ResolveRequest("web", [("email", "a@x.com")]))
+    assert not again.is_new and again.customer_id == first.customer_id and again.links == []
+    assert again.assurance == {"email:a@x.com": LinkKind.VERIFIED, "web_cookie:c1": LinkKind.OBSERVED}
+
+
+def test_whatsapp_is_equivalent_to_the_same_phone(graph: IdentityGraph) -> None:
+    sms = graph.resolve(ResolveRequest("sms", [("phone", "(555) 123-4567")]))
+    wa = graph.resolve(ResolveRequest("whatsapp", [("whatsapp", "+1 555 123 4567")]))
+    assert wa.customer_id == sms.customer_id
+    assert [lk.kind for lk in wa.links] == [LinkKind.EQUIVALENT]
+    assert wa.assurance["phone:+15551234567"] is LinkKind.EQUIVALENT
+
+
+def test_proof_makes_a_verified_link(graph: IdentityGraph) -> None:
+    r = graph.resolve(web("c1", ("account_id", "acct-1"), proof=Proof("login", "account_id:acct-1")))
+    assert [lk.kind for lk in r.links] == [LinkKind.VERIFIED]
+    with pytest.raises(InvalidArgument) as err:
+        graph.resolve(web("c1", proof=Proof("login", "account_id:other")))
+    assert err.value.field == "proof.identifier"
+
+
+def test_merge_keeps_the_older_id_and_the_other_becomes_an_alias(graph: IdentityGraph) -> None:
+    old = graph.resolve(web("c1", ("email", "a@x.com"))).customer_id
+    young = graph.resolve(ResolveRequest("sms", [("phone", "+15551234567")])).customer_id
+    merged = graph.resolve(web("c2", ("email", "a@x.com"), ("phone", "+15551234567")))
+    assert merged.customer_id == old and merged.merged == [young]
+    assert graph.customer_id_of(young) == old
+    assert graph.store.aliases_of(old) == [young]
+    view = graph.get_customer(young)
+    assert view.customer_id == old
+    assert {n.key for n in view.identifiers} == {
+        "web_cookie:c1",
+        "web_cookie:c2",
+        "email:a@x.com",
+        "phone:+15551234567",
+    }
+    kinds = [e.type for e in graph.events()]
+    assert "merge" in kinds and "alias" in kinds
+    seqs = [e.seq for e in graph.events()]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+
+def test_blocked_values_link_nothing(graph: IdentityGraph) -> None:
+    r = graph.resolve(web("c1", ("email", "test@test.com"), ("phone", "0000000000")))
+    assert r.links == []
+    assert {(v.kind, v.key) for v in r.violations} == {
+        ("blocked", "email:test@test.com"),
+        ("blocked", "phone:+10000000000"),
+    }
+    assert graph.store.get_identifier("email:test@test.com") is None
+    other = graph.resolve(web("c2", ("email", "test@test.com")))
+    assert other.customer_id != r.customer_id
+
+
+def test_per_type_limit_stops_the_link_and_records_why(store) -> None:
+    graph = IdentityGraph(store, GraphConfig(limits={"email": 2}), clock=Clock())
+    graph.resolve(web("c1", ("email", "a@x.com"), ("email", "b@x.com")))
+    r = graph.resolve(web("c1", ("email", "c@x.com")))
+    assert [v.kind for v in r.violations] == ["limit"]
+    assert "at most 2 email" in r.violations[0].reason
+    assert (
+        graph.store.get_identifier("email:c@x.com").customer_id != r.customer_id
+        or len(graph.store.members(r.customer_id)) == 3
+    )
+    assert sorted(graph.store.members(graph.customer_id_of("web_cookie:c1"))) == [
+        "email:a@x.com",
+        "email:b@x.com",
+        "web_cookie:c1",
+    ]
+    assert any(e.type == "violation" for e in graph.events())
+
+
+def test_family_phone_is_set_apart_and_does_not_merge(graph: IdentityGraph) -> None:
+    alice = graph.resolve(web("ca", ("email", "alice@x.com"), ("phone", "+15557654321"), attrs=ALICE))
+    bob = graph.resolve(web("cb", ("email", "bob@x.com"), ("phone", "+15557654321"), attrs=BOB))
+    assert bob.customer_id != alice.customer_id
+    assert [(v.kind, v.key) for v in bob.violations] == [("generic", "phone:+15557654321")]
+    assert graph.store.get_identifier("phone:+15557654321").generic
+    assert graph.customer_id_of("email:alice@x.com") == alice.customer_id
+    assert graph.customer_id_of("email:bob@x.com") == bob.customer_id
+    # The phone keeps its links for Explain, but no path passes through it.
+    assert graph.explain("email:alice@x.com", "email:bob@x.com").path == []
+    assert graph.explain("email:alice@x.com", "email:bob@x.com").assurance is None
+    assert len(graph.store.links(["phone:+15557654321"])) == 2
+
+
+def test_lookalike_on_a_new_phone_is_recognised_but_not_trusted(graph: IdentityGraph) -> None:
+    victim = graph.resolve(web("cv", ("email", "v@x.com"), attrs=ALICE)).customer_id
+    graph.link(
+        "phone:+15550001111",
+        "email:v@x.com",
+        LinkKind.PROBABLE,
+        source="splink",
+        actor="test",
+        probability=0.995,
+        match_weight=7.6,
+        model_version="m1",
+    )
+    r = graph.resolve(ResolveRequest("sms", [("phone", "+15550001111")]))
+    assert r.customer_id == victim
+    assert r.assurance["email:v@x.com"] is LinkKind.PROBABLE
+    assert r.assurance["web_cookie:cv"] is LinkKind.PROBABLE
+    assert all(
+        k < graph.config.disclosure_level for key, k in r.assurance.items() if key != "phone:+15550001111"
+    )
+
+
+def test_bottleneck_path_prefers_strong_links_over_short_ones(graph: IdentityGraph) -> None:
+    for a, b, kind in [
+        ("email:a@x.com", "phone:+15551230001", LinkKind.PROBABLE),
+        ("email:a@x.com", "web_cookie:k1", LinkKind.VERIFIED),
+        ("web_cookie:k1", "account_id:u1", LinkKind.OBSERVED),
+        ("account_id:u1", "phone:+15551230001", LinkKind.VERIFIED),
+    ]:
+        graph.link(
+            a, b, kind, source="t", actor="t", probability=0.999 if kind == LinkKind.PROBABLE else None
+        )
+    ex = graph.explain("email:a@x.com", "phone:+15551230001")
+    assert ex.assurance is LinkKind.OBSERVED and len(ex.path) == 3 and ex.same_customer
+
+
+def test_split_previews_then_keeps_the_id_with_the_verified_side(graph: IdentityGraph) -> None:
+    r = graph.resolve(web("c1", ("account_id", "u1"), proof=Proof("login", "account_id:u1")))
+    graph.resolve(web("c1", ("email", "old-owner@x.com")))
+    graph.resolve(ResolveRequest("sms", [("phone", "+15551112222")]))
+    graph.link("email:old-owner@x.com", "phone:+15551112222", LinkKind.OBSERVED, source="t", actor="t")
+    cid = r.customer_id
+    assert len(graph.store.members(cid)) == 4
+    before = len(graph.events())
+    plan = graph.preview_split(cut=[("email:old-owner@x.com", "phone:+15551112222")], actor="ops")
+    assert len(graph.events()) == before  # a preview writes nothing
+    assert graph.customer_id_of("phone:+15551112222") == cid
+    kept = next(p for p in plan.parts if not p.is_new)
+    assert kept.customer_id == cid and "account_id:u1" in kept.members
+    done = graph.split(cut=[("email:old-owner@x.com", "phone:+15551112222")], actor="ops")
+    assert [p.members for p in done.parts] == [p.members for p in plan.parts]
+    assert graph.customer_id_of("phone:+15551112222") != cid
+    assert graph.customer_id_of("account_id:u1") == cid
+    assert any(e.type == "split" for e in graph.events(before))
+    with pytest.raises(FailedPrecondition):
+        graph.preview_split(detach=["web_cookie:c1", "phone:+15551112222"])
+
+
+def test_unlink_of_a_recycled_number_moves_it_out(graph: IdentityGraph) -> None:
+    owner = graph.resolve(web("c1")).customer_id  # the cookie is older, so it keeps the id
+    graph.resolve(web("c1", ("phone", "+15553334444")))
+    graph.unlink("web_cookie:c1", "phone:+15553334444", actor="ops", reason="number recycled")
+    assert graph.customer_id_of("web_cookie:c1") == owner
+    assert graph.customer_id_of("phone:+15553334444") != owner
+    removed = graph.store.links(["phone:+15553334444"], include_removed=True)
+    assert len(removed) == 1 and removed[0].removed_by == "ops"
+    with pytest.raises(NotFound):
+        graph.unlink("web_cookie:c1", "phone:+15553334444", actor="ops")
+
+
+def test_bad_input_names_the_field(graph: IdentityGraph) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        graph.resolve(ResolveRequest("web", [("web_cookie", "ok"), ("phone", "not a phone")]))
+    assert err.value.field == "identifiers[1].phone"
+    with pytest.raises(InvalidArgument) as err:
+        graph.resolve(ResolveRequest("web", [("web_cookie", "ok")], {"date_of_birth": "31/12/1980"}))
+    assert err.value.field == "attributes.date_of_birth"
+    with pytest.raises(InvalidArgument):
+        graph.resolve(ResolveRequest("web", []))
+    assert graph.events() == []  # nothing was written by rejected calls
