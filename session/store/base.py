@@ -1,0 +1,242 @@
+"""`ConversationStore`: conversations, turns, handoffs, step-ups, consents and the outbox.
+
+Like `GraphStore`, public methods are written once and each backend implements private
+primitives. A backend lives beside its graph store and shares its database.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import final
+
+from identity_graph.errors import IdentityGraphError, InvalidArgument, StoreError
+from session.model import (
+    Consent,
+    Context,
+    Conversation,
+    Handoff,
+    OutboxMessage,
+    State,
+    Status,
+    StepUp,
+    Turn,
+)
+
+
+class ConversationStore(ABC):
+    name: str = "abstract"
+
+    # ---- primitives --------------------------------------------------------------------------
+
+    @abstractmethod
+    def _create(self, conversation: Conversation) -> None: ...
+
+    @abstractmethod
+    def _get(self, conversation_ids: Sequence[str]) -> list[Conversation]: ...
+
+    @abstractmethod
+    def _by_anchors(self, anchors: Sequence[str], statuses: Sequence[Status], channel: str,
+                    after: tuple[datetime, str] | None, limit: int) -> list[Conversation]:
+        """Conversations anchored at `anchors`, newest `updated_at` first (ties: id), starting
+        after the `(updated_at, id)` cursor; `statuses`/`channel` empty means any."""
+
+    @abstractmethod
+    def _append_turn(self, conversation_id: str, turn: Turn) -> Turn:
+        """Appends with the next seq (1, 2, ...), adds the channel to `channels`, counts a channel
+        switch when it differs from `last_channel`, sets `last_channel`, bumps `turn_count` and
+        `updated_at`, and re-activates an inactive conversation, in one transaction.
+        Raises NotFound for an unknown id, FailedPrecondition for a closed one."""
+
+    @abstractmethod
+    def _turns(self, conversation_id: str, after_seq: int, limit: int) -> list[Turn]: ...
+
+    @abstractmethod
+    def _update(self, conversation_id: str, expected_version: int, context: Context | None,
+                state: State | None, at: datetime) -> Conversation:
+        """Sets context and/or state if the version is still `expected_version`, and bumps it.
+
+        Raises:
+            NotFound: unknown conversation.
+            Conflict: the version moved on.
+        """
+
+    @abstractmethod
+    def _set_status(self, conversation_id: str, status: Status, at: datetime, reason: str,
+                    resumed: bool) -> Conversation: ...
+
+    @abstractmethod
+    def _mark_idle(self, idle_before: datetime, close_before: datetime, at: datetime) -> int:
+        """active → inactive for conversations untouched since `idle_before`; inactive → closed
+        for those untouched since `close_before`. Returns how many changed."""
+
+    @abstractmethod
+    def _put_handoff(self, handoff: Handoff) -> None: ...
+
+    @abstractmethod
+    def _redeem_handoff(self, code_hash: str, by: str, at: datetime) -> Handoff | None:
+        """Marks an unredeemed, unexpired handoff redeemed and returns it; None otherwise.
+        Exactly one of several concurrent redeemers gets it."""
+
+    @abstractmethod
+    def _put_step_up(self, step_up: StepUp) -> None: ...
+
+    @abstractmethod
+    def _get_step_up(self, step_up_id: str) -> StepUp | None: ...
+
+    @abstractmethod
+    def _complete_step_up(self, step_up_id: str, code_hash: str, at: datetime) -> StepUp | None:
+        """Completes an open, unexpired step-up whose hash matches (counting the attempt either
+        way); returns the completed step-up, or None."""
+
+    @abstractmethod
+    def _add_consent(self, consent: Consent) -> None: ...
+
+    @abstractmethod
+    def _consents(self, identifiers: Sequence[str]) -> list[Consent]:
+        """Every consent record of `identifiers`, oldest first."""
+
+    @abstractmethod
+    def _outbox_put(self, message: OutboxMessage) -> None: ...
+
+    @abstractmethod
+    def _outbox(self, recipient: str) -> list[OutboxMessage]: ...
+
+    @abstractmethod
+    def _conversations_between(self, start: datetime, end: datetime) -> list[Conversation]:
+        """Conversations created in [start, end), for metrics."""
+
+    @abstractmethod
+    def _delete_for(self, anchors: Sequence[str]) -> int:
+        """Deletes conversations anchored at `anchors` with their turns, consents of `anchors`,
+        handoffs and step-ups that name them. Returns the number of conversations."""
+
+    @abstractmethod
+    def _clear(self) -> None: ...
+
+    # ---- public API --------------------------------------------------------------------------
+
+    @contextmanager
+    def _wrapped(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except IdentityGraphError:
+            raise
+        except Exception as e:
+            raise StoreError(f"{self.name} conversation store: {what} failed: {type(e).__name__}") from e
+
+    @final
+    def create(self, conversation: Conversation) -> None:
+        with self._wrapped("create"):
+            self._create(conversation)
+
+    @final
+    def get(self, conversation_id: str) -> Conversation | None:
+        with self._wrapped("get"):
+            found = self._get([conversation_id])
+        return found[0] if found else None
+
+    @final
+    def by_anchors(self, anchors: Sequence[str], statuses: Sequence[Status] = (), channel: str = "",
+                   after: tuple[datetime, str] | None = None, limit: int = 50) -> list[Conversation]:
+        if not anchors:
+            return []
+        if not 0 < limit <= 1000:
+            raise InvalidArgument("page_size", "must be between 1 and 1000")
+        with self._wrapped("by_anchors"):
+            return self._by_anchors(sorted(set(anchors)), list(statuses), channel, after, limit)
+
+    @final
+    def append_turn(self, conversation_id: str, turn: Turn) -> Turn:
+        with self._wrapped("append_turn"):
+            return self._append_turn(conversation_id, turn)
+
+    @final
+    def turns(self, conversation_id: str, after_seq: int = 0, limit: int = 1000) -> list[Turn]:
+        with self._wrapped("turns"):
+            return self._turns(conversation_id, after_seq, limit)
+
+    @final
+    def update(self, conversation_id: str, expected_version: int, *, context: Context | None = None,
+               state: State | None = None, at: datetime) -> Conversation:
+        if context is None and state is None:
+            raise InvalidArgument("update", "nothing to update")
+        with self._wrapped("update"):
+            return self._update(conversation_id, expected_version, context, state, at)
+
+    @final
+    def set_status(self, conversation_id: str, status: Status, at: datetime, reason: str = "",
+                   resumed: bool = False) -> Conversation:
+        with self._wrapped("set_status"):
+            return self._set_status(conversation_id, status, at, reason, resumed)
+
+    @final
+    def mark_idle(self, idle_before: datetime, close_before: datetime, at: datetime) -> int:
+        with self._wrapped("mark_idle"):
+            return self._mark_idle(idle_before, close_before, at)
+
+    @final
+    def put_handoff(self, handoff: Handoff) -> None:
+        with self._wrapped("put_handoff"):
+            self._put_handoff(handoff)
+
+    @final
+    def redeem_handoff(self, code_hash: str, by: str, at: datetime) -> Handoff | None:
+        with self._wrapped("redeem_handoff"):
+            return self._redeem_handoff(code_hash, by, at)
+
+    @final
+    def put_step_up(self, step_up: StepUp) -> None:
+        with self._wrapped("put_step_up"):
+            self._put_step_up(step_up)
+
+    @final
+    def get_step_up(self, step_up_id: str) -> StepUp | None:
+        with self._wrapped("get_step_up"):
+            return self._get_step_up(step_up_id)
+
+    @final
+    def complete_step_up(self, step_up_id: str, code_hash: str, at: datetime) -> StepUp | None:
+        with self._wrapped("complete_step_up"):
+            return self._complete_step_up(step_up_id, code_hash, at)
+
+    @final
+    def add_consent(self, consent: Consent) -> None:
+        with self._wrapped("add_consent"):
+            self._add_consent(consent)
+
+    @final
+    def consents(self, identifiers: Sequence[str]) -> list[Consent]:
+        if not identifiers:
+            return []
+        with self._wrapped("consents"):
+            return self._consents(sorted(set(identifiers)))
+
+    @final
+    def outbox_put(self, message: OutboxMessage) -> None:
+        with self._wrapped("outbox_put"):
+            self._outbox_put(message)
+
+    @final
+    def outbox(self, recipient: str) -> list[OutboxMessage]:
+        with self._wrapped("outbox"):
+            return self._outbox(recipient)
+
+    @final
+    def conversations_between(self, start: datetime, end: datetime) -> list[Conversation]:
+        with self._wrapped("conversations_between"):
+            return self._conversations_between(start, end)
+
+    @final
+    def delete_for(self, anchors: Sequence[str]) -> int:
+        if not anchors:
+            return 0
+        with self._wrapped("delete_for"):
+            return self._delete_for(sorted(set(anchors)))
+
+    @final
+    def clear(self) -> None:
+        with self._wrapped("clear"):
+            self._clear()
