@@ -1,0 +1,73 @@
+"""Session policy: lifecycle timings, disclosure, carry-over and channel-handoff rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from identity_graph.model import LinkKind
+
+# Which channel reaches an identifier of a type, and which types a channel's code can go to.
+CHANNEL_OF_TYPE = {"web_cookie": "web", "phone": "sms", "whatsapp": "whatsapp", "email": "email"}
+SENDABLE_TYPES = {"sms": "phone", "whatsapp": "whatsapp", "email": "email"}
+
+
+@dataclass(frozen=True)
+class HandoffRule:
+    """Suggest `channel` for `purpose` when the flow or topic matches (empty matches any)."""
+
+    channel: str
+    purpose: str
+    reason: str
+    message: str
+    flows: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+    from_channels: tuple[str, ...] = ()
+
+
+DEFAULT_HANDOFF_RULES: tuple[HandoffRule, ...] = (
+    HandoffRule(
+        "whatsapp",
+        "purchase_support",
+        "WhatsApp suits purchase support: quick replies, photos and payment links",
+        "Would you like to finish your purchase on WhatsApp?",
+        flows=("order", "purchase", "checkout"),
+        from_channels=("web", "sms"),
+    ),
+    HandoffRule(
+        "sms",
+        "delivery_updates",
+        "SMS is best for short delivery updates on the go",
+        "Would you like to continue by SMS for delivery updates?",
+        flows=("delivery", "return", "order_tracking"),
+        from_channels=("web", "whatsapp"),
+    ),
+    HandoffRule(
+        "web",
+        "product_detail",
+        "the web chat shows product details, sizes and comparisons",
+        "Shall we continue on our website, where I can show you the full specifications?",
+        topics=("product", "dimensions", "comparison", "specifications"),
+        from_channels=("sms", "whatsapp"),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    idle_timeout: timedelta = timedelta(minutes=30)
+    close_after: timedelta = timedelta(hours=24)
+    """An inactive conversation closes this long after its last activity."""
+    resume_window: timedelta = timedelta(hours=72)
+    disclosure_level: LinkKind = LinkKind.OBSERVED
+    carry_over: tuple[str, ...] = ("topic", "slots")
+    """Context fields a new conversation inherits from the customer's last one it may see."""
+    recent_turns: int = 20
+    handoff_ttl: timedelta = timedelta(minutes=30)
+    step_up_ttl: timedelta = timedelta(minutes=10)
+    step_up_max_attempts: int = 5
+    handoff_rules: tuple[HandoffRule, ...] = DEFAULT_HANDOFF_RULES
+    business_numbers: dict[str, str] = field(
+        default_factory=lambda: {"whatsapp": "15550100000", "sms": "+15550100000"}
+    )
+    web_chat_url: str = "https://shop.example.com/chat"

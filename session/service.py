@@ -1,0 +1,596 @@
+"""`Sessions`: conversations that follow a customer across channels, within what assurance allows.
+
+The rule that shapes every method (DESIGN.md, "Assurance and disclosure"): data anchored at
+identifier B is shown to a caller presenting A only when the bottleneck path A→B is at least the
+policy level. Everything else here is bookkeeping around that rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import statistics
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from identity_graph.engine import CustomerView, IdentityGraph, Proof, ResolveRequest
+from identity_graph.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from identity_graph.model import LinkKind
+from session.model import (
+    Consent,
+    Context,
+    Conversation,
+    Handoff,
+    OutboxMessage,
+    Role,
+    State,
+    Status,
+    StepUp,
+    Turn,
+)
+from session.policy import CHANNEL_OF_TYPE, SENDABLE_TYPES, SessionPolicy
+from session.store.base import ConversationStore
+
+MAX_TURN_TEXT = 4000
+MAX_SLOTS = 100
+CHANNELS = ("web", "sms", "whatsapp", "email", "agent")
+OPEN = (Status.ACTIVE, Status.INACTIVE, Status.ESCALATED)
+
+
+class Sender(Protocol):
+    """Delivers a text to a recipient on a channel (SMS gateway, WhatsApp API, email)."""
+
+    def send(self, channel: str, recipient: str, text: str) -> None: ...
+
+
+class OutboxSender:
+    """The default sender: writes to the outbox table, where a relay (or a test) picks it up."""
+
+    def __init__(self, store: ConversationStore, clock: Any) -> None:
+        self.store, self.clock = store, clock
+
+    def send(self, channel: str, recipient: str, text: str) -> None:
+        self.store.outbox_put(
+            OutboxMessage("msg_" + secrets.token_hex(8), channel, recipient, text, self.clock())
+        )
+
+
+def _hash(code: str) -> str:
+    return hashlib.sha256(code.strip().upper().encode()).hexdigest()
+
+
+def mask(key: str) -> str:
+    """An identifier shown without revealing it: `sms ••••0134`, `email m•••@example.com`."""
+    type_, _, value = key.partition(":")
+    channel = CHANNEL_OF_TYPE.get(type_, type_)
+    if type_ == "email":
+        local, _, domain = value.partition("@")
+        return f"{channel} {local[:1]}•••@{domain}"
+    return f"{channel} ••••{value[-4:]}"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is on the line: the channel and the identifier the message came through."""
+
+    channel: str
+    identifier: str
+
+
+@dataclass(frozen=True)
+class ConversationView:
+    """A conversation as the caller may see it. `disclosed` False means only ids and status."""
+
+    conversation: Conversation
+    turns: list[Turn]
+    disclosed: bool
+    assurance: LinkKind | None
+
+
+@dataclass(frozen=True)
+class StartResult:
+    view: ConversationView
+    resumed: bool
+    resumed_from_channel: str
+    customer_id: str
+    assurance: LinkKind | None
+    step_up_required: bool = False
+    step_up_channels: list[str] = field(default_factory=list)
+    carried_over_from: str = ""
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    channel: str
+    purpose: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class HandoffTicket:
+    code: str
+    link: str
+    channel: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class EscalationPackage:
+    conversation: ConversationView
+    history: list[ConversationView]
+    profile: CustomerView
+    open_flows: list[Conversation]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Metrics:
+    customers: int
+    multi_channel_share: float
+    conversations: int
+    resumed: int
+    channel_switches: int
+    escalation_rate: float
+    median_time_to_close_s: dict[str, float]
+
+
+class Sessions:
+    """The session service's domain logic; the gRPC servicer only translates to and from this."""
+
+    def __init__(
+        self,
+        graph: IdentityGraph,
+        store: ConversationStore,
+        policy: SessionPolicy | None = None,
+        sender: Sender | None = None,
+    ) -> None:
+        self.graph = graph
+        self.store = store
+        self.policy = policy or SessionPolicy()
+        self.clock = graph.clock
+        self.sender = sender or OutboxSender(store, self.clock)
+
+    # ---- helpers ----------------------------------------------------------------------------
+
+    def caller(self, channel: str, type_: str, value: str) -> Caller:
+        if channel not in CHANNELS:
+            raise InvalidArgument("channel", f"one of {', '.join(CHANNELS)}")
+        return Caller(channel, self.graph.identifier(type_, value, "caller").key)
+
+    def _assurance(self, caller: Caller, keys: Sequence[str]) -> dict[str, LinkKind | None]:
+        return self.graph.assurance(caller.identifier, keys)
+
+    def _allowed(self, kind: LinkKind | None) -> bool:
+        return kind is not None and kind >= self.policy.disclosure_level
+
+    def _conversation(self, conversation_id: str) -> Conversation:
+        if not conversation_id:
+            raise InvalidArgument("conversation_id", "must not be empty")
+        conv = self.store.get(conversation_id)
+        if conv is None:
+            raise NotFound(f"unknown conversation {conversation_id}")
+        return conv
+
+    def _view(
+        self,
+        conv: Conversation,
+        caller: Caller,
+        assurance: Mapping[str, LinkKind | None] | None = None,
+        recent: int | None = None,
+    ) -> ConversationView:
+        turns = self.store.turns(conv.id)
+        keys = {conv.anchor} | {t.identifier for t in turns}
+        reach = dict(assurance or {})
+        missing = [k for k in keys if k not in reach]
+        if missing:
+            reach.update(self._assurance(caller, missing))
+        disclosed = self._allowed(reach.get(conv.anchor))
+        if not disclosed:
+            hidden = replace(conv, context=Context(), state=State())
+            return ConversationView(hidden, [], False, reach.get(conv.anchor))
+        visible = [t for t in turns if self._allowed(reach.get(t.identifier))]
+        if recent is not None:
+            visible = visible[-recent:]
+        return ConversationView(conv, visible, True, reach.get(conv.anchor))
+
+    def _require_disclosed(self, conv: Conversation, caller: Caller) -> LinkKind:
+        kind = self._assurance(caller, [conv.anchor]).get(conv.anchor)
+        if not self._allowed(kind):
+            raise PermissionDenied("the caller's assurance does not reach this conversation; step up first")
+        return kind  # type: ignore[return-value]
+
+    def housekeeping(self) -> int:
+        """Moves idle conversations to inactive and old inactive ones to closed."""
+        now = self.clock()
+        return self.store.mark_idle(now - self.policy.idle_timeout, now - self.policy.close_after, now)
+
+    # ---- StartOrResume ----------------------------------------------------------------------
+
+    def start_or_resume(
+        self,
+        channel: str,
+        identifiers: Sequence[tuple[str, str]],
+        attributes: Mapping[str, str] | None = None,
+        proof: Proof | None = None,
+        actor: str = "",
+    ) -> StartResult:
+        """Resolves the caller, then resumes the customer's latest conversation it may see.
+
+        Raises:
+            InvalidArgument: a bad channel, identifier or attribute.
+        """
+        if channel not in CHANNELS:
+            raise InvalidArgument("channel", f"one of {', '.join(CHANNELS)}")
+        resolved = self.graph.resolve(
+            ResolveRequest(channel, identifiers, attributes or {}, proof, source=channel, actor=actor)
+        )
+        if resolved.customer_id is None:
+            raise InvalidArgument("identifiers", "no usable identifier (all were blocked)")
+        caller = Caller(channel, resolved.identifiers[0])
+        now = self.clock()
+        self.housekeeping()
+        reach = resolved.assurance
+        members = list(reach)
+        recent = self.store.by_anchors(members, statuses=OPEN, limit=20)
+        window_start = now - self.policy.resume_window
+        candidates = [c for c in recent if c.updated_at >= window_start]
+        for conv in candidates:
+            if self._allowed(reach.get(conv.anchor)):
+                resumed = self.store.set_status(
+                    conv.id,
+                    Status.ACTIVE if conv.status != Status.ESCALATED else Status.ESCALATED,
+                    now,
+                    resumed=True,
+                )
+                view = self._view(resumed, caller, reach, self.policy.recent_turns)
+                return StartResult(
+                    view, True, conv.last_channel, resolved.customer_id, reach.get(conv.anchor)
+                )
+        step_up = [c for c in candidates if not self._allowed(reach.get(c.anchor))]
+        context, carried = self._carry_over(members, reach)
+        conv = Conversation(
+            id="conv_" + secrets.token_hex(10),
+            anchor=caller.identifier,
+            status=Status.ACTIVE,
+            channels=(channel,),
+            context=context,
+            state=State(),
+            version=1,
+            created_at=now,
+            updated_at=now,
+            carried_from=carried,
+            last_channel=channel,
+        )
+        self.store.create(conv)
+        view = self._view(conv, caller, reach)
+        targets = self._step_up_targets(step_up[0].anchor) if step_up else []
+        return StartResult(
+            view,
+            False,
+            "",
+            resolved.customer_id,
+            reach.get(caller.identifier),
+            step_up_required=bool(step_up),
+            step_up_channels=[mask(k) for k in targets],
+            carried_over_from=carried,
+        )
+
+    def _carry_over(self, members: list[str], reach: Mapping[str, LinkKind | None]) -> tuple[Context, str]:
+        for conv in self.store.by_anchors(members, limit=10):
+            if not self._allowed(reach.get(conv.anchor)):
+                continue
+            ctx = conv.context
+            return Context(
+                topic=ctx.topic if "topic" in self.policy.carry_over else "",
+                intent=ctx.intent if "intent" in self.policy.carry_over else "",
+                slots=dict(ctx.slots) if "slots" in self.policy.carry_over else {},
+            ), conv.id
+        return Context(), ""
+
+    # ---- turns, context, state --------------------------------------------------------------
+
+    def append_turn(
+        self, conversation_id: str, caller: Caller, role: str, text: str, intent: str = "", topic: str = ""
+    ) -> Turn:
+        try:
+            role_ = Role(role)
+        except ValueError as e:
+            raise InvalidArgument("role", "one of customer, bot, agent") from e
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidArgument("text", "must not be empty")
+        if len(text) > MAX_TURN_TEXT:
+            raise InvalidArgument("text", f"at most {MAX_TURN_TEXT} characters")
+        for name, value in (("intent", intent), ("topic", topic)):
+            if len(value) > 200:
+                raise InvalidArgument(name, "at most 200 characters")
+        conv = self._conversation(conversation_id)
+        self._require_disclosed(conv, caller)
+        if conv.status == Status.CLOSED:
+            raise FailedPrecondition("the conversation is closed")
+        turn = Turn(conv.id, 0, role_, caller.channel, caller.identifier, text, intent, topic, self.clock())
+        return self.store.append_turn(conv.id, turn)
+
+    def update_context(
+        self, conversation_id: str, caller: Caller, expected_version: int, context: Context
+    ) -> Conversation:
+        if len(context.slots) > MAX_SLOTS:
+            raise InvalidArgument("context.slots", f"at most {MAX_SLOTS} slots")
+        conv = self._conversation(conversation_id)
+        self._require_disclosed(conv, caller)
+        return self.store.update(conv.id, expected_version, context=context, at=self.clock())
+
+    def update_state(
+        self, conversation_id: str, caller: Caller, expected_version: int, state: State
+    ) -> Conversation:
+        conv = self._conversation(conversation_id)
+        self._require_disclosed(conv, caller)
+        return self.store.update(conv.id, expected_version, state=state, at=self.clock())
+
+    def get(self, conversation_id: str, caller: Caller) -> ConversationView:
+        return self._view(self._conversation(conversation_id), caller)
+
+    def list(
+        self,
+        caller: Caller,
+        statuses: Sequence[Status] = (),
+        channel: str = "",
+        page_size: int = 20,
+        page_token: str = "",
+    ) -> tuple[list[ConversationView], str]:
+        """The caller's customer's conversations it may see, newest first, a page at a time."""
+        if not 0 < page_size <= 100:
+            raise InvalidArgument("page_size", "between 1 and 100")
+        after = _decode_token(page_token) if page_token else None
+        cid = self.graph.customer_id_of(caller.identifier)
+        members = self.graph.store.members(cid)
+        reach = self._assurance(caller, members)
+        visible = [k for k in members if self._allowed(reach.get(k))]
+        page = self.store.by_anchors(visible, statuses, channel, after, page_size + 1)
+        token = _encode_token(page[page_size - 1]) if len(page) > page_size else ""
+        return [self._view(c, caller, reach) for c in page[:page_size]], token
+
+    def close(self, conversation_id: str, caller: Caller) -> Conversation:
+        conv = self._conversation(conversation_id)
+        self._require_disclosed(conv, caller)
+        return self.store.set_status(conv.id, Status.CLOSED, self.clock())
+
+    # ---- handoffs ---------------------------------------------------------------------------
+
+    def _consented(self, key: str, channel: str, purpose: str) -> bool:
+        latest: dict[tuple[str, str], Consent] = {}
+        for c in self.store.consents([key]):
+            latest[(c.channel, c.purpose)] = c
+        hit = latest.get((channel, purpose)) or latest.get((channel, "*"))
+        return bool(hit and hit.granted)
+
+    def suggest_handoff(self, conversation_id: str, caller: Caller) -> Suggestion | None:
+        """A better channel for where this conversation stands, if the customer can be reached
+        there and agreed to it; None when no rule fits."""
+        conv = self._conversation(conversation_id)
+        self._require_disclosed(conv, caller)
+        members = self.graph.store.members(self.graph.customer_id_of(caller.identifier))
+        reach = self._assurance(caller, members)
+        for rule in self.policy.handoff_rules:
+            if rule.channel == caller.channel or (
+                rule.from_channels and caller.channel not in rule.from_channels
+            ):
+                continue
+            flow_ok = not rule.flows or conv.state.flow in rule.flows
+            topic_ok = not rule.topics or conv.context.topic in rule.topics
+            if not ((rule.flows and flow_ok) or (rule.topics and topic_ok)):
+                continue
+            reachable = [
+                k
+                for k in members
+                if CHANNEL_OF_TYPE.get(k.partition(":")[0]) == rule.channel and self._allowed(reach.get(k))
+            ]
+            if rule.channel == "web" or any(
+                self._consented(k, rule.channel, rule.purpose) for k in reachable
+            ):
+                if rule.channel != "web" and not reachable:
+                    continue
+                return Suggestion(rule.channel, rule.purpose, rule.reason, rule.message)
+        return None
+
+    def create_handoff(self, conversation_id: str, caller: Caller, channel: str) -> HandoffTicket:
+        if channel not in ("web", "sms", "whatsapp"):
+            raise InvalidArgument("channel", "one of web, sms, whatsapp")
+        conv = self._conversation(conversation_id)
+        self._require_disclosed(conv, caller)
+        code = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(8))
+        now = self.clock()
+        expires = now + self.policy.handoff_ttl
+        self.store.put_handoff(Handoff(_hash(code), conv.id, channel, now, expires))
+        text = quote(f"RESUME {code}")
+        if channel == "whatsapp":
+            link = f"https://wa.me/{self.policy.business_numbers['whatsapp']}?text={text}"
+        elif channel == "sms":
+            link = f"sms:{self.policy.business_numbers['sms']}?body={text}"
+        else:
+            link = f"{self.policy.web_chat_url}?handoff={code}"
+        return HandoffTicket(code, link, channel, expires)
+
+    def redeem_handoff(
+        self, code: str, channel: str, identifiers: Sequence[tuple[str, str]], actor: str = ""
+    ) -> StartResult:
+        """Redeems a code from the new channel: links its identifier `verified` and resumes.
+
+        Raises:
+            FailedPrecondition: the code is unknown, used or expired.
+        """
+        if not code or len(code) > 64:
+            raise InvalidArgument("code", "must be a handoff code")
+        if channel not in CHANNELS:
+            raise InvalidArgument("channel", f"one of {', '.join(CHANNELS)}")
+        if not identifiers:
+            raise InvalidArgument("identifiers", "at least one identifier is required")
+        key = self.graph.identifier(identifiers[0][0], identifiers[0][1], "identifiers[0]").key
+        handoff = self.store.redeem_handoff(_hash(code), key, self.clock())
+        if handoff is None:
+            raise FailedPrecondition("the handoff code is unknown, used or expired")
+        conv = self._conversation(handoff.conversation_id)
+        if key != conv.anchor:
+            self.graph.link(
+                key,
+                conv.anchor,
+                LinkKind.VERIFIED,
+                source="handoff",
+                channel=channel,
+                event_id=handoff.code_hash[:16],
+                actor=actor or "session",
+            )
+        return self.start_or_resume(channel, identifiers, actor=actor)
+
+    # ---- step-up ----------------------------------------------------------------------------
+
+    def _step_up_targets(self, anchor: str) -> list[str]:
+        """Identifiers a code can go to that stand for `anchor` at full assurance."""
+        cid = self.graph.customer_id_of(anchor)
+        members = self.graph.store.members(cid)
+        reach = self.graph.assurance(anchor, members)
+        sendable = set(SENDABLE_TYPES.values())
+        return sorted(k for k in members if k.partition(":")[0] in sendable and self._allowed(reach.get(k)))
+
+    def start_step_up(self, caller: Caller, conversation_id: str, channel: str = "") -> tuple[StepUp, str]:
+        """Sends a one-time code to a channel of the conversation's anchor. Returns the step-up
+        and where the code went, masked."""
+        conv = self._conversation(conversation_id)
+        targets = self._step_up_targets(conv.anchor)
+        if channel:
+            targets = [k for k in targets if CHANNEL_OF_TYPE.get(k.partition(":")[0]) == channel]
+        targets = [k for k in targets if k != caller.identifier]
+        if not targets:
+            raise FailedPrecondition("no channel of the conversation's owner can receive a code")
+        target = targets[0]
+        code = f"{secrets.randbelow(10**6):06d}"
+        now = self.clock()
+        step = StepUp(
+            "stp_" + secrets.token_hex(8),
+            caller.identifier,
+            target,
+            _hash(code),
+            CHANNEL_OF_TYPE[target.partition(":")[0]],
+            now,
+            now + self.policy.step_up_ttl,
+        )
+        self.store.put_step_up(step)
+        self.sender.send(step.channel, target.partition(":")[2], f"Your verification code is {code}")
+        return step, mask(target)
+
+    def complete_step_up(self, step_up_id: str, caller: Caller, code: str) -> StepUp:
+        step = self.store.get_step_up(step_up_id)
+        if step is None or step.requester != caller.identifier:
+            raise NotFound("unknown step-up")
+        if step.attempts >= self.policy.step_up_max_attempts:
+            raise FailedPrecondition("too many attempts; start a new step-up")
+        done = self.store.complete_step_up(step_up_id, _hash(code), self.clock())
+        if done is None:
+            raise PermissionDenied("wrong or expired code")
+        self.graph.link(
+            step.requester,
+            step.target,
+            LinkKind.VERIFIED,
+            source="step_up",
+            channel=step.channel,
+            event_id=step.id,
+            actor="session",
+        )
+        return done
+
+    # ---- escalation -------------------------------------------------------------------------
+
+    def escalate(self, conversation_id: str, caller: Caller, reason: str) -> EscalationPackage:
+        """Hands the conversation to a human with everything the caller may see, in one package."""
+        if not reason.strip():
+            raise InvalidArgument("reason", "say why the conversation is escalated")
+        conv = self._conversation(conversation_id)
+        self._require_disclosed(conv, caller)
+        conv = self.store.set_status(conv.id, Status.ESCALATED, self.clock(), reason=reason[:500])
+        cid = self.graph.customer_id_of(caller.identifier)
+        profile = self.graph.get_customer(cid)
+        members = [n.key for n in profile.identifiers]
+        reach = self._assurance(caller, members)
+        visible = [k for k in members if self._allowed(reach.get(k))]
+        profile = replace(
+            profile,
+            identifiers=[n for n in profile.identifiers if n.key in visible],
+            observations=[o for o in profile.observations if o.key in visible],
+            links=[lk for lk in profile.links if lk.a in visible and lk.b in visible],
+        )
+        history = [self._view(c, caller, reach) for c in self.store.by_anchors(visible, limit=100)]
+        history.sort(key=lambda v: v.conversation.created_at)
+        open_flows = [
+            v.conversation for v in history if v.conversation.status in OPEN and v.conversation.state.flow
+        ]
+        return EscalationPackage(self._view(conv, caller, reach), history, profile, open_flows, reason)
+
+    # ---- consent ----------------------------------------------------------------------------
+
+    def record_consent(
+        self, identifier: tuple[str, str], channel: str, purpose: str, granted: bool, source: str
+    ) -> Consent:
+        key = self.graph.identifier(identifier[0], identifier[1], "identifier").key
+        if channel not in CHANNELS:
+            raise InvalidArgument("channel", f"one of {', '.join(CHANNELS)}")
+        if not purpose or len(purpose) > 64:
+            raise InvalidArgument("purpose", "a short purpose name, or '*' for all")
+        consent = Consent(key, channel, purpose, granted, source or "unknown", self.clock())
+        self.store.add_consent(consent)
+        return consent
+
+    def consents(self, identifier: tuple[str, str]) -> tuple[list[Consent], list[Consent]]:
+        """(current decision per channel and purpose, full history oldest first)."""
+        key = self.graph.identifier(identifier[0], identifier[1], "identifier").key
+        history = self.store.consents([key])
+        latest: dict[tuple[str, str], Consent] = {}
+        for c in history:
+            latest[(c.channel, c.purpose)] = c
+        return sorted(latest.values(), key=lambda c: (c.channel, c.purpose)), history
+
+    # ---- analytics --------------------------------------------------------------------------
+
+    def metrics(self, start: datetime, end: datetime) -> Metrics:
+        if end <= start:
+            raise InvalidArgument("end", "must be after start")
+        convs = self.store.conversations_between(start, end)
+        owners: dict[str, set[str]] = defaultdict(set)
+        anchors = sorted({c.anchor for c in convs})
+        nodes = self.graph.store.get_identifiers(anchors)
+        for c in convs:
+            node = nodes.get(c.anchor)
+            owners[(node.customer_id if node and node.customer_id else c.anchor)].update(c.channels)
+        closed: dict[str, list[float]] = defaultdict(list)
+        for c in convs:
+            if c.status == Status.CLOSED and c.closed_at is not None:
+                closed[c.channels[0] if c.channels else ""].append(
+                    (c.closed_at - c.created_at).total_seconds()
+                )
+        n = len(convs)
+        return Metrics(
+            customers=len(owners),
+            multi_channel_share=(sum(1 for ch in owners.values() if len(ch) > 1) / len(owners))
+            if owners
+            else 0.0,
+            conversations=n,
+            resumed=sum(1 for c in convs if c.resumed_count > 0),
+            channel_switches=sum(c.channel_switches for c in convs),
+            escalation_rate=(sum(1 for c in convs if c.escalation_reason) / n) if n else 0.0,
+            median_time_to_close_s={ch: statistics.median(v) for ch, v in sorted(closed.items())},
+        )
+
+
+def _encode_token(conv: Conversation) -> str:
+    return f"{conv.updated_at.isoformat()}|{conv.id}"
+
+
+def _decode_token(token: str) -> tuple[datetime, str]:
+    try:
+        at, _, cid = token.partition("|")
+        return datetime.fromisoformat(at), cid
+    except ValueError as e:
+        raise InvalidArgument("page_token", "not a token from a previous page") from e
