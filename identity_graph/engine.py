@@ -616,6 +616,8 @@ class IdentityGraph:
         if node is None:
             return {}
         targets = set(keys) if keys is not None else set(self.store.component(anchor).members)
+        if node.generic:  # shared by different people: whoever presents it proves only itself
+            return {k: (LinkKind.VERIFIED if k == anchor else None) for k in sorted(targets)}
         generic: dict[str, bool] = {}
 
         def is_generic(k: str) -> bool:
@@ -878,5 +880,7 @@ class _Outcome:
         def links_of(keys: Iterable[str]) -> list[Link]:
             return [lk for k in keys for lk in links_by_key.get(k, ())]
 
+        if self.region.generic.get(anchor):
+            return {anchor: LinkKind.VERIFIED}
         paths = widest_paths(anchor, links_of, lambda k: self.region.generic.get(k, False))
         return {k: (bottleneck(paths[k]) if k in paths else None) for k in sorted(self.components_of(anchor))}
