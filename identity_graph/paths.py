@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable, Iterable
 
 from identity_graph.model import Link, LinkKind
@@ -20,45 +21,64 @@ def widest_paths(
     """Best paths from `source`: widest bottleneck first, then fewest links.
 
     A path may end at a generic identifier but never pass through one, since generic identifiers
-    are shared by different people. With `target`, stops as soon as the target is settled.
+    are shared by different people. Two passes: a widest-path Dijkstra finds each identifier's
+    best bottleneck W; then, per width level, a breadth-first search over links of kind ≥ W finds
+    the shortest path with that bottleneck (ranking by (width, hops) in one pass would not be
+    exact: a longer prefix can lead to a shorter overall path).
 
     Returns:
         key -> the links of its best path (the source maps to []).
     """
-    best: dict[str, tuple[int, int]] = {source: (_TOP, 0)}
-    via: dict[str, Link] = {}
-    heap: list[tuple[int, int, str]] = [(-_TOP, 0, source)]
-    settled: list[str] = []
+    cache: dict[str, list[Link]] = {}
+
+    def neighbours(node: str) -> list[Link]:
+        if node not in cache:
+            cache[node] = [lk for lk in links_of([node]) if lk.active]
+        return cache[node]
+
+    def expandable(node: str) -> bool:
+        return node == source or not is_generic(node)
+
+    width: dict[str, int] = {source: _TOP}
+    heap: list[tuple[int, str]] = [(-_TOP, source)]
     done: set[str] = set()
     while heap and len(done) < max_nodes:
-        neg_width, hops, node = heapq.heappop(heap)
+        neg_w, node = heapq.heappop(heap)
         if node in done:
             continue
         done.add(node)
-        settled.append(node)
-        if node == target:
-            break
-        if node != source and is_generic(node):
+        if node == target or not expandable(node):
             continue
-        for lk in links_of([node]):
+        for lk in neighbours(node):
             other = lk.other(node)
-            if other in done:
+            w = min(-neg_w, int(lk.kind))
+            if other not in done and w > width.get(other, 0):
+                width[other] = w
+                heapq.heappush(heap, (-w, other))
+    wanted = {target} & done if target is not None else done
+    out: dict[str, list[Link]] = {source: []} if source in wanted else {}
+    for level in sorted({width[k] for k in wanted if k != source}, reverse=True):
+        goals = {k for k in wanted if k != source and width[k] == level}
+        via: dict[str, Link] = {}
+        seen = {source}
+        queue = deque([source])
+        while queue and goals - seen:
+            node = queue.popleft()
+            if not expandable(node):
                 continue
-            cand = (min(-neg_width, int(lk.kind)), hops + 1)
-            old = best.get(other)
-            if old is None or cand[0] > old[0] or (cand[0] == old[0] and cand[1] < old[1]):
-                best[other] = cand
-                via[other] = lk
-                heapq.heappush(heap, (-cand[0], cand[1], other))
-    out: dict[str, list[Link]] = {}
-    for node in settled:
-        path: list[Link] = []
-        cur = node
-        while cur != source:
-            lk = via[cur]
-            path.append(lk)
-            cur = lk.other(cur)
-        out[node] = path[::-1]
+            for lk in neighbours(node):
+                other = lk.other(node)
+                if int(lk.kind) >= level and other not in seen:
+                    seen.add(other)
+                    via[other] = lk
+                    queue.append(other)
+        for goal in goals & seen:
+            path: list[Link] = []
+            cur = goal
+            while cur != source:
+                path.append(via[cur])
+                cur = via[cur].other(cur)
+            out[goal] = path[::-1]
     return out
 
 

@@ -85,3 +85,24 @@ def test_nightly_overlap_uses_each_id_once() -> None:
     assert out.ids[0] == "cus_1" and out.ids[1] == "cus_2"
     assert len(set(out.ids)) == 2
     assert [s.original for s in out.splits] == ["cus_1"]
+
+
+def test_widest_path_prefers_fewest_links_among_equally_strong_paths() -> None:
+    from identity_graph.model import Link, LinkKind
+    from identity_graph.paths import bottleneck, widest_paths
+
+    links = [
+        Link("s", "x", LinkKind.VERIFIED),
+        Link("x", "y", LinkKind.VERIFIED),
+        Link("y", "t", LinkKind.VERIFIED),
+        Link("s", "t", LinkKind.OBSERVED),
+        Link("t", "u", LinkKind.OBSERVED),
+    ]
+
+    def links_of(keys):
+        return [lk for lk in links if lk.a in keys or lk.b in keys]
+
+    paths = widest_paths("s", links_of, lambda k: False)
+    assert [(lk.a, lk.b) for lk in paths["u"]] == [("s", "t"), ("t", "u")]
+    assert bottleneck(paths["t"]) is LinkKind.VERIFIED and len(paths["t"]) == 3
+    assert widest_paths("s", links_of, lambda k: k == "t").get("u") is None

@@ -1,0 +1,193 @@
+"""DuckDB-only behaviour of `DuckDBStore`: durability on disk, reopening, bulk speed, the schema."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from identity_graph.errors import StoreError
+from identity_graph.model import (
+    ChangeSet,
+    Customer,
+    Event,
+    IdentifierUpsert,
+    Link,
+    LinkKind,
+    Observation,
+)
+from identity_graph.store import open_store
+from identity_graph.store.duckdb import DuckDBStore
+from identity_graph.store.tables import TABLES
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+A, B = "email:a@example.com", "phone:+15551234567"
+
+
+def _changes() -> ChangeSet:
+    return ChangeSet(
+        identifiers=[IdentifierUpsert(A, "email", "a@example.com", T0,
+                                      (Observation(A, "first_name", "Ann", "crm", "web", T0),)),
+                     IdentifierUpsert(B, "phone", "+15551234567", T0)],
+        links_added=[Link(A, B, LinkKind.VERIFIED, source="otp", created_at=T0, actor="test")],
+        customers_created=[Customer("cus_1", T0)],
+        assignments={A: "cus_1", B: "cus_1"},
+        events=[Event("customer.created", {"id": "cus_1"}, "cus_1", T0)],
+    )
+
+
+def _assert_written(store: DuckDBStore) -> None:
+    assert set(store.get_identifiers([A, B])) == {A, B}
+    assert [o.value for o in store.observations([A])] == ["Ann"]
+    assert [lk.kind for lk in store.links([A])] == [LinkKind.VERIFIED]
+    assert store.members("cus_1") == [A, B]
+    assert [(e.seq, e.payload) for e in store.events()] == [(1, {"id": "cus_1"})]
+
+
+def test_reopen_after_close_keeps_data(tmp_path: Path):
+    path = str(tmp_path / "graph.duckdb")
+    with DuckDBStore(path) as store:
+        store.apply(_changes())
+    with DuckDBStore(path) as store:  # the schema statements are harmless on an existing file
+        _assert_written(store)
+        assert store.apply(ChangeSet(events=[Event("next", {})])) == [2]
+
+
+def test_data_survives_sigkill_after_apply_returned(tmp_path: Path):
+    path = tmp_path / "graph.duckdb"
+    script = textwrap.dedent("""
+        import sys, time
+        sys.path.insert(0, sys.argv[2])
+        from tests.test_store_duckdb import _changes
+        from identity_graph.store.duckdb import DuckDBStore
+        store = DuckDBStore(sys.argv[1])
+        store.apply(_changes())
+        print("ok", flush=True)
+        time.sleep(120)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script, str(path), str(ROOT)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        line = proc.stdout.readline().strip()
+        assert line == "ok", proc.stderr.read() if line == "" else line
+        # the commit is in the write-ahead log only: no checkpoint has run yet
+        assert Path(f"{path}.wal").exists()
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    with DuckDBStore(str(path)) as store:
+        _assert_written(store)
+
+
+def test_in_memory_store_and_open_store():
+    store = open_store()
+    try:
+        assert isinstance(store, DuckDBStore) and store.path == ":memory:"
+        store.apply(_changes())
+        _assert_written(store)
+    finally:
+        store.close()
+
+
+def test_closed_store_raises_store_error(tmp_path: Path):
+    store = DuckDBStore(str(tmp_path / "g.duckdb"))
+    store.close()
+    store.close()  # idempotent
+    with pytest.raises(StoreError):
+        store.get_identifier(A)
+    with pytest.raises(StoreError):
+        store.apply(_changes())
+
+
+def test_database_errors_are_wrapped_and_roll_back(tmp_path: Path):
+    with DuckDBStore(str(tmp_path / "g.duckdb")) as store:
+        store.apply(_changes())
+        bad = _changes()
+        bad.events.append(Event("x", {}))
+        # NOT NULL created_at: DuckDB rejects it after the identifiers were written
+        bad.links_added.append(Link(A, "email:new@example.com", LinkKind.OBSERVED,
+                                    created_at=None))  # type: ignore[arg-type]
+        with pytest.raises(StoreError) as info:
+            store.apply(bad)
+        assert isinstance(info.value.__cause__, duckdb.Error)
+        assert [e.seq for e in store.events()] == [1]
+        assert store.links(["email:new@example.com"]) == []
+        # the connection is usable after the rollback
+        assert store.apply(ChangeSet(events=[Event("next", {})])) == [2]
+
+
+def test_schema_has_the_tables_and_indexes(tmp_path: Path):
+    path = str(tmp_path / "g.duckdb")
+    DuckDBStore(path).close()
+    con = duckdb.connect(path, read_only=True)
+    try:
+        for name, schema in TABLES.items():
+            cols = [r[0] for r in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                "ORDER BY ordinal_position", [name]).fetchall()]
+            assert cols == schema.names, name
+        indexes = {r[0] for r in con.execute("SELECT index_name FROM duckdb_indexes()").fetchall()}
+        assert {"links_a", "links_b", "observations_key", "observations_attribute_value",
+                "identifiers_customer"} <= indexes
+    finally:
+        con.close()
+
+
+def test_link_kind_is_stored_as_its_lower_case_label(tmp_path: Path):
+    path = str(tmp_path / "g.duckdb")
+    with DuckDBStore(path) as store:
+        store.apply(_changes())
+    con = duckdb.connect(path, read_only=True)
+    try:
+        assert con.execute("SELECT kind FROM links").fetchall() == [("verified",)]
+    finally:
+        con.close()
+
+
+def test_load_into_a_second_fresh_store(tmp_path: Path):
+    with DuckDBStore(str(tmp_path / "one.duckdb")) as one:
+        one.apply(_changes())
+        one.export_parquet(tmp_path / "export")
+        expected = {n: t.to_pylist() for n, t in one.export_tables().items()}
+    with DuckDBStore(str(tmp_path / "two.duckdb")) as two:
+        two.load_parquet(tmp_path / "export")
+        assert {n: t.to_pylist() for n, t in two.export_tables().items()} == expected
+        _assert_written(two)
+        # loading the same rows again conflicts, and the whole load rolls back
+        with pytest.raises(StoreError):
+            two.load_parquet(tmp_path / "export")
+        assert {n: t.to_pylist() for n, t in two.export_tables().items()} == expected
+
+
+def test_a_large_change_set_is_written_set_wise(tmp_path: Path):
+    n = 20_000
+    ids = [IdentifierUpsert(f"web_cookie:c{i}", "web_cookie", f"c{i}", T0 + timedelta(seconds=i),
+                            (Observation(f"web_cookie:c{i}", "city", f"city{i % 50}", "web", "", T0),))
+           for i in range(n)]
+    links = [Link(f"web_cookie:c{i}", f"web_cookie:c{i + 1}", LinkKind.OBSERVED, created_at=T0)
+             for i in range(n - 1)]
+    with DuckDBStore(str(tmp_path / "big.duckdb")) as store:
+        started = time.perf_counter()
+        store.apply(ChangeSet(identifiers=ids, links_added=links,
+                              events=[Event("bulk", {"i": i}) for i in range(1000)]))
+        elapsed = time.perf_counter() - started
+        tables = store.export_tables()
+        assert (tables["identifiers"].num_rows, tables["observations"].num_rows,
+                tables["links"].num_rows, tables["events"].num_rows) == (n, n, n - 1, 1000)
+        assert len(store.keys_by_attribute("city", ["city7"], limit=10_000)) == n // 50
+        assert len(store.links(["web_cookie:c500"])) == 2
+    assert elapsed < 10, elapsed
