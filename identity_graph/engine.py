@@ -188,6 +188,12 @@ class IdentityGraph:
         self.new_id = id_factory
         self._write_lock = threading.RLock()
 
+    @property
+    def write_lock(self) -> threading.RLock:
+        """Held by every write of this process; a batch apply takes it per batch so online calls
+        interleave between batches, never inside one."""
+        return self._write_lock
+
     # ---- input ------------------------------------------------------------------------------
 
     def identifier(self, type_: str, value: str, field_name: str = "identifier") -> Identifier:
