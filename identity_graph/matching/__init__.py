@@ -1,0 +1,29 @@
+"""Probabilistic matching: one Splink model (versioned JSON) for batch and online scoring.
+
+Training (`identity_graph.matching.training`) and the default settings
+(`identity_graph.matching.settings`) import Splink; these re-exports do not.
+"""
+
+from identity_graph.matching.model import (
+    MatchModel,
+    load_model,
+    load_starter_model,
+    save_model,
+)
+from identity_graph.matching.scorer import (
+    ComparisonScore,
+    OnlineScorer,
+    PairScore,
+    UnsupportedModel,
+)
+
+__all__ = [
+    "ComparisonScore",
+    "MatchModel",
+    "OnlineScorer",
+    "PairScore",
+    "UnsupportedModel",
+    "load_model",
+    "load_starter_model",
+    "save_model",
+]
