@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from identity_graph.attributes import clean_attributes
 from identity_graph.components import (
     IdAssignment,
     UnionFind,
@@ -44,29 +45,29 @@ from identity_graph.store.base import GraphStore
 log = logging.getLogger(__name__)
 
 MAX_IDENTIFIERS_PER_CALL = 20
-MAX_ATTRIBUTE_LENGTH = 200
 PROOF_KINDS = ("login", "otp", "handoff")
 SHAREABLE_PRIORITY = ("phone", "whatsapp", "email", "device_id", "web_cookie")
+CANDIDATE_LOOKUP_LIMIT = 500
 CHANNEL_OF_TYPE = {"web_cookie": "web", "phone": "sms", "whatsapp": "whatsapp", "email": "email"}
 
 
-class PairScore(Protocol):
-    probability: float
-    match_weight: float
-
-    def explain(self) -> Mapping[str, Any]: ...
-
-
 class Scorer(Protocol):
-    """What the engine needs from a match model (see `identity_graph.matching`)."""
+    """What the engine needs from a match model (`identity_graph.matching.OnlineScorer`)."""
 
-    version: str
+    @property
+    def version(self) -> str: ...
 
     def blocking_keys(self, record: Mapping[str, Any]) -> list[tuple[str, str]]: ...
 
-    def score(
-        self, record: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]]
-    ) -> list[PairScore]: ...
+    def score(self, record: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]]) -> list[Any]: ...
+
+
+def waterfall(score: Any) -> dict[str, Any]:
+    """A pair score's evidence as stored on a link: the prior and each comparison's bits."""
+    return {
+        "prior_match_weight": score.prior_match_weight,
+        "comparisons": [{"name": c.comparison, "level": c.level, "bits": c.bits} for c in score.comparisons],
+    }
 
 
 # ---- requests and results -------------------------------------------------------------------
@@ -211,26 +212,6 @@ class IdentityGraph:
             raise InvalidArgument(field_name, "an identifier key is 'type:value'")
         return self.identifier(type_.strip().lower(), value, field_name).key
 
-    @staticmethod
-    def _attributes(attributes: Mapping[str, str]) -> dict[str, str]:
-        out = {}
-        for name, value in attributes.items():
-            if not isinstance(name, str) or not name or len(name) > 64 or not name.isidentifier():
-                raise InvalidArgument("attributes", f"bad attribute name {name!r}")
-            if not isinstance(value, str):
-                raise InvalidArgument(f"attributes.{name}", "must be a string")
-            value = " ".join(value.split())
-            if len(value) > MAX_ATTRIBUTE_LENGTH:
-                raise InvalidArgument(f"attributes.{name}", f"longer than {MAX_ATTRIBUTE_LENGTH}")
-            if name == "date_of_birth" and value:
-                try:
-                    value = datetime.strptime(value, "%Y-%m-%d").date().isoformat()
-                except ValueError as e:
-                    raise InvalidArgument("attributes.date_of_birth", "must be YYYY-MM-DD") from e
-            if value:
-                out[name] = value
-        return out
-
     # ---- Resolve ----------------------------------------------------------------------------
 
     def resolve(self, req: ResolveRequest) -> ResolveResult:
@@ -248,7 +229,7 @@ class IdentityGraph:
             ident = self.identifier(type_, value, f"identifiers[{i}]")
             if ident not in idents:
                 idents.append(ident)
-        attributes = self._attributes(req.attributes)
+        attributes = clean_attributes(req.attributes)
         proven: str | None = None
         if req.proof is not None:
             if req.proof.kind not in PROOF_KINDS:
@@ -383,24 +364,36 @@ class IdentityGraph:
         self, anchor: str, attributes: dict[str, str], evidence: Callable[..., Link]
     ) -> list[Link]:
         assert self.scorer is not None
-        record = {name: attributes.get(name) for name in ATTRIBUTES}
-        record.update({k: v for k, v in attributes.items() if k not in record})
-        candidates: set[str] = set()
-        for attribute, value in self.scorer.blocking_keys(record):
-            candidates.update(
-                self.store.keys_by_attribute(attribute, [value], limit=self.config.max_candidates)
-            )
-        candidates.discard(anchor)
-        if not candidates:
+        record: dict[str, Any] = {name: attributes.get(name) for name in ATTRIBUTES}
+        record["unique_id"] = anchor
+        known = self.candidate_records([anchor])[anchor]  # earlier observations fill the gaps
+        for name, value in known.items():
+            if record.get(name) is None:
+                record[name] = value
+        wanted = set(self.scorer.blocking_keys(record))
+        found: set[str] = set()
+        for attribute, value in wanted:
+            # Look up by the rule's first plain column; the rule's other parts are checked below.
+            column, first = attribute.split("&")[0], value.split("\x1f")[0]
+            if column in ATTRIBUTES:
+                found.update(self.store.keys_by_attribute(column, [first], limit=CANDIDATE_LOOKUP_LIMIT))
+        found.discard(anchor)
+        if not found:
             return []
-        ranked = sorted(candidates)[: self.config.max_candidates]
-        records = self.candidate_records(ranked)
-        scores = self.scorer.score(record, [records[k] for k in ranked])
+        records = self.candidate_records(sorted(found))
+        ranked = [
+            k
+            for k in sorted(found)
+            if wanted & set(self.scorer.blocking_keys({**records[k], "unique_id": k}))
+        ][: self.config.max_candidates]
+        if not ranked:
+            return []
+        scores = self.scorer.score(record, [{**records[k], "unique_id": k} for k in ranked])
         links = []
         for key, s in zip(ranked, scores, strict=True):
-            if s.probability >= self.config.link_threshold:
+            if s.match_probability >= self.config.link_threshold:
                 kind = LinkKind.PROBABLE
-            elif s.probability >= self.config.review_threshold:
+            elif s.match_probability >= self.config.review_threshold:
                 kind = LinkKind.POSSIBLE
             else:
                 continue
@@ -410,9 +403,9 @@ class IdentityGraph:
                     key,
                     kind,
                     model_version=self.scorer.version,
-                    probability=float(s.probability),
+                    probability=float(s.match_probability),
                     match_weight=float(s.match_weight),
-                    comparisons=s.explain(),
+                    comparisons=waterfall(s),
                 )
             )
         return links

@@ -209,3 +209,47 @@ def test_bad_input_names_the_field(graph: IdentityGraph) -> None:
     with pytest.raises(InvalidArgument):
         graph.resolve(ResolveRequest("web", []))
     assert graph.events() == []  # nothing was written by rejected calls
+
+
+MARIA = {
+    "first_name": "Maria",
+    "last_name": "Lopez",
+    "date_of_birth": "1988-03-14",
+    "street": "12 High Street",
+    "postcode": "SW1A 1AA",
+    "city": "London",
+}
+
+
+@pytest.fixture
+def scored(store) -> IdentityGraph:
+    from identity_graph.matching import OnlineScorer, load_starter_model
+
+    return IdentityGraph(store, clock=Clock(), scorer=OnlineScorer(load_starter_model()))
+
+
+def test_probabilistic_link_from_attributes_is_recognised_not_trusted(scored: IdentityGraph) -> None:
+    first = scored.resolve(ResolveRequest("web", [("web_cookie", "c1")], MARIA))
+    typo = scored.resolve(
+        ResolveRequest("sms", [("phone", "+447700900123")], {**MARIA, "first_name": "Marja"})
+    )
+    assert typo.customer_id == first.customer_id
+    [link] = typo.links
+    assert link.kind is LinkKind.PROBABLE and link.probability >= 0.99
+    assert link.model_version == scored.scorer.version
+    bits = sum(c["bits"] for c in link.comparisons["comparisons"])
+    assert abs(link.comparisons["prior_match_weight"] + bits - link.match_weight) < 1e-9
+    assert typo.assurance["web_cookie:c1"] is LinkKind.PROBABLE
+
+
+def test_household_member_with_same_surname_and_address_is_not_linked(scored: IdentityGraph) -> None:
+    parent = scored.resolve(ResolveRequest("web", [("web_cookie", "c1")], MARIA))
+    child = scored.resolve(
+        ResolveRequest(
+            "sms",
+            [("phone", "+447700900124")],
+            {**MARIA, "first_name": "Pedro", "date_of_birth": "2012-06-01"},
+        )
+    )
+    assert child.customer_id != parent.customer_id
+    assert all(lk.kind is not LinkKind.PROBABLE for lk in child.links)

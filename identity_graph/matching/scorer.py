@@ -510,6 +510,11 @@ class OnlineScorer:
             raise UnsupportedModel(f"model has no TF table for {sorted(missing_tf)}")
 
     @property
+    def version(self) -> str:
+        """The model version, recorded on every link this scorer makes."""
+        return self.model.version
+
+    @property
     def columns(self) -> list[str]:
         """Input columns the model reads."""
         return list(self._columns)
