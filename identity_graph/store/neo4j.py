@@ -1,0 +1,745 @@
+"""`Neo4jStore`: the identity graph on a Neo4j 5 server (Community or Enterprise), over Bolt.
+
+Graph model (this is what analysts query with Cypher):
+
+    (:Identifier {key, type, value, first_seen, last_seen, customer_id, generic})
+        key unique (constraint `ig_identifier_key`); index on customer_id.
+        A node with a `key` and no `type` is a placeholder: the end of a link or observation whose
+        identifier was never upserted. The store's API does not return placeholders.
+    (:Identifier)-[:OBSERVED_WITH]->(:Observation {id, key, attribute, value, source, channel,
+                                                   observed_at})
+        id unique; index on (attribute, value). `key` repeats the identifier's key.
+    (:Identifier)-[:LINK {link_id, kind, source, channel, event_id, model_version, probability,
+                          match_weight, comparisons, created_at, actor, removed_at, removed_by,
+                          removal_reason}]->(:Identifier)
+        One relationship per link, directed from `a` to `b` (a < b); the direction means nothing,
+        so match it undirected. link_id unique (relationship uniqueness constraint). `kind` is the
+        lower-case label (verified, equivalent, observed, probable, possible). `comparisons` is
+        JSON text. A link is active while `removed_at IS NULL`; links are never edited otherwise.
+    (:Customer {id, created_at})                 id unique
+    (:Alias {alias, customer_id})                alias unique: a retired customer id -> survivor;
+                                                 index on customer_id
+    (:Event {seq, type, customer_id, at, payload})
+        seq unique, strictly increasing; `payload` is JSON text. Seqs come from the counter node
+        (:Sequence {name: 'events', value}), incremented in the writing transaction.
+    Times are Neo4j DateTime values in UTC.
+
+Example queries:
+
+    // the active links inside a customer, with their evidence
+    MATCH (a:Identifier {customer_id: $customer_id})-[l:LINK]->(b:Identifier {customer_id: $customer_id})
+    WHERE l.removed_at IS NULL
+    RETURN a.key, l.kind, b.key, l.source, l.created_at ORDER BY a.key, b.key
+
+    // identifiers observed with a last name, and their customers
+    MATCH (i:Identifier)-[:OBSERVED_WITH]->(o:Observation {attribute: 'last_name', value: $name})
+    RETURN i.key, i.customer_id, o.source, o.observed_at
+
+    // a shortest chain of active, merging links between two identifiers
+    MATCH p = SHORTEST 1 (a:Identifier {key: $a})
+              (()-[l:LINK WHERE l.removed_at IS NULL AND l.kind <> 'possible']-())+
+              (b:Identifier {key: $b})
+    RETURN [n IN nodes(p) | n.key] AS keys, [r IN l | r.kind] AS kinds
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, LiteralString, cast
+
+import pyarrow as pa
+from neo4j import (
+    READ_ACCESS,
+    WRITE_ACCESS,
+    GraphDatabase,
+    ManagedTransaction,
+    NotificationDisabledClassification,
+    RoutingControl,
+    Session,
+)
+from neo4j.exceptions import ClientError
+
+from identity_graph.errors import StoreError
+from identity_graph.model import (
+    ChangeSet,
+    Customer,
+    DeleteCounts,
+    Event,
+    IdentifierNode,
+    Link,
+    LinkKind,
+    Observation,
+)
+from identity_graph.store.base import GraphStore
+from identity_graph.store.tables import TABLES
+
+log = logging.getLogger(__name__)
+
+BATCH = 10_000
+"""Rows per UNWIND statement, and per transaction when loading."""
+
+SCHEMA: tuple[LiteralString, ...] = (
+    "CREATE CONSTRAINT ig_identifier_key IF NOT EXISTS "
+    "FOR (n:Identifier) REQUIRE n.key IS UNIQUE",
+    "CREATE INDEX ig_identifier_customer IF NOT EXISTS FOR (n:Identifier) ON (n.customer_id)",
+    "CREATE CONSTRAINT ig_observation_id IF NOT EXISTS "
+    "FOR (o:Observation) REQUIRE o.id IS UNIQUE",
+    "CREATE INDEX ig_observation_attribute_value IF NOT EXISTS "
+    "FOR (o:Observation) ON (o.attribute, o.value)",
+    "CREATE CONSTRAINT ig_link_id IF NOT EXISTS "
+    "FOR ()-[l:LINK]-() REQUIRE l.link_id IS UNIQUE",
+    "CREATE CONSTRAINT ig_customer_id IF NOT EXISTS FOR (c:Customer) REQUIRE c.id IS UNIQUE",
+    "CREATE CONSTRAINT ig_alias_alias IF NOT EXISTS FOR (a:Alias) REQUIRE a.alias IS UNIQUE",
+    "CREATE INDEX ig_alias_customer IF NOT EXISTS FOR (a:Alias) ON (a.customer_id)",
+    "CREATE CONSTRAINT ig_event_seq IF NOT EXISTS FOR (e:Event) REQUIRE e.seq IS UNIQUE",
+    "CREATE CONSTRAINT ig_sequence_name IF NOT EXISTS FOR (s:Sequence) REQUIRE s.name IS UNIQUE",
+)
+CONSTRAINTS = ("ig_identifier_key", "ig_observation_id", "ig_link_id", "ig_customer_id",
+               "ig_alias_alias", "ig_event_seq", "ig_sequence_name")
+INDEXES = ("ig_identifier_customer", "ig_observation_attribute_value", "ig_alias_customer")
+
+# Another client creating the same schema at the same moment: harmless.
+_SCHEMA_RACES = frozenset({
+    "Neo.ClientError.Schema.EquivalentSchemaRuleAlreadyExists",
+    "Neo.ClientError.Schema.ConstraintAlreadyExists",
+    "Neo.ClientError.Schema.IndexAlreadyExists",
+})
+
+# ---- Cypher fragments: times cross Bolt as epoch microseconds --------------------------------
+# Packing and unpacking DateTime values is most of the driver's CPU time on bulk work, so times
+# travel as integers (microseconds since 1970, UTC) and are converted on the server. Both
+# conversions are exact over Python's datetime range (years 1-9999). The fragments are built
+# from constants only: no data is ever formatted into Cypher text.
+
+
+def _dt(x: str) -> LiteralString:
+    """Cypher: epoch microseconds `x` (or null) -> a DateTime in UTC."""
+    return cast(LiteralString,
+                f"CASE WHEN {x} IS NULL THEN null ELSE datetime({{"
+                f"epochSeconds: {x} / 1000000 - CASE WHEN {x} % 1000000 < 0 THEN 1 ELSE 0 END, "
+                f"nanosecond: ({x} % 1000000 + 1000000) % 1000000 * 1000}}) END")
+
+
+def _us(t: str) -> LiteralString:
+    """Cypher: a DateTime `t` (or null) -> epoch microseconds. (`epochSeconds` rounds toward
+    zero before 1970; `epochMillis` floors.)"""
+    return cast(LiteralString,
+                f"({t}.epochMillis / 1000 - CASE WHEN {t}.epochMillis % 1000 < 0 THEN 1 ELSE 0 END)"
+                f" * 1000000 + {t}.microsecond")
+
+
+# ---- Cypher: writes --------------------------------------------------------------------------
+
+_UPSERT_IDENTIFIERS = """
+UNWIND $rows AS row
+WITH row, """ + _dt("row.seen_at") + """ AS seen
+MERGE (n:Identifier {key: row.key})
+ON CREATE SET n.type = row.type, n.value = row.value, n.first_seen = seen, n.last_seen = seen,
+              n.generic = false
+ON MATCH SET n.type = coalesce(n.type, row.type), n.value = coalesce(n.value, row.value),
+             n.generic = coalesce(n.generic, false),
+             n.first_seen = CASE WHEN n.first_seen IS NULL OR seen < n.first_seen
+                                 THEN seen ELSE n.first_seen END,
+             n.last_seen = CASE WHEN n.last_seen IS NULL OR seen > n.last_seen
+                                THEN seen ELSE n.last_seen END
+"""
+
+_MERGE_OBSERVATIONS = """
+UNWIND $rows AS row
+MERGE (n:Identifier {key: row.key})
+MERGE (o:Observation {id: row.id})
+ON CREATE SET o.key = row.key, o.attribute = row.attribute, o.value = row.value,
+              o.source = row.source, o.channel = row.channel,
+              o.observed_at = """ + _dt("row.observed_at") + """
+MERGE (n)-[:OBSERVED_WITH]->(o)
+"""
+
+# An existing link (same link_id) is never modified: its properties are set on create only.
+_MERGE_LINKS = """
+UNWIND $rows AS row
+MERGE (a:Identifier {key: row.a})
+MERGE (b:Identifier {key: row.b})
+MERGE (a)-[l:LINK {link_id: row.link_id}]->(b)
+ON CREATE SET l.kind = row.kind, l.source = row.source, l.channel = row.channel,
+              l.event_id = row.event_id, l.model_version = row.model_version,
+              l.probability = row.probability, l.match_weight = row.match_weight,
+              l.comparisons = row.comparisons, l.created_at = """ + _dt("row.created_at") + """,
+              l.actor = row.actor, l.removed_at = """ + _dt("row.removed_at") + """,
+              l.removed_by = row.removed_by, l.removal_reason = row.removal_reason
+"""
+
+_REMOVE_LINKS = """
+UNWIND $rows AS row
+MATCH ()-[l:LINK {link_id: row.link_id}]->()
+WHERE l.removed_at IS NULL
+SET l.removed_at = """ + _dt("row.at") + """, l.removed_by = row.by,
+    l.removal_reason = row.reason
+"""
+
+_MERGE_CUSTOMERS = """
+UNWIND $rows AS row
+MERGE (c:Customer {id: row.id})
+ON CREATE SET c.created_at = """ + _dt("row.created_at") + """
+"""
+
+_ASSIGN: LiteralString = """
+UNWIND $rows AS row
+MATCH (n:Identifier {key: row.key})
+SET n.customer_id = row.customer_id
+"""
+
+_MERGE_ALIASES: LiteralString = """
+UNWIND $rows AS row
+MERGE (a:Alias {alias: row.alias})
+SET a.customer_id = row.customer_id
+"""
+
+_SET_GENERIC: LiteralString = """
+UNWIND $rows AS row
+MATCH (n:Identifier {key: row.key})
+SET n.generic = row.generic
+"""
+
+# `SET s.value = s.value + n` reads and writes the same property, so Cypher takes the counter's
+# write lock before it reads: concurrent writers serialise here, and seqs never repeat.
+_APPEND_EVENTS = """
+MERGE (s:Sequence {name: 'events'})
+ON CREATE SET s.value = 0
+SET s.value = s.value + size($rows)
+WITH s.value - size($rows) AS base
+UNWIND range(0, size($rows) - 1) AS i
+WITH base + i + 1 AS seq, $rows[i] AS row
+CREATE (e:Event {seq: seq, type: row.type, customer_id: row.customer_id,
+                 at: """ + _dt("row.at") + """, payload: row.payload})
+RETURN seq ORDER BY seq
+"""
+
+# ---- Cypher: reads ---------------------------------------------------------------------------
+
+_IDENTIFIER_COLUMNS = """
+RETURN n.key AS key, n.type AS type, n.value AS value,
+       """ + _us("n.first_seen") + """ AS first_seen, """ + _us("n.last_seen") + """ AS last_seen,
+       n.customer_id AS customer_id, coalesce(n.generic, false) AS generic
+"""
+
+_OBSERVATION_COLUMNS = """
+RETURN o.id AS id, o.key AS key, o.attribute AS attribute, o.value AS value, o.source AS source,
+       o.channel AS channel, """ + _us("o.observed_at") + """ AS observed_at
+"""
+
+_LINK_COLUMNS = """
+RETURN l.link_id AS link_id, a.key AS a, b.key AS b, l.kind AS kind, l.source AS source,
+       l.channel AS channel, l.event_id AS event_id, l.model_version AS model_version,
+       l.probability AS probability, l.match_weight AS match_weight,
+       l.comparisons AS comparisons, """ + _us("l.created_at") + """ AS created_at,
+       l.actor AS actor, """ + _us("l.removed_at") + """ AS removed_at,
+       l.removed_by AS removed_by, l.removal_reason AS removal_reason
+"""
+
+_CUSTOMER_COLUMNS = """
+RETURN c.id AS id, """ + _us("c.created_at") + """ AS created_at
+"""
+
+_EVENT_COLUMNS = """
+RETURN e.seq AS seq, e.type AS type, e.customer_id AS customer_id, """ + _us("e.at") + """ AS at,
+       e.payload AS payload
+"""
+
+_GET_IDENTIFIERS = """
+UNWIND $keys AS k
+MATCH (n:Identifier {key: k})
+WHERE n.type IS NOT NULL
+""" + _IDENTIFIER_COLUMNS
+
+_OBSERVATIONS = """
+UNWIND $keys AS k
+MATCH (:Identifier {key: k})-[:OBSERVED_WITH]->(o:Observation)
+""" + _OBSERVATION_COLUMNS
+
+_LINKS_TOUCHING = """
+UNWIND $keys AS k
+MATCH (:Identifier {key: k})-[l:LINK]-()
+WHERE $include_removed OR l.removed_at IS NULL
+WITH DISTINCT l
+WITH l, startNode(l) AS a, endNode(l) AS b
+""" + _LINK_COLUMNS
+
+_LINKS_BY_ID = """
+UNWIND $ids AS id
+MATCH (a)-[l:LINK {link_id: id}]->(b)
+""" + _LINK_COLUMNS
+
+_CUSTOMERS = """
+UNWIND $ids AS id
+MATCH (c:Customer {id: id})
+""" + _CUSTOMER_COLUMNS
+
+_ALIASES: LiteralString = """
+UNWIND $ids AS id
+MATCH (a:Alias {alias: id})
+RETURN a.alias AS alias, a.customer_id AS customer_id
+"""
+
+_ALIASES_TO: LiteralString = """
+MATCH (a:Alias {customer_id: $customer_id})
+RETURN a.alias AS alias
+"""
+
+_MEMBERS: LiteralString = """
+MATCH (n:Identifier {customer_id: $customer_id})
+WHERE n.type IS NOT NULL
+RETURN n.key AS key
+"""
+
+_EVENTS = """
+MATCH (e:Event)
+WHERE e.seq > $from_seq
+WITH e ORDER BY e.seq LIMIT $limit
+""" + _EVENT_COLUMNS + """
+ORDER BY seq
+"""
+
+_KEYS_BY_ATTRIBUTE: LiteralString = """
+UNWIND $values AS v
+MATCH (n:Identifier)-[:OBSERVED_WITH]->(:Observation {attribute: $attribute, value: v})
+WHERE n.type IS NOT NULL
+WITH DISTINCT n.key AS key
+RETURN key ORDER BY key LIMIT $limit
+"""
+
+# ---- Cypher: delete, clear -------------------------------------------------------------------
+
+_DELETE_COUNT_LINKS: LiteralString = """
+UNWIND $keys AS k
+MATCH (:Identifier {key: k})-[l:LINK]-()
+RETURN count(DISTINCT l) AS n
+"""
+
+_DELETE_OBSERVATIONS: LiteralString = """
+UNWIND $keys AS k
+MATCH (:Identifier {key: k})-[:OBSERVED_WITH]->(o:Observation)
+WITH DISTINCT o
+DETACH DELETE o
+RETURN count(*) AS n
+"""
+
+_PLACEHOLDER_NEIGHBOURS: LiteralString = """
+UNWIND $keys AS k
+MATCH (:Identifier {key: k})-[:LINK]-(m:Identifier)
+WHERE m.type IS NULL
+RETURN DISTINCT m.key AS key
+"""
+
+_DELETE_IDENTIFIERS: LiteralString = """
+UNWIND $keys AS k
+MATCH (n:Identifier {key: k})
+WITH n, n.type IS NOT NULL AS real
+DETACH DELETE n
+RETURN count(CASE WHEN real THEN 1 END) AS n
+"""
+
+# Placeholders that a delete left without any relationship go as well.
+_DELETE_ORPHANS: LiteralString = """
+UNWIND $keys AS k
+MATCH (n:Identifier {key: k})
+WHERE n.type IS NULL AND NOT (n)--()
+DELETE n
+"""
+
+_CLEAR: LiteralString = """
+MATCH (n)
+CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS
+"""
+
+# ---- Cypher: bulk export / load --------------------------------------------------------------
+# Export pages through each label by its unique key (keyset pagination, index-ordered seeks).
+
+_EXPORT: dict[str, LiteralString] = {
+    "identifiers": """
+MATCH (n:Identifier)
+WHERE n.key > $after AND n.type IS NOT NULL
+WITH n ORDER BY n.key LIMIT $limit
+""" + _IDENTIFIER_COLUMNS,
+    "observations": """
+MATCH (o:Observation)
+WHERE o.id > $after
+WITH o ORDER BY o.id LIMIT $limit
+""" + _OBSERVATION_COLUMNS,
+    "links": """
+MATCH (a)-[l:LINK]->(b)
+WHERE l.link_id > $after
+WITH a, l, b ORDER BY l.link_id LIMIT $limit
+""" + _LINK_COLUMNS,
+    "customers": """
+MATCH (c:Customer)
+WHERE c.id > $after
+WITH c ORDER BY c.id LIMIT $limit
+""" + _CUSTOMER_COLUMNS,
+    "aliases": """
+MATCH (a:Alias)
+WHERE a.alias > $after
+WITH a ORDER BY a.alias LIMIT $limit
+RETURN a.alias AS alias, a.customer_id AS customer_id
+""",
+    "events": """
+MATCH (e:Event)
+WHERE e.seq > $after
+WITH e ORDER BY e.seq LIMIT $limit
+""" + _EVENT_COLUMNS,
+}
+_EXPORT_KEY = {"identifiers": "key", "observations": "id", "links": "link_id", "customers": "id",
+               "aliases": "alias", "events": "seq"}
+
+_LOAD_IDENTIFIERS = """
+UNWIND $rows AS row
+MERGE (n:Identifier {key: row.key})
+SET n.type = row.type, n.value = row.value, n.first_seen = """ + _dt("row.first_seen") + """,
+    n.last_seen = """ + _dt("row.last_seen") + """, n.customer_id = row.customer_id,
+    n.generic = coalesce(row.generic, false)
+"""
+
+_LOAD_EVENTS = """
+UNWIND $rows AS row
+MERGE (e:Event {seq: row.seq})
+SET e.type = row.type, e.customer_id = row.customer_id, e.at = """ + _dt("row.at") + """,
+    e.payload = row.payload
+WITH max(row.seq) AS top
+MERGE (s:Sequence {name: 'events'})
+ON CREATE SET s.value = 0
+SET s.value = CASE WHEN s.value < top THEN top ELSE s.value END
+"""
+
+_LOAD: dict[str, LiteralString] = {
+    "identifiers": _LOAD_IDENTIFIERS,
+    "observations": _MERGE_OBSERVATIONS,
+    "links": _MERGE_LINKS,
+    "customers": _MERGE_CUSTOMERS,
+    "aliases": _MERGE_ALIASES,
+    "events": _LOAD_EVENTS,
+}
+_LOAD_ORDER = ("customers", "aliases", "identifiers", "observations", "links", "events")
+
+
+# ---- conversions -----------------------------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _to_us(value: datetime | None) -> int | None:
+    """Epoch microseconds of a datetime; a naive one is taken as UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // _MICROSECOND
+
+
+def _from_us(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
+
+
+def _utc(value: int | None) -> datetime:
+    """A required time; a missing one means the graph was written by something else."""
+    if value is None:
+        raise StoreError("neo4j store: a required time property is missing")
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def _chunks(rows: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(rows), size):
+        yield rows[i:i + size]
+
+
+def _link_row(link: Link) -> dict[str, Any]:
+    return {
+        "link_id": link.id,
+        "a": link.a,
+        "b": link.b,
+        "kind": link.kind.label,
+        "source": link.source,
+        "channel": link.channel,
+        "event_id": link.event_id,
+        "model_version": link.model_version,
+        "probability": link.probability,
+        "match_weight": link.match_weight,
+        "comparisons": link.comparisons_json(),
+        "created_at": _to_us(link.created_at),
+        "actor": link.actor,
+        "removed_at": _to_us(link.removed_at),
+        "removed_by": link.removed_by,
+        "removal_reason": link.removal_reason,
+    }
+
+
+def _link(r: Any) -> Link:
+    return Link(
+        a=r["a"],
+        b=r["b"],
+        kind=LinkKind.parse(r["kind"]),
+        source=r["source"] or "",
+        channel=r["channel"] or "",
+        event_id=r["event_id"] or "",
+        model_version=r["model_version"] or "",
+        probability=r["probability"],
+        match_weight=r["match_weight"],
+        comparisons=None if r["comparisons"] is None else json.loads(r["comparisons"]),
+        created_at=_utc(r["created_at"]),
+        actor=r["actor"] or "",
+        removed_at=_from_us(r["removed_at"]),
+        removed_by=r["removed_by"] or "",
+        removal_reason=r["removal_reason"] or "",
+    )
+
+
+def _link_order(link: Link) -> tuple[str, str, datetime, str]:
+    return (link.a, link.b, link.created_at, link.id)
+
+
+def _arrow_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows for UNWIND, with timestamp columns as epoch microseconds."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type):
+            us = table.column(i).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+            table = table.set_column(i, f.name, us)
+    return table.to_pylist()
+
+
+# ---- the store -------------------------------------------------------------------------------
+
+
+class Neo4jStore(GraphStore):
+    """The identity graph in a Neo4j database; see the module docstring for the graph model."""
+
+    name = "neo4j"
+
+    def __init__(self, uri: str, user: str, password: str, database: str = "neo4j") -> None:
+        """Connects, and creates the constraints and indexes that are missing.
+
+        Args:
+            uri: a Bolt URI, e.g. `bolt://127.0.0.1:7687` or `neo4j://host:7687`.
+            user: the user name.
+            password: the password.
+            database: the database to use.
+        Raises:
+            StoreError: the server cannot be reached, refuses the login, or the schema.
+        """
+        self._database = database
+        # "Property key does not exist" (on an empty graph) is noise: not even logged.
+        self._driver = GraphDatabase.driver(
+            uri, auth=(user, password),
+            notifications_disabled_classifications=[NotificationDisabledClassification.UNRECOGNIZED],
+        )
+        try:
+            self._ensure_schema()
+        except Exception as e:
+            self._driver.close()
+            raise StoreError(f"neo4j store: cannot open {uri}: {type(e).__name__}") from e
+
+    def _ensure_schema(self) -> None:
+        with self._driver.session(database=self._database) as session:
+            for statement in SCHEMA:
+                try:
+                    session.run(statement).consume()
+                except ClientError as e:
+                    if e.code not in _SCHEMA_RACES:
+                        raise
+            session.run("CALL db.awaitIndexes(300)").consume()
+
+    def close(self) -> None:
+        self._driver.close()
+
+    def __repr__(self) -> str:
+        return f"Neo4jStore(database={self._database!r})"
+
+    # ---- plumbing -----------------------------------------------------------------------------
+
+    def _read(self, query: LiteralString, **params: Any) -> list[Any]:
+        return self._driver.execute_query(
+            query, params, routing_=RoutingControl.READ, database_=self._database
+        ).records
+
+    def _session(self, access_mode: str = WRITE_ACCESS) -> Session:
+        """A session chained (by bookmarks) to `execute_query`: reads see earlier writes, on a
+        cluster too."""
+        return self._driver.session(
+            database=self._database, default_access_mode=access_mode,
+            bookmark_manager=self._driver.execute_query_bookmark_manager,
+        )
+
+    def _write(self, work: Callable[[ManagedTransaction], Any]) -> Any:
+        with self._session() as session:
+            return session.execute_write(work)
+
+    # ---- writes -------------------------------------------------------------------------------
+
+    def _apply(self, changes: ChangeSet) -> list[int]:
+        identifiers = [
+            {"key": u.key, "type": u.type, "value": u.value, "seen_at": _to_us(u.seen_at)}
+            for u in changes.identifiers
+        ]
+        observations = [
+            {"id": o.id, "key": o.key, "attribute": o.attribute, "value": o.value,
+             "source": o.source, "channel": o.channel, "observed_at": _to_us(o.observed_at)}
+            for u in changes.identifiers for o in u.observations
+        ]
+        links = [_link_row(lk) for lk in changes.links_added]
+        removals = [
+            {"link_id": i, "at": _to_us(at), "by": by or "", "reason": reason or ""}
+            for i, at, by, reason in changes.links_removed
+        ]
+        customers = [{"id": c.id, "created_at": _to_us(c.created_at)}
+                     for c in changes.customers_created]
+        assignments = [{"key": k, "customer_id": c} for k, c in changes.assignments.items()]
+        aliases = [{"alias": a, "customer_id": c} for a, c in changes.aliases.items()]
+        generic = [{"key": k, "generic": bool(g)} for k, g in changes.generic.items()]
+        events = [
+            {"type": e.type, "customer_id": e.customer_id or "", "at": _to_us(e.at),
+             "payload": json.dumps(dict(e.payload), sort_keys=True)}
+            for e in changes.events
+        ]
+        # One lock order (sorted keys) keeps deadlocks between concurrent writers rare; the driver
+        # retries those that happen (DeadlockDetected is a transient error).
+        identifiers.sort(key=lambda r: r["key"])
+        observations.sort(key=lambda r: (r["key"], r["id"]))
+        links.sort(key=lambda r: (r["a"], r["b"], r["link_id"]))
+        steps: tuple[tuple[LiteralString, list[dict[str, Any]]], ...] = (
+            (_UPSERT_IDENTIFIERS, identifiers),
+            (_MERGE_OBSERVATIONS, observations),
+            (_MERGE_CUSTOMERS, customers),
+            (_MERGE_LINKS, links),
+            (_REMOVE_LINKS, removals),
+            (_ASSIGN, assignments),
+            (_MERGE_ALIASES, aliases),
+            (_SET_GENERIC, generic),
+        )
+
+        def work(tx: ManagedTransaction) -> list[int]:
+            # The driver may run this again from the start after a transient error; the failed
+            # attempt was rolled back, and every step is a MERGE or a conditional SET anyway.
+            for query, rows in steps:
+                for chunk in _chunks(rows):
+                    tx.run(query, rows=chunk).consume()
+            seqs: list[int] = []
+            for chunk in _chunks(events):
+                seqs.extend(r["seq"] for r in tx.run(_APPEND_EVENTS, rows=chunk))
+            return seqs
+
+        return self._write(work)
+
+    def _delete(self, keys: Sequence[str]) -> DeleteCounts:
+        keys = list(keys)
+
+        def work(tx: ManagedTransaction) -> DeleteCounts:
+            links = tx.run(_DELETE_COUNT_LINKS, keys=keys).single(strict=True)["n"]
+            observations = tx.run(_DELETE_OBSERVATIONS, keys=keys).single(strict=True)["n"]
+            placeholders = [r["key"] for r in tx.run(_PLACEHOLDER_NEIGHBOURS, keys=keys)]
+            identifiers = tx.run(_DELETE_IDENTIFIERS, keys=keys).single(strict=True)["n"]
+            if placeholders:
+                tx.run(_DELETE_ORPHANS, keys=placeholders).consume()
+            return DeleteCounts(identifiers=identifiers, observations=observations, links=links)
+
+        return self._write(work)
+
+    def _clear(self) -> None:
+        # CALL { } IN TRANSACTIONS needs an auto-commit transaction: `session.run`.
+        with self._session() as session:
+            session.run(_CLEAR).consume()
+
+    # ---- reads --------------------------------------------------------------------------------
+
+    def _get_identifiers(self, keys: Sequence[str]) -> list[IdentifierNode]:
+        return [
+            IdentifierNode(key=r["key"], type=r["type"], value=r["value"],
+                           first_seen=_utc(r["first_seen"]), last_seen=_utc(r["last_seen"]),
+                           customer_id=r["customer_id"], generic=r["generic"])
+            for r in self._read(_GET_IDENTIFIERS, keys=list(keys))
+        ]
+
+    def _observations(self, keys: Sequence[str]) -> list[Observation]:
+        return [
+            Observation(key=r["key"], attribute=r["attribute"], value=r["value"],
+                        source=r["source"] or "", channel=r["channel"] or "",
+                        observed_at=_utc(r["observed_at"]))
+            for r in self._read(_OBSERVATIONS, keys=list(keys))
+        ]
+
+    def _links_touching(self, keys: Sequence[str], include_removed: bool) -> list[Link]:
+        records = self._read(_LINKS_TOUCHING, keys=list(keys), include_removed=include_removed)
+        return sorted((_link(r) for r in records), key=_link_order)
+
+    def _links_by_id(self, link_ids: Sequence[str]) -> list[Link]:
+        records = self._read(_LINKS_BY_ID, ids=list(link_ids))
+        return sorted((_link(r) for r in records), key=_link_order)
+
+    def _customers(self, customer_ids: Sequence[str]) -> list[Customer]:
+        return [Customer(r["id"], _utc(r["created_at"]))
+                for r in self._read(_CUSTOMERS, ids=list(customer_ids))]
+
+    def _aliases(self, ids: Sequence[str]) -> dict[str, str]:
+        return {r["alias"]: r["customer_id"] for r in self._read(_ALIASES, ids=list(ids))}
+
+    def _aliases_to(self, customer_id: str) -> list[str]:
+        return [r["alias"] for r in self._read(_ALIASES_TO, customer_id=customer_id)]
+
+    def _members(self, customer_id: str) -> list[str]:
+        return [r["key"] for r in self._read(_MEMBERS, customer_id=customer_id)]
+
+    def _events(self, from_seq: int, limit: int) -> list[Event]:
+        return [
+            Event(type=r["type"], payload=json.loads(r["payload"]) if r["payload"] else {},
+                  customer_id=r["customer_id"] or "", at=_utc(r["at"]), seq=r["seq"])
+            for r in self._read(_EVENTS, from_seq=from_seq, limit=limit)
+        ]
+
+    def _keys_by_attribute(self, attribute: str, values: Sequence[str], limit: int) -> list[str]:
+        records = self._read(_KEYS_BY_ATTRIBUTE, attribute=attribute, values=list(values),
+                             limit=limit)
+        return [r["key"] for r in records]
+
+    # ---- bulk ---------------------------------------------------------------------------------
+
+    def _export_tables(self) -> dict[str, pa.Table]:
+        out: dict[str, pa.Table] = {}
+        with self._session(READ_ACCESS) as session:
+            for name, schema in TABLES.items():
+                key = _EXPORT_KEY[name]
+                after: Any = -1 if name == "events" else ""
+                rows: list[list[Any]] = []
+                while True:
+                    page = session.execute_read(
+                        lambda tx, q=_EXPORT[name], a=after, cols=schema.names:
+                        tx.run(q, after=a, limit=BATCH).values(*cols))
+                    rows.extend(page)
+                    if len(page) < BATCH:
+                        break
+                    after = page[-1][schema.names.index(key)]
+                columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+                arrays = []
+                for f, values in zip(schema, columns, strict=True):
+                    if pa.types.is_timestamp(f.type):
+                        arrays.append(pa.array(values, pa.int64()).cast(f.type))
+                    else:
+                        arrays.append(pa.array(values, f.type))
+                out[name] = pa.Table.from_arrays(arrays, schema=schema)
+        return out
+
+    def _load_tables(self, tables: dict[str, pa.Table]) -> None:
+        """Loads in batches of `BATCH` rows, one transaction each: not atomic as a whole."""
+        # Customers and identifiers first, so that links and observations find their nodes.
+        with self._session() as session:
+            for name in _LOAD_ORDER:
+                table = tables.get(name)
+                if table is None or table.num_rows == 0:
+                    continue
+                query = _LOAD[name]
+                for start in range(0, table.num_rows, BATCH):
+                    rows = _arrow_rows(table.slice(start, BATCH))
+                    session.execute_write(
+                        lambda tx, q=query, rs=rows: tx.run(q, rows=rs).consume())
+
+
+__all__ = ["CONSTRAINTS", "INDEXES", "Neo4jStore"]
