@@ -1,0 +1,135 @@
+"""`IdentityServicer`: identity.v1.IdentityService over one `IdentityGraph`. Converts and delegates."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from identity.v1 import identity_pb2 as pb
+from identity.v1 import identity_pb2_grpc as pb_grpc
+from identity_graph.api import convert
+from identity_graph.api.errors import check_deadline, handle_errors
+from identity_graph.engine import IdentityGraph
+from identity_graph.errors import InvalidArgument
+
+T = TypeVar("T")
+
+DEFAULT_POLL_INTERVAL_S = 0.1
+DEFAULT_EVENT_BATCH = 500
+
+
+class IdentityServicer(pb_grpc.IdentityServiceServicer):
+    """Each RPC converts its request, runs one blocking engine call in a worker thread (so the
+    event loop stays free), and converts the result. Errors are mapped by `handle_errors`."""
+
+    def __init__(
+        self,
+        graph: IdentityGraph,
+        *,
+        poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
+        event_batch: int = DEFAULT_EVENT_BATCH,
+    ) -> None:
+        self.graph = graph
+        self.poll_interval_s = poll_interval_s
+        self.event_batch = event_batch
+        self._closing = False
+
+    def close(self) -> None:
+        """Ends open WatchEvents streams (cleanly, at their next poll) so a shutdown can drain."""
+        self._closing = True
+
+    @staticmethod
+    async def _run(context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        if not check_deadline(context):
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
+        return await asyncio.to_thread(fn, *args, **kw)
+
+    @handle_errors
+    async def Resolve(
+        self, request: pb.ResolveRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ResolveResponse:
+        result = await self._run(context, self.graph.resolve, convert.resolve_request(request))
+        return convert.resolve_response(result, self.graph.config.disclosure_level)
+
+    @handle_errors
+    async def Link(self, request: pb.LinkRequest, context: grpc.aio.ServicerContext) -> pb.LinkResponse:
+        args = convert.link_args(request)
+        result = await self._run(context, self.graph.link, **args)
+        return pb.LinkResponse(
+            links=[convert.link_to_pb(lk) for lk in result.links], **convert.change_fields(result)
+        )
+
+    @handle_errors
+    async def Unlink(self, request: pb.UnlinkRequest, context: grpc.aio.ServicerContext) -> pb.UnlinkResponse:
+        args = convert.unlink_args(request)
+        result = await self._run(context, self.graph.unlink, **args)
+        return pb.UnlinkResponse(
+            links=[convert.link_to_pb(lk) for lk in result.links], **convert.change_fields(result)
+        )
+
+    @handle_errors
+    async def SetGeneric(
+        self, request: pb.SetGenericRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetGenericResponse:
+        if not request.HasField("identifier"):
+            raise InvalidArgument("identifier", "is required")
+        key = convert.key_from_pb(request.identifier, "identifier")
+        actor = convert.require(request.actor, "actor")
+        result = await self._run(context, self.graph.set_generic, key, request.generic, actor=actor)
+        return pb.SetGenericResponse(**convert.change_fields(result))
+
+    @handle_errors
+    async def GetCustomer(
+        self, request: pb.GetCustomerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetCustomerResponse:
+        ref, field = convert.customer_ref(request)
+        view = await self._run(context, self._get_customer, ref, field)
+        return pb.GetCustomerResponse(customer=convert.customer_to_pb(view))
+
+    def _get_customer(self, ref: str, field: str) -> Any:
+        if field == "identifier":  # normalise first, so that errors name the request's field
+            ref = self.graph.key(ref, field)
+        return self.graph.get_customer(ref)
+
+    @handle_errors
+    async def Explain(
+        self, request: pb.ExplainRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ExplainResponse:
+        for name in ("a", "b"):
+            if not request.HasField(name):
+                raise InvalidArgument(name, "is required")
+        a = convert.key_from_pb(request.a, "a")
+        b = convert.key_from_pb(request.b, "b")
+        return convert.explain_response(await self._run(context, self.graph.explain, a, b))
+
+    @handle_errors
+    async def PreviewSplit(
+        self, request: pb.SplitRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SplitResponse:
+        args = convert.split_args(request, actor_required=False)
+        return convert.split_response(await self._run(context, self.graph.preview_split, **args))
+
+    @handle_errors
+    async def Split(self, request: pb.SplitRequest, context: grpc.aio.ServicerContext) -> pb.SplitResponse:
+        args = convert.split_args(request, actor_required=True)
+        return convert.split_response(await self._run(context, self.graph.split, **args))
+
+    @handle_errors
+    async def WatchEvents(
+        self, request: pb.WatchEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.Event]:
+        if request.from_seq < 0:
+            raise InvalidArgument("from_seq", "must not be negative")
+        types = set(request.types)
+        last = request.from_seq
+        while not self._closing:
+            events = await self._run(context, self.graph.events, last, self.event_batch)
+            for ev in events:
+                last = ev.seq
+                if not types or ev.type in types:
+                    yield convert.event_to_pb(ev)
+            if len(events) < self.event_batch:
+                await asyncio.sleep(self.poll_interval_s)

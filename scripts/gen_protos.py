@@ -1,0 +1,80 @@
+"""Generates Python stubs (`_pb2.py`, `_pb2_grpc.py`, `.pyi`) for every .proto under proto/.
+
+Output goes to the repository root, mirroring the proto package path (`proto/identity/v1/x.proto`
+→ `identity/v1/x_pb2.py`), so the absolute imports protoc writes (`from identity.v1 import x_pb2`)
+work. The generated files are committed; `tests/test_protos_fresh.py` fails when they are stale.
+
+Usage: python scripts/gen_protos.py [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+from pathlib import Path
+
+from grpc_tools import protoc
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTO_DIR = ROOT / "proto"
+
+
+def proto_files(proto_dir: Path = PROTO_DIR) -> list[Path]:
+    """Every .proto under `proto_dir`, relative to it, sorted."""
+    return sorted(p.relative_to(proto_dir) for p in proto_dir.rglob("*.proto"))
+
+
+def generate(out: Path = ROOT, proto_dir: Path = PROTO_DIR) -> list[Path]:
+    """Runs protoc over every .proto into `out`, adding empty `__init__.py` files on the way.
+
+    Args:
+        out: the directory the package tree is written under.
+        proto_dir: the include root holding the .proto files.
+
+    Returns:
+        The generated files, relative to `out`.
+
+    Raises:
+        RuntimeError: protoc failed.
+    """
+    files = proto_files(proto_dir)
+    if not files:
+        return []
+    well_known = resources.files("grpc_tools") / "_proto"
+    args = [
+        "grpc_tools.protoc",
+        f"-I{proto_dir}",
+        f"-I{well_known}",
+        f"--python_out={out}",
+        f"--pyi_out={out}",
+        f"--grpc_python_out={out}",
+        *(str(f) for f in files),
+    ]
+    if protoc.main(args) != 0:
+        raise RuntimeError(f"protoc failed for {', '.join(map(str, files))}")
+    generated: list[Path] = []
+    for f in files:
+        package = f.parent
+        for i in range(1, len(package.parts) + 1):
+            init = out / Path(*package.parts[:i]) / "__init__.py"
+            if not init.exists():
+                init.write_text("")
+            generated.append(init.relative_to(out))
+        stem = f.with_suffix("")
+        for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"):
+            generated.append(Path(f"{stem}{suffix}"))
+    return sorted(set(generated))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT, help="output root (default: the repository)")
+    ns = parser.parse_args(argv)
+    for path in generate(ns.out):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

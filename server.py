@@ -1,0 +1,295 @@
+"""identity-server: the identity graph over gRPC (grpc.aio), with health checking and reflection."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from identity.v1 import identity_pb2, identity_pb2_grpc
+from identity_graph.api import IdentityServicer
+from identity_graph.config import GraphConfig
+from identity_graph.engine import IdentityGraph, Scorer
+from identity_graph.store import open_store
+
+log = logging.getLogger("identity_server")
+access_log = logging.getLogger("identity_server.access")
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+DEFAULT_DB = "./identity.duckdb"
+DEFAULT_GRACE_S = 10.0
+
+IDENTITY_SERVICE = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
+SERVICE_NAMES = (IDENTITY_SERVICE,)
+
+_parts: weakref.WeakKeyDictionary[grpc.aio.Server, tuple[IdentityServicer, Any]] = weakref.WeakKeyDictionary()
+
+
+# ---- logging --------------------------------------------------------------------------------
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and any `extra={"fields": {…}}`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        out.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)  # server-side only
+        return json.dumps(out, default=str)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+class AccessLogInterceptor(grpc.aio.ServerInterceptor):
+    """Logs one line per RPC: method, status code, duration in ms, peer."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+        method = details.method
+
+        def begin(context: grpc.aio.ServicerContext) -> tuple[float, float | None, str]:
+            # Read the peer and deadline now: the context must not be queried after a cancel.
+            start = time.perf_counter()
+            remaining = context.time_remaining()
+            return start, None if remaining is None else start + remaining, context.peer()
+
+        def done(
+            context: grpc.aio.ServicerContext,
+            began: tuple[float, float | None, str],
+            error: BaseException | None,
+        ) -> None:
+            start, deadline, peer = began
+            end = time.perf_counter()
+            if isinstance(error, asyncio.CancelledError):
+                expired = deadline is not None and end >= deadline
+                code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
+            else:
+                code = context.code()
+                if error is not None and code is None:
+                    code = grpc.StatusCode.UNKNOWN
+            code = code or grpc.StatusCode.OK
+            name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+            access_log.info(
+                "rpc",
+                extra={
+                    "fields": {
+                        "method": method,
+                        "code": name,
+                        "duration_ms": round((end - start) * 1000, 3),
+                        "peer": peer,
+                    }
+                },
+            )
+
+        if handler.unary_unary:
+            inner_uu = handler.unary_unary
+
+            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                began, error = begin(context), None
+                try:
+                    result = inner_uu(request, context)
+                    return await result if inspect.isawaitable(result) else result
+                except BaseException as e:
+                    error = e
+                    raise
+                finally:
+                    done(context, began, error)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, handler.request_deserializer, handler.response_serializer
+            )
+
+        inner = handler.unary_stream or handler.stream_stream
+        if inner is None:  # client streaming: not used by these services
+            return handler
+
+        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            began, error = begin(context), None
+            try:
+                result = inner(request, context)
+                if inspect.isasyncgen(result):
+                    async for item in result:
+                        yield item
+                elif inspect.isawaitable(result):
+                    await result
+            except BaseException as e:
+                error = e
+                raise
+            finally:
+                done(context, began, error)
+
+        factory = (
+            grpc.unary_stream_rpc_method_handler
+            if handler.unary_stream
+            else grpc.stream_stream_rpc_method_handler
+        )
+        return factory(streaming, handler.request_deserializer, handler.response_serializer)
+
+
+# ---- the server -----------------------------------------------------------------------------
+
+
+async def create_server(
+    address: str,
+    graph: IdentityGraph,
+    *,
+    poll_interval_s: float = 0.1,
+    access_log_enabled: bool = True,
+) -> tuple[grpc.aio.Server, int]:
+    """Builds (does not start) an aio server with the identity service, health and reflection.
+
+    Call it inside the event loop that will run the server.
+
+    Args:
+        address: `host:port` to bind; port 0 picks a free port.
+        graph: the engine the servicer calls.
+        poll_interval_s: how often WatchEvents polls the store for new events.
+        access_log_enabled: log one line per RPC.
+
+    Returns:
+        The server and the port it is bound to.
+
+    Raises:
+        RuntimeError: the address could not be bound.
+    """
+    server = grpc.aio.server(interceptors=[AccessLogInterceptor()] if access_log_enabled else None)
+    servicer = IdentityServicer(graph, poll_interval_s=poll_interval_s)
+    identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as e:
+        raise RuntimeError(f"could not bind {address}") from e
+    if port == 0:
+        raise RuntimeError(f"could not bind {address}")
+    _parts[server] = (servicer, health_servicer)
+    return server, port
+
+
+async def shutdown(server: grpc.aio.Server, grace_s: float = DEFAULT_GRACE_S) -> None:
+    """Reports NOT_SERVING, ends event streams, and stops taking calls while in-flight calls
+    drain for up to `grace_s` seconds."""
+    parts = _parts.get(server)
+    if parts is not None:
+        servicer, health_servicer = parts
+        await health_servicer.enter_graceful_shutdown()
+        servicer.close()
+    await server.stop(grace_s)
+
+
+# ---- command line ---------------------------------------------------------------------------
+
+
+def load_scorer(model_path: str | None) -> Scorer | None:
+    """HOOK: the online Splink scorer, when `identity_graph.matching` provides one.
+
+    Uses `identity_graph.matching.model.load_model` and `identity_graph.matching.scorer.OnlineScorer`
+    if both exist and the scorer fits the engine's `Scorer` protocol (`version`, `blocking_keys`,
+    `score`); otherwise the server runs deterministic-only and says so in the log.
+    """
+    if not model_path:
+        return None
+    try:
+        from identity_graph.matching.model import load_model  # type: ignore[import-not-found]
+        from identity_graph.matching.scorer import OnlineScorer  # type: ignore[import-not-found]
+    except ImportError as e:
+        log.warning("no online scorer available (%s); running deterministic-only", e)
+        return None
+    scorer = OnlineScorer(load_model(model_path))
+    if not all(hasattr(scorer, a) for a in ("version", "blocking_keys", "score")):
+        log.warning("OnlineScorer does not fit the engine's Scorer protocol; running deterministic-only")
+        return None
+    return scorer  # type: ignore[return-value]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="identity-server", description=__doc__)
+    p.add_argument("--address", default=DEFAULT_ADDRESS, help=f"host:port to listen on ({DEFAULT_ADDRESS})")
+    p.add_argument("--db", default=DEFAULT_DB, help=f"embedded DuckDB file ({DEFAULT_DB})")
+    p.add_argument("--neo4j-uri", default=os.environ.get("NEO4J_URI"), help="use Neo4j ($NEO4J_URI)")
+    p.add_argument("--neo4j-user", default=os.environ.get("NEO4J_USER", "neo4j"))
+    p.add_argument("--neo4j-password", default=os.environ.get("NEO4J_PASSWORD", ""))
+    p.add_argument("--config", help="GraphConfig JSON file")
+    p.add_argument("--model", help="Splink model JSON for online scoring (optional)")
+    p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S, help="shutdown drain seconds")
+    p.add_argument("--poll-interval", type=float, default=0.1, help="WatchEvents poll seconds")
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace, graph: IdentityGraph) -> None:
+    """Runs until SIGTERM or SIGINT, then drains in-flight calls and returns."""
+    server, port = await create_server(args.address, graph, poll_interval_s=args.poll_interval)
+    await server.start()
+    log.info(
+        "listening",
+        extra={"fields": {"address": args.address, "port": port, "backend": graph.store.name}},
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down", extra={"fields": {"grace_s": args.grace}})
+    await shutdown(server, args.grace)
+    log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging(args.log_level)
+    config = GraphConfig.from_file(args.config) if args.config else GraphConfig()
+    store = open_store(
+        None if args.neo4j_uri else args.db,
+        neo4j_uri=args.neo4j_uri,
+        neo4j_user=args.neo4j_user,
+        neo4j_password=args.neo4j_password,
+    )
+    try:
+        graph = IdentityGraph(store, config, scorer=load_scorer(args.model))
+        asyncio.run(serve(args, graph))
+    finally:
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
