@@ -1,0 +1,210 @@
+"""`identity-batch`: ingest history, relink the whole graph nightly, export tables for analysts.
+
+    identity-batch ingest FILE [--mapping MAP.toml | --identifier COL=TYPE ... --attribute COL[=NAME] ...]
+    identity-batch relink [--model MODEL.json | --settings SETTINGS.json] [--dry-run] [--report-dir DIR]
+    identity-batch export --out DIR
+    identity-batch generate --customers N [--labels-out labels.parquet]   (synthetic data, for trials)
+
+Stores: `--db PATH` (embedded DuckDB, default ./identity.duckdb) or `--neo4j-uri` (defaults from
+NEO4J_URI / NEO4J_USER / NEO4J_PASSWORD). Exit codes: 0 ok, 2 bad usage or input, 3 the DuckDB
+file is held by another process (run the relink inside identity-server instead), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from identity_graph.config import GraphConfig
+from identity_graph.errors import IdentityGraphError, InvalidArgument
+from identity_graph.store import GraphStore, open_store
+
+log = logging.getLogger("identity-batch")
+
+
+def _store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", default="identity.duckdb", help="embedded DuckDB file (default %(default)s)")
+    p.add_argument("--neo4j-uri", default=os.environ.get("NEO4J_URI"),
+                   help="use Neo4j at this Bolt URI instead of the DuckDB file")
+    p.add_argument("--neo4j-user", default=os.environ.get("NEO4J_USER", "neo4j"))
+    p.add_argument("--neo4j-password", default=os.environ.get("NEO4J_PASSWORD", ""))
+    p.add_argument("--config", help="GraphConfig JSON (thresholds, blocked values, limits)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _open(args: argparse.Namespace) -> GraphStore:
+    if args.neo4j_uri:
+        return open_store(neo4j_uri=args.neo4j_uri, neo4j_user=args.neo4j_user,
+                          neo4j_password=args.neo4j_password)
+    try:
+        return open_store(args.db)
+    except Exception as e:
+        text = str(e)
+        if "lock" in text.lower() or "conflicting" in text.lower():
+            raise _Locked(
+                f"{args.db} is held by another process (identity-server?). A DuckDB file has one "
+                "writer: run the relink inside the server (its admin RPC calls "
+                "batch.relink.run_relink), or stop the server first.") from e
+        raise
+
+
+class _Locked(Exception):
+    pass
+
+
+def _config(args: argparse.Namespace) -> GraphConfig:
+    return GraphConfig.from_file(args.config) if args.config else GraphConfig()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="identity-batch", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ing = sub.add_parser("ingest", help="load a CSV or parquet file of source records")
+    ing.add_argument("file")
+    _store_args(ing)
+    ing.add_argument("--mapping", help="column mapping file (TOML or JSON; see batch.ingest.Mapping_)")
+    ing.add_argument("--source", help="a constant source name for every row")
+    ing.add_argument("--source-column", help="column with the source name (default 'source')")
+    ing.add_argument("--record-id-column", help="column with the record id (default 'record_id')")
+    ing.add_argument("--identifier", action="append", default=[], metavar="COL=TYPE",
+                     help="an identifier column and its type (repeat)")
+    ing.add_argument("--attribute", action="append", default=[], metavar="COL[=NAME]",
+                     help="an attribute column, optionally renamed (repeat)")
+    ing.add_argument("--observed-at-column", help="column of ISO observation timestamps")
+    ing.add_argument("--observed-at", help="observation time for every row (ISO; default file mtime)")
+    ing.add_argument("--date-format", action="append", default=[],
+                     help="strptime format for date_of_birth, tried before ISO (repeat)")
+    ing.add_argument("--region", help="default phone region, e.g. GB")
+    ing.add_argument("--rejects", help="rejects CSV (default FILE.rejects.csv)")
+
+    rl = sub.add_parser("relink", help="re-link the whole graph with Splink and recompute customers")
+    _store_args(rl)
+    rl.add_argument("--model", help="use this saved model JSON instead of training")
+    rl.add_argument("--settings", help="Splink settings JSON merged over the defaults (training)")
+    rl.add_argument("--models-dir", default="models", help="where a trained model is saved")
+    rl.add_argument("--seed", type=int, default=42)
+    rl.add_argument("--dry-run", action="store_true", help="compute and report; write nothing")
+    rl.add_argument("--batch-size", type=int, default=2000, help="identifiers per transaction")
+    rl.add_argument("--report-dir", default="reports", help="where the JSON and HTML reports go")
+    rl.add_argument("--labels", help="ground truth parquet (key, cluster[, household]) for P/R/F1")
+    rl.add_argument("--work-dir", help="directory for the snapshot database (default in memory)")
+    rl.add_argument("--no-charts", action="store_true")
+    rl.add_argument("--fail-after-batches", type=int, help=argparse.SUPPRESS)
+
+    ex = sub.add_parser("export", help="write parquet tables for analysts")
+    _store_args(ex)
+    ex.add_argument("--out", required=True)
+
+    gen = sub.add_parser("generate", help="load generated customers with ground truth (for trials)")
+    _store_args(gen)
+    gen.add_argument("--customers", type=int, required=True)
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--labels-out", default="labels.parquet")
+    return p
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from batch.ingest import Mapping_, ingest, load_mapping
+
+    m = load_mapping(args.mapping) if args.mapping else Mapping_()
+    if args.source:
+        m.source = args.source
+    if args.source_column:
+        m.source_column = args.source_column
+    if args.record_id_column:
+        m.record_id_column = args.record_id_column
+    for spec in args.identifier:
+        col, sep, type_ = spec.partition("=")
+        if not sep:
+            raise InvalidArgument("--identifier", f"expected COL=TYPE, got {spec!r}")
+        m.identifiers[col] = type_
+    for spec in args.attribute:
+        col, _, name = spec.partition("=")
+        m.attributes[col] = name or col
+    if args.observed_at_column:
+        m.observed_at_column = args.observed_at_column
+    if args.date_format:
+        m.date_formats = list(args.date_format)
+    if args.region:
+        m.default_region = args.region
+    observed_at = None
+    if args.observed_at:
+        observed_at = datetime.fromisoformat(args.observed_at)
+        observed_at = observed_at.replace(tzinfo=UTC) if observed_at.tzinfo is None else observed_at
+    with _open(args) as store:
+        result = ingest(store, args.file, m, config=_config(args), rejects=args.rejects,
+                        observed_at=observed_at, progress=not args.quiet)
+    print(json.dumps(result.as_dict(), indent=1))
+    if result.rejected or result.values_dropped:
+        print(f"{result.rejected} row(s) rejected, {result.values_dropped} value(s) dropped: "
+              f"see {result.rejects_file}", file=sys.stderr)
+    return 0
+
+
+def _cmd_relink(args: argparse.Namespace) -> int:
+    from batch.relink import RelinkOptions, relink
+    from batch.report import summary_text, write_report
+
+    options = RelinkOptions(
+        model_path=args.model, settings_path=args.settings, models_dir=args.models_dir,
+        seed=args.seed, dry_run=args.dry_run, batch_size=args.batch_size,
+        fail_after_batches=args.fail_after_batches, labels_path=args.labels,
+        work_dir=args.work_dir, progress=not args.quiet, charts=not args.no_charts)
+    with _open(args) as store:
+        result = relink(store, _config(args), options)
+    json_path, html_path = write_report(result.report, args.report_dir)
+    print(summary_text(result.report))
+    print(f"  report          {json_path}\n                  {html_path}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from batch.export import export
+
+    with _open(args) as store:
+        counts = export(store, args.out, progress=not args.quiet)
+    for name, n in counts.items():
+        print(f"{name:<14}{n:>12,}  {Path(args.out) / (name + '.parquet')}")
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from batch.quality import load_synthetic
+
+    with _open(args) as store:
+        data = load_synthetic(store, args.customers, args.seed, args.labels_out)
+    print(f"loaded {len(data.identifiers):,} identifiers of {len(data.customers):,} customers; "
+          f"labels in {args.labels_out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    commands: dict[str, Any] = {"ingest": _cmd_ingest, "relink": _cmd_relink,
+                                "export": _cmd_export, "generate": _cmd_generate}
+    try:
+        return int(commands[args.command](args))
+    except _Locked as e:
+        print(f"identity-batch: {e}", file=sys.stderr)
+        return 3
+    except (InvalidArgument, ValueError, FileNotFoundError) as e:
+        print(f"identity-batch: {e}", file=sys.stderr)
+        return 2
+    except IdentityGraphError as e:
+        print(f"identity-batch: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,388 @@
+"""`identity-batch ingest`: stream a CSV or parquet file of source records into the graph.
+
+Each row is one observation from a source system: `source` + `record_id` name a `source_record`
+identifier (`source_record:<source>/<record_id>`); identifier columns (email, phone, ...) are linked
+`observed` to it; attribute columns are observed with it. Rows that cannot be loaded (an invalid
+phone, an unparsable date, no record id) go to a rejects CSV with the reason; a blocked value
+(`test@test.com`) is dropped from its row and listed there too, so nothing is lost silently.
+
+Re-ingesting the same file writes nothing: identifier upserts only widen first/last seen,
+observation and link ids are hashes of their content, and events are appended only for links
+that are new. Observation times come from a mapped `observed_at` column, else `--observed-at`,
+else the file's modification time.
+
+Ingest writes evidence only; customers are (re)computed by `identity-batch relink`. Until then an
+ingested identifier resolves online through its links like any other.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from identity_graph.attributes import MAX_ATTRIBUTE_LENGTH, clean_attribute
+from identity_graph.config import GraphConfig
+from identity_graph.errors import InvalidArgument
+from identity_graph.identifiers import IdentifierTypes
+from identity_graph.model import (
+    ATTRIBUTES,
+    ChangeSet,
+    Event,
+    IdentifierUpsert,
+    Link,
+    LinkKind,
+    Observation,
+)
+from identity_graph.store.base import GraphStore
+
+log = logging.getLogger(__name__)
+
+ACTOR = "identity-batch"
+BATCH_ROWS = 5_000
+IDENTIFIER_TYPES = ("email", "phone", "whatsapp", "web_cookie", "account_id", "device_id")
+
+
+@dataclass
+class Mapping_:
+    """How the columns of a file map to a source record, identifiers and attributes.
+
+    Read from a JSON or TOML file (`load_mapping`) or built from CLI flags. Keys:
+        source: a constant source name for every row (or)
+        source_column: the column holding the source name (default "source")
+        record_id_column: the column holding the record id (default "record_id")
+        identifiers: {column: identifier type}
+        attributes: {column: attribute name} (standard or custom names)
+        observed_at_column: a column of ISO timestamps (optional)
+        date_formats: strptime formats tried for date_of_birth before ISO (e.g. "%d/%m/%Y")
+        default_region: region for national phone numbers (default from GraphConfig)
+        custom_types: extra identifier types to register (opaque normaliser)
+        channel: the channel recorded on observations and links (default "ingest")
+    """
+
+    source: str | None = None
+    source_column: str | None = "source"
+    record_id_column: str = "record_id"
+    identifiers: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, str] = field(default_factory=dict)
+    observed_at_column: str | None = None
+    date_formats: list[str] = field(default_factory=list)
+    default_region: str | None = None
+    custom_types: list[str] = field(default_factory=list)
+    channel: str = "ingest"
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Mapping_:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(raw) - known
+        if unknown:
+            raise InvalidArgument("mapping", f"unknown keys {sorted(unknown)}")
+        return cls(**dict(raw))
+
+    def complete(self, columns: list[str]) -> Mapping_:
+        """Fills what was not given from the header: columns named like identifier types are
+        identifiers, columns named like standard attributes are attributes."""
+        out = Mapping_(**{k: getattr(self, k) for k in self.__dataclass_fields__})
+        out.identifiers = dict(self.identifiers)
+        out.attributes = dict(self.attributes)
+        taken = set(out.identifiers) | set(out.attributes)
+        taken |= {c for c in (out.source_column, out.record_id_column, out.observed_at_column) if c}
+        if not self.identifiers:
+            for c in columns:
+                if c in IDENTIFIER_TYPES and c not in taken:
+                    out.identifiers[c] = c
+        if not self.attributes:
+            for c in columns:
+                if c in ATTRIBUTES and c not in taken:
+                    out.attributes[c] = c
+        if out.observed_at_column is None and "observed_at" in columns:
+            out.observed_at_column = "observed_at"
+        if out.source is not None and out.source_column not in columns:
+            out.source_column = None
+        missing = [c for c in (out.source_column, out.record_id_column, out.observed_at_column,
+                               *out.identifiers, *out.attributes) if c and c not in columns]
+        if missing:
+            raise InvalidArgument("mapping", f"columns not in the file: {missing}")
+        if out.source is None and out.source_column is None:
+            raise InvalidArgument("mapping", "give a source column or a constant source")
+        return out
+
+
+def load_mapping(path: str | Path) -> Mapping_:
+    """Reads a mapping from JSON (`.json`) or TOML (anything else)."""
+    p = Path(path)
+    raw = json.loads(p.read_text()) if p.suffix == ".json" else tomllib.loads(p.read_text())
+    return Mapping_.from_dict(raw)
+
+
+@dataclass
+class IngestResult:
+    rows: int = 0
+    loaded: int = 0
+    rejected: int = 0
+    values_dropped: int = 0
+    identifiers: int = 0
+    links_new: int = 0
+    observations: int = 0
+    rejects_file: str | None = None
+    unmapped_columns: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _columns(path: Path) -> list[str]:
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        return next(csv.reader(f), [])
+
+
+def _batches(path: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """The file as record batches of strings, never whole in memory."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS)
+        return
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=1 << 20, encoding="utf8"),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in columns}, strings_can_be_null=False,
+        ),
+    )
+    yield from reader
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _timestamp(value: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise InvalidArgument("observed_at", f"not an ISO timestamp: {value[:40]!r}") from e
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+class _Row:
+    """One row's outcome: the change it contributes, or why it was rejected."""
+
+    __slots__ = ("dropped", "identifiers", "links", "reason")
+
+    def __init__(self) -> None:
+        self.identifiers: list[IdentifierUpsert] = []
+        self.links: list[Link] = []
+        self.reason = ""
+        self.dropped: list[str] = []
+
+
+class Ingester:
+    """Turns rows into change sets; one instance per file."""
+
+    def __init__(self, mapping: Mapping_, config: GraphConfig, default_time: datetime) -> None:
+        self.m = mapping
+        self.config = config
+        self.types = IdentifierTypes(mapping.default_region or config.default_region)
+        for t in mapping.custom_types:
+            self.types.register(t)
+        for col, t in mapping.identifiers.items():
+            if t not in self.types.names or t == "source_record":
+                raise InvalidArgument("mapping.identifiers", f"column {col!r}: unknown type {t!r}")
+        for col, name in mapping.attributes.items():
+            if not name.isidentifier() or len(name) > 64:
+                raise InvalidArgument("mapping.attributes", f"column {col!r}: bad name {name!r}")
+        self.default_time = default_time
+
+    def _date(self, raw: str) -> str:
+        for fmt in self.m.date_formats:
+            try:
+                return datetime.strptime(raw, fmt).date().isoformat()
+            except ValueError:
+                continue
+        return raw
+
+    def row(self, values: Mapping[str, Any]) -> _Row:
+        out = _Row()
+        try:
+            self._row(values, out)
+        except InvalidArgument as e:
+            out.reason = str(e)
+            out.identifiers, out.links = [], []
+        return out
+
+    def _row(self, values: Mapping[str, Any], out: _Row) -> None:
+        m = self.m
+        source = _text(values.get(m.source_column)) if m.source_column else (m.source or "")
+        record_id = _text(values.get(m.record_id_column))
+        if not source:
+            raise InvalidArgument(m.source_column or "source", "missing source")
+        if not record_id:
+            raise InvalidArgument(m.record_id_column, "missing record id")
+        record = self.types.make("source_record", f"{source}/{record_id}")
+        source = record.value.partition("/")[0]
+        at = self.default_time
+        if m.observed_at_column:
+            raw_at = _text(values.get(m.observed_at_column))
+            if raw_at:
+                at = _timestamp(raw_at)
+        observations = []
+        for col, name in m.attributes.items():
+            raw = _text(values.get(col))
+            if not raw:
+                continue
+            if len(raw) > MAX_ATTRIBUTE_LENGTH:
+                raise InvalidArgument(col, f"longer than {MAX_ATTRIBUTE_LENGTH} characters")
+            if name == "date_of_birth":
+                raw = self._date(raw)
+            value = clean_attribute(name, raw)
+            if value:
+                observations.append(Observation(record.key, name, value, source, m.channel, at))
+        out.identifiers.append(
+            IdentifierUpsert(record.key, record.type, record.value, at, tuple(observations)))
+        seen = {record.key}
+        for col, type_ in m.identifiers.items():
+            raw = _text(values.get(col))
+            if not raw:
+                continue
+            ident = self.types.make(type_, raw)
+            if ident.key in seen:
+                continue
+            seen.add(ident.key)
+            if self.config.is_blocked(ident.key):
+                out.dropped.append(f"{col}: blocked value {ident.key} was not loaded")
+                continue
+            out.identifiers.append(IdentifierUpsert(ident.key, ident.type, ident.value, at))
+            out.links.append(Link(record.key, ident.key, LinkKind.OBSERVED, source=source,
+                                  channel=m.channel, event_id=record.key, created_at=at,
+                                  actor=ACTOR))
+
+
+def ingest(
+    store: GraphStore,
+    path: str | Path,
+    mapping: Mapping_ | None = None,
+    *,
+    config: GraphConfig | None = None,
+    rejects: str | Path | None = None,
+    observed_at: datetime | None = None,
+    write_lock: Any = None,
+    progress: bool = True,
+) -> IngestResult:
+    """Streams `path` (CSV or parquet) into `store`, one change set per batch of rows.
+
+    Args:
+        store: the graph store.
+        path: a `.csv` or `.parquet` file.
+        mapping: the column mapping; defaults are taken from the header (see `Mapping_.complete`).
+        config: blocked values and the default phone region.
+        rejects: where rejected rows go (CSV with `_line` and `_reason`); default
+            `<file>.rejects.csv`. Written only when something is rejected or dropped.
+        observed_at: the observation time of rows without an `observed_at` column; default the
+            file's modification time, so that re-ingesting the same file changes nothing.
+        write_lock: held around each batch's write (an `IdentityGraph.write_lock`), if given.
+        progress: show a progress bar.
+    Returns:
+        Counts, and the rejects file when one was written.
+    Raises:
+        InvalidArgument: the mapping does not fit the file.
+    """
+    src = Path(path)
+    if not src.exists():
+        raise InvalidArgument("file", f"{src} does not exist")
+    config = config or GraphConfig()
+    columns = _columns(src)
+    m = (mapping or Mapping_()).complete(columns)
+    default_time = observed_at or datetime.fromtimestamp(int(src.stat().st_mtime), UTC)
+    ing = Ingester(m, config, default_time)
+    used = {c for c in (m.source_column, m.record_id_column, m.observed_at_column) if c}
+    used |= set(m.identifiers) | set(m.attributes)
+    result = IngestResult(unmapped_columns=[c for c in columns if c not in used])
+    rejects_path = Path(rejects) if rejects else src.with_name(src.name + ".rejects.csv")
+    reject_file = None
+    reject_writer: Any = None
+    line = 0
+    bar = tqdm(total=src.stat().st_size if src.suffix == ".csv" else None, unit="row",
+               desc="ingest", disable=not progress, leave=False)
+    if src.suffix == ".csv":
+        bar.unit, bar.total = "row", None
+    try:
+        for batch in _batches(src, columns):
+            rows = batch.to_pylist()
+            cs = ChangeSet()
+            for values in rows:
+                line += 1
+                result.rows += 1
+                r = ing.row(values)
+                problems = [r.reason] if r.reason else r.dropped
+                if problems:
+                    if reject_writer is None:
+                        reject_file = rejects_path.open("w", newline="", encoding="utf-8")
+                        reject_writer = csv.writer(reject_file)
+                        reject_writer.writerow([*columns, "_line", "_action", "_reason"])
+                    action = "row rejected" if r.reason else "value dropped"
+                    for p in problems:
+                        reject_writer.writerow([_text(values.get(c)) for c in columns]
+                                               + [line, action, p])
+                if r.reason:
+                    result.rejected += 1
+                    continue
+                result.values_dropped += len(r.dropped)
+                result.loaded += 1
+                cs.identifiers.extend(r.identifiers)
+                cs.links_added.extend(r.links)
+            _write(store, cs, result, write_lock)
+            bar.update(len(rows))
+    finally:
+        bar.close()
+        if reject_file is not None:
+            reject_file.close()
+    if reject_writer is not None:
+        result.rejects_file = str(rejects_path)
+    elif rejects_path.exists() and not rejects:
+        os.remove(rejects_path)  # a stale rejects file from an earlier run of this file
+    return result
+
+
+def _write(store: GraphStore, cs: ChangeSet, result: IngestResult, write_lock: Any) -> None:
+    links = {lk.id: lk for lk in cs.links_added}
+    keys = {u.key for u in cs.identifiers}
+    result.identifiers += len(keys)
+    result.observations += len({o.id for u in cs.identifiers for o in u.observations})
+    if not cs:
+        return
+    if write_lock is not None:
+        with write_lock:
+            _write_locked(store, cs, links, result)
+    else:
+        _write_locked(store, cs, links, result)
+
+
+def _write_locked(store: GraphStore, cs: ChangeSet, links: dict[str, Link],
+                  result: IngestResult) -> None:
+    existing = {lk.id for lk in store.links_by_id(links)}
+    fresh = [lk for lid, lk in links.items() if lid not in existing]
+    cs.links_added = fresh
+    result.links_new += len(fresh)
+    cs.events = [
+        Event("link", {"link_id": lk.id, "a": lk.a, "b": lk.b, "kind": lk.kind.label,
+                       "source": lk.source, "actor": ACTOR}, "", lk.created_at)
+        for lk in fresh
+    ]
+    store.apply(cs)

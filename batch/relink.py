@@ -1,0 +1,996 @@
+"""`identity-batch relink`: the nightly re-link of the whole graph with Splink on DuckDB.
+
+The pipeline is six steps, each a function with its own progress bar:
+
+    snapshot → model → predict → cluster → plan → apply
+
+- **snapshot** copies identifiers, attributes, active links, customers and aliases into a private
+  DuckDB database (in memory, or a temp file with `work_dir`). On DuckDB the copy is read in one
+  transaction; on Neo4j it is repeated until the event log did not move while it was read.
+- **model** loads a saved model (`--model`) or trains one (u by random sampling, m from the
+  graph's verified/equivalent pairs, EM for the rest) and saves it as versioned JSON
+  (`models/<version>.json`), the file the online engine's scorer loads.
+- **predict** scores blocked pairs with Splink on DuckDB: `probable` at or above the link
+  threshold, `possible` in the review band.
+- **cluster** joins identifiers over the merging links that are not batch-made, then adds this
+  run's probable links strongest first under the guardrails: blocked values never link,
+  generic identifiers carry no merges (identifiers whose own sightings show clearly different
+  people are marked generic here), a link that would push a customer over a per-type limit is
+  not made, and a link between two clearly different people (first names and birth dates
+  disagree: the chain through one weak edge) is kept only as `possible`.
+  Components map to stable ids by largest overlap (`assign_ids`); new ids are hashes of the
+  component, so the target state is a pure function of the snapshot and the model.
+- **plan** diffs the target against the snapshot, per *unit*: the new customers that share any old
+  customer, so that a merge or split is always written whole.
+- **apply** writes units in batches, one `store.apply` (one transaction) per batch, under the
+  engine's `write_lock` when run in-process. A unit whose identifiers changed since the snapshot
+  is skipped (left to the next run). Old batch links of earlier model versions are removed in
+  the same change set as the new links of the same customers.
+
+Re-running after a kill converges: links have deterministic ids, already-applied units diff to
+nothing, and the rest plans exactly as before. A run on unchanged data with the same model
+writes nothing.
+
+Embedded store while `identity-server` runs: a DuckDB file has one writer process, so the CLI
+cannot open a file the server holds (it says so and exits 3). Run the relink inside the server
+instead: `run_relink(graph, ...)` takes the server's `IdentityGraph`, applies through its store
+under its `write_lock` (online calls interleave between batches, never inside one), and is meant
+to be exposed as an admin RPC. On Neo4j the CLI and the server can run side by side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+from tqdm import tqdm
+
+from batch.components import labels as component_labels
+from identity_graph.config import GraphConfig
+from identity_graph.guardrails import Profile, clearly_different, type_of
+from identity_graph.matching.model import MatchModel, load_model, save_model
+from identity_graph.model import (
+    ChangeSet,
+    Customer,
+    Event,
+    Link,
+    LinkKind,
+    stable_id,
+    utcnow,
+)
+from identity_graph.store.base import GraphStore
+
+if TYPE_CHECKING:
+    from identity_graph.engine import IdentityGraph
+
+log = logging.getLogger(__name__)
+
+ACTOR = "identity-batch"
+SOURCE = "batch"
+RECORD_COLUMNS = ("first_name", "last_name", "date_of_birth", "street", "city", "postcode", "country")
+MERGING = tuple(k.label for k in LinkKind if k.merges)
+FAIL_ENV = "IDENTITY_BATCH_FAIL_AFTER_BATCHES"
+
+
+class SnapshotInUse(RuntimeError):
+    """The embedded store is held by another process (normally the running identity-server)."""
+
+
+@dataclass
+class RelinkOptions:
+    """What one relink run does. Defaults suit a nightly run."""
+
+    model_path: str | None = None
+    """Load this model instead of training one."""
+    settings_path: str | None = None
+    """JSON merged over the default Splink settings (training only)."""
+    models_dir: str | None = "models"
+    """Where a trained model is saved as `<version>.json`; None: not saved."""
+    seed: int = 42
+    max_training_records: int = 300_000
+    max_label_pairs: int = 50_000
+    dry_run: bool = False
+    batch_size: int = 2_000
+    """Identifiers per change set (whole units, so a batch may be larger)."""
+    fail_after_batches: int | None = None
+    """Testing: kill this process (SIGKILL) after this many applied batches."""
+    labels_path: str | None = None
+    """Ground truth (parquet: key, cluster[, household]) for the quality section."""
+    work_dir: str | None = None
+    """A directory for the snapshot database; default in memory."""
+    progress: bool = True
+    samples: int = 10
+    giant_cluster: int = 200
+    """Warn about customers with more identifiers than this."""
+    charts: bool = True
+
+
+@dataclass
+class StepTimes:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - t, 3)
+
+
+def _bar(desc: str, total: int | None, enabled: bool, unit: str = "it") -> tqdm:
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False,
+                dynamic_ncols=True)
+
+
+# ==== snapshot =====================================================================================
+
+
+@dataclass
+class Snapshot:
+    con: duckdb.DuckDBPyConnection
+    last_seq: int
+    taken_at: datetime
+    backend: str
+    path: str | None = None
+
+    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        return self.con.execute(sql, params).fetchall()[0][0]
+
+    def run(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        """A statement run to its end (DuckDB 2 keeps an unread result pending otherwise)."""
+        self.con.execute(sql, params)
+        self.con.complete()
+
+    def close(self) -> None:
+        self.con.close()
+        if self.path:
+            for p in (self.path, self.path + ".wal"):
+                if os.path.exists(p):
+                    os.remove(p)
+
+
+_SNAPSHOT_SQL = {
+    "identifiers": "SELECT key, type, value, first_seen, last_seen, customer_id, generic "
+                   "FROM identifiers",
+    "observations": "SELECT key, attribute, value, source, channel, observed_at FROM observations",
+    "links": "SELECT link_id, a, b, kind, source, model_version, probability, match_weight "
+             "FROM links WHERE removed_at IS NULL",
+    "customers": "SELECT id, created_at FROM customers",
+    "aliases": "SELECT alias, customer_id FROM aliases",
+}
+
+
+def _last_seq(store: GraphStore) -> int:
+    seq, batch = 0, store.events(0, 1)
+    # events are ordered; jump with large pages to find the last one cheaply
+    while batch:
+        seq = batch[-1].seq
+        batch = store.events(seq, 100_000)
+    return seq
+
+
+def _read_tables(store: GraphStore, progress: bool) -> tuple[dict[str, pa.Table], int]:
+    """The tables the relink needs, consistent with each other, and the last event seq."""
+    from identity_graph.store.duckdb import DuckDBStore, _exec, _fetch
+
+    if isinstance(store, DuckDBStore):
+        with store._locked() as con:  # one read transaction: a consistent snapshot
+            _exec(con, "BEGIN TRANSACTION")
+            try:
+                out = {name: con.sql(sql).to_arrow_table() for name, sql in _SNAPSHOT_SQL.items()}
+                [(seq,)] = _fetch(con, "SELECT coalesce(max(seq), 0) FROM events")
+            finally:
+                _exec(con, "COMMIT")
+        return out, int(seq)
+    for _attempt in range(5):
+        before = _last_seq(store)
+        tables = store.export_tables()
+        after = _last_seq(store)
+        if before == after:
+            break
+        log.warning("relink snapshot: %d events were written while reading; reading again",
+                    after - before)
+    else:
+        log.warning("relink snapshot: the graph kept changing; using the last read "
+                    "(units changed since are skipped at apply)")
+    out = {}
+    for name, sql in _SNAPSHOT_SQL.items():
+        cols = sql.split("SELECT ", 1)[1].split(" FROM")[0].split(", ")
+        t = tables[name]
+        if name == "links":
+            t = t.filter(pa.compute.is_null(t["removed_at"]))
+        out[name] = t.select(cols)
+    return out, after
+
+
+def snapshot(store: GraphStore, options: RelinkOptions) -> Snapshot:
+    """Step 1: a consistent copy of the graph in a private DuckDB database."""
+    bar = _bar("snapshot", len(_SNAPSHOT_SQL) + 1, options.progress, "table")
+    taken_at = utcnow()
+    tables, last_seq = _read_tables(store, options.progress)
+    bar.update(1)
+    path = None
+    if options.work_dir:
+        Path(options.work_dir).mkdir(parents=True, exist_ok=True)
+        fd, path = tempfile.mkstemp(suffix=".duckdb", dir=options.work_dir)
+        os.close(fd)
+        os.remove(path)
+    snap = Snapshot(duckdb.connect(path or ":memory:"), last_seq, taken_at, store.name, path)
+    snap.run("SET TimeZone = 'UTC'")
+    for name, table in tables.items():
+        snap.con.register(f"_in_{name}", table)
+        snap.run(f"CREATE TABLE {name} AS SELECT * FROM _in_{name}")
+        snap.con.unregister(f"_in_{name}")
+        bar.update(1)
+    bar.close()
+    return snap
+
+
+def build_records(snap: Snapshot) -> int:
+    """One Splink record per identifier that carries attributes: per attribute, the most often
+    observed value (ties: the latest, then the smallest). Returns the number of records."""
+    cols = ", ".join(
+        f"max(v) FILTER (WHERE attribute = '{c}') AS {c}" for c in RECORD_COLUMNS
+    )
+    attrs = ", ".join(f"'{c}'" for c in RECORD_COLUMNS)
+    snap.run(f"""
+        CREATE OR REPLACE TABLE records AS
+        WITH counted AS (
+            SELECT key, attribute, value, count(*) AS n, max(observed_at) AS last
+            FROM observations WHERE attribute IN ({attrs}) AND value <> ''
+            GROUP BY key, attribute, value),
+        best AS (
+            SELECT key, attribute, first(value ORDER BY n DESC, last DESC, value) AS v
+            FROM counted GROUP BY key, attribute)
+        SELECT key AS unique_id, {cols} FROM best GROUP BY key ORDER BY key""")
+    return int(snap.scalar("SELECT count(*) FROM records"))
+
+
+# ==== model ========================================================================================
+
+
+def _label_pairs(snap: Snapshot, limit: int) -> list[tuple[str, str]]:
+    """Pairs of attribute-carrying identifiers joined by verified/equivalent links (labels for m)."""
+    con = snap.con
+    nodes = con.execute("""
+        SELECT key FROM (SELECT a AS key FROM links WHERE kind IN ('verified', 'equivalent')
+                         UNION SELECT b FROM links WHERE kind IN ('verified', 'equivalent'))
+        ORDER BY key""").fetchall()
+    if not nodes:
+        return []
+    index = {k: i for i, (k,) in enumerate(nodes)}
+    edges = con.execute("SELECT a, b FROM links WHERE kind IN ('verified', 'equivalent')").fetchall()
+    lab = component_labels(len(index), [index[a] for a, _ in edges], [index[b] for _, b in edges])
+    has_record = {k for (k,) in con.execute(
+        "SELECT unique_id FROM records WHERE unique_id IN (SELECT a FROM links "
+        "WHERE kind IN ('verified','equivalent') UNION SELECT b FROM links "
+        "WHERE kind IN ('verified','equivalent'))").fetchall()}
+    groups: dict[int, list[str]] = defaultdict(list)
+    for (k,), g in zip(nodes, lab, strict=True):
+        if k in has_record:
+            groups[int(g)].append(k)
+    pairs = []
+    for members in groups.values():
+        for other in members[1:]:
+            pairs.append((members[0], other))
+    pairs.sort(key=lambda p: hashlib.blake2b(f"{p[0]}\x1f{p[1]}".encode(), digest_size=8).digest())
+    return pairs[:limit]
+
+
+def load_settings_override(path: str | None) -> dict[str, Any] | None:
+    """The default Splink settings with a deployment's JSON merged over them (top-level keys)."""
+    if not path:
+        return None
+    from identity_graph.matching.settings import default_settings_dict
+
+    override = json.loads(Path(path).read_text())
+    if not isinstance(override, dict):
+        raise ValueError(f"{path}: Splink settings must be a JSON object")
+    settings = default_settings_dict()
+    settings.update(override)
+    return settings
+
+
+def get_model(snap: Snapshot, options: RelinkOptions) -> tuple[MatchModel, dict[str, Any]]:
+    """Step 2: the given model, or one trained on this snapshot and saved as versioned JSON."""
+    bar = _bar("model", 1, options.progress)
+    info: dict[str, Any] = {}
+    if options.model_path:
+        model = load_model(options.model_path)
+        info["source"] = str(options.model_path)
+    else:
+        from identity_graph.matching.training import train_model
+
+        n = int(snap.scalar("SELECT count(*) FROM records"))
+        limit = min(n, options.max_training_records)
+        rel = snap.con.execute(
+            f"SELECT unique_id, {', '.join(RECORD_COLUMNS)} FROM records "
+            "ORDER BY hash(unique_id || ?), unique_id LIMIT ?", [str(options.seed), limit])
+        names = [d[0] for d in rel.description]
+        records = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
+        sampled = {r["unique_id"] for r in records}
+        labels = [p for p in _label_pairs(snap, options.max_label_pairs * 4)
+                  if p[0] in sampled and p[1] in sampled][: options.max_label_pairs]
+        settings = load_settings_override(options.settings_path)
+        model = train_model(records, options.seed, labels or None, settings=settings,  # type: ignore[arg-type]
+                            metadata={"trained_on": "identity graph snapshot",
+                                      "settings_override": options.settings_path})
+        info.update(source="trained", training_records=len(records), label_pairs=len(labels))
+        if options.models_dir and not options.dry_run:
+            out = Path(options.models_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            path = out / f"{model.version}.json"
+            save_model(model, path)
+            info["saved_to"] = str(path)
+    bar.update(1)
+    bar.close()
+    info["version"] = model.version
+    return model, info
+
+
+# ==== predict ======================================================================================
+
+
+def linker_on(con: duckdb.DuckDBPyConnection, model: MatchModel, table: str = "records",
+              settings: dict[str, Any] | None = None) -> Any:
+    """A Splink Linker over `table` in `con` with `model`'s parameters and TF tables.
+
+    Same as `identity_graph.matching.training.linker_for_model`, but reads a DuckDB table in
+    place instead of a list of dicts (no per-row Python at a million records).
+    """
+    from splink import DuckDBAPI, Linker
+
+    db_api = DuckDBAPI(connection=con)
+    linker = Linker(db_api.register(table), settings or model.settings, log_level=None)
+    for col, tf_table in model.term_frequencies.items():
+        tf = pa.table({
+            col: pa.array(list(tf_table), type=pa.string()),
+            f"tf_{col}": pa.array(list(tf_table.values()), type=pa.float64()),
+        })
+        linker.table_management.register_term_frequency_lookup(db_api.register(tf), col)
+    return linker
+
+
+def predict(snap: Snapshot, model: MatchModel, config: GraphConfig,
+            options: RelinkOptions) -> dict[str, Any]:
+    """Step 3: scored pairs at or above the review threshold, in table `pairs`."""
+    bar = _bar("predict", 2, options.progress)
+    n_records = int(snap.scalar("SELECT count(*) FROM records"))
+    info: dict[str, Any] = {"records": n_records}
+    if n_records < 2:
+        snap.run("CREATE OR REPLACE TABLE pairs (a VARCHAR, b VARCHAR, probability DOUBLE, "
+                         "match_weight DOUBLE, comparisons VARCHAR)")
+        info.update(pairs_scored=0, pairs_kept=0)
+        bar.close()
+        return info
+    linker = linker_on(snap.con, model)
+    info["pairs_scored"], info["pairs_scored_exact"] = _count_pairs(linker, model, n_records)
+    bar.update(1)
+    df = linker.inference.predict(threshold_match_probability=config.review_threshold)
+    gammas = [c.name for c in df.columns if c.name.startswith("gamma_")]
+    comparisons = ("to_json({" + ", ".join(f"'{g[6:]}': {g}" for g in gammas) + "})"
+                   if gammas else "NULL")
+    snap.run(f"""
+        CREATE OR REPLACE TABLE pairs AS
+        SELECT least(unique_id_l, unique_id_r) AS a, greatest(unique_id_l, unique_id_r) AS b,
+               match_probability AS probability, match_weight,
+               {comparisons}::VARCHAR AS comparisons
+        FROM {df.physical_name} ORDER BY a, b""")
+    df.drop_table_from_database_and_remove_from_cache()
+    info["pairs_kept"] = int(snap.scalar("SELECT count(*) FROM pairs"))
+    bar.update(1)
+    bar.close()
+    return info
+
+
+def _count_pairs(linker: Any, model: MatchModel, n_records: int) -> tuple[int, bool]:
+    """Pairs the blocking rules generate (exact up to 200k records, else from a 10% sample)."""
+    try:
+        from splink.blocking_analysis import count_comparisons_from_blocking_rules
+    except ImportError:  # pragma: no cover
+        return -1, False
+    rules = [br["blocking_rule"] if isinstance(br, dict) else br
+             for br in model.settings.get("blocking_rules_to_generate_predictions", [])]
+    if not rules:
+        return n_records * (n_records - 1) // 2, True
+    exact = n_records <= 200_000
+    sdf = linker._input_tables_dict[next(iter(linker._input_tables_dict))]
+    recs = count_comparisons_from_blocking_rules(
+        sdf, blocking_rules=rules, link_type="dedupe_only",
+        record_sample_proportion=1.0 if exact else 0.1)
+    last = recs[-1]
+    value = last["cumulative_comparison_count"] if isinstance(last, dict) else \
+        last.cumulative_comparison_count
+    return int(value), exact
+
+
+# ==== cluster ======================================================================================
+
+
+@dataclass
+class Violation:
+    kind: str  # blocked | limit | chain | generic
+    key: str
+    reason: str
+    other: str = ""
+
+
+@dataclass
+class Target:
+    """The state the relink wants, derived only from the snapshot and the model."""
+
+    keys: list[str]
+    previous: list[str | None]
+    component: list[int]
+    """node -> component number (components numbered by their smallest key)."""
+    ids: dict[int, str]
+    """component -> customer id"""
+    created: set[str]
+    merges: dict[str, list[str]]
+    """survivor -> retired ids (each retired id becomes an alias of the survivor)"""
+    splits: dict[str, list[str]]
+    """original id -> ids of the other parts"""
+    links: dict[str, Link]
+    """every batch link the target holds, by id"""
+    generic_new: list[str]
+    violations: list[Violation]
+    sizes: Counter[int]
+
+
+def _generic_candidates(snap: Snapshot) -> list[str]:
+    """Identifiers whose own sightings show clearly different people (a family phone, a shop's
+    email): two sightings whose first names are far apart (Jaro-Winkler < 0.7, neither a prefix
+    of the other) and whose birth years differ or are unknown."""
+    rows = snap.con.execute("""
+        WITH s AS (
+            SELECT key, observed_at, source, channel,
+                   max(value) FILTER (WHERE attribute = 'first_name') AS fn,
+                   max(value) FILTER (WHERE attribute = 'date_of_birth') AS dob
+            FROM observations WHERE attribute IN ('first_name', 'date_of_birth')
+            GROUP BY key, observed_at, source, channel),
+        people AS (SELECT DISTINCT key, lower(fn) AS fn, dob FROM s WHERE fn IS NOT NULL),
+        multi AS (SELECT key FROM people GROUP BY key HAVING count(DISTINCT fn) > 1)
+        SELECT DISTINCT p1.key
+        FROM people p1 JOIN people p2 ON p1.key = p2.key AND p1.fn < p2.fn
+        WHERE p1.key IN (SELECT key FROM multi)
+          AND NOT starts_with(p1.fn, p2.fn) AND NOT starts_with(p2.fn, p1.fn)
+          AND jaro_winkler_similarity(p1.fn, p2.fn) < 0.7
+          AND (p1.dob IS NULL OR p2.dob IS NULL OR substr(p1.dob, 1, 4) <> substr(p2.dob, 1, 4))
+        ORDER BY 1""").fetchall()
+    return [k for (k,) in rows]
+
+
+def _new_id(members_min: str, previous_ids: Sequence[str], taken: set[str]) -> str:
+    n = 0
+    while True:
+        cid = "cus_" + stable_id("relink", members_min, *sorted(previous_ids), n)[:20]
+        if cid not in taken:
+            taken.add(cid)
+            return cid
+        n += 1
+
+
+def assign_ids(
+    comp_members: dict[int, list[int]],
+    comp_min_key: dict[int, str],
+    previous: Sequence[str | None],
+    created_at: dict[str, datetime],
+    taken: set[str],
+) -> tuple[dict[int, str], set[str], dict[str, list[str]], dict[str, list[str]]]:
+    """Nightly id policy (DESIGN "Stable ids"): each previous id goes to the component it overlaps
+    most, each id once (ties: older id, then smaller id, then the component with the smaller
+    key); components without one get a new id, a hash of the component (deterministic).
+
+    Same policy as `identity_graph.components.assign_ids_by_overlap`, in linear time.
+
+    Returns:
+        (component -> id, created ids, survivor -> retired ids, original -> other parts' ids)
+    """
+    far = datetime.max.replace(tzinfo=UTC)
+    overlaps: list[tuple[int, datetime, str, str, int]] = []
+    holders: dict[str, list[int]] = defaultdict(list)
+    counts_of: dict[int, Counter[str]] = {}
+    for c, members in comp_members.items():
+        counts = Counter(previous[i] for i in members)
+        counts.pop(None, None)
+        if not counts:
+            continue
+        counts_of[c] = counts  # type: ignore[assignment]
+        for cid, n in counts.items():
+            holders[cid].append(c)  # type: ignore[index]
+            overlaps.append((-n, created_at.get(cid, far), cid, comp_min_key[c], c))  # type: ignore[arg-type]
+    overlaps.sort()
+    ids: dict[int, str] = {}
+    used: set[str] = set()
+    for _n, _at, cid, _k, c in overlaps:
+        if cid in used or c in ids:
+            continue
+        ids[c] = cid
+        used.add(cid)
+    created: set[str] = set()
+    for c in sorted(comp_members, key=comp_min_key.__getitem__):
+        if c not in ids:
+            prev = sorted(counts_of.get(c, {}))
+            ids[c] = _new_id(comp_min_key[c], prev, taken)
+            created.add(ids[c])
+    merges: dict[str, list[str]] = defaultdict(list)
+    splits: dict[str, list[str]] = {}
+    for cid, comps in holders.items():
+        if cid in used:
+            if len(comps) > 1:
+                splits[cid] = sorted(ids[c] for c in comps if ids[c] != cid)
+            continue
+        # retired: an alias of the component that holds most of its identifiers
+        best = min(comps, key=lambda c: (-counts_of[c][cid], comp_min_key[c]))
+        merges[ids[best]].append(cid)
+        if len(comps) > 1:
+            splits[cid] = sorted(ids[c] for c in comps if c != best)
+    return ids, created, {k: sorted(v) for k, v in merges.items()}, splits
+
+
+def cluster(snap: Snapshot, model: MatchModel, config: GraphConfig,
+            options: RelinkOptions) -> Target:
+    """Step 4: guardrails, components and stable ids: the target state."""
+    con = snap.con
+    bar = _bar("cluster", 5, options.progress)
+    rows = con.execute("SELECT key, customer_id, generic FROM identifiers ORDER BY key").fetchall()
+    keys = [r[0] for r in rows]
+    previous = [r[1] for r in rows]
+    index = {k: i for i, k in enumerate(keys)}
+    violations: list[Violation] = []
+    blocked = {k for k in keys if config.is_blocked(k)}
+    generic = {r[0] for r in rows if r[2]}
+    generic_new = [k for k in _generic_candidates(snap) if k not in generic and k not in blocked]
+    for k in generic_new:
+        violations.append(Violation("generic", k, "sightings of clearly different people"))
+    generic |= set(generic_new)
+    excluded = blocked | generic
+    for k in sorted(blocked):
+        violations.append(Violation("blocked", k, "a blocked value never links"))
+    bar.update(1)
+
+    # strong edges: every active merging link not made by the batch
+    left: list[int] = []
+    right: list[int] = []
+    for a, b in con.execute(
+            f"SELECT a, b FROM links WHERE source <> '{SOURCE}' AND kind IN "
+            f"({', '.join(repr(k) for k in MERGING)})").fetchall():
+        ia, ib = index.get(a), index.get(b)
+        if ia is None or ib is None or a in excluded or b in excluded:
+            continue
+        left.append(ia)
+        right.append(ib)
+    strong = component_labels(len(keys), left, right)
+    strong = [int(x) for x in strong]
+    bar.update(1)
+
+    # batch links: probable strongest first, under the limits and the chain guard
+    pairs = con.execute(
+        "SELECT a, b, probability, match_weight, comparisons FROM pairs "
+        "ORDER BY probability DESC, a, b").fetchall()
+    touched = {strong[index[k]] for a, b, *_ in pairs for k in (a, b) if k in index}
+    members_of: dict[int, list[int]] = defaultdict(list)
+    for i, lab in enumerate(strong):
+        if lab in touched:
+            members_of[lab].append(i)
+    counts = {lab: Counter(type_of(keys[i]) for i in m) for lab, m in members_of.items()}
+    profile_rows = con.execute(
+        "SELECT unique_id, first_name, date_of_birth FROM records "
+        "WHERE first_name IS NOT NULL OR date_of_birth IS NOT NULL").fetchall()
+    names: dict[int, set[str]] = defaultdict(set)
+    dobs: dict[int, set[str]] = defaultdict(set)
+    for k, fn, dob in profile_rows:
+        i = index.get(k)
+        if i is None or strong[i] not in touched or k in excluded:
+            continue
+        if fn:
+            names[strong[i]].add(fn.lower())
+        if dob:
+            dobs[strong[i]].add(dob)
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        while parent.get(x, x) != x:
+            parent[x] = parent.get(parent[x], parent[x])
+            x = parent[x]
+        return x
+
+    links: dict[str, Link] = {}
+    now = snap.taken_at
+    kruskal = _bar("cluster: links", len(pairs), options.progress, "pair")
+    for a, b, p, w, comp in pairs:
+        kruskal.update(1)
+        if a in blocked or b in blocked or a not in index or b not in index:
+            continue
+        kind = LinkKind.PROBABLE if p >= config.link_threshold else LinkKind.POSSIBLE
+        if kind is LinkKind.PROBABLE and a not in excluded and b not in excluded:
+            ra, rb = find(strong[index[a]]), find(strong[index[b]])
+            if ra != rb:
+                union = counts[ra] + counts[rb]
+                over = [t for t, lim in sorted(config.limits.items()) if union.get(t, 0) > lim]
+                if over:
+                    t = over[0]
+                    violations.append(Violation(
+                        "limit", b, f"a customer may hold at most {config.limits[t]} {t} "
+                        f"identifiers ({union[t]} would)", a))
+                    continue
+                if clearly_different(Profile(frozenset(names[ra]), frozenset(dobs[ra])),
+                                     Profile(frozenset(names[rb]), frozenset(dobs[rb]))):
+                    violations.append(Violation(
+                        "chain", b, "joins clearly different people (first names and birth dates "
+                        "disagree); kept as possible", a))
+                    kind = LinkKind.POSSIBLE
+                else:
+                    if rb < ra:
+                        ra, rb = rb, ra
+                    parent[rb] = ra
+                    counts[ra] = union
+                    names[ra] |= names.pop(rb, set())
+                    dobs[ra] |= dobs.pop(rb, set())
+        lk = Link(a, b, kind, source=SOURCE, model_version=model.version, probability=float(p),
+                  match_weight=float(w), comparisons=json.loads(comp) if comp else None,
+                  created_at=now, actor=ACTOR)
+        links[lk.id] = lk
+    kruskal.close()
+    bar.update(1)
+
+    final = [find(lab) for lab in strong]
+    # number components by their smallest key (keys are sorted, so by smallest index)
+    comp_members: dict[int, list[int]] = defaultdict(list)
+    for i, lab in enumerate(final):
+        comp_members[lab].append(i)
+    comp_min_key = {c: keys[m[0]] for c, m in comp_members.items()}
+    created_at = dict(con.execute("SELECT id, created_at FROM customers").fetchall())
+    taken = set(created_at) | {a for (a,) in con.execute("SELECT alias FROM aliases").fetchall()}
+    bar.update(1)
+    ids, created, merges, splits = assign_ids(comp_members, comp_min_key, previous, created_at, taken)
+    sizes = Counter(len(m) for m in comp_members.values())
+    bar.update(1)
+    bar.close()
+    return Target(keys, previous, final, ids, created, merges, splits, links, generic_new,
+                  violations, sizes)
+
+
+# ==== plan =========================================================================================
+
+
+@dataclass
+class Unit:
+    """New customers that share old ones: written together, in one change set."""
+
+    comps: list[int]
+    keys: list[int]
+    changes: ChangeSet
+    expected: dict[str, str | None]
+    """key -> customer id the snapshot saw; the unit is skipped if the store differs."""
+
+
+@dataclass
+class Plan:
+    units: list[Unit]
+    links_added: int = 0
+    links_removed: int = 0
+    assignments: int = 0
+    customers_created: int = 0
+    merges: list[dict[str, Any]] = field(default_factory=list)
+    splits: list[dict[str, Any]] = field(default_factory=list)
+    generic: int = 0
+
+
+def plan(snap: Snapshot, target: Target, model: MatchModel, options: RelinkOptions) -> Plan:
+    """Step 5: the difference between the snapshot and the target, as units of change."""
+    bar = _bar("plan", 3, options.progress)
+    keys, comp, ids = target.keys, target.component, target.ids
+    index = {k: i for i, k in enumerate(keys)}
+    # units: components joined by a shared previous customer id
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        while parent.get(x, x) != x:
+            parent[x] = parent.get(parent[x], parent[x])
+            x = parent[x]
+        return x
+
+    first_holder: dict[str, int] = {}
+    for i, cid in enumerate(target.previous):
+        if cid is None:
+            continue
+        c = comp[i]
+        other = first_holder.setdefault(cid, c)
+        ra, rb = find(other), find(c)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    bar.update(1)
+
+    unit_of_comp = {}
+    now = snap.taken_at
+    changes: dict[int, ChangeSet] = defaultdict(ChangeSet)
+    # assignments
+    for i, k in enumerate(keys):
+        cid = ids[comp[i]]
+        if target.previous[i] != cid:
+            changes[find(comp[i])].assignments[k] = cid
+    # links: add the target's new ones, remove active batch links it does not hold
+    existing = {lid: (a, b) for lid, a, b in snap.con.execute(
+        f"SELECT link_id, a, b FROM links WHERE source = '{SOURCE}'").fetchall()}
+    n_added = n_removed = 0
+    for lid, lk in target.links.items():
+        if lid not in existing:
+            changes[find(comp[index[lk.a]])].links_added.append(lk)
+            n_added += 1
+    reason = f"replaced by relink with model {model.version}"
+    for lid, (a, b) in existing.items():
+        if lid not in target.links:
+            i = index.get(a, index.get(b))
+            if i is None:
+                continue
+            changes[find(comp[i])].links_removed.append((lid, now, ACTOR, reason))
+            n_removed += 1
+    bar.update(1)
+    comp_of_id = {cid: c for c, cid in ids.items()}
+    for cid in sorted(target.created):
+        changes[find(comp_of_id[cid])].customers_created.append(Customer(cid, now))
+    out = Plan([], links_added=n_added, links_removed=n_removed)
+    for survivor, retired in sorted(target.merges.items()):
+        cs = changes[find(comp_of_id[survivor])]
+        payload = {"survivor": survivor, "retired": retired, "actor": ACTOR,
+                   "model_version": model.version}
+        cs.events.append(Event("merge", payload, survivor, now))
+        for r in retired:
+            cs.aliases[r] = survivor
+            cs.events.append(Event("alias", {"alias": r, "customer_id": survivor}, survivor, now))
+        out.merges.append(payload)
+    for original, others in sorted(target.splits.items()):
+        keeper = comp_of_id.get(original)
+        cs = changes[find(keeper if keeper is not None else comp_of_id[others[0]])]
+        payload = {"original": original, "new_ids": others, "kept": original in comp_of_id,
+                   "actor": ACTOR, "model_version": model.version}
+        cs.events.append(Event("split", payload, original, now))
+        out.splits.append(payload)
+    for k in target.generic_new:
+        cs = changes[find(comp[index[k]])]
+        cs.generic[k] = True
+        cs.events.append(Event("generic", {"key": k, "generic": True, "actor": ACTOR},
+                               ids[comp[index[k]]], now))
+    for v in target.violations:
+        if v.kind in ("limit", "chain") and v.key in index:
+            changes[find(comp[index[v.key]])].events.append(Event(
+                "violation", {"kind": v.kind, "key": v.key, "other": v.other, "reason": v.reason,
+                              "actor": ACTOR}, "", now))
+    for cid in sorted(target.created):
+        changes[find(comp_of_id[cid])].events.append(
+            Event("customer_created", {"customer_id": cid, "actor": ACTOR}, cid, now))
+    # keys of each unit, for the conflict check; only units with real changes
+    dirty = {u for u, cs in changes.items() if _substantive(cs)}
+    unit_keys: dict[int, list[int]] = defaultdict(list)
+    for i in range(len(keys)):
+        u = find(comp[i])
+        if u in dirty:
+            unit_keys[u].append(i)
+    for u in sorted(dirty, key=lambda u: keys[unit_keys[u][0]] if unit_keys[u] else ""):
+        cs = changes[u]
+        members = unit_keys[u]
+        unit_of_comp[u] = u
+        out.units.append(Unit(sorted({comp[i] for i in members}), members, cs,
+                              {keys[i]: target.previous[i] for i in members}))
+        out.assignments += len(cs.assignments)
+    out.customers_created = len(target.created)
+    out.generic = len(target.generic_new)
+    bar.update(1)
+    bar.close()
+    return out
+
+
+def _substantive(cs: ChangeSet) -> bool:
+    """A change set that writes more than violation events (those alone change no state)."""
+    return any((cs.links_added, cs.links_removed, cs.customers_created, cs.assignments,
+                cs.aliases, cs.generic)) or any(e.type != "violation" for e in cs.events)
+
+
+# ==== apply ========================================================================================
+
+
+@dataclass
+class ApplyResult:
+    batches: int = 0
+    units_applied: int = 0
+    units_skipped: int = 0
+    skipped_keys: list[str] = field(default_factory=list)
+    events: int = 0
+
+
+def apply(store: GraphStore, the_plan: Plan, options: RelinkOptions,
+          write_lock: Any = None, summary: Event | None = None) -> ApplyResult:
+    """Step 6: write the plan in batches of whole units, each batch one transaction."""
+    result = ApplyResult()
+    fail_after = options.fail_after_batches
+    if fail_after is None and os.environ.get(FAIL_ENV):
+        fail_after = int(os.environ[FAIL_ENV])
+    bar = _bar("apply", len(the_plan.units), options.progress, "unit")
+    lock = write_lock if write_lock is not None else nullcontext()
+    pending: list[Unit] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal pending, size
+        if not pending:
+            return
+        with lock:
+            expected = {k: v for u in pending for k, v in u.expected.items()}
+            current = store.get_identifiers(expected)
+            ok = []
+            for u in pending:
+                if all(k in current and current[k].customer_id == v for k, v in u.expected.items()):
+                    ok.append(u)
+                else:
+                    result.units_skipped += 1
+                    result.skipped_keys.extend(sorted(u.expected)[:3])
+            cs = _combine([u.changes for u in ok])
+            result.events += len(store.apply(cs)) if cs else 0
+        result.units_applied += len(ok)
+        result.batches += 1
+        bar.update(len(pending))
+        pending, size = [], 0
+        if fail_after is not None and result.batches >= fail_after:
+            log.error("relink: killing itself after %d batches (testing)", result.batches)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    for unit in the_plan.units:
+        pending.append(unit)
+        size += max(len(unit.keys), 1)
+        if size >= options.batch_size:
+            flush()
+    flush()
+    if summary is not None:
+        with lock:
+            result.events += len(store.apply(ChangeSet(events=[summary])))
+    bar.close()
+    return result
+
+
+def _combine(sets: Sequence[ChangeSet]) -> ChangeSet:
+    out = ChangeSet()
+    for cs in sets:
+        out.links_added.extend(cs.links_added)
+        out.links_removed.extend(cs.links_removed)
+        out.customers_created.extend(cs.customers_created)
+        out.assignments.update(cs.assignments)
+        out.aliases.update(cs.aliases)
+        out.generic.update(cs.generic)
+        out.events.extend(cs.events)
+    return out
+
+
+# ==== the whole run ================================================================================
+
+
+@dataclass
+class RelinkResult:
+    report: dict[str, Any]
+    target: Target | None = None
+    plan: Plan | None = None
+
+
+def relink(
+    store: GraphStore,
+    config: GraphConfig | None = None,
+    options: RelinkOptions | None = None,
+    *,
+    write_lock: Any = None,
+    on_step: Callable[[str], None] | None = None,
+) -> RelinkResult:
+    """Runs the whole pipeline on `store` and returns the run report (a JSON-able dict).
+
+    Args:
+        store: the graph store (either backend).
+        config: thresholds, blocked values and limits.
+        options: see `RelinkOptions`.
+        write_lock: held around each batch write (the engine's `write_lock` in-process).
+        on_step: called with each step's name as it starts (for logs or an admin RPC).
+    Returns:
+        The report (see `batch.report`), with the target and plan for callers and tests.
+    """
+    from batch.report import build_report
+
+    config = config or GraphConfig()
+    options = options or RelinkOptions()
+    times = StepTimes()
+    started = utcnow()
+    run_id = "relink-" + started.strftime("%Y%m%dT%H%M%SZ")
+
+    def step(name: str) -> Any:
+        if on_step:
+            on_step(name)
+        return times.step(name)
+
+    steps = _bar("relink", 6, options.progress, "step")
+    with step("snapshot"):
+        snap = snapshot(store, options)
+        n_records = build_records(snap)
+    steps.update(1)
+    try:
+        with step("model"):
+            model, model_info = get_model(snap, options)
+        steps.update(1)
+        with step("predict"):
+            predict_info = predict(snap, model, config, options)
+        steps.update(1)
+        with step("cluster"):
+            target = cluster(snap, model, config, options)
+        steps.update(1)
+        with step("plan"):
+            the_plan = plan(snap, target, model, options)
+        steps.update(1)
+        applied = ApplyResult()
+        summary_counts = {
+            "run_id": run_id, "model_version": model.version, "actor": ACTOR,
+            "links_added": the_plan.links_added, "links_removed": the_plan.links_removed,
+            "assignments": the_plan.assignments, "merges": len(the_plan.merges),
+            "splits": len(the_plan.splits), "customers_created": the_plan.customers_created,
+        }
+        with step("apply"):
+            if not options.dry_run:
+                summary = Event("relink", summary_counts, "", utcnow()) if the_plan.units else None
+                applied = apply(store, the_plan, options, write_lock, summary)
+        steps.update(1)
+        steps.close()
+        with step("report"):
+            report = build_report(
+                snap=snap, model=model, model_info=model_info, predict_info=predict_info,
+                target=target, plan=the_plan, applied=applied, config=config, options=options,
+                run_id=run_id, started=started, times=times.seconds, n_records=n_records,
+                backend=store.name)
+    finally:
+        snap.close()
+    return RelinkResult(report, target, the_plan)
+
+
+def run_relink(graph: IdentityGraph, options: RelinkOptions | None = None,
+               on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The relink inside a running process (the identity-server): the single-writer path.
+
+    Applies through `graph.store` under `graph.write_lock`, so online Resolve calls interleave
+    between batches and see each customer either before or after its change, never half of it.
+    An admin RPC can call this in a worker thread and return (or stream) the report.
+
+    Returns:
+        The run report.
+    """
+    return relink(graph.store, graph.config, options, write_lock=graph.write_lock,
+                  on_step=on_step).report
+
+
+__all__ = [
+    "ApplyResult",
+    "Plan",
+    "RelinkOptions",
+    "RelinkResult",
+    "SnapshotInUse",
+    "Target",
+    "apply",
+    "assign_ids",
+    "build_records",
+    "cluster",
+    "get_model",
+    "linker_on",
+    "plan",
+    "predict",
+    "relink",
+    "run_relink",
+    "snapshot",
+]
