@@ -21,6 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import grpc
+from tqdm import tqdm
+
 from identity_graph.config import GraphConfig
 from identity_graph.errors import IdentityGraphError, InvalidArgument
 from identity_graph.store import GraphStore, open_store
@@ -49,8 +52,8 @@ def _open(args: argparse.Namespace) -> GraphStore:
         if "lock" in text.lower() or "conflicting" in text.lower():
             raise _Locked(
                 f"{args.db} is held by another process (identity-server?). A DuckDB file has one "
-                "writer: run the relink inside the server (its admin RPC calls "
-                "batch.relink.run_relink), or stop the server first.") from e
+                "writer: run the relink inside the server with `identity-batch relink --server "
+                "HOST:PORT`, or stop the server first.") from e
         raise
 
 
@@ -99,6 +102,10 @@ def parser() -> argparse.ArgumentParser:
     rl.add_argument("--work-dir", help="directory for the snapshot database (default in memory)")
     rl.add_argument("--no-charts", action="store_true")
     rl.add_argument("--fail-after-batches", type=int, help=argparse.SUPPRESS)
+    rl.add_argument("--server", help="run the relink inside a running identity-server at HOST:PORT "
+                    "(required for an embedded store the server holds); paths are the server's")
+    rl.add_argument("--reload-scorer", action="store_true",
+                    help="with --server: score online with the run's model afterwards")
 
     ex = sub.add_parser("export", help="write parquet tables for analysts")
     _store_args(ex)
@@ -150,8 +157,35 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _relink_via_server(args: argparse.Namespace) -> int:
+    import grpc
+
+    from identity.v1 import batch_pb2, batch_pb2_grpc
+
+    request = batch_pb2.RelinkRequest(
+        model_path=args.model or "", settings_path=args.settings or "", models_dir=args.models_dir,
+        dry_run=args.dry_run, report_dir=args.report_dir, seed=args.seed,
+        reload_scorer=args.reload_scorer)
+    with grpc.insecure_channel(args.server) as channel:
+        stub = batch_pb2_grpc.BatchServiceStub(channel)
+        with tqdm(total=7, desc="relink (server)", unit="step", disable=args.quiet) as bar:
+            for progress in stub.Relink(request):
+                if progress.step == "done":
+                    bar.update(bar.total - bar.n)
+                    bar.close()
+                    print(progress.summary)
+                    print(f"  report          {progress.report_html_path} (on the server)")
+                else:
+                    bar.set_postfix_str(progress.step)
+                    bar.update(1)
+    return 0
+
+
 def _cmd_relink(args: argparse.Namespace) -> int:
     from batch.relink import RelinkOptions, relink
+
+    if args.server:
+        return _relink_via_server(args)
     from batch.report import summary_text, write_report
 
     options = RelinkOptions(
@@ -203,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except IdentityGraphError as e:
         print(f"identity-batch: {e}", file=sys.stderr)
+        return 1
+    except grpc.RpcError as e:  # --server: the server's status, without a traceback
+        print(f"identity-batch: server: {e.code().name}: {e.details()}", file=sys.stderr)
         return 1
 
 

@@ -1,0 +1,76 @@
+"""`BatchServicer`: the relink as an admin RPC, run inside the server that owns the store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+
+from batch.relink import RelinkOptions, run_relink
+from batch.report import summary_text, write_report
+from identity.v1 import batch_pb2 as pb
+from identity.v1 import batch_pb2_grpc as pb_grpc
+from identity_graph.api.errors import handle_errors
+from identity_graph.engine import IdentityGraph
+from identity_graph.errors import FailedPrecondition, InvalidArgument
+
+
+class BatchServicer(pb_grpc.BatchServiceServicer):
+    """One relink at a time; its steps stream back as they start."""
+
+    def __init__(self, graph: IdentityGraph) -> None:
+        self.graph = graph
+        self._running = threading.Lock()
+
+    @handle_errors
+    async def Relink(
+        self, request: pb.RelinkRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.RelinkProgress]:
+        if request.model_path and not Path(request.model_path).is_file():
+            raise InvalidArgument("model_path", "no such model file on the server")
+        if not self._running.acquire(blocking=False):
+            raise FailedPrecondition("a relink is already running")
+        try:
+            loop = asyncio.get_running_loop()
+            steps: asyncio.Queue[str] = asyncio.Queue()
+            options = RelinkOptions(
+                model_path=request.model_path or None,
+                settings_path=request.settings_path or None,
+                models_dir=request.models_dir or "models",
+                dry_run=request.dry_run,
+                seed=request.seed or 42,
+                progress=False,
+            )
+
+            def on_step(name: str) -> None:
+                loop.call_soon_threadsafe(steps.put_nowait, name)
+
+            job = asyncio.ensure_future(asyncio.to_thread(run_relink, self.graph, options, on_step))
+            while not job.done() or not steps.empty():
+                getter = asyncio.ensure_future(steps.get())
+                done, _ = await asyncio.wait({getter, job}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    yield pb.RelinkProgress(step=getter.result())
+                else:
+                    getter.cancel()
+            report = job.result()
+            _json, html = write_report(report, request.report_dir or "reports")
+            if request.reload_scorer and not request.dry_run:
+                self._reload_scorer(report)
+            yield pb.RelinkProgress(step="done", summary=summary_text(report),
+                                    report_json=json.dumps(report, default=str),
+                                    report_html_path=str(html))
+        finally:
+            self._running.release()
+
+    def _reload_scorer(self, report: dict) -> None:
+        from identity_graph.matching import OnlineScorer, load_model
+
+        model = report.get("model") or {}
+        path = model.get("saved_to") or model.get("source")
+        if path and Path(path).is_file():
+            self.graph.scorer = OnlineScorer(load_model(path))
