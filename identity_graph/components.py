@@ -4,7 +4,9 @@ Two id policies from DESIGN.md ("Stable ids"):
 - `assign_ids_incremental`: online changes. On a merge the oldest id survives; on a split the
   part with the most verified identifiers keeps the id (ties: most identifiers, then oldest).
 - `assign_ids_by_overlap`: the nightly recompute. New components take previous ids by largest
-  overlap, each id used once, so unchanged data changes no id.
+  overlap, each id used once, so unchanged data changes no id. This is the readable reference;
+  the relink runs `batch.relink.assign_ids`, the same policy in linear time on integer-coded
+  components, and `tests/test_batch.py` checks one against the other.
 """
 
 from __future__ import annotations
