@@ -1,4 +1,5 @@
-"""identity-server: the identity graph over gRPC (grpc.aio), with health checking and reflection."""
+"""identity-server: the identity graph and the session service over gRPC (grpc.aio), with health
+checking, reflection and periodic session housekeeping."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +27,10 @@ from identity_graph.api import IdentityServicer
 from identity_graph.config import GraphConfig
 from identity_graph.engine import IdentityGraph, Scorer
 from identity_graph.store import open_store
+from session.api import SessionServicer
+from session.service import Sessions
+from session.store import conversation_store_for
+from session.v1 import session_pb2, session_pb2_grpc
 
 log = logging.getLogger("identity_server")
 access_log = logging.getLogger("identity_server.access")
@@ -32,11 +38,23 @@ access_log = logging.getLogger("identity_server.access")
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 DEFAULT_DB = "./identity.duckdb"
 DEFAULT_GRACE_S = 10.0
+DEFAULT_HOUSEKEEPING_S = 30.0
 
 IDENTITY_SERVICE = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
-SERVICE_NAMES = (IDENTITY_SERVICE,)
+SESSION_SERVICE = session_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name
+SERVICE_NAMES = (IDENTITY_SERVICE, SESSION_SERVICE)
 
-_parts: weakref.WeakKeyDictionary[grpc.aio.Server, tuple[IdentityServicer, Any]] = weakref.WeakKeyDictionary()
+
+@dataclass
+class _Parts:
+    """What `shutdown` needs besides the server itself."""
+
+    identity: IdentityServicer
+    health: Any
+    housekeeping: asyncio.Task[None] | None
+
+
+_parts: weakref.WeakKeyDictionary[grpc.aio.Server, _Parts] = weakref.WeakKeyDictionary()
 
 
 # ---- logging --------------------------------------------------------------------------------
@@ -161,22 +179,42 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
 # ---- the server -----------------------------------------------------------------------------
 
 
+async def _housekeeping(sessions: Sessions, interval_s: float) -> None:
+    """Every `interval_s` seconds: idle conversations go inactive, old inactive ones close."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            changed = await asyncio.to_thread(sessions.housekeeping)
+        except Exception:  # keep the loop alive; the next round retries
+            log.exception("session housekeeping failed")
+            continue
+        if changed:
+            log.info("session housekeeping", extra={"fields": {"changed": changed}})
+
+
 async def create_server(
     address: str,
     graph: IdentityGraph,
     *,
     poll_interval_s: float = 0.1,
     access_log_enabled: bool = True,
+    sessions: Sessions | None = None,
+    housekeeping_interval_s: float | None = DEFAULT_HOUSEKEEPING_S,
 ) -> tuple[grpc.aio.Server, int]:
-    """Builds (does not start) an aio server with the identity service, health and reflection.
+    """Builds (does not start) an aio server with the identity and session services, health and
+    reflection, and starts the session housekeeping task (stopped by `shutdown`).
 
     Call it inside the event loop that will run the server.
 
     Args:
         address: `host:port` to bind; port 0 picks a free port.
-        graph: the engine the servicer calls.
+        graph: the engine the identity servicer calls.
         poll_interval_s: how often WatchEvents polls the store for new events.
         access_log_enabled: log one line per RPC.
+        sessions: the session domain the session servicer calls; by default one over `graph`
+            with the conversation store beside its graph store.
+        housekeeping_interval_s: seconds between `sessions.housekeeping()` runs; None or 0
+            turns it off.
 
     Returns:
         The server and the port it is bound to.
@@ -184,9 +222,14 @@ async def create_server(
     Raises:
         RuntimeError: the address could not be bound.
     """
+    if housekeeping_interval_s is not None and housekeeping_interval_s < 0:
+        raise ValueError("housekeeping_interval_s must not be negative")
+    if sessions is None:
+        sessions = Sessions(graph, conversation_store_for(graph.store))
     server = grpc.aio.server(interceptors=[AccessLogInterceptor()] if access_log_enabled else None)
     servicer = IdentityServicer(graph, poll_interval_s=poll_interval_s)
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, server)
+    session_pb2_grpc.add_SessionServiceServicer_to_server(SessionServicer(sessions), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):
@@ -200,7 +243,10 @@ async def create_server(
         raise RuntimeError(f"could not bind {address}") from e
     if port == 0:
         raise RuntimeError(f"could not bind {address}")
-    _parts[server] = (servicer, health_servicer)
+    task = None
+    if housekeeping_interval_s:
+        task = asyncio.create_task(_housekeeping(sessions, housekeeping_interval_s), name="housekeeping")
+    _parts[server] = _Parts(servicer, health_servicer, task)
     return server, port
 
 
@@ -209,9 +255,11 @@ async def shutdown(server: grpc.aio.Server, grace_s: float = DEFAULT_GRACE_S) ->
     drain for up to `grace_s` seconds."""
     parts = _parts.get(server)
     if parts is not None:
-        servicer, health_servicer = parts
-        await health_servicer.enter_graceful_shutdown()
-        servicer.close()
+        if parts.housekeeping is not None:
+            parts.housekeeping.cancel()
+            await asyncio.gather(parts.housekeeping, return_exceptions=True)
+        await parts.health.enter_graceful_shutdown()
+        parts.identity.close()
     await server.stop(grace_s)
 
 
@@ -251,13 +299,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", help="Splink model JSON for online scoring (optional)")
     p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S, help="shutdown drain seconds")
     p.add_argument("--poll-interval", type=float, default=0.1, help="WatchEvents poll seconds")
+    p.add_argument(
+        "--housekeeping-interval",
+        type=float,
+        default=DEFAULT_HOUSEKEEPING_S,
+        help=f"seconds between session housekeeping runs; 0 turns it off ({DEFAULT_HOUSEKEEPING_S:g})",
+    )
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
 
-async def serve(args: argparse.Namespace, graph: IdentityGraph) -> None:
+async def serve(args: argparse.Namespace, graph: IdentityGraph, sessions: Sessions | None = None) -> None:
     """Runs until SIGTERM or SIGINT, then drains in-flight calls and returns."""
-    server, port = await create_server(args.address, graph, poll_interval_s=args.poll_interval)
+    server, port = await create_server(
+        args.address,
+        graph,
+        poll_interval_s=args.poll_interval,
+        sessions=sessions,
+        housekeeping_interval_s=args.housekeeping_interval,
+    )
     await server.start()
     log.info(
         "listening",
@@ -285,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         graph = IdentityGraph(store, config, scorer=load_scorer(args.model))
-        asyncio.run(serve(args, graph))
+        sessions = Sessions(graph, conversation_store_for(store))
+        asyncio.run(serve(args, graph, sessions))
     finally:
         store.close()
     return 0

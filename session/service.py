@@ -101,6 +101,7 @@ class StartResult:
     step_up_required: bool = False
     step_up_channels: list[str] = field(default_factory=list)
     carried_over_from: str = ""
+    step_up_conversation_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -278,6 +279,7 @@ class Sessions:
             step_up_required=bool(step_up),
             step_up_channels=[mask(k) for k in targets],
             carried_over_from=carried,
+            step_up_conversation_id=step_up[0].id if step_up else "",
         )
 
     def _carry_over(self, members: list[str], reach: Mapping[str, LinkKind | None]) -> tuple[Context, str]:

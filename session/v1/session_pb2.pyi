@@ -151,7 +151,7 @@ class StartOrResumeRequest(_message.Message):
     def __init__(self, channel: _Optional[str] = ..., identifiers: _Optional[_Iterable[_Union[_identity_pb2.Identifier, _Mapping]]] = ..., attributes: _Optional[_Mapping[str, str]] = ..., proof: _Optional[_Union[_identity_pb2.Proof, _Mapping]] = ..., actor: _Optional[str] = ...) -> None: ...
 
 class StartOrResumeResponse(_message.Message):
-    __slots__ = ("conversation", "resumed", "resumed_from_channel", "customer_id", "assurance", "step_up_required", "step_up_channels", "carried_over_from")
+    __slots__ = ("conversation", "resumed", "resumed_from_channel", "customer_id", "assurance", "step_up_required", "step_up_channels", "carried_over_from", "step_up_conversation_id")
     CONVERSATION_FIELD_NUMBER: _ClassVar[int]
     RESUMED_FIELD_NUMBER: _ClassVar[int]
     RESUMED_FROM_CHANNEL_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +160,7 @@ class StartOrResumeResponse(_message.Message):
     STEP_UP_REQUIRED_FIELD_NUMBER: _ClassVar[int]
     STEP_UP_CHANNELS_FIELD_NUMBER: _ClassVar[int]
     CARRIED_OVER_FROM_FIELD_NUMBER: _ClassVar[int]
+    STEP_UP_CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     conversation: Conversation
     resumed: bool
     resumed_from_channel: str
@@ -168,7 +169,8 @@ class StartOrResumeResponse(_message.Message):
     step_up_required: bool
     step_up_channels: _containers.RepeatedScalarFieldContainer[str]
     carried_over_from: str
-    def __init__(self, conversation: _Optional[_Union[Conversation, _Mapping]] = ..., resumed: _Optional[bool] = ..., resumed_from_channel: _Optional[str] = ..., customer_id: _Optional[str] = ..., assurance: _Optional[_Union[_identity_pb2.LinkKind, str]] = ..., step_up_required: _Optional[bool] = ..., step_up_channels: _Optional[_Iterable[str]] = ..., carried_over_from: _Optional[str] = ...) -> None: ...
+    step_up_conversation_id: str
+    def __init__(self, conversation: _Optional[_Union[Conversation, _Mapping]] = ..., resumed: _Optional[bool] = ..., resumed_from_channel: _Optional[str] = ..., customer_id: _Optional[str] = ..., assurance: _Optional[_Union[_identity_pb2.LinkKind, str]] = ..., step_up_required: _Optional[bool] = ..., step_up_channels: _Optional[_Iterable[str]] = ..., carried_over_from: _Optional[str] = ..., step_up_conversation_id: _Optional[str] = ...) -> None: ...
 
 class AppendTurnRequest(_message.Message):
     __slots__ = ("conversation_id", "caller", "role", "text", "intent", "topic")
