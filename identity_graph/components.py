@@ -103,6 +103,7 @@ def assign_ids_incremental(
     verified: Callable[[str], bool],
     first_seen: Mapping[str, datetime],
     new_id: Callable[[], str] = new_customer_id,
+    leaving: frozenset[str] = frozenset(),
 ) -> IdAssignment:
     """Ids for `comps` after an online change.
 
@@ -113,6 +114,7 @@ def assign_ids_incremental(
         verified: whether a key holds a verified link.
         first_seen: key -> first seen, to break ties by age.
         new_id: id factory.
+        leaving: keys an operator detached; a part holding one never keeps the old id.
     """
     out = IdAssignment(ids=[""] * len(comps))
     holders: dict[str, list[int]] = defaultdict(list)
@@ -123,7 +125,7 @@ def assign_ids_incremental(
     def rank(i: int) -> tuple:
         comp = comps[i]
         oldest = min((first_seen[k] for k in comp if k in first_seen), default=datetime.max)
-        return (-sum(1 for k in comp if verified(k)), -len(comp), oldest, min(comp))
+        return (bool(comp & leaving), -sum(1 for k in comp if verified(k)), -len(comp), oldest, min(comp))
 
     won: dict[int, list[str]] = defaultdict(list)
     for cid, idxs in holders.items():
@@ -143,9 +145,7 @@ def assign_ids_incremental(
             out.ids[i] = new_id()
             out.created.append(out.ids[i])
     # Splits named their losing parts by index; now that every part has an id, name them by id.
-    out.splits = [
-        Split(s.original, s.kept_by, tuple(out.ids[int(i)] for i in s.new_ids)) for s in out.splits
-    ]
+    out.splits = [Split(s.original, s.kept_by, tuple(out.ids[int(i)] for i in s.new_ids)) for s in out.splits]
     return out
 
 
@@ -189,8 +189,11 @@ def assign_ids_by_overlap(
             others = tuple(out.ids[i] for i in idxs if i != owner[0])
             out.splits.append(Split(cid, comps[owner[0]], others))
     for i in range(len(comps)):
-        absorbed = sorted({previous.get(k) for k in comps[i]} - {None, out.ids[i]}
-                          - {out.ids[j] for j in range(len(comps)) if j != i})
+        absorbed = sorted(
+            {previous.get(k) for k in comps[i]}
+            - {None, out.ids[i]}
+            - {out.ids[j] for j in range(len(comps)) if j != i}
+        )
         if absorbed and out.ids[i] in used:
             out.merges.append(Merge(out.ids[i], tuple(absorbed)))  # type: ignore[arg-type]
     return out

@@ -7,6 +7,7 @@ policy level. Everything else here is bookkeeping around that rule.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import statistics
@@ -183,7 +184,12 @@ class Sessions:
         caller: Caller,
         assurance: Mapping[str, LinkKind | None] | None = None,
         recent: int | None = None,
+        seals: Mapping[str, datetime] | None = None,
     ) -> ConversationView:
+        if seals is None:
+            seals = self.store.seals([conv.anchor])
+        if _sealed(conv, seals):  # an earlier holder's conversation: hidden from everyone
+            return ConversationView(replace(conv, context=Context(), state=State()), [], False, None)
         turns = self.store.turns(conv.id)
         keys = {conv.anchor} | {t.identifier for t in turns}
         reach = dict(assurance or {})
@@ -203,6 +209,8 @@ class Sessions:
         kind = self._assurance(caller, [conv.anchor]).get(conv.anchor)
         if not self._allowed(kind):
             raise PermissionDenied("the caller's assurance does not reach this conversation; step up first")
+        if _sealed(conv, self.store.seals([conv.anchor])):
+            raise PermissionDenied("this conversation belongs to an earlier holder of the identifier")
         return kind  # type: ignore[return-value]
 
     def housekeeping(self) -> int:
@@ -283,8 +291,10 @@ class Sessions:
         )
 
     def _carry_over(self, members: list[str], reach: Mapping[str, LinkKind | None]) -> tuple[Context, str]:
-        for conv in self.store.by_anchors(members, limit=10):
-            if not self._allowed(reach.get(conv.anchor)):
+        recent = self.store.by_anchors(members, limit=10)
+        seals = self.store.seals([c.anchor for c in recent])
+        for conv in recent:
+            if not self._allowed(reach.get(conv.anchor)) or _sealed(conv, seals):
                 continue
             ctx = conv.context
             return Context(
@@ -354,7 +364,9 @@ class Sessions:
         visible = [k for k in members if self._allowed(reach.get(k))]
         page = self.store.by_anchors(visible, statuses, channel, after, page_size + 1)
         token = _encode_token(page[page_size - 1]) if len(page) > page_size else ""
-        return [self._view(c, caller, reach) for c in page[:page_size]], token
+        seals = self.store.seals([c.anchor for c in page])
+        views = [self._view(c, caller, reach, seals=seals) for c in page[:page_size]]
+        return [v for v in views if v.disclosed], token
 
     def close(self, conversation_id: str, caller: Caller) -> Conversation:
         conv = self._conversation(conversation_id)
@@ -531,6 +543,28 @@ class Sessions:
         ]
         return EscalationPackage(self._view(conv, caller, reach), history, profile, open_flows, reason)
 
+    # ---- recycled identifiers ----------------------------------------------------------------
+
+    def recycle_identifier(self, type_: str, value: str, actor: str, reason: str = "") -> tuple[int, str]:
+        """The identifier now belongs to someone else (a reissued phone number): detach it from
+        its customer and seal the conversations that came in through it, so that neither the new
+        holder nor anyone linked to it later sees the earlier holder's history.
+
+        Returns:
+            (conversations closed by the seal, the identifier's customer id afterwards)
+        """
+        if not actor:
+            raise InvalidArgument("actor", "say who recycles the identifier")
+        key = self.graph.identifier(type_, value, "identifier").key
+        node = self.graph.store.get_identifier(key)
+        if node is None:
+            raise NotFound(f"unknown identifier {key}")
+        if any(lk.kind.merges for lk in self.graph.store.links([key])):
+            with contextlib.suppress(FailedPrecondition):  # its links held nothing together
+                self.graph.split(detach=[key], actor=actor)
+        closed = self.store.seal(key, self.clock(), reason or "recycled", actor, self.clock())
+        return closed, self.graph.customer_id_of(key)
+
     # ---- consent ----------------------------------------------------------------------------
 
     def record_consent(
@@ -584,6 +618,11 @@ class Sessions:
             escalation_rate=(sum(1 for c in convs if c.escalation_reason) / n) if n else 0.0,
             median_time_to_close_s={ch: statistics.median(v) for ch, v in sorted(closed.items())},
         )
+
+
+def _sealed(conv: Conversation, seals: Mapping[str, datetime]) -> bool:
+    before = seals.get(conv.anchor)
+    return before is not None and conv.created_at < before
 
 
 def _encode_token(conv: Conversation) -> str:

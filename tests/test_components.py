@@ -106,3 +106,18 @@ def test_widest_path_prefers_fewest_links_among_equally_strong_paths() -> None:
     assert [(lk.a, lk.b) for lk in paths["u"]] == [("s", "t"), ("t", "u")]
     assert bottleneck(paths["t"]) is LinkKind.VERIFIED and len(paths["t"]) == 3
     assert widest_paths("s", links_of, lambda k: k == "t").get("u") is None
+
+
+def test_detached_identifiers_never_keep_the_id() -> None:
+    comps = [frozenset({"a"}), frozenset({"b"})]
+    first_seen = {"a": T0, "b": T0 + timedelta(1)}
+    out = assign_ids_incremental(
+        comps,
+        dict.fromkeys("ab", "cus_1"),
+        {"cus_1": T0},
+        lambda k: k == "a",
+        first_seen,
+        _ids(["cus_new"]),
+        leaving=frozenset({"a"}),
+    )
+    assert out.ids == ["cus_new", "cus_1"]

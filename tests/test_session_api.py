@@ -733,6 +733,26 @@ def test_a_recycled_number_does_not_get_the_old_owners_conversation(api: Api, ho
     assert old.disclosed and texts(old)[0].startswith("Deliver to 1 Secret Lane")
 
 
+def test_recycling_a_number_seals_the_conversations_that_came_in_through_it(api: Api) -> None:
+    number = "phone:+14155550177"
+    first = start(api, "sms", number, attributes={"first_name": "Olga"})  # she texts first
+    cid = first.conversation.conversation_id
+    plant_secrets(api, first.conversation, number)
+    start(api, "web", "web_cookie:olga", number)  # later she gives the number on the web
+    sealed = api.stub.RecycleIdentifier(
+        pb.RecycleIdentifierRequest(identifier=ident(number), actor="ops", reason="carrier reissued"),
+        timeout=TIMEOUT,
+    )
+    assert sealed.conversations_sealed == 1 and sealed.customer_id != first.customer_id
+    new_owner = start(api, "sms", number)
+    assert not new_owner.resumed and new_owner.conversation.conversation_id != cid
+    assert not new_owner.carried_over_from and not new_owner.step_up_required
+    assert_no_leak(new_owner, *SECRETS, "olga")
+    assert_locked_out(api, cid, number, *SECRETS)
+    missing = pb.RecycleIdentifierRequest(identifier=ident(number), actor="")
+    assert code_of(api.stub.RecycleIdentifier, missing) is grpc.StatusCode.INVALID_ARGUMENT
+
+
 # ---- concurrency ----------------------------------------------------------------------------
 
 WRITERS = 20

@@ -242,3 +242,22 @@ def test_metrics(sessions: Sessions, clock: Clock) -> None:
     assert m.conversations == 2 and m.resumed == 1 and m.channel_switches == 1
     assert m.escalation_rate == 0.5
     assert 299 < m.median_time_to_close_s["web"] < 302
+
+
+def test_recycled_number_seals_conversations_that_came_in_through_it(sessions: Sessions) -> None:
+    old = sessions.start_or_resume("sms", [("phone", "+14155550134")]).view.conversation
+    sessions.append_turn(old.id, SMS, "customer", "OLD OWNER SECRET")
+    sessions.start_or_resume("web", [("web_cookie", "ck-1"), ("phone", "+14155550134")])
+    closed, _cid = sessions.recycle_identifier("phone", "+1 415 555 0134", actor="ops")
+    assert closed >= 1
+    fresh = sessions.start_or_resume("sms", [("phone", "+14155550134")])
+    assert not fresh.resumed and fresh.view.conversation.id != old.id
+    assert fresh.carried_over_from == "" and fresh.view.conversation.context == Context()
+    hidden = sessions.get(old.id, SMS)
+    assert not hidden.disclosed and hidden.turns == []
+    assert old.id not in {v.conversation.id for v in sessions.list(SMS)[0]}
+    assert sessions.graph.customer_id_of("phone:+14155550134") != sessions.graph.customer_id_of(
+        "web_cookie:ck-1"
+    )
+    with pytest.raises(PermissionDenied):
+        sessions.append_turn(old.id, SMS, "customer", "hello?")

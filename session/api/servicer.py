@@ -237,6 +237,16 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
         return convert.consent_to_pb(consent)
 
     @handle_errors
+    async def RecycleIdentifier(
+        self, request: pb.RecycleIdentifierRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecycleIdentifierResponse:
+        type_, value = convert.identifier_pair(request.identifier)
+        sealed, customer_id = await self._run(
+            context, self.sessions.recycle_identifier, type_, value, request.actor, request.reason
+        )
+        return pb.RecycleIdentifierResponse(conversations_sealed=sealed, customer_id=customer_id)
+
+    @handle_errors
     async def GetConsents(
         self, request: pb.GetConsentsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetConsentsResponse:

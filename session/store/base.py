@@ -110,8 +110,17 @@ class ConversationStore(ABC):
 
     @abstractmethod
     def _delete_for(self, anchors: Sequence[str]) -> int:
-        """Deletes conversations anchored at `anchors` with their turns, consents of `anchors`,
-        handoffs and step-ups that name them. Returns the number of conversations."""
+        """Deletes conversations anchored at `anchors` with their turns, consents and seals of
+        `anchors`, handoffs and step-ups that name them. Returns the number of conversations."""
+
+    @abstractmethod
+    def _seal(self, anchor: str, before: datetime, reason: str, actor: str, at: datetime) -> int:
+        """Records that conversations anchored at `anchor` created before `before` belong to an
+        earlier holder of the identifier, and closes the open ones. Returns how many it closed."""
+
+    @abstractmethod
+    def _seals(self, anchors: Sequence[str]) -> dict[str, datetime]:
+        """anchor -> the latest seal time, for those of `anchors` that were sealed."""
 
     @abstractmethod
     def _clear(self) -> None: ...
@@ -235,6 +244,18 @@ class ConversationStore(ABC):
             return 0
         with self._wrapped("delete_for"):
             return self._delete_for(sorted(set(anchors)))
+
+    @final
+    def seal(self, anchor: str, before: datetime, reason: str, actor: str, at: datetime) -> int:
+        with self._wrapped("seal"):
+            return self._seal(anchor, before, reason, actor, at)
+
+    @final
+    def seals(self, anchors: Sequence[str]) -> dict[str, datetime]:
+        if not anchors:
+            return {}
+        with self._wrapped("seals"):
+            return self._seals(sorted(set(anchors)))
 
     @final
     def clear(self) -> None:

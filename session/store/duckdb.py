@@ -27,6 +27,13 @@ from session.model import (
 from session.store.base import ConversationStore
 
 _SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS seals (
+        anchor VARCHAR NOT NULL,
+        sealed_before TIMESTAMPTZ NOT NULL,
+        reason VARCHAR,
+        actor VARCHAR,
+        "at" TIMESTAMPTZ NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS seals_anchor ON seals (anchor)",
     """CREATE TABLE IF NOT EXISTS conversations (
         id VARCHAR PRIMARY KEY,
         anchor VARCHAR NOT NULL,
@@ -94,7 +101,7 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS consents_identifier ON consents (identifier)",
     "CREATE INDEX IF NOT EXISTS outbox_recipient ON outbox (recipient)",
 )
-_TABLES = ("turns", "handoffs", "step_ups", "consents", "outbox", "conversations")
+_TABLES = ("turns", "handoffs", "step_ups", "consents", "outbox", "seals", "conversations")
 
 _CONV_COLS = (
     "id, anchor, status, channels, context, state, version, created_at, updated_at, closed_at, "
@@ -392,9 +399,25 @@ class DuckDBConversationStore(ConversationStore):
             _exec(con, "DELETE FROM step_ups WHERE requester IN ? OR target IN ?",
                   [anchors, anchors])
             _exec(con, "DELETE FROM consents WHERE identifier IN ?", [anchors])
+            _exec(con, "DELETE FROM seals WHERE anchor IN ?", [anchors])
             if ids:
                 _exec(con, "DELETE FROM conversations WHERE id IN ?", [ids])
         return len(ids)
+
+    def _seal(self, anchor: str, before: datetime, reason: str, actor: str, at: datetime) -> int:
+        with self.graph._transaction() as con:
+            _exec(con, "INSERT INTO seals VALUES (?, ?, ?, ?, ?)",
+                  [anchor, _utc(before), reason, actor, _utc(at)])
+            closed = _fetch(con, "UPDATE conversations SET status = 'closed', "
+                                 "closed_at = coalesce(closed_at, ?) WHERE anchor = ? "
+                                 "AND created_at < ? AND status <> 'closed' RETURNING id",
+                            [_utc(at), anchor, _utc(before)])
+        return len(closed)
+
+    def _seals(self, anchors: Sequence[str]) -> dict[str, datetime]:
+        rows = self.graph._rows("SELECT anchor, max(sealed_before) FROM seals WHERE anchor IN ? "
+                                "GROUP BY anchor", [list(anchors)])
+        return {a: _utc(t) for a, t in rows}
 
     def _clear(self) -> None:
         with self.graph._transaction() as con:

@@ -77,6 +77,7 @@ SCHEMA: tuple[LiteralString, ...] = (
     "CREATE INDEX cs_turn_conversation_seq IF NOT EXISTS FOR (t:Turn) ON (t.conversation_id, t.seq)",
     "CREATE INDEX cs_consent_identifier IF NOT EXISTS FOR (c:Consent) ON (c.identifier)",
     "CREATE INDEX cs_outbox_recipient IF NOT EXISTS FOR (m:OutboxMessage) ON (m.recipient)",
+    "CREATE INDEX cs_seal_anchor IF NOT EXISTS FOR (s:Seal) ON (s.anchor)",
 )
 
 _SCHEMA_RACES = frozenset({
@@ -246,6 +247,10 @@ _DELETE_FOR: tuple[LiteralString, ...] = (
     DETACH DELETE s
     """,
     """
+    MATCH (s:Seal) WHERE s.anchor IN $anchors
+    DETACH DELETE s
+    """,
+    """
     UNWIND $anchors AS a
     MATCH (c:Consent {identifier: a})
     DETACH DELETE c
@@ -257,6 +262,21 @@ _DELETE_FOR: tuple[LiteralString, ...] = (
     """,
 )
 
+_SEAL: LiteralString = """
+CREATE (:Seal {anchor: $anchor, sealed_before: $before, reason: $reason, actor: $actor, at: $at})
+WITH 1 AS one
+OPTIONAL MATCH (c:Conversation {anchor: $anchor})
+WHERE c.created_at < $before AND c.status <> 'closed'
+SET c.status = 'closed', c.closed_at = coalesce(c.closed_at, $at)
+RETURN count(c) AS closed
+"""
+
+_SEALS: LiteralString = """
+UNWIND $anchors AS a
+MATCH (s:Seal {anchor: a})
+RETURN a AS anchor, max(s.sealed_before) AS before
+"""
+
 _CONVERSATION_IDS: LiteralString = """
 UNWIND $anchors AS a
 MATCH (c:Conversation {anchor: a})
@@ -265,7 +285,7 @@ RETURN c.id AS id
 
 _CLEAR: LiteralString = """
 MATCH (n)
-WHERE n:Conversation OR n:Turn OR n:Handoff OR n:StepUp OR n:Consent OR n:OutboxMessage
+WHERE n:Conversation OR n:Turn OR n:Handoff OR n:StepUp OR n:Consent OR n:OutboxMessage OR n:Seal
    OR (n:Sequence AND n.name IN ['consents', 'outbox'])
 CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS
 """
@@ -591,6 +611,17 @@ class Neo4jConversationStore(ConversationStore):
             return len(ids)
 
         return self._write(work)
+
+    def _seal(self, anchor: str, before: datetime, reason: str, actor: str, at: datetime) -> int:
+        def work(tx: ManagedTransaction) -> int:
+            record = tx.run(_SEAL, anchor=anchor, before=_to_db_time(before), reason=reason,
+                            actor=actor, at=_to_db_time(at)).single()
+            return int(record["closed"]) if record else 0
+
+        return self._write(work)
+
+    def _seals(self, anchors: Sequence[str]) -> dict[str, datetime]:
+        return {r["anchor"]: _time(r["before"]) for r in self._read(_SEALS, anchors=list(anchors))}
 
     def _clear(self) -> None:
         with self._driver.session(database=self._database) as session:

@@ -404,6 +404,24 @@ class CloseRequest(_message.Message):
     caller: Caller
     def __init__(self, conversation_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ...) -> None: ...
 
+class RecycleIdentifierRequest(_message.Message):
+    __slots__ = ("identifier", "actor", "reason")
+    IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    identifier: _identity_pb2.Identifier
+    actor: str
+    reason: str
+    def __init__(self, identifier: _Optional[_Union[_identity_pb2.Identifier, _Mapping]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RecycleIdentifierResponse(_message.Message):
+    __slots__ = ("conversations_sealed", "customer_id")
+    CONVERSATIONS_SEALED_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    conversations_sealed: int
+    customer_id: str
+    def __init__(self, conversations_sealed: _Optional[int] = ..., customer_id: _Optional[str] = ...) -> None: ...
+
 class RecordConsentRequest(_message.Message):
     __slots__ = ("identifier", "channel", "purpose", "granted", "source")
     IDENTIFIER_FIELD_NUMBER: _ClassVar[int]

@@ -99,6 +99,11 @@ class SessionServiceStub:
                 request_serializer=session_dot_v1_dot_session__pb2.CloseRequest.SerializeToString,
                 response_deserializer=session_dot_v1_dot_session__pb2.ConversationResponse.FromString,
                 _registered_method=True)
+        self.RecycleIdentifier = channel.unary_unary(
+                '/session.v1.SessionService/RecycleIdentifier',
+                request_serializer=session_dot_v1_dot_session__pb2.RecycleIdentifierRequest.SerializeToString,
+                response_deserializer=session_dot_v1_dot_session__pb2.RecycleIdentifierResponse.FromString,
+                _registered_method=True)
         self.RecordConsent = channel.unary_unary(
                 '/session.v1.SessionService/RecordConsent',
                 request_serializer=session_dot_v1_dot_session__pb2.RecordConsentRequest.SerializeToString,
@@ -209,6 +214,15 @@ class SessionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecycleIdentifier(self, request, context):
+        """The identifier now belongs to someone else (a reissued phone number): detaches it from its
+        customer and seals the conversations that came in through it, so that the new holder never
+        sees the earlier holder's history.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RecordConsent(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -294,6 +308,11 @@ def add_SessionServiceServicer_to_server(servicer, server):
                     servicer.Close,
                     request_deserializer=session_dot_v1_dot_session__pb2.CloseRequest.FromString,
                     response_serializer=session_dot_v1_dot_session__pb2.ConversationResponse.SerializeToString,
+            ),
+            'RecycleIdentifier': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecycleIdentifier,
+                    request_deserializer=session_dot_v1_dot_session__pb2.RecycleIdentifierRequest.FromString,
+                    response_serializer=session_dot_v1_dot_session__pb2.RecycleIdentifierResponse.SerializeToString,
             ),
             'RecordConsent': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordConsent,
@@ -662,6 +681,33 @@ class SessionService:
             '/session.v1.SessionService/Close',
             session_dot_v1_dot_session__pb2.CloseRequest.SerializeToString,
             session_dot_v1_dot_session__pb2.ConversationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecycleIdentifier(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/session.v1.SessionService/RecycleIdentifier',
+            session_dot_v1_dot_session__pb2.RecycleIdentifierRequest.SerializeToString,
+            session_dot_v1_dot_session__pb2.RecycleIdentifierResponse.FromString,
             options,
             channel_credentials,
             insecure,
