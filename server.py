@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,7 +23,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from identity.v1 import identity_pb2, identity_pb2_grpc
+from batch.api import BatchServicer
+from identity.v1 import batch_pb2, batch_pb2_grpc, identity_pb2, identity_pb2_grpc
 from identity_graph.api import IdentityServicer
 from identity_graph.config import GraphConfig
 from identity_graph.engine import IdentityGraph, Scorer
@@ -42,7 +44,8 @@ DEFAULT_HOUSEKEEPING_S = 30.0
 
 IDENTITY_SERVICE = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
 SESSION_SERVICE = session_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name
-SERVICE_NAMES = (IDENTITY_SERVICE, SESSION_SERVICE)
+BATCH_SERVICE = batch_pb2.DESCRIPTOR.services_by_name["BatchService"].full_name
+SERVICE_NAMES = (IDENTITY_SERVICE, SESSION_SERVICE, BATCH_SERVICE)
 
 
 @dataclass
@@ -201,8 +204,8 @@ async def create_server(
     sessions: Sessions | None = None,
     housekeeping_interval_s: float | None = DEFAULT_HOUSEKEEPING_S,
 ) -> tuple[grpc.aio.Server, int]:
-    """Builds (does not start) an aio server with the identity and session services, health and
-    reflection, and starts the session housekeeping task (stopped by `shutdown`).
+    """Builds (does not start) an aio server with the identity, session and batch services, health
+    and reflection, and starts the session housekeeping task (stopped by `shutdown`).
 
     Call it inside the event loop that will run the server.
 
@@ -230,6 +233,7 @@ async def create_server(
     servicer = IdentityServicer(graph, poll_interval_s=poll_interval_s)
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, server)
     session_pb2_grpc.add_SessionServiceServicer_to_server(SessionServicer(sessions), server)
+    batch_pb2_grpc.add_BatchServiceServicer_to_server(BatchServicer(graph), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):
@@ -264,6 +268,53 @@ async def shutdown(server: grpc.aio.Server, grace_s: float = DEFAULT_GRACE_S) ->
 
 
 # ---- command line ---------------------------------------------------------------------------
+
+
+class BackgroundServer:
+    """The real aio server on its own event loop in a daemon thread, for synchronous callers:
+    tests, the demo and benchmarks. `port` is bound on `address`; `stop` drains and closes."""
+
+    def __init__(
+        self, graph: IdentityGraph, address: str = "127.0.0.1:0", timeout_s: float = 30.0, **options: Any
+    ) -> None:
+        self.timeout_s = timeout_s
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="identity-server", daemon=True)
+        self.thread.start()
+        self._stopped = False
+        try:
+            self.server, self.port = self.run(create_server(address, graph, **options))
+            self.run(self.server.start())
+        except BaseException:
+            self._close_loop()
+            raise
+
+    def run(self, coro: Awaitable[Any]) -> Any:
+        """Runs a coroutine on the server's loop and waits for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.timeout_s)  # type: ignore[arg-type]
+
+    def shutdown(self, grace_s: float = 1.0) -> None:
+        """What SIGTERM runs: health NOT_SERVING, then drain in-flight calls for up to `grace_s`."""
+        if not self._stopped:
+            self._stopped = True
+            self.run(shutdown(self.server, grace_s))
+
+    def stop(self, grace_s: float = 1.0) -> None:
+        try:
+            self.shutdown(grace_s)
+        finally:
+            self._close_loop()
+
+    def _close_loop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(self.timeout_s)
+        self.loop.close()
+
+    def __enter__(self) -> BackgroundServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def load_scorer(model_path: str | None) -> Scorer | None:

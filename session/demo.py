@@ -9,9 +9,7 @@ and a handoff code that takes the conversation to a second device.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -53,26 +51,13 @@ DEMO_POLICY = replace(
 @contextmanager
 def serve_in_background(graph: IdentityGraph, sessions: Sessions) -> Iterator[int]:
     """Runs the real aio server on 127.0.0.1:0 in a private event loop; yields its port."""
-    from server import create_server, shutdown
+    from server import BackgroundServer
 
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="identity-server", daemon=True)
-    thread.start()
-
-    def run(coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, loop).result(TIMEOUT)
-
+    srv = BackgroundServer(graph, sessions=sessions, access_log_enabled=False, timeout_s=TIMEOUT)
     try:
-        server, port = run(create_server("127.0.0.1:0", graph, sessions=sessions, access_log_enabled=False))
-        run(server.start())
-        try:
-            yield port
-        finally:
-            run(shutdown(server, 2.0))
+        yield srv.port
     finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(TIMEOUT)
-        loop.close()
+        srv.stop(2.0)
 
 
 # ---- the client side ------------------------------------------------------------------------

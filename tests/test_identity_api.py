@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import queue
@@ -28,7 +27,7 @@ from identity.v1 import identity_pb2_grpc as pb_grpc
 from identity_graph.engine import IdentityGraph, ResolveRequest
 from identity_graph.errors import StoreError
 from identity_graph.store.base import GraphStore
-from server import IDENTITY_SERVICE, create_server, shutdown
+from server import IDENTITY_SERVICE, BackgroundServer
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 30.0
@@ -37,33 +36,8 @@ TIMEOUT = 30.0
 # ---- a real server in a background thread with its own event loop ------------------------------
 
 
-class ServerThread:
-    """Runs `create_server` on 127.0.0.1:0 in a private event loop; tests use sync stubs."""
-
-    def __init__(self, graph: IdentityGraph, poll_interval_s: float = 0.02) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="grpc-aio", daemon=True)
-        self.thread.start()
-        self.server, self.port = self._run(
-            create_server("127.0.0.1:0", graph, poll_interval_s=poll_interval_s)
-        )
-        self._run(self.server.start())
-
-    def _run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(TIMEOUT)
-
-    def shutdown(self, grace_s: float) -> None:
-        self._run(shutdown(self.server, grace_s))
-        self.stopped = True
-
-    def stop(self) -> None:
-        try:
-            if not getattr(self, "stopped", False):
-                self.shutdown(1.0)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(TIMEOUT)
-            self.loop.close()
+def ServerThread(graph: IdentityGraph, poll_interval_s: float = 0.02) -> BackgroundServer:
+    return BackgroundServer(graph, poll_interval_s=poll_interval_s, timeout_s=TIMEOUT)
 
 
 @dataclass

@@ -4,7 +4,6 @@ writers on one conversation."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import threading
 import time
@@ -24,7 +23,7 @@ from identity.v1 import identity_pb2 as ipb
 from identity.v1 import identity_pb2_grpc as ipb_grpc
 from identity_graph.engine import IdentityGraph
 from identity_graph.store.base import GraphStore
-from server import SESSION_SERVICE, create_server, shutdown
+from server import SESSION_SERVICE, BackgroundServer
 from session.policy import SessionPolicy
 from session.service import Sessions
 from session.store import conversation_store_for
@@ -32,31 +31,6 @@ from session.v1 import session_pb2 as pb
 from session.v1 import session_pb2_grpc as pb_grpc
 
 TIMEOUT = 30.0
-
-
-# ---- a real server in a background thread with its own event loop ------------------------------
-
-
-class ServerThread:
-    """Runs `create_server` on 127.0.0.1:0 in a private event loop; tests use sync stubs."""
-
-    def __init__(self, graph: IdentityGraph, sessions: Sessions, **kw: Any) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="grpc-aio", daemon=True)
-        self.thread.start()
-        self.server, self.port = self._run(create_server("127.0.0.1:0", graph, sessions=sessions, **kw))
-        self._run(self.server.start())
-
-    def _run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(TIMEOUT)
-
-    def stop(self) -> None:
-        try:
-            self._run(shutdown(self.server, 1.0))
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(TIMEOUT)
-            self.loop.close()
 
 
 @dataclass
@@ -78,7 +52,7 @@ def api(store: GraphStore, request: pytest.FixtureRequest) -> Iterator[Api]:
     policy = getattr(request, "param", None) or SessionPolicy()
     graph = IdentityGraph(store)
     sessions = Sessions(graph, conversation_store_for(store), policy)
-    srv = ServerThread(graph, sessions, housekeeping_interval_s=0.05)
+    srv = BackgroundServer(graph, sessions=sessions, housekeeping_interval_s=0.05, timeout_s=TIMEOUT)
     channel = grpc.insecure_channel(f"127.0.0.1:{srv.port}")
     try:
         grpc.channel_ready_future(channel).result(TIMEOUT)
