@@ -1,5 +1,5 @@
 """identity-server: the identity graph and the session service over gRPC (grpc.aio), with health
-checking, reflection and periodic session housekeeping."""
+checking, reflection, periodic session housekeeping, bearer-token auth, per-caller rate limits and TLS."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -26,6 +27,16 @@ from grpc_reflection.v1alpha import reflection
 from batch.api import BatchServicer
 from identity.v1 import batch_pb2, batch_pb2_grpc, identity_pb2, identity_pb2_grpc
 from identity_graph.api import IdentityServicer
+from identity_graph.api import auth as auth_mod
+from identity_graph.api.auth import (
+    AuthInterceptor,
+    InsecureBindError,
+    TokenConfigError,
+    TokenStore,
+    check_bind,
+    current_caller,
+)
+from identity_graph.api.ratelimit import RateLimiter, RateLimitInterceptor
 from identity_graph.config import GraphConfig
 from identity_graph.engine import IdentityGraph, Scorer
 from identity_graph.store import open_store
@@ -87,8 +98,13 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
 
 
+_Began = tuple[float, float | None, str, str | None]  # start, deadline, peer, caller
+
+
 class AccessLogInterceptor(grpc.aio.ServerInterceptor):
-    """Logs one line per RPC: method, status code, duration in ms, peer."""
+    """Logs one line per RPC: method, status code, duration in ms, peer, and the authenticated caller
+    (None when auth is off). Calls refused by auth or the rate limit are logged by those, in the
+    same shape."""
 
     async def intercept_service(
         self,
@@ -100,18 +116,15 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
             return handler
         method = details.method
 
-        def begin(context: grpc.aio.ServicerContext) -> tuple[float, float | None, str]:
+        def begin(context: grpc.aio.ServicerContext) -> _Began:
             # Read the peer and deadline now: the context must not be queried after a cancel.
             start = time.perf_counter()
             remaining = context.time_remaining()
-            return start, None if remaining is None else start + remaining, context.peer()
+            deadline = None if remaining is None else start + remaining
+            return start, deadline, context.peer(), current_caller.get()
 
-        def done(
-            context: grpc.aio.ServicerContext,
-            began: tuple[float, float | None, str],
-            error: BaseException | None,
-        ) -> None:
-            start, deadline, peer = began
+        def done(context: grpc.aio.ServicerContext, began: _Began, error: BaseException | None) -> None:
+            start, deadline, peer, caller = began
             end = time.perf_counter()
             if isinstance(error, asyncio.CancelledError):
                 expired = deadline is not None and end >= deadline
@@ -130,6 +143,7 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
                         "code": name,
                         "duration_ms": round((end - start) * 1000, 3),
                         "peer": peer,
+                        "caller": caller,
                     }
                 },
             )
@@ -182,6 +196,32 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
 # ---- the server -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class TlsConfig:
+    """Server TLS: a PEM certificate chain and key; with `client_ca`, mutual TLS (every client must
+    present a certificate that this CA bundle verifies)."""
+
+    cert_chain: bytes
+    private_key: bytes = field(repr=False)
+    client_ca: bytes | None = None
+
+    @classmethod
+    def from_files(cls, cert: str, key: str, client_ca: str | None = None) -> TlsConfig:
+        """Reads the PEM files. Raises OSError when one cannot be read."""
+        return cls(
+            Path(cert).read_bytes(),
+            Path(key).read_bytes(),
+            Path(client_ca).read_bytes() if client_ca else None,
+        )
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.private_key, self.cert_chain)],
+            root_certificates=self.client_ca,
+            require_client_auth=self.client_ca is not None,
+        )
+
+
 async def _housekeeping(sessions: Sessions, interval_s: float) -> None:
     """Every `interval_s` seconds: idle conversations go inactive, old inactive ones close."""
     while True:
@@ -203,9 +243,16 @@ async def create_server(
     access_log_enabled: bool = True,
     sessions: Sessions | None = None,
     housekeeping_interval_s: float | None = DEFAULT_HOUSEKEEPING_S,
+    auth: TokenStore | None = None,
+    rate_limit: RateLimiter | None = None,
+    tls: TlsConfig | None = None,
+    allow_insecure_non_loopback: bool = False,
 ) -> tuple[grpc.aio.Server, int]:
     """Builds (does not start) an aio server with the identity, session and batch services, health
     and reflection, and starts the session housekeeping task (stopped by `shutdown`).
+
+    Interceptors run auth → rate limit → access log. A non-loopback `address` needs `auth` and
+    `tls` unless `allow_insecure_non_loopback` (see `identity_graph.api.auth.check_bind`).
 
     Call it inside the event loop that will run the server.
 
@@ -218,18 +265,34 @@ async def create_server(
             with the conversation store beside its graph store.
         housekeeping_interval_s: seconds between `sessions.housekeeping()` runs; None or 0
             turns it off.
+        auth: the callers and their scopes; None (the default) turns auth off: loopback only.
+        rate_limit: per-caller token buckets; None (the default) does not limit.
+        tls: serve TLS (mutual TLS when it has a client CA); None serves plain text.
+        allow_insecure_non_loopback: bind a non-loopback address without auth or TLS anyway.
 
     Returns:
         The server and the port it is bound to.
 
     Raises:
+        InsecureBindError: a non-loopback address without auth or TLS, not forced.
         RuntimeError: the address could not be bound.
     """
     if housekeeping_interval_s is not None and housekeeping_interval_s < 0:
         raise ValueError("housekeeping_interval_s must not be negative")
+    for missing in check_bind(
+        address, auth=auth is not None, tls=tls is not None, force=allow_insecure_non_loopback
+    ):
+        log.warning("serving %s without %s (forced)", address, missing)
     if sessions is None:
         sessions = Sessions(graph, conversation_store_for(graph.store))
-    server = grpc.aio.server(interceptors=[AccessLogInterceptor()] if access_log_enabled else None)
+    interceptors: list[grpc.aio.ServerInterceptor] = []
+    if auth is not None:
+        interceptors.append(AuthInterceptor(auth))
+    if rate_limit is not None:
+        interceptors.append(RateLimitInterceptor(rate_limit))
+    if access_log_enabled:
+        interceptors.append(AccessLogInterceptor())
+    server = grpc.aio.server(interceptors=interceptors or None)
     servicer = IdentityServicer(graph, poll_interval_s=poll_interval_s)
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, server)
     session_pb2_grpc.add_SessionServiceServicer_to_server(SessionServicer(sessions), server)
@@ -242,7 +305,9 @@ async def create_server(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     try:
-        port = server.add_insecure_port(address)
+        port = (
+            server.add_secure_port(address, tls.credentials()) if tls else server.add_insecure_port(address)
+        )
     except RuntimeError as e:
         raise RuntimeError(f"could not bind {address}") from e
     if port == 0:
@@ -357,22 +422,113 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"seconds between session housekeeping runs; 0 turns it off ({DEFAULT_HOUSEKEEPING_S:g})",
     )
     p.add_argument("--log-level", default="INFO")
-    return p.parse_args(argv)
+    sec = p.add_argument_group(
+        "security",
+        "A non-loopback --address needs token auth and TLS unless --allow-insecure-non-loopback. "
+        "Issue tokens with `identity-server issue-token --name NAME --scopes S1,S2 --tokens-file FILE`.",
+    )
+    sec.add_argument(
+        "--tokens-file",
+        default=os.environ.get("IDENTITY_TOKENS_FILE"),
+        help="JSON or TOML file of callers (token hashes and scopes) ($IDENTITY_TOKENS_FILE); "
+        f"${auth_mod.ENV_TOKENS} may hold more as JSON. Without either, auth is off",
+    )
+    sec.add_argument("--tls-cert", help="PEM certificate chain: serve TLS")
+    sec.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    sec.add_argument(
+        "--tls-client-ca", help="PEM CA bundle: mutual TLS, clients must present a cert it signed"
+    )
+    sec.add_argument(
+        "--rate-limit", type=float, default=0.0, help="calls per second per caller; 0 means no limit (0)"
+    )
+    sec.add_argument(
+        "--rate-burst", type=float, help="bucket size per caller (default: max(1, --rate-limit))"
+    )
+    sec.add_argument(
+        "--allow-insecure-non-loopback",
+        action="store_true",
+        help="serve a non-loopback address without token auth and/or TLS (e.g. TLS ends at a sidecar)",
+    )
+    args = p.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        p.error("--tls-cert and --tls-key go together")
+    if args.tls_client_ca and not args.tls_cert:
+        p.error("--tls-client-ca needs --tls-cert and --tls-key")
+    if args.rate_limit < 0:
+        p.error("--rate-limit must not be negative")
+    if args.rate_burst is not None and args.rate_burst < 1:
+        p.error("--rate-burst must be at least 1")
+    return args
 
 
-async def serve(args: argparse.Namespace, graph: IdentityGraph, sessions: Sessions | None = None) -> None:
+@dataclass
+class Security:
+    """What the security flags configure, loaded and checked before the store opens."""
+
+    auth: TokenStore | None
+    rate_limit: RateLimiter | None
+    tls: TlsConfig | None
+    allow_insecure_non_loopback: bool
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, env: dict[str, str] | None = None) -> Security:
+        """Raises TokenConfigError, OSError (unreadable PEM) or InsecureBindError."""
+        tokens = TokenStore.load(args.tokens_file, os.environ if env is None else env)
+        tls = TlsConfig.from_files(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
+        overrides = tokens.rate_overrides() if tokens is not None else {}
+        limiter = (
+            RateLimiter(args.rate_limit or None, args.rate_burst, overrides)
+            if args.rate_limit or overrides
+            else None
+        )
+        check_bind(
+            args.address, auth=tokens is not None, tls=tls is not None, force=args.allow_insecure_non_loopback
+        )
+        return cls(tokens, limiter, tls, args.allow_insecure_non_loopback)
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "auth": self.auth,
+            "rate_limit": self.rate_limit,
+            "tls": self.tls,
+            "allow_insecure_non_loopback": self.allow_insecure_non_loopback,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "auth": "off" if self.auth is None else f"{len(self.auth)} callers",
+            "tls": "off" if self.tls is None else ("mutual" if self.tls.client_ca else "on"),
+            "rate_limit": None if self.rate_limit is None else self.rate_limit.rate,
+        }
+
+
+async def serve(
+    args: argparse.Namespace,
+    graph: IdentityGraph,
+    sessions: Sessions | None = None,
+    security: Security | None = None,
+) -> None:
     """Runs until SIGTERM or SIGINT, then drains in-flight calls and returns."""
+    security = security or Security.from_args(args)
     server, port = await create_server(
         args.address,
         graph,
         poll_interval_s=args.poll_interval,
         sessions=sessions,
         housekeeping_interval_s=args.housekeeping_interval,
+        **security.options(),
     )
     await server.start()
     log.info(
         "listening",
-        extra={"fields": {"address": args.address, "port": port, "backend": graph.store.name}},
+        extra={
+            "fields": {
+                "address": args.address,
+                "port": port,
+                "backend": graph.store.name,
+                **security.describe(),
+            }
+        },
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -384,9 +540,23 @@ async def serve(args: argparse.Namespace, graph: IdentityGraph, sessions: Sessio
     log.info("stopped")
 
 
+TOKEN_COMMANDS = {"issue-token": "issue", "revoke-token": "revoke", "list-tokens": "list"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in TOKEN_COMMANDS:
+        return auth_mod.main([TOKEN_COMMANDS[argv[0]], *argv[1:]])
     args = parse_args(argv)
     configure_logging(args.log_level)
+    try:
+        security = Security.from_args(args)
+    except (TokenConfigError, InsecureBindError) as e:
+        print(f"identity-server: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"identity-server: error: cannot read TLS file {e.filename}: {e.strerror}", file=sys.stderr)
+        return 2
     config = GraphConfig.from_file(args.config) if args.config else GraphConfig()
     store = open_store(
         None if args.neo4j_uri else args.db,
@@ -397,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         graph = IdentityGraph(store, config, scorer=load_scorer(args.model))
         sessions = Sessions(graph, conversation_store_for(store))
-        asyncio.run(serve(args, graph, sessions))
+        asyncio.run(serve(args, graph, sessions, security))
     finally:
         store.close()
     return 0

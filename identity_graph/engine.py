@@ -40,7 +40,7 @@ from identity_graph.model import (
     utcnow,
 )
 from identity_graph.paths import bottleneck, widest_paths
-from identity_graph.store.base import GraphStore
+from identity_graph.store.base import MAX_TRAVERSAL, GraphStore
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +275,7 @@ class IdentityGraph:
             return None
         if len(keys) > 1 and not self._already_linked(keys):
             return None
-        return next(iter(cids)), self.assurance(keys[0])  # type: ignore[return-value]
+        return next(iter(cids)), self._assurance(nodes[keys[0]], None)  # type: ignore[return-value]
 
     def _already_linked(self, keys: list[str]) -> bool:
         anchor = keys[0]
@@ -551,7 +551,7 @@ class IdentityGraph:
         cs = ChangeSet(
             links_removed=[(lk.id, now, actor, "split") for lk in {lk.id: lk for lk in removed}.values()]
         )
-        outcome = self._settle(cs, touched, set(), now, actor)
+        outcome = self._settle(cs, touched, set(), now, actor, leaving=frozenset(detached))
         parts = [
             SplitPart(cid, sorted(c), cid in outcome.ids.created)
             for c, cid in zip(outcome.comps, outcome.ids.ids, strict=True)
@@ -614,19 +614,80 @@ class IdentityGraph:
         node = self.store.get_identifier(anchor)
         if node is None:
             return {}
-        targets = set(keys) if keys is not None else set(self.store.component(anchor).members)
+        return self._assurance(node, keys)
+
+    def _assurance(self, node: IdentifierNode, keys: Iterable[str] | None) -> dict[str, LinkKind | None]:
+        anchor = node.key
+        wanted = set(keys) if keys is not None else None
+        if not node.generic:
+            local = self._customer_subgraph(node)
+            if local is not None:
+                members, links_by_key, generic = local
+                targets = members if wanted is None else wanted
+                if targets <= members:
+                    paths = widest_paths(
+                        anchor,
+                        lambda ks: [lk for k in ks for lk in links_by_key.get(k, ())],
+                        lambda k: generic.get(k, False),
+                    )
+                    return {k: (bottleneck(paths[k]) if k in paths else None) for k in sorted(targets)}
+        targets = wanted if wanted is not None else set(self.store.component(anchor).members)
         if node.generic:  # shared by different people: whoever presents it proves only itself
             return {k: (LinkKind.VERIFIED if k == anchor else None) for k in sorted(targets)}
-        generic: dict[str, bool] = {}
+        generic_flags: dict[str, bool] = {}
 
         def is_generic(k: str) -> bool:
-            if k not in generic:
+            if k not in generic_flags:
                 n = self.store.get_identifier(k)
-                generic[k] = bool(n and n.generic)
-            return generic[k]
+                generic_flags[k] = bool(n and n.generic)
+            return generic_flags[k]
 
         paths = widest_paths(anchor, self.store.links, is_generic)
         return {k: (bottleneck(paths[k]) if k in paths else None) for k in sorted(targets)}
+
+    def _customer_subgraph(
+        self, node: IdentifierNode
+    ) -> tuple[set[str], dict[str, list[Link]], dict[str, bool]] | None:
+        """`node`'s component with every active link of its members, in three batched reads.
+
+        Reads the identifiers assigned to `node`'s customer, their links and the generic flags of
+        every endpoint, then replays `GraphStore.component` in memory. Each member's links keep the
+        order `store.links([member])` gives, so widest paths (and their tie-breaks) come out as if
+        read one identifier at a time. Paths to the members never leave the component (only a
+        `possible` link leads out, and it is weaker than any path inside), so nothing beyond it is
+        needed. Returns None, for the caller to walk the store instead, when the traversal would
+        reach an identifier that is not assigned to the customer, or when the customer is huge.
+        """
+        if node.customer_id is None:
+            return None
+        assigned = set(self.store.members(node.customer_id))
+        if node.key not in assigned or len(assigned) >= MAX_TRAVERSAL:
+            return None
+        links = self.store.links(assigned)
+        links_by_key: dict[str, list[Link]] = {k: [] for k in assigned}
+        ends: set[str] = set()
+        for lk in links:
+            ends.add(lk.a)
+            ends.add(lk.b)
+            for k in {lk.a, lk.b} & assigned:
+                links_by_key[k].append(lk)
+        generic = {k: n.generic for k, n in self.store.get_identifiers(assigned | ends).items()}
+        members = {node.key}
+        frontier = {node.key}
+        while frontier and len(members) < MAX_TRAVERSAL:
+            if not frontier <= assigned:
+                return None
+            nxt: set[str] = set()
+            for k in frontier:
+                for lk in links_by_key[k]:
+                    if lk.kind.merges:
+                        nxt.add(lk.a)
+                        nxt.add(lk.b)
+            nxt -= members
+            shared = {k for k in nxt if generic.get(k, False)}
+            members |= nxt - shared
+            frontier = nxt - shared
+        return members, links_by_key, generic
 
     def explain(self, a: str, b: str) -> Explanation:
         a, b = self.key(a, "a"), self.key(b, "b")
@@ -663,7 +724,13 @@ class IdentityGraph:
         return _Region(nodes=nodes, links=links, generic={}, new_keys=set())
 
     def _settle(
-        self, cs: ChangeSet, seeds: set[str], new_keys: set[str], now: datetime, actor: str
+        self,
+        cs: ChangeSet,
+        seeds: set[str],
+        new_keys: set[str],
+        now: datetime,
+        actor: str,
+        leaving: frozenset[str] = frozenset(),
     ) -> _Outcome:
         """Completes `cs` with guardrails, components, ids and events for the affected region."""
         region = self._load_region(seeds, cs)
@@ -738,7 +805,7 @@ class IdentityGraph:
         }
         first_seen = {k: n.first_seen for k, n in region.nodes.items()}
         ids = assign_ids_incremental(
-            comps, previous, created, verified_keys.__contains__, first_seen, self.new_id
+            comps, previous, created, verified_keys.__contains__, first_seen, self.new_id, leaving
         )
         assignment = ids.by_key(comps)
         for key, cid in assignment.items():

@@ -128,12 +128,51 @@ def _fetch(con: duckdb.DuckDBPyConnection, sql: str,
     return con.execute(sql, None if params is None else list(params)).fetchall()
 
 
+READ_CACHE_ENTRIES = 500_000
+"""Per-key entries kept by each read cache before it is emptied (a crude bound on memory)."""
+
+
+class _ReadCache:
+    """Results of the point reads that Resolve of a known identifier makes, per key.
+
+    DuckDB answers a point lookup in ~0.5-1.5 ms however small the result (planning dominates), so
+    the read path keeps what it read until the next write of the graph tables. The store empties
+    the cache under the same lock as the reads, so a cached answer is always the one the database
+    would give.
+    """
+
+    __slots__ = ("links", "members", "nodes")
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, IdentifierNode | None] = {}
+        self.links: dict[str, list[tuple[tuple[Any, ...], Link]]] = {}
+        """key -> (sort key, link) of its active links, in `_to_ordered_links` order"""
+        self.members: dict[str, list[str]] = {}
+
+    def clear(self) -> None:
+        self.nodes.clear()
+        self.links.clear()
+        self.members.clear()
+
+    def bound(self) -> None:
+        for table in (self.nodes, self.links, self.members):
+            if len(table) > READ_CACHE_ENTRIES:
+                table.clear()
+
+
 class DuckDBStore(GraphStore):
     """The graph in one DuckDB database file; `":memory:"` for a throwaway store.
 
     One connection serves every thread, behind a lock: DuckDB connections are not thread-safe,
     and a single writer keeps event sequence numbers gap-free. Each commit goes to DuckDB's
     write-ahead log, so data survives a killed process once `apply` has returned.
+
+    Identifiers, active links and customer members read by key are cached until the next write
+    of the graph tables (`_graph_write`: `apply`, `delete_identifiers`, `clear`, `load_parquet`).
+    DuckDB lets one process open a file for writing, and within the process every write goes
+    through this connection, so the cache never answers differently from the database, provided
+    nothing writes the graph tables through `_transaction`/`_locked` directly (the conversation
+    store shares the connection for its own tables only).
     """
 
     name = "duckdb"
@@ -141,6 +180,7 @@ class DuckDBStore(GraphStore):
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.RLock()
+        self._cache = _ReadCache()
         self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(path)
         _exec(self._con, "SET TimeZone = 'UTC'")
         with self._transaction() as con:
@@ -167,6 +207,18 @@ class DuckDBStore(GraphStore):
                 self._rollback(con)
                 raise
 
+    @contextmanager
+    def _graph_write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A transaction that writes the graph tables: the read cache is emptied before and after
+        (after a rollback too), while the lock keeps every reader out."""
+        with self._locked():
+            self._cache.clear()
+            try:
+                with self._transaction() as con:
+                    yield con
+            finally:
+                self._cache.clear()
+
     @staticmethod
     def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         """Best effort: the error that caused the rollback is the one worth raising."""
@@ -186,13 +238,14 @@ class DuckDBStore(GraphStore):
             con.unregister(name)
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Runs a read-only query (writes go through `_transaction`)."""
         with self._locked() as con:
             return _fetch(con, sql, params)
 
     # ---- writes ------------------------------------------------------------------------------
 
     def _apply(self, changes: ChangeSet) -> list[int]:
-        with self._transaction() as con:
+        with self._graph_write() as con:
             self._write_identifiers(con, changes)
             self._write_links(con, changes)
             if changes.customers_created:
@@ -298,7 +351,7 @@ class DuckDBStore(GraphStore):
 
     def _delete(self, keys: Sequence[str]) -> DeleteCounts:
         keys = list(keys)
-        with self._transaction() as con:
+        with self._graph_write() as con:
             [(n_obs,)] = _fetch(con, "SELECT count(*) FROM observations WHERE key IN ?", [keys])
             [(n_links,)] = _fetch(con, "SELECT count(*) FROM links WHERE a IN ? OR b IN ?",
                                   [keys, keys])
@@ -309,13 +362,24 @@ class DuckDBStore(GraphStore):
         return DeleteCounts(identifiers=n_ids, observations=n_obs, links=n_links, events=0)
 
     def _clear(self) -> None:
-        with self._transaction() as con:
+        with self._graph_write() as con:
             for name in TABLES:
                 _exec(con, f"DELETE FROM {name}")
 
     # ---- reads -------------------------------------------------------------------------------
 
     def _get_identifiers(self, keys: Sequence[str]) -> list[IdentifierNode]:
+        with self._locked():
+            cache = self._cache.nodes
+            missing = [k for k in keys if k not in cache]
+            if missing:
+                found = {n.key: n for n in self._query_identifiers(missing)}
+                self._cache.bound()
+                for k in missing:
+                    cache[k] = found.get(k)
+            return [n for n in (cache[k] for k in keys) if n is not None]
+
+    def _query_identifiers(self, keys: Sequence[str]) -> list[IdentifierNode]:
         rows = self._rows(f"SELECT {_IDENT_COLS} FROM identifiers WHERE key IN ?", [list(keys)])
         return [
             IdentifierNode(key=k, type=t, value=v, first_seen=_utc(fs), last_seen=_utc(ls),
@@ -331,6 +395,27 @@ class DuckDBStore(GraphStore):
         ]
 
     def _links_touching(self, keys: Sequence[str], include_removed: bool) -> list[Link]:
+        if include_removed:
+            return [lk for _, lk in self._query_links(keys, include_removed)]
+        with self._locked():
+            cache = self._cache.links
+            missing = [k for k in keys if k not in cache]
+            if missing:
+                fetched = self._query_links(missing, include_removed)
+                self._cache.bound()
+                wanted = set(missing)
+                for k in missing:
+                    cache[k] = []
+                for entry in fetched:  # in `_to_ordered_links` order, which each key's list keeps
+                    lk = entry[1]
+                    for k in {lk.a, lk.b} & wanted:
+                        cache[k].append(entry)
+            if len(keys) == 1:
+                return [lk for _, lk in cache[keys[0]]]
+            unique = {order[3]: (order, lk) for k in keys for order, lk in cache[k]}
+            return [lk for _, lk in sorted(unique.values(), key=lambda e: e[0])]
+
+    def _query_links(self, keys: Sequence[str], include_removed: bool) -> list[tuple[tuple[Any, ...], Link]]:
         # Two index lookups beat one `a IN ? OR b IN ?`, which DuckDB answers with a full scan.
         active = "" if include_removed else " AND removed_at IS NULL"
         keys = list(keys)
@@ -339,28 +424,29 @@ class DuckDBStore(GraphStore):
             f"UNION ALL SELECT {_LINK_COLS} FROM links WHERE b IN ?{active}",
             [keys, keys],
         )
-        return self._to_links(rows)
+        return self._to_ordered_links(rows)
 
     def _links_by_id(self, link_ids: Sequence[str]) -> list[Link]:
         rows = self._rows(f"SELECT {_LINK_COLS} FROM links WHERE link_id IN ?", [list(link_ids)])
-        return self._to_links(rows)
+        return [lk for _, lk in self._to_ordered_links(rows)]
 
     @staticmethod
-    def _to_links(rows: list[tuple[Any, ...]]) -> list[Link]:
+    def _to_ordered_links(rows: list[tuple[Any, ...]]) -> list[tuple[tuple[Any, ...], Link]]:
+        """Links, deduplicated and sorted by (a, b, created_at, link_id), each with that sort key."""
         unique = {r[0]: r for r in rows}
         out = []
         for row in sorted(unique.values(), key=lambda r: (r[1], r[2], r[11], r[0])):
             (_id, a, b, kind, source, channel, event_id, model_version, probability,
              match_weight, comparisons, created_at, actor, removed_at, removed_by,
              removal_reason) = row
-            out.append(Link(
+            out.append(((a, b, created_at, _id), Link(
                 a=a, b=b, kind=LinkKind.parse(kind), source=source or "", channel=channel or "",
                 event_id=event_id or "", model_version=model_version or "",
                 probability=probability, match_weight=match_weight,
                 comparisons=None if comparisons is None else json.loads(comparisons),
                 created_at=_utc(created_at), actor=actor or "", removed_at=_utc(removed_at),
                 removed_by=removed_by or "", removal_reason=removal_reason or "",
-            ))
+            )))
         return out
 
     def _customers(self, customer_ids: Sequence[str]) -> list[Customer]:
@@ -376,8 +462,13 @@ class DuckDBStore(GraphStore):
         return [a for (a,) in rows]
 
     def _members(self, customer_id: str) -> list[str]:
-        rows = self._rows("SELECT key FROM identifiers WHERE customer_id = ?", [customer_id])
-        return [k for (k,) in rows]
+        with self._locked():
+            members = self._cache.members.get(customer_id)
+            if members is None:
+                rows = self._rows("SELECT key FROM identifiers WHERE customer_id = ?", [customer_id])
+                self._cache.bound()
+                members = self._cache.members[customer_id] = [k for (k,) in rows]
+            return list(members)
 
     def _events(self, from_seq: int, limit: int) -> list[Event]:
         rows = self._rows(f"SELECT {_EVENT_COLS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -409,7 +500,7 @@ class DuckDBStore(GraphStore):
 
     def _load_tables(self, tables: dict[str, pa.Table]) -> None:
         """Inserts every row in one transaction; a key that exists already fails the whole load."""
-        with self._transaction() as con:
+        with self._graph_write() as con:
             for name, schema in TABLES.items():
                 table = tables[name].select(schema.names).cast(schema)
                 cols = _columns(name)
@@ -418,6 +509,7 @@ class DuckDBStore(GraphStore):
 
     def close(self) -> None:
         with self._lock:
+            self._cache.clear()
             if self._con is not None:
                 con, self._con = self._con, None
                 con.close()
