@@ -2,4 +2,3 @@
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
-if [ -f scripts/gen_protos.py ]; then .venv/bin/python scripts/gen_protos.py; fi
