@@ -25,9 +25,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from batch.api import BatchServicer
-from identity.v1 import batch_pb2, batch_pb2_grpc, identity_pb2, identity_pb2_grpc
+from identity.v1 import admin_pb2, admin_pb2_grpc, batch_pb2, batch_pb2_grpc, identity_pb2, identity_pb2_grpc
 from identity_graph.api import IdentityServicer
 from identity_graph.api import auth as auth_mod
+from identity_graph.api.admin_servicer import AdminServicer
 from identity_graph.api.auth import (
     AuthInterceptor,
     InsecureBindError,
@@ -39,6 +40,8 @@ from identity_graph.api.auth import (
 from identity_graph.api.ratelimit import RateLimiter, RateLimitInterceptor
 from identity_graph.config import GraphConfig
 from identity_graph.engine import IdentityGraph, Scorer
+from identity_graph.privacy import Privacy
+from identity_graph.privacy_store import privacy_store_for
 from identity_graph.store import open_store
 from session.api import SessionServicer
 from session.service import Sessions
@@ -56,7 +59,8 @@ DEFAULT_HOUSEKEEPING_S = 30.0
 IDENTITY_SERVICE = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
 SESSION_SERVICE = session_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name
 BATCH_SERVICE = batch_pb2.DESCRIPTOR.services_by_name["BatchService"].full_name
-SERVICE_NAMES = (IDENTITY_SERVICE, SESSION_SERVICE, BATCH_SERVICE)
+ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
+SERVICE_NAMES = (IDENTITY_SERVICE, SESSION_SERVICE, BATCH_SERVICE, ADMIN_SERVICE)
 
 
 @dataclass
@@ -285,6 +289,11 @@ async def create_server(
         log.warning("serving %s without %s (forced)", address, missing)
     if sessions is None:
         sessions = Sessions(graph, conversation_store_for(graph.store))
+    # Privacy: erasure, export and audit; Resolve (and so StartOrResume) honours the suppression
+    # list, and handoff redemptions are audited.
+    privacy = Privacy(graph, sessions.store, privacy_store_for(graph.store), current_caller.get)
+    graph.suppressed = privacy.is_suppressed
+    sessions.on_handoff_redeemed = privacy.record_handoff_redemption
     interceptors: list[grpc.aio.ServerInterceptor] = []
     if auth is not None:
         interceptors.append(AuthInterceptor(auth))
@@ -297,6 +306,7 @@ async def create_server(
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, server)
     session_pb2_grpc.add_SessionServiceServicer_to_server(SessionServicer(sessions), server)
     batch_pb2_grpc.add_BatchServiceServicer_to_server(BatchServicer(graph), server)
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(privacy), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):

@@ -7,6 +7,8 @@
     customers.parquet    customer_id, size, channels (list), created_at, aliases (list)
     events.parquet       seq, type, customer_id, at, payload (JSON text)
     observations.parquet key, attribute, value, source, channel, observed_at
+    audit.parquet        id, action, actor, at, subject, detail (JSON text): merges and splits
+                         from the event log, erasures, exports and handoff redemptions
 
 The tables are derived set-wise in DuckDB from the store's own export.
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 import duckdb
 from tqdm import tqdm
 
+from identity_graph.privacy_store import privacy_store_for
 from identity_graph.store.base import GraphStore
 
 _QUERIES = {
@@ -57,6 +60,14 @@ _QUERIES = {
                  FROM s_events ORDER BY seq""",
     "observations": """SELECT key, attribute, value, source, channel, observed_at
                        FROM s_observations ORDER BY key, observed_at, attribute""",
+    "audit": """
+        SELECT 'event:' || seq AS id, type AS action,
+               coalesce(json_extract_string(payload, '$.actor'), '') AS actor, "at",
+               customer_id AS subject, payload AS detail
+        FROM s_events WHERE type IN ('merge', 'split')
+        UNION ALL
+        SELECT id, action, actor, "at", subject, detail FROM s_audit
+        ORDER BY "at", id""",
 }
 
 
@@ -71,6 +82,7 @@ def export(store: GraphStore, out_dir: str | Path, progress: bool = True) -> dic
     bar = tqdm(total=len(_QUERIES) + 1, desc="export", unit="table", disable=not progress,
                leave=False)
     tables = store.export_tables()
+    tables["audit"] = privacy_store_for(store).export_audit()
     bar.update(1)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")

@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -196,8 +196,10 @@ class _Row:
 class Ingester:
     """Turns rows into change sets; one instance per file."""
 
-    def __init__(self, mapping: Mapping_, config: GraphConfig, default_time: datetime) -> None:
+    def __init__(self, mapping: Mapping_, config: GraphConfig, default_time: datetime,
+                 suppressed: Callable[[str], bool] | None = None) -> None:
         self.m = mapping
+        self.suppressed = suppressed
         self.config = config
         self.types = IdentifierTypes(mapping.default_region or config.default_region)
         for t in mapping.custom_types:
@@ -224,6 +226,9 @@ class Ingester:
             self._row(values, out)
         except InvalidArgument as e:
             out.reason = str(e)
+            out.identifiers, out.links = [], []
+        if self.suppressed is not None and any(self.suppressed(u.key) for u in out.identifiers):
+            out.reason = "suppressed"  # privacy: an erased identifier is never loaded again
             out.identifiers, out.links = [], []
         return out
 
@@ -284,6 +289,7 @@ def ingest(
     observed_at: datetime | None = None,
     write_lock: Any = None,
     progress: bool = True,
+    suppressed: Callable[[str], bool] | None = None,
 ) -> IngestResult:
     """Streams `path` (CSV or parquet) into `store`, one change set per batch of rows.
 
@@ -298,6 +304,8 @@ def ingest(
             file's modification time, so that re-ingesting the same file changes nothing.
         write_lock: held around each batch's write (an `IdentityGraph.write_lock`), if given.
         progress: show a progress bar.
+        suppressed: whether a normalised key was erased (rows naming one are rejected with reason
+            "suppressed"); default the suppression list beside `store`.
     Returns:
         Counts, and the rejects file when one was written.
     Raises:
@@ -310,7 +318,11 @@ def ingest(
     columns = _columns(src)
     m = (mapping or Mapping_()).complete(columns)
     default_time = observed_at or datetime.fromtimestamp(int(src.stat().st_mtime), UTC)
-    ing = Ingester(m, config, default_time)
+    if suppressed is None:
+        from identity_graph.privacy_store import privacy_store_for
+
+        suppressed = privacy_store_for(store).is_suppressed
+    ing = Ingester(m, config, default_time, suppressed)
     used = {c for c in (m.source_column, m.record_id_column, m.observed_at_column) if c}
     used |= set(m.identifiers) | set(m.attributes)
     result = IngestResult(unmapped_columns=[c for c in columns if c not in used])

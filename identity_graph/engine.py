@@ -9,6 +9,7 @@ components as a serial run; reads take no lock.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ PROOF_KINDS = ("login", "otp", "handoff")
 SHAREABLE_PRIORITY = ("phone", "whatsapp", "email", "device_id", "web_cookie")
 CANDIDATE_LOOKUP_LIMIT = 500
 CHANNEL_OF_TYPE = {"web_cookie": "web", "phone": "sms", "whatsapp": "whatsapp", "email": "email"}
+SUPPRESSED_REASON = "an erased identifier is not recorded again"
 
 
 class Scorer(Protocol):
@@ -188,6 +190,9 @@ class IdentityGraph:
         self.clock = clock
         self.new_id = id_factory
         self._write_lock = threading.RLock()
+        # Privacy: erased identifiers (a normalised key -> True) are never recorded again; the
+        # server sets this to `Privacy.is_suppressed`.
+        self.suppressed: Callable[[str], bool] | None = None
 
     @property
     def write_lock(self) -> threading.RLock:
@@ -245,6 +250,10 @@ class IdentityGraph:
         ]
         blocked = {v.key for v in violations}
         idents = [i for i in idents if i.key not in blocked]
+        if self.suppressed is not None:  # privacy: an erased identifier is dropped, named by type only
+            erased = [i for i in idents if self.suppressed(i.key)]
+            violations += [Violation("suppressed", f"{i.type}:", SUPPRESSED_REASON) for i in erased]
+            idents = [i for i in idents if i not in erased]
         keys = [i.key for i in idents]
         if not idents:
             return ResolveResult(None, False, [], [], violations, {})
@@ -441,9 +450,14 @@ class IdentityGraph:
             raise InvalidArgument("probability", f"a {kind.label} link needs a probability")
         if probability is not None and not 0 <= probability <= 1:
             raise InvalidArgument("probability", "must be between 0 and 1")
+        if match_weight is not None and not math.isfinite(match_weight):
+            raise InvalidArgument("match_weight", "must be a finite number")
         for k in (a, b):
             if self.config.is_blocked(k):
                 return ChangeResult([], [Violation("blocked", k, "a blocked value never links")], [], [])
+            if self.suppressed is not None and self.suppressed(k):  # privacy: erased, never relinked
+                erased = Violation("suppressed", f"{type_of(k)}:", SUPPRESSED_REASON)
+                return ChangeResult([], [erased], [], [])
         now = self.clock()
         with self._write_lock:
             existing = self.store.get_identifiers([a, b])
@@ -528,6 +542,9 @@ class IdentityGraph:
         """
         if not cut and not detach:
             raise InvalidArgument("cut", "name links to cut or identifiers to detach")
+        for name, named in (("cut", cut), ("detach", detach)):
+            if len(named) > MAX_IDENTIFIERS_PER_CALL:
+                raise InvalidArgument(name, f"at most {MAX_IDENTIFIERS_PER_CALL} per call")
         now = self.clock()
         pairs = [(self.key(a, f"cut[{i}].a"), self.key(b, f"cut[{i}].b")) for i, (a, b) in enumerate(cut)]
         detached = [self.key(k, f"detach[{i}]") for i, k in enumerate(detach)]

@@ -12,13 +12,13 @@ import hashlib
 import secrets
 import statistics
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from identity_graph.engine import CustomerView, IdentityGraph, Proof, ResolveRequest
+from identity_graph.engine import MAX_IDENTIFIERS_PER_CALL, CustomerView, IdentityGraph, Proof, ResolveRequest
 from identity_graph.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from identity_graph.model import LinkKind
 from session.model import (
@@ -156,6 +156,9 @@ class Sessions:
         self.policy = policy or SessionPolicy()
         self.clock = graph.clock
         self.sender = sender or OutboxSender(store, self.clock)
+        # Audit hook (the server sets `Privacy.record_handoff_redemption`): called with the
+        # redeemed handoff, its conversation, the redeeming identifier key and the actor.
+        self.on_handoff_redeemed: Callable[[Handoff, Conversation, str, str], None] | None = None
 
     # ---- helpers ----------------------------------------------------------------------------
 
@@ -443,7 +446,15 @@ class Sessions:
             raise InvalidArgument("channel", f"one of {', '.join(CHANNELS)}")
         if not identifiers:
             raise InvalidArgument("identifiers", "at least one identifier is required")
+        # Every check that StartOrResume would make comes before the single-use code is spent.
+        if len(identifiers) > MAX_IDENTIFIERS_PER_CALL:
+            raise InvalidArgument("identifiers", f"at most {MAX_IDENTIFIERS_PER_CALL} per call")
         key = self.graph.identifier(identifiers[0][0], identifiers[0][1], "identifiers[0]").key
+        for i, (type_, value) in enumerate(identifiers[1:], start=1):
+            self.graph.identifier(type_, value, f"identifiers[{i}]")
+        erased = self.graph.suppressed is not None and self.graph.suppressed(key)
+        if self.graph.config.is_blocked(key) or erased:
+            raise InvalidArgument("identifiers[0]", "this identifier cannot redeem a handoff")
         handoff = self.store.redeem_handoff(_hash(code), key, self.clock())
         if handoff is None:
             raise FailedPrecondition("the handoff code is unknown, used or expired")
@@ -458,6 +469,8 @@ class Sessions:
                 event_id=handoff.code_hash[:16],
                 actor=actor or "session",
             )
+        if self.on_handoff_redeemed is not None:
+            self.on_handoff_redeemed(handoff, conv, key, actor)
         return self.start_or_resume(channel, identifiers, actor=actor)
 
     # ---- step-up ----------------------------------------------------------------------------
@@ -632,6 +645,9 @@ def _encode_token(conv: Conversation) -> str:
 def _decode_token(token: str) -> tuple[datetime, str]:
     try:
         at, _, cid = token.partition("|")
-        return datetime.fromisoformat(at), cid
-    except ValueError as e:
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:  # every token we hand out carries its UTC offset
+            raise ValueError(at)
+        return when.astimezone(UTC), cid
+    except (ValueError, OverflowError) as e:  # OverflowError: out of range once in UTC
         raise InvalidArgument("page_token", "not a token from a previous page") from e
