@@ -19,6 +19,14 @@ from identity_graph.engine import IdentityGraph
 from identity_graph.errors import FailedPrecondition, InvalidArgument
 
 
+def _is_file(path: str) -> bool:
+    """Whether `path` names a file; a path the OS refuses (too long, NUL byte) names none."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 class BatchServicer(pb_grpc.BatchServiceServicer):
     """One relink at a time; its steps stream back as they start."""
 
@@ -30,7 +38,7 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
     async def Relink(
         self, request: pb.RelinkRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.RelinkProgress]:
-        if request.model_path and not Path(request.model_path).is_file():
+        if request.model_path and not _is_file(request.model_path):
             raise InvalidArgument("model_path", "no such model file on the server")
         if not self._running.acquire(blocking=False):
             raise FailedPrecondition("a relink is already running")

@@ -66,6 +66,8 @@ def key_from_pb(ident: pb.Identifier, field: str) -> str:
     """A raw `type:value` key for the engine, which normalises it and names `field` on errors."""
     if not ident.type and not ident.value:
         raise InvalidArgument(field, "an identifier (type and value) is required")
+    if ":" in ident.type:  # would move the rest of the type into the value of another type
+        raise InvalidArgument(f"{field}.type", f"unknown identifier type {ident.type[:40]!r}")
     return f"{ident.type}:{ident.value}"
 
 

@@ -44,15 +44,24 @@ _CODES: tuple[tuple[type[IdentityGraphError], grpc.StatusCode], ...] = (
 )
 
 
+# Details may quote the request; grpc refuses trailers over 16 KiB (percent-encoded), and the
+# client would then see RESOURCE_EXHAUSTED instead of the status and the field.
+MAX_DETAIL_CHARS = 500
+
+
+def _bounded(detail: str) -> str:
+    return detail if len(detail) <= MAX_DETAIL_CHARS else detail[: MAX_DETAIL_CHARS - 1] + "…"
+
+
 def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
-    """The status code and the client-safe detail for `error`."""
+    """The status code and the client-safe detail (at most `MAX_DETAIL_CHARS`) for `error`."""
     if isinstance(error, InvalidArgument):
-        return grpc.StatusCode.INVALID_ARGUMENT, f"{error.field}: {error.reason}"
+        return grpc.StatusCode.INVALID_ARGUMENT, _bounded(f"{error.field}: {error.reason}")
     if isinstance(error, StoreError):
         return grpc.StatusCode.UNAVAILABLE, "the graph store is unavailable; retry later"
     for cls, code in _CODES:
         if isinstance(error, cls):
-            return code, str(error) or cls.__name__
+            return code, _bounded(str(error) or cls.__name__)
     return grpc.StatusCode.INTERNAL, "internal error"
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from identity.v1 import identity_pb2 as ipb
 from identity_graph.api.convert import identifier_to_pb, kind_to_pb, timestamp
@@ -132,8 +134,20 @@ def context_from_pb(msg: pb.Context) -> Context:
 
 
 def state_from_pb(msg: pb.State) -> State:
-    data = _plain(json_format.MessageToDict(msg.data)) if msg.HasField("data") else {}
+    """Raises InvalidArgument("state.data") for a NaN or infinite number, which JSON cannot hold."""
+    try:
+        data = _plain(json_format.MessageToDict(msg.data)) if msg.HasField("data") else {}
+    except ValueError as e:  # json_format refuses non-finite numbers
+        raise InvalidArgument("state.data", "numbers must be finite") from e
     return State(flow=msg.flow, step=msg.step, data=data)
+
+
+def time_from_pb(ts: Timestamp, field: str) -> datetime:
+    """A UTC datetime; a Timestamp outside 0001-01-01..9999-12-31 or with bad nanos names `field`."""
+    try:
+        return ts.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as e:
+        raise InvalidArgument(field, "not a valid timestamp (0001-01-01 to 9999-12-31)") from e
 
 
 def context_to_pb(ctx: Context) -> pb.Context:

@@ -262,9 +262,9 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
     async def GetMetrics(
         self, request: pb.GetMetricsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetMetricsResponse:
-        start = request.start.ToDatetime(tzinfo=UTC) if request.HasField("start") else EPOCH
+        start = convert.time_from_pb(request.start, "start") if request.HasField("start") else EPOCH
         if request.HasField("end"):
-            end = request.end.ToDatetime(tzinfo=UTC)
+            end = convert.time_from_pb(request.end, "end")
         else:
             end = self.sessions.clock() + timedelta(seconds=1)
         return convert.metrics_to_pb(await self._run(context, self.sessions.metrics, start, end))
