@@ -245,7 +245,6 @@ class Sessions:
             raise InvalidArgument("identifiers", "no usable identifier (all were blocked)")
         caller = Caller(channel, resolved.identifiers[0])
         now = self.clock()
-        self.housekeeping()
         reach = resolved.assurance
         members = list(reach)
         recent = self.store.by_anchors(members, statuses=OPEN, limit=20)

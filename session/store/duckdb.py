@@ -98,6 +98,8 @@ _SCHEMA = (
         created_at TIMESTAMPTZ NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS conversations_anchor ON conversations (anchor)",
     "CREATE INDEX IF NOT EXISTS conversations_created_at ON conversations (created_at)",
+    # The primary key (conversation_id, seq) does not serve `conversation_id = ?` alone.
+    "CREATE INDEX IF NOT EXISTS turns_conversation ON turns (conversation_id)",
     "CREATE INDEX IF NOT EXISTS consents_identifier ON consents (identifier)",
     "CREATE INDEX IF NOT EXISTS outbox_recipient ON outbox (recipient)",
 )
@@ -204,7 +206,11 @@ class DuckDBConversationStore(ConversationStore):
     def _by_anchors(self, anchors: Sequence[str], statuses: Sequence[Status], channel: str,
                     after: tuple[datetime, str] | None, limit: int) -> list[Conversation]:
         # Newest first; ties on updated_at by ascending id, matching the keyset condition.
-        sql = f"SELECT {_CONV_COLS} FROM conversations WHERE anchor IN ?"
+        # The anchors' rows are read by the anchor index first (a MATERIALIZED CTE), and only then
+        # filtered, ordered and limited: with another filter or a LIMIT on the same scan, DuckDB
+        # scans the whole table instead (~12 ms at 100k conversations, against ~2.5 ms).
+        sql = (f"WITH c AS MATERIALIZED (SELECT {_CONV_COLS} FROM conversations WHERE anchor IN ?) "
+               f"SELECT {_CONV_COLS} FROM c WHERE true")
         params: list[Any] = [list(anchors)]
         if statuses:
             sql += " AND status IN ?"
@@ -250,7 +256,9 @@ class DuckDBConversationStore(ConversationStore):
         return replace(turn, conversation_id=conversation_id, seq=seq, at=at)
 
     def _turns(self, conversation_id: str, after_seq: int, limit: int) -> list[Turn]:
-        rows = self._rows(f"SELECT {_TURN_COLS} FROM turns WHERE conversation_id = ? AND seq > ? "
+        # Index lookup first, as in `_by_anchors`: a LIMIT on the scan itself makes it a full scan.
+        rows = self._rows(f"WITH t AS MATERIALIZED (SELECT {_TURN_COLS} FROM turns "
+                          f"WHERE conversation_id = ?) SELECT {_TURN_COLS} FROM t WHERE seq > ? "
                           "ORDER BY seq LIMIT ?", [conversation_id, after_seq, limit])
         return [_turn(r) for r in rows]
 
@@ -294,6 +302,17 @@ class DuckDBConversationStore(ConversationStore):
 
     def _mark_idle(self, idle_before: datetime, close_before: datetime, at: datetime) -> int:
         # Idling first, so a conversation untouched since `close_before` closes in one sweep.
+        # Usually nothing is due: a read under the store's lock (no writer can come in between)
+        # saves the write transaction and its commit.
+        with self.graph._locked() as con:
+            due = _fetch(con, "SELECT 1 FROM conversations WHERE (status = 'active' AND updated_at < ?) "
+                              "OR (status = 'inactive' AND updated_at < ?) LIMIT 1",
+                         [_utc(idle_before), _utc(close_before)])
+            if not due:
+                return 0
+            return self._mark_idle_write(idle_before, close_before, at)
+
+    def _mark_idle_write(self, idle_before: datetime, close_before: datetime, at: datetime) -> int:
         with self.graph._transaction() as con:
             idled = _fetch(con, "UPDATE conversations SET status = 'inactive' "
                                 "WHERE status = 'active' AND updated_at < ? RETURNING id",

@@ -5,8 +5,8 @@ Graph model (beside the identity graph of `identity_graph.store.neo4j`):
     (:Conversation {id, anchor, status, channels, context, state, version, created_at, updated_at,
                     closed_at, escalation_reason, carried_from, resumed_count, turn_count,
                     last_channel, channel_switches})
-        id unique; indexes on anchor and created_at. `context` and `state` are JSON text,
-        `channels` a list of strings in first-use order.
+        id unique; indexes on anchor, created_at and (status, updated_at). `context` and `state`
+        are JSON text, `channels` a list of strings in first-use order.
     (:Conversation)-[:CAME_IN_THROUGH]->(:Identifier)
         to the anchor's identifier node when it existed at creation (for analysts; the store
         itself reads `anchor`).
@@ -74,6 +74,10 @@ SCHEMA: tuple[LiteralString, ...] = (
     "CREATE CONSTRAINT ig_sequence_name IF NOT EXISTS FOR (s:Sequence) REQUIRE s.name IS UNIQUE",
     "CREATE INDEX cs_conversation_anchor IF NOT EXISTS FOR (c:Conversation) ON (c.anchor)",
     "CREATE INDEX cs_conversation_created_at IF NOT EXISTS FOR (c:Conversation) ON (c.created_at)",
+    # For the housekeeping sweep (`_IDLE`, `_CLOSE_IDLE`: status = x AND updated_at < y), which
+    # every StartOrResume runs: an index seek instead of a scan of all conversations.
+    "CREATE INDEX cs_conversation_status_updated_at IF NOT EXISTS "
+    "FOR (c:Conversation) ON (c.status, c.updated_at)",
     "CREATE INDEX cs_turn_conversation_seq IF NOT EXISTS FOR (t:Turn) ON (t.conversation_id, t.seq)",
     "CREATE INDEX cs_consent_identifier IF NOT EXISTS FOR (c:Consent) ON (c.identifier)",
     "CREATE INDEX cs_outbox_recipient IF NOT EXISTS FOR (m:OutboxMessage) ON (m.recipient)",
