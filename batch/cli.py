@@ -96,7 +96,10 @@ def parser() -> argparse.ArgumentParser:
     rl.add_argument("--models-dir", default="models", help="where a trained model is saved")
     rl.add_argument("--seed", type=int, default=42)
     rl.add_argument("--dry-run", action="store_true", help="compute and report; write nothing")
-    rl.add_argument("--batch-size", type=int, default=2000, help="identifiers per transaction")
+    rl.add_argument("--batch-size", type=int, default=None,
+                    help="identifiers per transaction (default 50000 on DuckDB, 10000 on Neo4j)")
+    rl.add_argument("--apply-workers", type=int, default=None,
+                    help="batches written at once (default 2 on Neo4j, 1 on DuckDB)")
     rl.add_argument("--report-dir", default="reports", help="where the JSON and HTML reports go")
     rl.add_argument("--labels", help="ground truth parquet (key, cluster[, household]) for P/R/F1")
     rl.add_argument("--work-dir", help="directory for the snapshot database (default in memory)")
@@ -191,6 +194,7 @@ def _cmd_relink(args: argparse.Namespace) -> int:
     options = RelinkOptions(
         model_path=args.model, settings_path=args.settings, models_dir=args.models_dir,
         seed=args.seed, dry_run=args.dry_run, batch_size=args.batch_size,
+        apply_workers=args.apply_workers,
         fail_after_batches=args.fail_after_batches, labels_path=args.labels,
         work_dir=args.work_dir, progress=not args.quiet, charts=not args.no_charts)
     with _open(args) as store:

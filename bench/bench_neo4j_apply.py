@@ -74,7 +74,8 @@ def one_run(args: argparse.Namespace, src: Path, env: dict[str, str], pid: int,
 
     config = GraphConfig()
     options = RelinkOptions(model_path=str(STARTER), models_dir=None, progress=False,
-                            charts=False, batch_size=args.batch_size)
+                            charts=False, batch_size=args.batch_size,
+                            apply_workers=args.workers)
     store = open_store(neo4j_uri=env["NEO4J_URI"], neo4j_user=env["NEO4J_USER"],
                        neo4j_password=env["NEO4J_PASSWORD"])
     meter = StepMeter(pid)
@@ -122,7 +123,10 @@ def main() -> None:
     p.add_argument("--neo4j-dir", required=True, help="instance dir of `scripts/neo4j.sh start`")
     p.add_argument("--identifiers", type=int, default=100_000)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--batch-size", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, help="identifiers per transaction (default: "
+                   "batch.relink.batch_size_for)")
+    p.add_argument("--workers", type=int, help="transactions in flight (default: "
+                   "batch.relink.apply_workers_for)")
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--reload", action="store_true",
                    help="clear and load every run (default: reset a graph already loaded)")
@@ -146,7 +150,8 @@ def main() -> None:
               f"wrong customers {r['wrong_customers']})", file=sys.stderr)
         runs.append(r)
     rates = [r["links_per_s"] for r in runs]
-    print(f"## Neo4j apply: {args.identifiers:,} identifiers, batch size {args.batch_size}\n")
+    print(f"## Neo4j apply: {args.identifiers:,} identifiers, batch size "
+          f"{args.batch_size or 'default'}, workers {args.workers or 'default'}\n")
     print("| run | links added | assignments | customers created | events | batches | load s | "
           "apply s | links/s | identifiers/s | Python peak RSS MB | Neo4j RSS MB | check |")
     print("|---" * 13 + "|")

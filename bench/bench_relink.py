@@ -63,6 +63,13 @@ def _status_kb(field: str, pid: int | str = "self") -> int:
     return 0
 
 
+def _cpu() -> float:
+    """CPU seconds of this process, all threads (DuckDB's included): on a machine shared with
+    other work, a step's CPU time says more than its wall time about an idle machine."""
+    t = os.times()
+    return t.user + t.system
+
+
 def _reset_hwm() -> bool:
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -106,6 +113,7 @@ class StepMeter:
             self._peak = _status_kb("VmRSS")
             self._other_peak = _status_kb("VmRSS", self.other_pid) if self.other_pid else 0
             self._t0 = time.perf_counter()
+            self._cpu0 = _cpu()
 
     def end(self) -> None:
         with self._lock:
@@ -115,7 +123,8 @@ class StepMeter:
             peak = max(self._peak, _status_kb("VmRSS"))
             if self._reset:
                 peak = max(peak, _status_kb("VmHWM"))
-            row = {"seconds": round(seconds, 3), "peak_rss_mb": round(peak / 1024, 1)}
+            row = {"seconds": round(seconds, 3), "peak_rss_mb": round(peak / 1024, 1),
+                   "cpu_seconds": round(_cpu() - self._cpu0, 3)}
             if self.other_pid:
                 row["server_rss_mb"] = round(self._other_peak / 1024, 1)
             self.rows[self._name] = row
@@ -203,7 +212,7 @@ def phase_run(args: argparse.Namespace) -> dict[str, Any]:
         options = RelinkOptions(
             model_path=str(STARTER) if args.mode == "starter" else None,
             models_dir=os.path.join(tmpdir, "models"), labels_path=str(src / "labels.parquet"),
-            progress=False, charts=False, seed=args.seed, batch_size=args.batch_size)
+            progress=False, charts=False, seed=args.seed, batch_size=args.batch_size or None)
         result = relink(store, GraphConfig(), options, on_step=meter.start)
         meter.end()
         report = result.report
@@ -245,17 +254,19 @@ def _load1() -> float:
 def _table(title: str, runs: list[dict[str, Any]], steps: list[str]) -> list[str]:
     lines = [f"### {title}", "",
              "| step | " + " | ".join(f"run {i + 1} s" for i in range(len(runs)))
-             + " | median s | peak RSS MB (max) |"
+             + " | median s | median CPU s | peak RSS MB (max) |"
              + (" Neo4j RSS MB |" if any("server_rss_mb" in r["steps"].get(s, {})
                                          for r in runs for s in steps) else ""),
-             "|---" * (len(runs) + 3 + (1 if lines_has_server(runs, steps) else 0)) + "|"]
+             "|---" * (len(runs) + 4 + (1 if lines_has_server(runs, steps) else 0)) + "|"]
     for s in steps:
         vals = [r["steps"][s]["seconds"] for r in runs if s in r["steps"]]
         if not vals:
             continue
         peak = max(r["steps"][s]["peak_rss_mb"] for r in runs if s in r["steps"])
+        cpu = [r["steps"][s]["cpu_seconds"] for r in runs if "cpu_seconds" in r["steps"].get(s, {})]
         row = f"| {s} | " + " | ".join(f"{v:.1f}" for v in vals) + \
-            f" | {statistics.median(vals):.1f} | {peak:.0f} |"
+            f" | {statistics.median(vals):.1f} | " + \
+            (f"{statistics.median(cpu):.1f}" if cpu else "–") + f" | {peak:.0f} |"
         if lines_has_server(runs, steps):
             srv = max(r["steps"][s].get("server_rss_mb", 0) for r in runs if s in r["steps"])
             row += f" {srv:.0f} |"
@@ -277,7 +288,8 @@ def main() -> None:
     p.add_argument("--neo4j-dir", help="instance dir of `scripts/neo4j.sh start DIR` (env, pid)")
     p.add_argument("--mode", nargs="+", choices=("starter", "train"), default=["starter"])
     p.add_argument("--repeat", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=0,
+                   help="identifiers per transaction (default: batch.relink.batch_size_for)")
     p.add_argument("--tmp", help="directory for the DuckDB files (default the system temp)")
     p.add_argument("--regenerate", action="store_true", help="ignore the cached generated data")
     p.add_argument("--json-out", help="write all measurements here")
@@ -323,6 +335,8 @@ def main() -> None:
             r["load1_before"], r["load1_after"] = round(before, 2), round(_load1(), 2)
             relink_steps = [s for s in STEPS[4:] if s in r["steps"]]
             r["relink_total"] = round(sum(r["steps"][s]["seconds"] for s in relink_steps), 2)
+            r["relink_cpu"] = round(sum(r["steps"][s].get("cpu_seconds", 0)
+                                        for s in relink_steps), 2)
             q = r["quality"]
             print(f"{mode} run {i + 1}: load {r['steps']['load']['seconds']:.1f}s, relink "
                   f"{r['relink_total']:.1f}s, P {q['precision']} R {q['recall']} F1 {q['f1']} "
@@ -343,6 +357,8 @@ def main() -> None:
                   f"- relink (snapshot → report) median {statistics.median(totals):.1f} s "
                   f"(runs {', '.join(f'{t:.1f}' for t in totals)}); load + relink median "
                   f"{statistics.median(load_and):.1f} s",
+                  f"- relink CPU time (this process, all threads) median "
+                  f"{statistics.median(r['relink_cpu'] for r in runs):.1f} s",
                   f"- 1-minute load before each run: "
                   f"{', '.join(str(r['load1_before']) for r in runs)}",
                   f"- quality: precision {q['precision']}, recall {q['recall']}, F1 {q['f1']} "
