@@ -23,9 +23,8 @@ from datetime import UTC, datetime
 from typing import Any, LiteralString
 
 import pyarrow as pa
-from neo4j import ManagedTransaction, RoutingControl
+from neo4j import ManagedTransaction
 from neo4j import time as neo4j_time
-from neo4j.exceptions import ClientError
 
 from identity_graph.errors import StoreError
 from identity_graph.model import Event
@@ -37,12 +36,6 @@ SCHEMA: tuple[LiteralString, ...] = (
     "CREATE CONSTRAINT pv_audit_id IF NOT EXISTS FOR (a:AuditRecord) REQUIRE a.id IS UNIQUE",
     "CREATE INDEX pv_audit_at IF NOT EXISTS FOR (a:AuditRecord) ON (a.at)",
 )
-
-_SCHEMA_RACES = frozenset({
-    "Neo.ClientError.Schema.EquivalentSchemaRuleAlreadyExists",
-    "Neo.ClientError.Schema.ConstraintAlreadyExists",
-    "Neo.ClientError.Schema.IndexAlreadyExists",
-})
 
 _SUPPRESS: LiteralString = """
 UNWIND $hashes AS h
@@ -164,25 +157,13 @@ class Neo4jPrivacyStore(PrivacyStore):
         self.graph = graph
         self._driver = graph._driver
         self._database = graph._database
-        with self._driver.session(database=self._database) as session:
-            for statement in SCHEMA:
-                try:
-                    session.run(statement).consume()
-                except ClientError as e:
-                    if e.code not in _SCHEMA_RACES:
-                        raise
-            session.run("CALL db.awaitIndexes(300)").consume()
+        graph.ensure_schema(SCHEMA)
 
     def _read(self, query: LiteralString, **params: Any) -> list[Any]:
-        return self._driver.execute_query(
-            query, params, routing_=RoutingControl.READ, database_=self._database
-        ).records
+        return self.graph.read(query, **params)
 
     def _write(self, work: Callable[[ManagedTransaction], Any]) -> Any:
-        """A managed write transaction: the driver re-runs `work` on transient errors; every
-        statement here is idempotent."""
-        with self._driver.session(database=self._database) as session:
-            return session.execute_write(work)
+        return self.graph.write(work)
 
     def _count(self, query: LiteralString, **params: Any) -> int:
         return int(self._write(lambda tx: tx.run(query, **params).single(strict=True)["n"]))

@@ -540,14 +540,29 @@ class Neo4jStore(GraphStore):
             raise StoreError(f"neo4j store: cannot open {uri}: {type(e).__name__}") from e
 
     def _ensure_schema(self) -> None:
+        self.ensure_schema(SCHEMA)
+
+    # ---- shared with the stores that live beside this one (conversations, privacy) -----------
+
+    def ensure_schema(self, statements: Sequence[LiteralString]) -> None:
+        """Creates constraints and indexes, idempotently and safely against a concurrent creator,
+        then waits for them to come online."""
         with self._driver.session(database=self._database) as session:
-            for statement in SCHEMA:
+            for statement in statements:
                 try:
                     session.run(statement).consume()
                 except ClientError as e:
                     if e.code not in _SCHEMA_RACES:
                         raise
             session.run("CALL db.awaitIndexes(300)").consume()
+
+    def read(self, query: LiteralString, **params: Any) -> list[Any]:
+        """A read on this store's driver, chained by bookmarks to its writes."""
+        return self._read(query, **params)
+
+    def write(self, work: Callable[[ManagedTransaction], Any]) -> Any:
+        """A managed write transaction on this store's driver (re-run on transient errors)."""
+        return self._write(work)
 
     def close(self) -> None:
         self._driver.close()

@@ -44,9 +44,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, LiteralString
 
-from neo4j import ManagedTransaction, RoutingControl
+from neo4j import ManagedTransaction
 from neo4j import time as neo4j_time
-from neo4j.exceptions import ClientError, ConstraintError
+from neo4j.exceptions import ConstraintError
 
 from identity_graph.errors import Conflict, FailedPrecondition, NotFound, StoreError
 from identity_graph.store.neo4j import Neo4jStore
@@ -83,12 +83,6 @@ SCHEMA: tuple[LiteralString, ...] = (
     "CREATE INDEX cs_outbox_recipient IF NOT EXISTS FOR (m:OutboxMessage) ON (m.recipient)",
     "CREATE INDEX cs_seal_anchor IF NOT EXISTS FOR (s:Seal) ON (s.anchor)",
 )
-
-_SCHEMA_RACES = frozenset({
-    "Neo.ClientError.Schema.EquivalentSchemaRuleAlreadyExists",
-    "Neo.ClientError.Schema.ConstraintAlreadyExists",
-    "Neo.ClientError.Schema.IndexAlreadyExists",
-})
 
 # ---- Cypher ----------------------------------------------------------------------------------
 
@@ -396,27 +390,15 @@ class Neo4jConversationStore(ConversationStore):
         self.graph = graph
         self._driver = graph._driver
         self._database = graph._database
-        with self._driver.session(database=self._database) as session:
-            for statement in SCHEMA:
-                try:
-                    session.run(statement).consume()
-                except ClientError as e:
-                    if e.code not in _SCHEMA_RACES:
-                        raise
-            session.run("CALL db.awaitIndexes(300)").consume()
+        graph.ensure_schema(SCHEMA)
 
     # ---- helpers ------------------------------------------------------------------------------
 
     def _read(self, query: LiteralString, **params: Any) -> list[Any]:
-        return self._driver.execute_query(
-            query, params, routing_=RoutingControl.READ, database_=self._database
-        ).records
+        return self.graph.read(query, **params)
 
     def _write(self, work: Callable[[ManagedTransaction], Any]) -> Any:
-        """Runs `work` in a managed write transaction; the driver re-runs it on transient errors,
-        and rolls it back when it raises."""
-        with self._driver.session(database=self._database) as session:
-            return session.execute_write(work)
+        return self.graph.write(work)
 
     def _create_node(self, query: LiteralString, props: dict[str, Any], what: str) -> None:
         try:
