@@ -45,11 +45,16 @@ def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo4jServ
     state = tmp_path_factory.mktemp("neo4j")
     script = ROOT / "scripts" / "neo4j.sh"
     env = {**os.environ, "PYTHON": sys.executable}
-    started = subprocess.run(
-        ["bash", str(script), "start", str(state)], capture_output=True, text=True, env=env
-    )
-    if started.returncode != 0:
-        raise RuntimeError(f"could not start Neo4j:\n{started.stderr}")
+    for attempt in (1, 2):  # a second try covers a lost race for the free port
+        started = subprocess.run(
+            ["bash", str(script), "start", str(state)], capture_output=True, text=True, env=env
+        )
+        if started.returncode == 0:
+            break
+        subprocess.run(["bash", str(script), "stop", str(state)], env=env, check=False)
+        if attempt == 2:
+            raise RuntimeError(f"could not start Neo4j:\n{started.stderr}")
+        print(f"Neo4j did not start (attempt {attempt}), retrying:\n{started.stderr}", file=sys.stderr)
     values = _parse_env(started.stdout)
     try:
         yield Neo4jServer(values["NEO4J_URI"], values["NEO4J_USER"], values["NEO4J_PASSWORD"])
