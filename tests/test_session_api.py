@@ -552,12 +552,13 @@ def assert_locked_out(api: Api, cid: str, who: str, *secrets: str) -> None:
 
 def plant_secrets(api: Api, conv: pb.Conversation, who: str) -> pb.Conversation:
     cid = conv.conversation_id
-    say(api, cid, who, "Deliver to 1 Secret Lane, door code 4711")
+    say(api, cid, who, "Deliver to 1 Secret Lane, door code K4711Q")
     conv = set_context(api, conv, who, topic="delivery", intent="order", slots={"address": "1 Secret Lane"})
-    return set_state(api, conv, who, "order", "payment", card_last4="4242")
+    return set_state(api, conv, who, "order", "payment", card_last4="Q4242Z")
 
 
-SECRETS = ("Secret Lane", "4711", "4242")
+# Distinctive enough never to appear by chance (a bare "4242" matched a timestamp's nanos).
+SECRETS = ("Secret Lane", "K4711Q", "Q4242Z")
 
 
 def test_lookalike_on_a_new_phone_sees_nothing_until_it_steps_up(api: Api) -> None:
@@ -610,7 +611,9 @@ def test_lookalike_on_a_new_phone_sees_nothing_until_it_steps_up(api: Api) -> No
     )
     assert done.verified
     seen = get(api, cid, attacker)
-    assert seen.disclosed and seen.state.data["card_last4"] == "4242" and texts(seen)[0].startswith("Deliver")
+    assert (
+        seen.disclosed and seen.state.data["card_last4"] == "Q4242Z" and texts(seen)[0].startswith("Deliver")
+    )
 
 
 def test_a_shared_family_phone_shows_neither_person_the_others_conversation(api: Api) -> None:
