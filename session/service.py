@@ -258,7 +258,8 @@ class Sessions:
                     now,
                     resumed=True,
                 )
-                view = self._view(resumed, caller, reach, self.policy.recent_turns)
+                # An open conversation is never sealed (a seal closes it for good): skip the lookup.
+                view = self._view(resumed, caller, reach, self.policy.recent_turns, seals={})
                 return StartResult(
                     view, True, conv.last_channel, resolved.customer_id, reach.get(conv.anchor)
                 )
@@ -278,7 +279,7 @@ class Sessions:
             last_channel=channel,
         )
         self.store.create(conv)
-        view = self._view(conv, caller, reach)
+        view = self._view(conv, caller, reach, seals={})  # created just now: not sealed
         targets = self._step_up_targets(step_up[0].anchor) if step_up else []
         return StartResult(
             view,
