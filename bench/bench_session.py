@@ -173,7 +173,7 @@ _NEO_CONVERSATIONS = """
 UNWIND $rows AS r
 CREATE (c:Conversation)
 SET c = {id: r.id, anchor: r.anchor, status: r.status, channels: [r.last_channel],
-         context: r.context, state: r.state, version: 1,
+         doc: '{"context": ' + r.context + ', "state": ' + r.state + ', "version": 1}', version: 1,
          created_at: $now - duration({milliseconds: r.created_off_ms}),
          updated_at: $now - duration({milliseconds: r.updated_off_ms}),
          closed_at: CASE WHEN r.closed_off_ms IS NULL THEN NULL

@@ -362,8 +362,47 @@ def test_concurrent_turns_and_state_updates_lose_nothing(conversations: Conversa
     assert got.channel_switches == switches + (turns[0].channel != "web")
 
 
-# ---- status ----------------------------------------------------------------------------------
+def test_reads_see_version_context_and_state_of_one_write(conversations: ConversationStore) -> None:
+    """Callers update with the version they read: a read that paired a new version with an older
+    state would let their write-back lose an update. Neo4j applies a commit property by property
+    and reads take no locks, which once made this happen (the 20-writer API test lost one of 60)."""
+    conversations.create(conv("conv_t", state=State("f", "", {"v": 1}),
+                              context=Context("t", "", {"v": "1"})))
+    done = threading.Event()
+    torn: list[tuple[int, Any, Any]] = []
+    reads = [0]
 
+    def read() -> None:
+        while not done.is_set():
+            c = conversations.get("conv_t")
+            assert c is not None
+            reads[0] += 1
+            if not (c.state.data["v"] == c.version and c.context.slots["v"] == str(c.version)):
+                torn.append((c.version, c.state.data["v"], c.context.slots["v"]))
+
+    def write() -> None:
+        try:
+            for k in range(2, 202):  # the state's size changes with each write; turns between
+                conversations.update("conv_t", k - 1, at=datetime.now(UTC),
+                                     context=Context("t", "", {"v": str(k)}),
+                                     state=State("f", "", {"v": k, "pad": "x" * (k % 7 * 150)}))
+                conversations.append_turn("conv_t", turn("web", f"t{k}", datetime.now(UTC)))
+        finally:
+            done.set()
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for t in readers:
+        t.start()
+    write()
+    for t in readers:
+        t.join()
+    assert reads[0] > 100
+    assert torn == []
+    got = conversations.get("conv_t")
+    assert got is not None and got.version == 201 and got.state.data["v"] == 201
+
+
+# ---- status ----------------------------------------------------------------------------------
 
 def test_set_status(conversations: ConversationStore) -> None:
     conversations.create(conv("conv_s"))

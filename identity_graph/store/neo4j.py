@@ -46,6 +46,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, LiteralString, cast
@@ -60,7 +62,7 @@ from neo4j import (
     RoutingControl,
     Session,
 )
-from neo4j.exceptions import ClientError
+from neo4j.exceptions import ClientError, DriverError, Neo4jError, ResultFailedError
 
 from identity_graph.errors import StoreError
 from identity_graph.model import (
@@ -586,8 +588,11 @@ class Neo4jStore(GraphStore):
         )
 
     def _write(self, work: Callable[[ManagedTransaction], Any]) -> Any:
-        with self._session() as session:
-            return session.execute_write(work)
+        def attempt() -> Any:
+            with self._session() as session:
+                return session.execute_write(work)
+
+        return _retrying(attempt)
 
     # ---- writes -------------------------------------------------------------------------------
 
@@ -725,9 +730,9 @@ class Neo4jStore(GraphStore):
                 after: Any = -1 if name == "events" else ""
                 rows: list[list[Any]] = []
                 while True:
-                    page = session.execute_read(
-                        lambda tx, q=_EXPORT[name], a=after, cols=schema.names:
-                        tx.run(q, after=a, limit=BATCH).values(*cols))
+                    page = _retrying(lambda q=_EXPORT[name], a=after, cols=schema.names:
+                                     session.execute_read(
+                                         lambda tx: tx.run(q, after=a, limit=BATCH).values(*cols)))
                     rows.extend(page)
                     if len(page) < BATCH:
                         break
@@ -753,8 +758,32 @@ class Neo4jStore(GraphStore):
                 query = _LOAD[name]
                 for start in range(0, table.num_rows, BATCH):
                     rows = _arrow_rows(table.slice(start, BATCH))
-                    session.execute_write(
-                        lambda tx, q=query, rs=rows: tx.run(q, rows=rs).consume())
+                    _retrying(lambda q=query, rs=rows: session.execute_write(
+                        lambda tx: tx.run(q, rows=rs).consume()))
 
+
+_MASKED_RETRIES = 8
+
+
+def _retrying(attempt: Callable[[], Any]) -> Any:
+    """Runs `attempt` (a managed transaction) again when the driver masked a transient error.
+
+    When a statement fails while its records stream (a deadlock found at a lock, say), the
+    driver's rollback re-reads the failed result and raises `ResultFailedError` in place of the
+    `TransientError`, and `execute_read`/`execute_write` do not retry that, although the cause
+    is retryable (seen with neo4j 6.4 under 20 writers on one node)."""
+    for n in range(_MASKED_RETRIES):
+        try:
+            return attempt()
+        except ResultFailedError as e:
+            cause = e.__cause__
+            if not (isinstance(cause, Neo4jError | DriverError) and cause.is_retryable()):
+                raise
+            if n == _MASKED_RETRIES - 1:
+                raise cause from None
+            log.info("retrying a transaction after a masked %s", type(cause).__name__)
+            time.sleep(random.uniform(0, 0.05 * 2**n))
+    raise AssertionError("unreachable")
 
 __all__ = ["CONSTRAINTS", "INDEXES", "Neo4jStore"]
+
