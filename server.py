@@ -40,9 +40,10 @@ from identity_graph.api.auth import (
 from identity_graph.api.ratelimit import RateLimiter, RateLimitInterceptor
 from identity_graph.config import GraphConfig
 from identity_graph.engine import IdentityGraph, Scorer
+from identity_graph.errors import InvalidArgument
 from identity_graph.privacy import Privacy
 from identity_graph.privacy_store import privacy_store_for
-from identity_graph.store import open_store
+from identity_graph.store import choose_store, open_store
 from session.api import SessionServicer
 from session.service import Sessions
 from session.store import conversation_store_for
@@ -408,7 +409,7 @@ def load_scorer(model_path: str | None) -> Scorer | None:
         log.warning("no online scorer available (%s); running deterministic-only", e)
         return None
     scorer = OnlineScorer(load_model(model_path))
-    if not all(hasattr(scorer, a) for a in ("version", "blocking_keys", "score")):
+    if not all(hasattr(scorer, a) for a in ("version", "blocking_keys", "blocking_lookups", "score")):
         log.warning("OnlineScorer does not fit the engine's Scorer protocol; running deterministic-only")
         return None
     return scorer  # type: ignore[return-value]
@@ -417,8 +418,8 @@ def load_scorer(model_path: str | None) -> Scorer | None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="identity-server", description=__doc__)
     p.add_argument("--address", default=DEFAULT_ADDRESS, help=f"host:port to listen on ({DEFAULT_ADDRESS})")
-    p.add_argument("--db", default=DEFAULT_DB, help=f"embedded DuckDB file ({DEFAULT_DB})")
-    p.add_argument("--neo4j-uri", default=os.environ.get("NEO4J_URI"), help="use Neo4j ($NEO4J_URI)")
+    p.add_argument("--db", help=f"embedded DuckDB file (default {DEFAULT_DB}, or $NEO4J_URI when set)")
+    p.add_argument("--neo4j-uri", help="use Neo4j at this Bolt URI instead of a DuckDB file")
     p.add_argument("--neo4j-user", default=os.environ.get("NEO4J_USER", "neo4j"))
     p.add_argument("--neo4j-password", default=os.environ.get("NEO4J_PASSWORD", ""))
     p.add_argument("--config", help="GraphConfig JSON file")
@@ -568,9 +569,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"identity-server: error: cannot read TLS file {e.filename}: {e.strerror}", file=sys.stderr)
         return 2
     config = GraphConfig.from_file(args.config) if args.config else GraphConfig()
+    try:
+        db, uri = choose_store(args.db, args.neo4j_uri, DEFAULT_DB)
+    except InvalidArgument as e:
+        print(f"identity-server: error: {e}", file=sys.stderr)
+        return 2
     store = open_store(
-        None if args.neo4j_uri else args.db,
-        neo4j_uri=args.neo4j_uri,
+        db,
+        neo4j_uri=uri,
         neo4j_user=args.neo4j_user,
         neo4j_password=args.neo4j_password,
     )

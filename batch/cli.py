@@ -26,15 +26,16 @@ from tqdm import tqdm
 
 from identity_graph.config import GraphConfig
 from identity_graph.errors import IdentityGraphError, InvalidArgument
-from identity_graph.store import GraphStore, open_store
+from identity_graph.store import GraphStore, choose_store, open_store
 
 log = logging.getLogger("identity-batch")
 
+DEFAULT_DB = "identity.duckdb"
+
 
 def _store_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default="identity.duckdb", help="embedded DuckDB file (default %(default)s)")
-    p.add_argument("--neo4j-uri", default=os.environ.get("NEO4J_URI"),
-                   help="use Neo4j at this Bolt URI instead of the DuckDB file")
+    p.add_argument("--db", help=f"embedded DuckDB file (default {DEFAULT_DB}, or $NEO4J_URI when set)")
+    p.add_argument("--neo4j-uri", help="use Neo4j at this Bolt URI instead of a DuckDB file")
     p.add_argument("--neo4j-user", default=os.environ.get("NEO4J_USER", "neo4j"))
     p.add_argument("--neo4j-password", default=os.environ.get("NEO4J_PASSWORD", ""))
     p.add_argument("--config", help="GraphConfig JSON (thresholds, blocked values, limits)")
@@ -42,11 +43,13 @@ def _store_args(p: argparse.ArgumentParser) -> None:
 
 
 def _open(args: argparse.Namespace) -> GraphStore:
-    if args.neo4j_uri:
-        return open_store(neo4j_uri=args.neo4j_uri, neo4j_user=args.neo4j_user,
+    db, uri = choose_store(args.db, args.neo4j_uri, DEFAULT_DB)
+    if uri:
+        return open_store(neo4j_uri=uri, neo4j_user=args.neo4j_user,
                           neo4j_password=args.neo4j_password)
+    args.db = db
     try:
-        return open_store(args.db)
+        return open_store(db)
     except Exception as e:
         text = str(e)
         if "lock" in text.lower() or "conflicting" in text.lower():

@@ -30,6 +30,7 @@ from identity_graph.guardrails import Profile, Violation, clearly_different, lim
 from identity_graph.identifiers import Identifier, IdentifierTypes
 from identity_graph.model import (
     ATTRIBUTES,
+    AttributeMatch,
     ChangeSet,
     Customer,
     Event,
@@ -60,6 +61,8 @@ class Scorer(Protocol):
     def version(self) -> str: ...
 
     def blocking_keys(self, record: Mapping[str, Any]) -> list[tuple[str, str]]: ...
+
+    def blocking_lookups(self, record: Mapping[str, Any]) -> list[list[AttributeMatch]]: ...
 
     def score(self, record: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]]) -> list[Any]: ...
 
@@ -381,11 +384,10 @@ class IdentityGraph:
                 record[name] = value
         wanted = set(self.scorer.blocking_keys(record))
         found: set[str] = set()
-        for attribute, value in wanted:
-            # Look up by the rule's first plain column; the rule's other parts are checked below.
-            column, first = attribute.split("&")[0], value.split("\x1f")[0]
-            if column in ATTRIBUTES:
-                found.update(self.store.keys_by_attribute(column, [first], limit=CANDIDATE_LOOKUP_LIMIT))
+        for conditions in self.scorer.blocking_lookups(record):
+            # Every part of the rule that a store can look up, so a common surname alone does
+            # not bring thousands of candidates; the whole rule is checked below.
+            found.update(self.store.keys_matching(conditions, limit=CANDIDATE_LOOKUP_LIMIT))
         found.discard(anchor)
         if not found:
             return []

@@ -82,6 +82,16 @@ class Observation:
 
 
 @dataclass(frozen=True, slots=True)
+class AttributeMatch:
+    """One part of a candidate lookup: an observation of `attribute` equal to `value`, or
+    starting with it when `prefix` (a blocking rule on `substr(col, 1, n)`)."""
+
+    attribute: str
+    value: str
+    prefix: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class IdentifierUpsert:
     """An identifier seen at `seen_at`, with the attributes observed alongside it."""
 

@@ -364,3 +364,21 @@ def test_quality_floor(tmp_path: Path) -> None:
     assert q["recall"] >= 0.42, q
     assert q["f1"] >= 0.58, q
     assert q["household_false_pairs"] <= 100, q
+
+
+def test_db_flag_wins_over_neo4j_uri_in_the_environment(tmp_path: Path) -> None:
+    """`--db FILE` means that file even when the shell exports NEO4J_URI (here: nothing listens
+    there, so using it would fail); both flags at once is refused."""
+    db = tmp_path / "g.duckdb"
+    with DuckDBStore(str(db)) as store:
+        load_synthetic(store, 5, seed=3)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NEO4J_URI": "bolt://127.0.0.1:9"}
+    cmd = [sys.executable, "-m", "batch.cli", "export", "--quiet"]
+    ok = subprocess.run([*cmd, "--db", str(db), "--out", str(tmp_path / "out")], env=env,
+                        capture_output=True, text=True, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    exported = duckdb.sql(f"SELECT count(*) FROM '{tmp_path / 'out' / 'identifiers.parquet'}'")
+    assert exported.fetchall()[0][0] > 0
+    both = subprocess.run([*cmd, "--db", str(db), "--neo4j-uri", "bolt://127.0.0.1:9", "--out",
+                           str(tmp_path / "out2")], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert both.returncode == 2 and "not both" in both.stderr

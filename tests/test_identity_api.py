@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,7 @@ from identity.v1 import identity_pb2 as pb
 from identity.v1 import identity_pb2_grpc as pb_grpc
 from identity_graph.engine import IdentityGraph, ResolveRequest
 from identity_graph.errors import StoreError
+from identity_graph.matching import OnlineScorer, load_starter_model
 from identity_graph.store.base import GraphStore
 from server import IDENTITY_SERVICE, BackgroundServer
 
@@ -249,45 +250,10 @@ def test_get_customer_by_id_alias_and_identifier(api: Api) -> None:
 # ---- Explain ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Part:
-    comparison: str
-    level: str
-    bits: float
-
-
-@dataclass(frozen=True)
-class _Score:
-    match_probability: float
-    match_weight: float
-    prior_match_weight: float
-    comparisons: tuple[_Part, ...]
-
-
-class FakeScorer:
-    """Blocks on last name; scores first-name-and-birth-date agreement as a probable match."""
-
-    version = "test-model-1"
-
-    def blocking_keys(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:
-        return [("last_name", record["last_name"])] if record.get("last_name") else []
-
-    def score(self, record: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]]) -> list[_Score]:
-        out = []
-        for c in candidates:
-            same = all(c.get(k) == record.get(k) for k in ("first_name", "date_of_birth"))
-            parts = (
-                _Part("first_name", "exact" if same else "else", 7.5 if same else -3.0),
-                _Part("date_of_birth", "exact" if same else "else", 9.0 if same else -4.0),
-                _Part("last_name", "exact", 8.0),
-            )
-            weight = -16.6 + sum(p.bits for p in parts)
-            out.append(_Score(0.995 if same else 0.1, weight, -16.6, parts))
-        return out
-
-
 def test_explain_bottleneck_path_with_waterfall(store: GraphStore) -> None:
-    srv, api = start_api(IdentityGraph(store, scorer=FakeScorer()))
+    scorer = OnlineScorer(load_starter_model())
+    graph = IdentityGraph(store, scorer=scorer)
+    srv, api = start_api(graph)
     try:
         resolve(api, "web", "web_cookie:e1", "email:e@example.com", attributes=ANN)
         scored = resolve(api, "sms", "phone:+14155550199", attributes=ANN)
@@ -299,16 +265,25 @@ def test_explain_bottleneck_path_with_waterfall(store: GraphStore) -> None:
         assert ex.same_customer and ex.assurance == pb.PROBABLE
         assert [lk.kind for lk in ex.path] == [pb.PROBABLE, pb.OBSERVED]
         edge = ex.path[0]
-        assert edge.model_version == "test-model-1"
-        assert edge.probability == pytest.approx(0.995)
-        assert edge.match_weight == pytest.approx(-16.6 + 7.5 + 9.0 + 8.0)
-        assert [(c.name, c.level, c.bits) for c in edge.comparisons] == [  # a waterfall, in order
-            ("prior", "", pytest.approx(-16.6)),
-            ("first_name", "exact", pytest.approx(7.5)),
-            ("date_of_birth", "exact", pytest.approx(9.0)),
-            ("last_name", "exact", pytest.approx(8.0)),
+        assert {edge.a.value, edge.b.value} >= {"+14155550199"}
+        other = "email:e@example.com" if "email" in (edge.a.type, edge.b.type) else "web_cookie:e1"
+        # The edge carries the model's own score of the pair, as a waterfall in model order.
+        records = graph.candidate_records(["phone:+14155550199", other])
+        expected = scorer.score_pair({**records["phone:+14155550199"], "unique_id": "phone:+14155550199"},
+                                     {**records[other], "unique_id": other})
+        assert edge.model_version == scorer.version
+        assert edge.probability == pytest.approx(expected.match_probability)
+        assert edge.probability >= graph.config.link_threshold
+        assert edge.match_weight == pytest.approx(expected.match_weight)
+        assert [(c.name, c.level, c.bits) for c in edge.comparisons] == [
+            ("prior", "", pytest.approx(expected.prior_match_weight)),
+            *[(c.comparison, c.level, pytest.approx(c.bits)) for c in expected.comparisons],
         ]
         assert sum(c.bits for c in edge.comparisons) == pytest.approx(edge.match_weight)
+        levels = {c.name: c.level for c in edge.comparisons}
+        assert levels["first_name"] == "Exact match on first_name"
+        assert levels["last_name"] == "Exact match on last_name"
+        assert levels["date_of_birth"] == "same date of birth"
         assert ex.path[1].source == "web"
         # A path between customers that are apart is empty.
         resolve(api, "web", "email:far@example.com")

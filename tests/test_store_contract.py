@@ -12,6 +12,7 @@ import pytest
 
 from identity_graph.errors import StoreError
 from identity_graph.model import (
+    AttributeMatch,
     ChangeSet,
     Customer,
     DeleteCounts,
@@ -505,6 +506,33 @@ def test_keys_by_attribute(store):
     assert store.keys_by_attribute("first_name", []) == []
     limited = store.keys_by_attribute("first_name", ["Ann", "Bob"], limit=2)
     assert len(limited) == 2 and set(limited) <= {a, b, c}
+
+
+def test_keys_matching_intersects_exact_and_prefix_parts(store):
+    ann, ann2, bob, dee, eve = (f"email:{n}@example.com" for n in ("ann", "ann2", "bob", "dee", "eve"))
+    store.upsert_identifiers([
+        up(ann, observations=(obs(ann, "last_name", "davis"), obs(ann, "date_of_birth", "1985-03-02"))),
+        # the two parts on different observations of one identifier still match
+        up(ann2, observations=(obs(ann2, "last_name", "davis"),
+                               obs(ann2, "date_of_birth", "1985-11-30", source="crm"))),
+        up(bob, observations=(obs(bob, "last_name", "davis"), obs(bob, "date_of_birth", "1986-03-02"))),
+        up(dee, observations=(obs(dee, "first_name", "davis"), obs(dee, "date_of_birth", "1985-01-01"))),
+        # a value that starts like the prefix in another attribute does not count
+        up(eve, observations=(obs(eve, "last_name", "davis"), obs(eve, "postcode", "1985 AB"))),
+    ])
+    rule = [AttributeMatch("last_name", "davis"), AttributeMatch("date_of_birth", "1985", prefix=True)]
+    assert store.keys_matching(rule) == sorted([ann, ann2])
+    assert store.keys_matching(list(reversed(rule))) == sorted([ann, ann2])
+    davises = sorted([ann, ann2, bob, eve])
+    assert store.keys_matching([AttributeMatch("last_name", "davis")]) == davises
+    assert store.keys_matching([AttributeMatch("date_of_birth", "1985-0", prefix=True)]) == [ann, dee]
+    assert store.keys_matching([AttributeMatch("last_name", "davis")], limit=2) == davises[:2]
+    assert store.keys_matching([AttributeMatch("last_name", "Davis")]) == []  # exact, as stored
+    assert store.keys_matching([AttributeMatch("last_name", "davis"), AttributeMatch("city", "x")]) == []
+    assert store.keys_matching([]) == []
+    # Text that looks like a pattern or a query is matched literally.
+    assert store.keys_matching([AttributeMatch("date_of_birth", "%", prefix=True)]) == []
+    assert store.keys_matching([AttributeMatch("last_name", "' OR 1=1 --")]) == []
 
 
 def test_delete_identifiers_removes_nodes_observations_and_links(store):

@@ -8,7 +8,7 @@ that subset is rejected when the scorer is built, never approximated at scoring 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from fractions import Fraction
@@ -19,6 +19,7 @@ import sqlglot
 from sqlglot import exp
 
 from identity_graph.matching.model import MatchModel
+from identity_graph.model import AttributeMatch
 
 __all__ = [
     "ComparisonScore",
@@ -431,8 +432,24 @@ def _compile_comparison(cc: dict[str, Any]) -> _Comparison:
     return _Comparison(name=cc["output_column_name"], levels=tuple(levels), has_tf=has_tf)
 
 
-def _blocking_rule(sql: str) -> tuple[str, list[Expr]]:
-    """A rule `l.a = r.a AND f(l.b) = f(r.b)` → (key name, per-part extractors of one record)."""
+def _lookup(expr: exp.Expression) -> tuple[str, bool] | None:
+    """How a store can find records by one blocking part: (column, is_prefix), or None.
+
+    `l.col` is an equality on the column; `substr(l.col, 1, n)` a prefix of it. Other
+    expressions are not looked up (the rule's other parts narrow it, and every candidate is
+    checked against the whole rule afterwards)."""
+    if isinstance(expr, exp.Column):
+        return _column_ref(expr)[1], False
+    if isinstance(expr, exp.Substring) and isinstance(expr.this, exp.Column):
+        start = expr.args.get("start")
+        if isinstance(start, exp.Literal) and start.this == "1":
+            return _column_ref(expr.this)[1], True
+    return None
+
+
+def _blocking_rule(sql: str) -> tuple[str, list[Expr], list[tuple[str, bool] | None]]:
+    """A rule `l.a = r.a AND f(l.b) = f(r.b)` → (key name, per-part extractors of one record,
+    per-part store lookups)."""
     node = _parse(sql)
     parts: list[exp.Expression] = []
     stack = [node]
@@ -444,7 +461,7 @@ def _blocking_rule(sql: str) -> tuple[str, list[Expr]]:
             stack.extend([n.expression, n.this])
         else:
             parts.append(n)
-    names, extractors = [], []
+    names, extractors, lookups = [], [], []
     for part in parts:
         if not isinstance(part, exp.EQ):
             raise UnsupportedModel(f"blocking rule is not a conjunction of equalities: {sql}")
@@ -462,7 +479,8 @@ def _blocking_rule(sql: str) -> tuple[str, list[Expr]]:
             raise UnsupportedModel(f"blocking rule compares different expressions: {sql}")
         names.append(lhs.sql(dialect="duckdb").replace('"', ""))
         extractors.append(_compile(left))
-    return "&".join(names), extractors
+        lookups.append(_lookup(left))
+    return "&".join(names), extractors, lookups
 
 
 def _as_text(value: Any) -> Any:
@@ -524,20 +542,36 @@ class OnlineScorer:
         row[self._uid] = record.get(self._uid)
         return row
 
+    def _rule_values(self, record: Mapping[str, Any]) -> Iterator[tuple[str, list[Any], list[Any]]]:
+        """(rule name, part values, part lookups) of each rule with no NULL part for `record`
+        (NULL never equals anything in Splink's blocking)."""
+        row = self._prepare(record)
+        for name, extractors, lookups in self._blocking:
+            values = [f(row, row) for f in extractors]
+            if all(v is not None for v in values):
+                yield name, values, lookups
+
     def blocking_keys(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:
         """Keys under which candidates for `record` are found, one per blocking rule it has.
+        A rule over several expressions joins their values with U+001F."""
+        return [(name, _KEY_SEPARATOR.join(str(v) for v in values))
+                for name, values, _ in self._rule_values(record)]
 
-        A rule over several expressions joins their values with U+001F. A rule whose value is
-        NULL for the record yields no key (NULL never equals anything in Splink's blocking).
-        """
-        row = self._prepare(record)
-        keys = []
-        for name, extractors in self._blocking:
-            values = [f(row, row) for f in extractors]
-            if any(v is None for v in values):
-                continue
-            keys.append((name, _KEY_SEPARATOR.join(str(v) for v in values)))
-        return keys
+    def blocking_lookups(self, record: Mapping[str, Any]) -> list[list[AttributeMatch]]:
+        """Per blocking rule that `record` has a key for, the store lookups that find its
+        candidates (see `GraphStore.keys_matching`): a superset of the records the rule pairs
+        with `record`, so check candidates with `blocking_keys`. A rule none of whose parts can
+        be looked up is left out."""
+        out = []
+        for _, values, lookups in self._rule_values(record):
+            conditions = [
+                AttributeMatch(lookup[0], str(v), lookup[1])
+                for lookup, v in zip(lookups, values, strict=True)
+                if lookup is not None
+            ]
+            if conditions:
+                out.append(conditions)
+        return out
 
     def score(self, record: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]]) -> list[PairScore]:
         """Scores `record` (left) against each candidate (right), in candidate order."""

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from identity_graph.errors import IdentityGraphError, InvalidArgument, StoreError
 from identity_graph.model import (
+    AttributeMatch,
     ChangeSet,
     Component,
     Customer,
@@ -35,6 +36,10 @@ from identity_graph.paths import widest_paths
 from identity_graph.store.tables import TABLES
 
 log = logging.getLogger(__name__)
+
+MATCH_LOOKUP_CAP = 20_000
+"""`keys_matching` reads at most this many keys per condition (a blocking value this common
+blocks nothing useful)."""
 
 MAX_TRAVERSAL = 20_000
 """A component or path search stops after this many identifiers: a giant component is a data
@@ -84,6 +89,10 @@ class GraphStore(ABC):
     @abstractmethod
     def _keys_by_attribute(self, attribute: str, values: Sequence[str], limit: int) -> list[str]:
         """Identifier keys that were observed with `attribute` equal to one of `values`."""
+
+    @abstractmethod
+    def _keys_by_prefix(self, attribute: str, prefix: str, limit: int) -> list[str]:
+        """Identifier keys that were observed with `attribute` starting with `prefix`."""
 
     @abstractmethod
     def _delete(self, keys: Sequence[str]) -> DeleteCounts: ...
@@ -242,6 +251,29 @@ class GraphStore(ABC):
             return []
         with self._wrapped("keys_by_attribute"):
             return sorted(set(self._keys_by_attribute(attribute, vals, limit)))
+
+    @final
+    def keys_matching(self, conditions: Sequence[AttributeMatch], limit: int = 1000) -> list[str]:
+        """Identifier keys observed with every one of `conditions` (each on some observation),
+        the first `limit` in key order.
+
+        Each condition is looked up on its own (an indexed lookup on both backends) and the key
+        sets are intersected here: one rule's candidates, instead of everybody who shares its
+        most common part. A part that matches more than `MATCH_LOOKUP_CAP` keys is cut there."""
+        conds = [c for c in conditions if c.value]
+        if not conds:
+            return []
+        keys: set[str] | None = None
+        with self._wrapped("keys_matching"):
+            for c in sorted(conds, key=lambda c: c.prefix):  # exact parts first: smaller sets
+                if c.prefix:
+                    found = self._keys_by_prefix(c.attribute, c.value, MATCH_LOOKUP_CAP)
+                else:
+                    found = self._keys_by_attribute(c.attribute, [c.value], MATCH_LOOKUP_CAP)
+                keys = set(found) if keys is None else keys & set(found)
+                if not keys:
+                    return []
+        return sorted(keys or ())[:limit]
 
     @final
     def delete_identifiers(self, keys: Iterable[str]) -> DeleteCounts:

@@ -74,7 +74,9 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS links_a ON links (a)",
     "CREATE INDEX IF NOT EXISTS links_b ON links (b)",
     "CREATE INDEX IF NOT EXISTS observations_key ON observations (key)",
-    "CREATE INDEX IF NOT EXISTS observations_attribute_value ON observations (attribute, value)",
+    # (attribute, value) is not used by DuckDB for `attribute = ? AND value = ?`; (value) is.
+    "DROP INDEX IF EXISTS observations_attribute_value",
+    "CREATE INDEX IF NOT EXISTS observations_value ON observations (value)",
     "CREATE INDEX IF NOT EXISTS identifiers_customer ON identifiers (customer_id)",
     "CREATE INDEX IF NOT EXISTS aliases_customer ON aliases (customer_id)",
 )
@@ -479,10 +481,17 @@ class DuckDBStore(GraphStore):
         ]
 
     def _keys_by_attribute(self, attribute: str, values: Sequence[str], limit: int) -> list[str]:
+        # `value IN ?` alone is answered from the `observations_value` index (~1 ms at 433k
+        # rows); with `attribute = ?` beside it DuckDB scans the table (~18 ms). So the
+        # attribute is checked here.
+        rows = self._rows("SELECT attribute, key FROM observations WHERE value IN ?", [list(values)])
+        return sorted({k for a, k in rows if a == attribute})[:limit]
+
+    def _keys_by_prefix(self, attribute: str, prefix: str, limit: int) -> list[str]:
         rows = self._rows(
-            "SELECT DISTINCT key FROM observations WHERE attribute = ? AND value IN ? "
+            "SELECT DISTINCT key FROM observations WHERE attribute = ? AND starts_with(value, ?) "
             "ORDER BY key LIMIT ?",
-            [attribute, list(values), limit],
+            [attribute, prefix, limit],
         )
         return [k for (k,) in rows]
 

@@ -312,6 +312,13 @@ WITH DISTINCT n.key AS key
 RETURN key ORDER BY key LIMIT $limit
 """
 
+_KEYS_BY_PREFIX: LiteralString = """
+MATCH (n:Identifier)-[:OBSERVED_WITH]->(o:Observation {attribute: $attribute})
+WHERE o.value STARTS WITH $prefix AND n.type IS NOT NULL
+WITH DISTINCT n.key AS key
+RETURN key ORDER BY key LIMIT $limit
+"""
+
 # ---- Cypher: delete, clear -------------------------------------------------------------------
 
 _DELETE_COUNT_LINKS: LiteralString = """
@@ -718,6 +725,10 @@ class Neo4jStore(GraphStore):
     def _keys_by_attribute(self, attribute: str, values: Sequence[str], limit: int) -> list[str]:
         records = self._read(_KEYS_BY_ATTRIBUTE, attribute=attribute, values=list(values),
                              limit=limit)
+        return [r["key"] for r in records]
+
+    def _keys_by_prefix(self, attribute: str, prefix: str, limit: int) -> list[str]:
+        records = self._read(_KEYS_BY_PREFIX, attribute=attribute, prefix=prefix, limit=limit)
         return [r["key"] for r in records]
 
     # ---- bulk ---------------------------------------------------------------------------------
