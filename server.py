@@ -66,11 +66,13 @@ SERVICE_NAMES = (IDENTITY_SERVICE, SESSION_SERVICE, BATCH_SERVICE, ADMIN_SERVICE
 
 @dataclass
 class _Parts:
-    """What `shutdown` needs besides the server itself."""
+    """What `shutdown` and `reload_tokens` need besides the server itself."""
 
     identity: IdentityServicer
     health: Any
     housekeeping: asyncio.Task[None] | None
+    auth: AuthInterceptor | None = None
+    rate_limit: RateLimiter | None = None
 
 
 _parts: weakref.WeakKeyDictionary[grpc.aio.Server, _Parts] = weakref.WeakKeyDictionary()
@@ -296,8 +298,9 @@ async def create_server(
     graph.suppressed = privacy.is_suppressed
     sessions.on_handoff_redeemed = privacy.record_handoff_redemption
     interceptors: list[grpc.aio.ServerInterceptor] = []
-    if auth is not None:
-        interceptors.append(AuthInterceptor(auth))
+    auth_interceptor = AuthInterceptor(auth) if auth is not None else None
+    if auth_interceptor is not None:
+        interceptors.append(auth_interceptor)
     if rate_limit is not None:
         interceptors.append(RateLimitInterceptor(rate_limit))
     if access_log_enabled:
@@ -326,8 +329,40 @@ async def create_server(
     task = None
     if housekeeping_interval_s:
         task = asyncio.create_task(_housekeeping(sessions, housekeeping_interval_s), name="housekeeping")
-    _parts[server] = _Parts(servicer, health_servicer, task)
+    _parts[server] = _Parts(servicer, health_servicer, task, auth_interceptor, rate_limit)
     return server, port
+
+
+def reload_tokens(server: grpc.aio.Server, tokens: TokenStore) -> None:
+    """Swaps the callers (and their rate overrides) of a running server built with auth; calls
+    already past the check finish under the old set.
+
+    Raises:
+        ValueError: the server was built without auth, which cannot be turned on in place.
+    """
+    parts = _parts[server]
+    if parts.auth is None:
+        raise ValueError("the server runs without auth; restart it with --tokens-file to turn it on")
+    parts.auth.tokens = tokens  # one attribute store: each call sees the old set or the new one
+    overrides = tokens.rate_overrides()
+    if parts.rate_limit is not None:
+        parts.rate_limit.overrides = dict(overrides)
+    elif overrides:
+        log.warning("tokens set rate limits, but the server runs without rate limiting; restart "
+                    "it to apply them")
+
+
+def _reload_tokens_from(args: argparse.Namespace, server: grpc.aio.Server) -> None:
+    """SIGHUP: reads the tokens file and $IDENTITY_TOKENS again. A bad file keeps the old set."""
+    try:
+        tokens = TokenStore.load(args.tokens_file, os.environ)
+        if tokens is None:
+            raise TokenConfigError("no tokens file or $IDENTITY_TOKENS configured")
+        reload_tokens(server, tokens)
+    except (TokenConfigError, ValueError) as e:
+        log.error("tokens not reloaded, the previous set stays: %s", e)
+        return
+    log.info("tokens reloaded", extra={"fields": {"callers": len(tokens)}})
 
 
 async def shutdown(server: grpc.aio.Server, grace_s: float = DEFAULT_GRACE_S) -> None:
@@ -545,6 +580,7 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload_tokens_from, args, server)
     await stop.wait()
     log.info("shutting down", extra={"fields": {"grace_s": args.grace}})
     await shutdown(server, args.grace)

@@ -57,7 +57,7 @@ from identity_graph.api.auth import (
 from identity_graph.api.ratelimit import RateLimiter
 from identity_graph.engine import IdentityGraph
 from identity_graph.store.base import GraphStore
-from server import BackgroundServer, TlsConfig, create_server
+from server import BackgroundServer, TlsConfig, create_server, reload_tokens
 from session.v1 import session_pb2, session_pb2_grpc
 from session.v1 import session_pb2 as spb
 
@@ -874,3 +874,54 @@ def test_rate_limit_without_auth_is_per_peer(
     with pytest.raises(grpc.RpcError) as info:
         c.identity.Resolve(resolve_req(), timeout=TIMEOUT)
     assert "rate limit exceeded for this peer" in (info.value.details() or "")
+
+
+def test_sighup_reloads_tokens_and_an_invalid_file_keeps_the_old_set(tmp_path: Path, tokens: Tokens) -> None:
+    proc, lines = _spawn(["--tokens-file", str(tokens.path)], tmp_path)
+    seen: list[str] = []
+
+    def wait_for(check: Any, what: str) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            while not lines.empty():
+                seen.append(lines.get_nowait())
+            if check():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}; server said: {seen[-5:]}")
+
+    try:
+        port = _listening(proc, lines)["port"]
+        assert _plain_code(port, tokens.md("writer")) == grpc.StatusCode.OK
+        assert revoke_token(tokens.path, "writer")
+        late = issue_token(tokens.path, "late", (IDENTITY_WRITE,))
+        late_md = (("authorization", f"Bearer {late}"),)
+        assert _plain_code(port, late_md) == grpc.StatusCode.UNAUTHENTICATED  # not before SIGHUP
+
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: _plain_code(port, tokens.md("writer")) == grpc.StatusCode.UNAUTHENTICATED,
+                 "the revoked token to be refused")
+        assert _plain_code(port, late_md) == grpc.StatusCode.OK
+        assert _plain_code(port, tokens.md("crm")) == grpc.StatusCode.OK
+
+        tokens.path.write_text("{not json")
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: any("tokens not reloaded" in line for line in seen), "the reload error")
+        assert _plain_code(port, late_md) == grpc.StatusCode.OK  # the previous set stays
+        assert _plain_code(port, None) == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        assert _stop(proc) == 0
+
+
+def test_reload_tokens_refuses_a_server_built_without_auth(duck_graph: IdentityGraph, tokens: Tokens) -> None:
+    import asyncio
+
+    async def go() -> None:
+        server, _ = await create_server("127.0.0.1:0", duck_graph, housekeeping_interval_s=None)
+        try:
+            with pytest.raises(ValueError, match="without auth"):
+                reload_tokens(server, tokens.store())
+        finally:
+            await server.stop(None)
+
+    asyncio.run(go())

@@ -14,6 +14,7 @@ Tokens come from a JSON or TOML file and/or the `IDENTITY_TOKENS` environment va
 `rate`/`burst` are optional per-caller overrides of the server's rate limit. Issue and revoke with
 `python -m identity_graph.api.auth issue --name crm --scopes identity.read --tokens-file t.json`
 (also `identity-server issue-token …`); the token is printed once and only its hash is stored.
+A running `identity-server` reads the file again on SIGHUP; an invalid file keeps the old set.
 """
 
 from __future__ import annotations
@@ -567,7 +568,7 @@ def revoke_token(path: str | os.PathLike[str], name: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`issue`, `revoke` and `list` on a tokens file. A running server reads the file at start."""
+    """`issue`, `revoke` and `list` on a tokens file. A running server reads it again on SIGHUP."""
     p = argparse.ArgumentParser(prog="python -m identity_graph.api.auth", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     issue = sub.add_parser("issue", help="create a caller's token; prints it once, stores its hash")
@@ -599,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
             if not revoke_token(args.tokens_file, args.name):
                 print(f"no caller named {args.name!r} in {args.tokens_file}", file=sys.stderr)
                 return 1
-            print(f"revoked {args.name!r}; restart the server to apply", file=sys.stderr)
+            print(f"revoked {args.name!r}; send the server SIGHUP to apply", file=sys.stderr)
         else:
             for e in TokenStore.from_file(args.tokens_file).entries:
                 extra = "".join(f" {k}={v:g}" for k, v in (("rate", e.rate), ("burst", e.burst)) if v)
