@@ -37,6 +37,7 @@ from identity_graph.api.auth import (
     check_bind,
     current_caller,
 )
+from identity_graph.api.identity_servicer import DEFAULT_POLL_INTERVAL_S
 from identity_graph.api.ratelimit import RateLimiter, RateLimitInterceptor
 from identity_graph.config import GraphConfig
 from identity_graph.engine import IdentityGraph, Scorer
@@ -246,7 +247,7 @@ async def create_server(
     address: str,
     graph: IdentityGraph,
     *,
-    poll_interval_s: float = 0.1,
+    poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
     access_log_enabled: bool = True,
     sessions: Sessions | None = None,
     housekeeping_interval_s: float | None = DEFAULT_HOUSEKEEPING_S,
@@ -266,7 +267,8 @@ async def create_server(
     Args:
         address: `host:port` to bind; port 0 picks a free port.
         graph: the engine the identity servicer calls.
-        poll_interval_s: how often WatchEvents polls the store for new events.
+        poll_interval_s: how often WatchEvents polls the store for events written by other
+            processes; this process's own writes wake the streams at once.
         access_log_enabled: log one line per RPC.
         sessions: the session domain the session servicer calls; by default one over `graph`
             with the conversation store beside its graph store.
@@ -460,7 +462,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--config", help="GraphConfig JSON file")
     p.add_argument("--model", help="Splink model JSON for online scoring (optional)")
     p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S, help="shutdown drain seconds")
-    p.add_argument("--poll-interval", type=float, default=0.1, help="WatchEvents poll seconds")
+    p.add_argument("--poll-interval", type=float, default=DEFAULT_POLL_INTERVAL_S,
+                   help="seconds between WatchEvents polls for events that other processes write "
+                        "(this server's own writes are pushed at once)")
     p.add_argument(
         "--housekeeping-interval",
         type=float,

@@ -611,6 +611,48 @@ def test_watch_events_reconnect_misses_nothing(api: Api) -> None:
     assert {"link", "customer_created"} <= types
 
 
+def test_watch_events_pushes_this_servers_writes_without_waiting_for_a_poll(store: GraphStore) -> None:
+    """With a 30 s poll (for other processes' writes), this server's own writes still reach a
+    waiting stream at once."""
+    graph = IdentityGraph(store)
+    srv = ServerThread(graph, poll_interval_s=30.0)
+    channel = grpc.insecure_channel(f"127.0.0.1:{srv.port}")
+    stub = pb_grpc.IdentityServiceStub(channel)
+    api = Api(graph, channel, stub, srv.port)
+    try:
+        resolve(api, "web", "web_cookie:p0")
+        start = graph.events(0, 100_000)[-1].seq
+        stream = stub.WatchEvents(pb.WatchEventsRequest(from_seq=start), timeout=TIMEOUT)
+        got: queue.Queue[tuple[float, int]] = queue.Queue()
+
+        def read() -> None:
+            try:
+                for ev in stream:
+                    got.put((time.monotonic(), ev.seq))
+            except grpc.RpcError:
+                pass
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        time.sleep(0.3)  # the stream has read the log and is waiting
+        delays = []
+        for i in range(3):
+            sent = time.monotonic()
+            resolve(api, "web", f"web_cookie:p{i + 1}", f"email:p{i + 1}@example.com")
+            expected = graph.events(0, 100_000)[-1].seq
+            while True:
+                at, seq = got.get(timeout=5)  # far below the 30 s poll
+                if seq == expected:
+                    delays.append(at - sent)
+                    break
+        assert max(delays) < 5
+        stream.cancel()
+        reader.join(TIMEOUT)
+    finally:
+        channel.close()
+        srv.stop()
+
+
 def test_watch_events_filters_by_type(api: Api) -> None:
     resolve(api, "web", "web_cookie:f1", "email:f1@example.com")
     stream = api.stub.WatchEvents(pb.WatchEventsRequest(from_seq=0, types=["link"]), timeout=TIMEOUT)

@@ -17,8 +17,45 @@ from identity_graph.errors import InvalidArgument
 
 T = TypeVar("T")
 
-DEFAULT_POLL_INTERVAL_S = 0.1
+DEFAULT_POLL_INTERVAL_S = 1.0
 DEFAULT_EVENT_BATCH = 500
+
+
+class EventBell:
+    """Wakes waiting WatchEvents streams when this process writes events (see
+    `GraphStore.on_events`). `ring` may be called from any thread; the rest runs on the loop."""
+
+    def __init__(self) -> None:
+        self.rings = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    def ring(self, _seq: int = 0) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self.rings += 1
+        for f in self._waiters:
+            if not f.done():
+                f.set_result(None)
+        self._waiters.clear()
+
+    async def wait(self, rings_seen: int, timeout: float) -> None:
+        """Returns at the next ring after `rings_seen` (at once if there was one), or after
+        `timeout`."""
+        self._loop = asyncio.get_running_loop()
+        if self.rings != rings_seen:
+            return
+        fut = self._loop.create_future()
+        self._waiters.add(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters.discard(fut)
 
 
 class IdentityServicer(pb_grpc.IdentityServiceServicer):
@@ -36,10 +73,14 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         self.poll_interval_s = poll_interval_s
         self.event_batch = event_batch
         self._closing = False
+        self._bell = EventBell()
+        self._unsubscribe = graph.store.on_events(self._bell.ring)
 
     def close(self) -> None:
-        """Ends open WatchEvents streams (cleanly, at their next poll) so a shutdown can drain."""
+        """Ends open WatchEvents streams (cleanly) so a shutdown can drain."""
         self._closing = True
+        self._unsubscribe()
+        self._bell.ring()
 
     @staticmethod
     async def _run(context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
@@ -125,11 +166,14 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             raise InvalidArgument("from_seq", "must not be negative")
         types = set(request.types)
         last = request.from_seq
+        # Woken by this process's writes at once; polled every `poll_interval_s` for the writes
+        # of other processes (a batch CLI, another server on the same Neo4j).
         while not self._closing:
+            rings = self._bell.rings
             events = await self._run(context, self.graph.events, last, self.event_batch)
             for ev in events:
                 last = ev.seq
                 if not types or ev.type in types:
                     yield convert.event_to_pb(ev)
-            if len(events) < self.event_batch:
-                await asyncio.sleep(self.poll_interval_s)
+            if len(events) < self.event_batch and not self._closing:
+                await self._bell.wait(rings, self.poll_interval_s)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -133,7 +133,32 @@ class GraphStore(ABC):
         if not changes:
             return []
         with self._wrapped("apply"):
-            return self._apply(changes)
+            seqs = self._apply(changes)
+        if seqs:
+            for listener in tuple(self.__dict__.get("_event_listeners", ())):
+                try:
+                    listener(seqs[-1])
+                except Exception:  # a listener's bug must not fail a committed write
+                    log.exception("%s store: event listener failed", self.name)
+        return seqs
+
+    @final
+    def on_events(self, listener: Callable[[int], None]) -> Callable[[], None]:
+        """Calls `listener(last_seq)` after each `apply` through this object that wrote events,
+        in the writing thread, after the commit. Writes by other processes (or other store
+        objects on the same database) are not seen: poll `events` for those.
+
+        Returns:
+            A function that removes the listener.
+        """
+        listeners: list[Callable[[int], None]] = self.__dict__.setdefault("_event_listeners", [])
+        listeners.append(listener)
+
+        def remove() -> None:
+            if listener in listeners:
+                listeners.remove(listener)
+
+        return remove
 
     @final
     def upsert_identifiers(self, records: Sequence[IdentifierUpsert]) -> None:
