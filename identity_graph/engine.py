@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from identity_graph.attributes import clean_attributes
 from identity_graph.components import (
@@ -43,8 +42,11 @@ from identity_graph.model import (
 )
 from identity_graph.paths import bottleneck, widest_paths
 from identity_graph.store.base import MAX_TRAVERSAL, GraphStore
+from identity_graph.writelock import WriteLock, read_consistently
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MAX_IDENTIFIERS_PER_CALL = 20
 PROOF_KINDS = ("login", "otp", "handoff")
@@ -192,15 +194,20 @@ class IdentityGraph:
         self.scorer = scorer
         self.clock = clock
         self.new_id = id_factory
-        self._write_lock = threading.RLock()
+        self._write_lock = WriteLock()
         # Privacy: erased identifiers (a normalised key -> True) are never recorded again; the
         # server sets this to `Privacy.is_suppressed`.
         self.suppressed: Callable[[str], bool] | None = None
 
+    def _read(self, fn: Callable[[], T]) -> T:
+        """`fn()` (several store reads) as of one moment between this process's writes."""
+        return read_consistently(self.store.writes, self._write_lock, fn)
+
     @property
-    def write_lock(self) -> threading.RLock:
+    def write_lock(self) -> WriteLock:
         """Held by every write of this process; a batch apply takes it per batch so online calls
-        interleave between batches, never inside one."""
+        interleave between batches, never inside one. Multi-statement reads go through its
+        `read`, so they see a customer before or after a write, never half of it."""
         return self._write_lock
 
     # ---- input ------------------------------------------------------------------------------
@@ -261,7 +268,7 @@ class IdentityGraph:
         if not idents:
             return ResolveResult(None, False, [], [], violations, {})
 
-        fast = self._resolve_known(keys, attributes, proven)
+        fast = self._read(lambda: self._resolve_known(keys, attributes, proven))
         if fast is not None:
             return ResolveResult(fast[0], False, keys, [], violations, fast[1])
 
@@ -542,6 +549,11 @@ class IdentityGraph:
             NotFound: an unknown identifier or link.
             FailedPrecondition: the cut spans several customers, or leaves the customer whole.
         """
+        return self._read(lambda: self._preview_split(cut, detach, actor))
+
+    def _preview_split(
+        self, cut: Sequence[tuple[str, str]], detach: Sequence[str], actor: str
+    ) -> SplitPlan:
         if not cut and not detach:
             raise InvalidArgument("cut", "name links to cut or identifiers to detach")
         for name, named in (("cut", cut), ("detach", detach)):
@@ -613,6 +625,9 @@ class IdentityGraph:
         return node.customer_id
 
     def get_customer(self, ref: str) -> CustomerView:
+        return self._read(lambda: self._get_customer(ref))
+
+    def _get_customer(self, ref: str) -> CustomerView:
         cid = self.customer_id_of(ref)
         members = self.store.members(cid)
         customer = self.store.customers([cid]).get(cid)
@@ -630,10 +645,13 @@ class IdentityGraph:
 
     def assurance(self, anchor: str, keys: Iterable[str] | None = None) -> dict[str, LinkKind | None]:
         """How strongly `anchor` reaches each identifier of its customer (or each of `keys`)."""
-        node = self.store.get_identifier(anchor)
-        if node is None:
-            return {}
-        return self._assurance(node, keys)
+        wanted = None if keys is None else list(keys)
+
+        def read() -> dict[str, LinkKind | None]:
+            node = self.store.get_identifier(anchor)
+            return {} if node is None else self._assurance(node, wanted)
+
+        return self._read(read)
 
     def _assurance(self, node: IdentifierNode, keys: Iterable[str] | None) -> dict[str, LinkKind | None]:
         anchor = node.key
@@ -710,6 +728,9 @@ class IdentityGraph:
 
     def explain(self, a: str, b: str) -> Explanation:
         a, b = self.key(a, "a"), self.key(b, "b")
+        return self._read(lambda: self._explain(a, b))
+
+    def _explain(self, a: str, b: str) -> Explanation:
         nodes = self.store.get_identifiers([a, b])
         for k in (a, b):
             if k not in nodes:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +13,7 @@ from identity_graph.config import GraphConfig
 from identity_graph.engine import IdentityGraph, Proof, ResolveRequest
 from identity_graph.errors import FailedPrecondition, InvalidArgument, NotFound
 from identity_graph.model import LinkKind
+from identity_graph.writelock import read_consistently
 
 
 class Clock:
@@ -277,3 +280,80 @@ def test_household_member_with_same_surname_and_address_is_not_linked(scored: Id
     )
     assert child.customer_id != parent.customer_id
     assert all(lk.kind is not LinkKind.PROBABLE for lk in child.links)
+
+
+# ---- reads beside writes (WriteLock) ----------------------------------------------------------
+
+
+def test_a_read_that_overlaps_a_write_runs_again(graph: IdentityGraph) -> None:
+    graph.resolve(web("r1", ("email", "r1@x.io")))
+    cid = graph.customer_id_of("email:r1@x.io")
+    tracker = graph.store.writes
+    runs: list[list[str]] = []
+
+    def read() -> list[str]:
+        if not runs:  # another thread writes while this read is under way
+            t = threading.Thread(target=graph.resolve, args=(web("r1", ("phone", "+15550001111")),))
+            t.start()
+            t.join(10)
+        runs.append(graph.store.members(cid))
+        return runs[-1]
+
+    before = tracker.retries
+    assert "phone:+15550001111" in read_consistently(tracker, graph.write_lock, read)
+    assert len(runs) == 2 and tracker.retries == before + 1
+
+
+def test_a_read_waits_for_a_write_under_way(graph: IdentityGraph) -> None:
+    graph.resolve(web("w1"))
+    entered, release = threading.Event(), threading.Event()
+
+    def write() -> None:
+        # As an engine write does: under the lock, with a store write under way (held open here).
+        with graph.write_lock, graph.store.writes.writing():
+            entered.set()
+            release.wait(10)
+            graph.resolve(web("w1", ("email", "w1@x.io")))  # the lock is re-entrant
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert entered.wait(10)
+    seen: list[str] = []
+    reader = threading.Thread(
+        target=lambda: seen.extend(n.key for n in graph.get_customer("web_cookie:w1").identifiers))
+    reader.start()
+    time.sleep(0.3)
+    assert reader.is_alive() and not seen  # it does not read the half-written customer
+    release.set()
+    writer.join(10)
+    reader.join(10)
+    assert "email:w1@x.io" in seen
+
+
+def test_get_customer_never_sees_half_a_split_or_merge(graph: IdentityGraph) -> None:
+    graph.resolve(web("h1", ("email", "h@x.io"), ("phone", "+15550002222")))
+    done = threading.Event()
+    torn: list[tuple[str, list[tuple[str, str | None]]]] = []
+    reads = [0]
+
+    def read() -> None:
+        while not done.is_set():
+            view = graph.get_customer("email:h@x.io")
+            reads[0] += 1
+            owners = [(n.key, n.customer_id) for n in view.identifiers]
+            if any(c != view.customer_id for _, c in owners):
+                torn.append((view.customer_id, owners))
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for t in readers:
+        t.start()
+    try:
+        for i in range(15):
+            graph.split(detach=["phone:+15550002222"], actor="test")
+            graph.link("web_cookie:h1", "phone:+15550002222", LinkKind.OBSERVED, source=f"t{i}", actor="test")
+    finally:
+        done.set()
+        for t in readers:
+            t.join(30)
+    assert reads[0] > 10
+    assert torn == []

@@ -34,6 +34,7 @@ from identity_graph.model import (
 )
 from identity_graph.paths import widest_paths
 from identity_graph.store.tables import TABLES
+from identity_graph.writelock import WriteTracker
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class GraphStore(ABC):
         """
         if not changes:
             return []
-        with self._wrapped("apply"):
+        with self._wrapped("apply"), self.writes.writing():
             seqs = self._apply(changes)
         if seqs:
             for listener in tuple(self.__dict__.get("_event_listeners", ())):
@@ -141,6 +142,15 @@ class GraphStore(ABC):
                 except Exception:  # a listener's bug must not fail a committed write
                     log.exception("%s store: event listener failed", self.name)
         return seqs
+
+    @property
+    def writes(self) -> WriteTracker:
+        """Counts the writes through this object, so that multi-statement reads can tell whether
+        one overlapped them (`identity_graph.writelock`)."""
+        tracker = self.__dict__.get("_writes")
+        if tracker is None:
+            tracker = self.__dict__.setdefault("_writes", WriteTracker())
+        return tracker
 
     @final
     def on_events(self, listener: Callable[[int], None]) -> Callable[[], None]:
@@ -306,13 +316,13 @@ class GraphStore(ABC):
         keys = sorted(set(keys))
         if not keys:
             return DeleteCounts()
-        with self._wrapped("delete_identifiers"):
+        with self._wrapped("delete_identifiers"), self.writes.writing():
             return self._delete(keys)
 
     @final
     def clear(self) -> None:
         """Deletes everything. For tests and demos."""
-        with self._wrapped("clear"):
+        with self._wrapped("clear"), self.writes.writing():
             self._clear()
 
     # ---- graph algorithms, written once ------------------------------------------------------
@@ -390,7 +400,7 @@ class GraphStore(ABC):
             if not path.exists():
                 raise InvalidArgument("directory", f"{path} is missing")
             tables[name] = pq.read_table(path).select(schema.names).cast(schema)
-        with self._wrapped("load"):
+        with self._wrapped("load"), self.writes.writing():
             self._load_tables(tables)
         return {name: t.num_rows for name, t in tables.items()}
 
