@@ -624,6 +624,19 @@ class IdentityGraph:
             raise NotFound(f"unknown identifier {ref}")
         return node.customer_id
 
+    def customer_members(self, ref: str) -> tuple[str, list[str]]:
+        """(customer id, its identifier keys) for a customer id, alias or identifier, read as of
+        one moment (not across a merge or split).
+
+        Raises:
+            NotFound: nothing matches.
+        """
+        def read() -> tuple[str, list[str]]:
+            cid = self.customer_id_of(ref)
+            return cid, self.store.members(cid)
+
+        return self._read(read)
+
     def get_customer(self, ref: str) -> CustomerView:
         return self._read(lambda: self._get_customer(ref))
 

@@ -361,8 +361,7 @@ class Sessions:
         if not 0 < page_size <= 100:
             raise InvalidArgument("page_size", "between 1 and 100")
         after = _decode_token(page_token) if page_token else None
-        cid = self.graph.customer_id_of(caller.identifier)
-        members = self.graph.store.members(cid)
+        _, members = self.graph.customer_members(caller.identifier)
         reach = self._assurance(caller, members)
         visible = [k for k in members if self._allowed(reach.get(k))]
         page = self.store.by_anchors(visible, statuses, channel, after, page_size + 1)
@@ -390,7 +389,7 @@ class Sessions:
         there and agreed to it; None when no rule fits."""
         conv = self._conversation(conversation_id)
         self._require_disclosed(conv, caller)
-        members = self.graph.store.members(self.graph.customer_id_of(caller.identifier))
+        _, members = self.graph.customer_members(caller.identifier)
         reach = self._assurance(caller, members)
         for rule in self.policy.handoff_rules:
             if rule.channel == caller.channel or (
@@ -477,8 +476,7 @@ class Sessions:
 
     def _step_up_targets(self, anchor: str) -> list[str]:
         """Identifiers a code can go to that stand for `anchor` at full assurance."""
-        cid = self.graph.customer_id_of(anchor)
-        members = self.graph.store.members(cid)
+        _, members = self.graph.customer_members(anchor)
         reach = self.graph.assurance(anchor, members)
         sendable = set(SENDABLE_TYPES.values())
         return sorted(k for k in members if k.partition(":")[0] in sendable and self._allowed(reach.get(k)))

@@ -357,3 +357,12 @@ def test_get_customer_never_sees_half_a_split_or_merge(graph: IdentityGraph) -> 
             t.join(30)
     assert reads[0] > 10
     assert torn == []
+
+
+def test_customer_members_reads_id_and_members_of_one_moment(graph: IdentityGraph) -> None:
+    graph.resolve(web("m1", ("email", "m1@x.io")))
+    cid, members = graph.customer_members("email:m1@x.io")
+    assert cid == graph.customer_id_of("web_cookie:m1") and members == ["email:m1@x.io", "web_cookie:m1"]
+    assert graph.customer_members(cid) == (cid, members)
+    with pytest.raises(NotFound):
+        graph.customer_members("email:nobody@x.io")
