@@ -698,10 +698,11 @@ class IdentityGraph:
     def _customer_subgraph(
         self, node: IdentifierNode
     ) -> tuple[set[str], dict[str, list[Link]], dict[str, bool]] | None:
-        """`node`'s component with every active link of its members, in three batched reads.
+        """`node`'s component with every active link of its members, in one store read.
 
         Reads the identifiers assigned to `node`'s customer, their links and the generic flags of
-        every endpoint, then replays `GraphStore.component` in memory. Each member's links keep the
+        every endpoint (`GraphStore.customer_subgraph`), then replays `GraphStore.component` in
+        memory. Each member's links keep the
         order `store.links([member])` gives, so widest paths (and their tie-breaks) come out as if
         read one identifier at a time. Paths to the members never leave the component (only a
         `possible` link leads out, and it is weaker than any path inside), so nothing beyond it is
@@ -710,18 +711,15 @@ class IdentityGraph:
         """
         if node.customer_id is None:
             return None
-        assigned = set(self.store.members(node.customer_id))
+        member_keys, links, nodes = self.store.customer_subgraph(node.customer_id)
+        assigned = set(member_keys)
         if node.key not in assigned or len(assigned) >= MAX_TRAVERSAL:
             return None
-        links = self.store.links(assigned)
         links_by_key: dict[str, list[Link]] = {k: [] for k in assigned}
-        ends: set[str] = set()
         for lk in links:
-            ends.add(lk.a)
-            ends.add(lk.b)
             for k in {lk.a, lk.b} & assigned:
                 links_by_key[k].append(lk)
-        generic = {k: n.generic for k, n in self.store.get_identifiers(assigned | ends).items()}
+        generic = {k: n.generic for k, n in nodes.items()}
         members = {node.key}
         frontier = {node.key}
         while frontier and len(members) < MAX_TRAVERSAL:

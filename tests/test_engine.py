@@ -366,3 +366,26 @@ def test_customer_members_reads_id_and_members_of_one_moment(graph: IdentityGrap
     assert graph.customer_members(cid) == (cid, members)
     with pytest.raises(NotFound):
         graph.customer_members("email:nobody@x.io")
+
+
+def test_customer_subgraph_is_what_the_separate_reads_return(graph: IdentityGraph) -> None:
+    graph.resolve(web("s1", ("email", "s1@x.io"), ("phone", "+15550003333")))
+    graph.resolve(ResolveRequest("sms", [("phone", "+15550003333"), ("email", "s2@x.io")]))
+    graph.resolve(ResolveRequest("web", [("web_cookie", "s9"), ("email", "s9@x.io")]))
+    # a weak link out of the customer, a removed link, a generic member
+    graph.link("email:s1@x.io", "email:s9@x.io", LinkKind.POSSIBLE, source="t", actor="t", probability=0.6)
+    graph.link("web_cookie:s1", "email:s2@x.io", LinkKind.OBSERVED, source="t", actor="t")
+    graph.unlink("web_cookie:s1", "email:s2@x.io", actor="t")
+    graph.set_generic("phone:+15550003333", True, actor="t")
+    store = graph.store
+    cids = {graph.customer_id_of(k) for k in ("email:s1@x.io", "email:s9@x.io", "phone:+15550003333")}
+    assert len(cids) >= 2
+    for cid in cids:
+        members = store.members(cid)
+        links = store.links(members)
+        ends = set(members) | {lk.a for lk in links} | {lk.b for lk in links}
+        got = store.customer_subgraph(cid)
+        assert got == (members, links, store.get_identifiers(ends)), cid
+        assert any(lk.kind is LinkKind.POSSIBLE for lk in got[1]) or cid not in {
+            graph.customer_id_of("email:s1@x.io"), graph.customer_id_of("email:s9@x.io")}
+    assert store.customer_subgraph("cus_nobody") == ([], [], {})

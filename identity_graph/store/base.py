@@ -272,6 +272,22 @@ class GraphStore(ABC):
             return sorted(self._members(customer_id))
 
     @final
+    def customer_subgraph(self, customer_id: str) -> tuple[list[str], list[Link], dict[str, IdentifierNode]]:
+        """A customer's members (sorted), every active link that touches them (in `links`
+        order), and the identifier nodes of the members and of the links' other ends: what
+        `members`, `links` and `get_identifiers` return, in one read where the backend can."""
+        with self._wrapped("customer_subgraph"):
+            return self._customer_subgraph(customer_id)
+
+    def _customer_subgraph(self, customer_id: str) -> tuple[list[str], list[Link], dict[str, IdentifierNode]]:
+        members = sorted(self._members(customer_id))
+        if not members:
+            return [], [], {}
+        links = self._links_touching(members, False)
+        ends = sorted(set(members) | {lk.a for lk in links} | {lk.b for lk in links})
+        return members, links, {n.key: n for n in self._get_identifiers(ends)}
+
+    @final
     def events(self, from_seq: int = 0, limit: int = 1000) -> list[Event]:
         """Events with `seq > from_seq`, in order."""
         if limit <= 0 or limit > 100_000:

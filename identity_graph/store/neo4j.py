@@ -290,6 +290,29 @@ MATCH (a:Alias {customer_id: $customer_id})
 RETURN a.alias AS alias
 """
 
+# One round trip for `customer_subgraph`: the members, their active links and the nodes at both
+# ends, as maps with the same fields as `_LINK_COLUMNS` and `_IDENTIFIER_COLUMNS`.
+_CUSTOMER_SUBGRAPH = """
+MATCH (m:Identifier {customer_id: $customer_id})
+WHERE m.type IS NOT NULL
+OPTIONAL MATCH (m)-[l:LINK]-()
+WHERE l.removed_at IS NULL
+WITH collect(DISTINCT m) AS members, collect(DISTINCT l) AS links
+UNWIND members + [l IN links | startNode(l)] + [l IN links | endNode(l)] AS n
+WITH members, links, collect(DISTINCT n) AS nodes
+RETURN [m IN members | m.key] AS members,
+       [l IN links | {link_id: l.link_id, a: startNode(l).key, b: endNode(l).key, kind: l.kind,
+         source: l.source, channel: l.channel, event_id: l.event_id,
+         model_version: l.model_version, probability: l.probability,
+         match_weight: l.match_weight, comparisons: l.comparisons,
+         created_at: """ + _us("l.created_at") + """, actor: l.actor,
+         removed_at: """ + _us("l.removed_at") + """, removed_by: l.removed_by,
+         removal_reason: l.removal_reason}] AS links,
+       [n IN nodes WHERE n.type IS NOT NULL | {key: n.key, type: n.type, value: n.value,
+         first_seen: """ + _us("n.first_seen") + """, last_seen: """ + _us("n.last_seen") + """,
+         customer_id: n.customer_id, generic: coalesce(n.generic, false)}] AS nodes
+"""
+
 _MEMBERS: LiteralString = """
 MATCH (n:Identifier {customer_id: $customer_id})
 WHERE n.type IS NOT NULL
@@ -711,6 +734,20 @@ class Neo4jStore(GraphStore):
 
     def _aliases_to(self, customer_id: str) -> list[str]:
         return [r["alias"] for r in self._read(_ALIASES_TO, customer_id=customer_id)]
+
+    def _customer_subgraph(self, customer_id: str) -> tuple[list[str], list[Link], dict[str, IdentifierNode]]:
+        records = self._read(_CUSTOMER_SUBGRAPH, customer_id=customer_id)
+        if not records:
+            return [], [], {}
+        r = records[0]
+        links = sorted((_link(lk) for lk in r["links"]), key=_link_order)
+        nodes = {
+            n["key"]: IdentifierNode(key=n["key"], type=n["type"], value=n["value"],
+                                     first_seen=_utc(n["first_seen"]), last_seen=_utc(n["last_seen"]),
+                                     customer_id=n["customer_id"], generic=n["generic"])
+            for n in r["nodes"]
+        }
+        return sorted(r["members"]), links, nodes
 
     def _members(self, customer_id: str) -> list[str]:
         return [r["key"] for r in self._read(_MEMBERS, customer_id=customer_id)]
