@@ -537,6 +537,8 @@ class Pki:
     other_ca: bytes
     rogue_cert: bytes  # a client cert signed by other_ca
     rogue_key: bytes
+    billing_cert: bytes  # a second client cert from the trusted CA, common name "billing"
+    billing_key: bytes
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -596,13 +598,14 @@ def pki() -> Pki:
     ca_key, other_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca = _cert("test CA", ca_key, None, ca=True)
     other = _cert("other CA", other_key, None, ca=True)
-    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(3)]
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(4)]
     server = _cert("identity-server", keys[0], (ca, ca_key), server=True)
     client = _cert("crm", keys[1], (ca, ca_key))
     rogue = _cert("rogue", keys[2], (other, other_key))
+    billing = _cert("billing", keys[3], (ca, ca_key))
     return Pki(
         pem(ca), pem(server), _pem_key(keys[0]), pem(client), _pem_key(keys[1]),
-        pem(other), pem(rogue), _pem_key(keys[2]),
+        pem(other), pem(rogue), _pem_key(keys[2]), pem(billing), _pem_key(keys[3]),
     )  # fmt: skip
 
 
@@ -651,6 +654,33 @@ def test_mutual_tls_requires_a_client_certificate_from_the_ca(
         assert _secure_code(srv.port, good, md) == grpc.StatusCode.OK
         assert _secure_code(srv.port, good, None) == grpc.StatusCode.UNAUTHENTICATED  # a cert is not a token
         assert _plain_code(srv.port, md) == grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_token_bound_to_a_client_certificate_needs_that_certificate(
+    duck_graph: IdentityGraph, tmp_path: Path, pki: Pki
+) -> None:
+    path = tmp_path / "bound.json"
+    bound = issue_token(path, "crm", (IDENTITY_WRITE,), cert_cn="crm")
+    free = issue_token(path, "ops", (IDENTITY_WRITE,))
+    entries = json.loads(path.read_text())["tokens"]
+    assert {e["name"]: e.get("cert_cn") for e in entries} == {"crm": "crm", "ops": None}
+    bound_md = (("authorization", f"Bearer {bound}"),)
+    free_md = (("authorization", f"Bearer {free}"),)
+    crm = grpc.ssl_channel_credentials(pki.ca, pki.client_key, pki.client_cert)
+    billing = grpc.ssl_channel_credentials(pki.ca, pki.billing_key, pki.billing_cert)
+    mutual = TlsConfig(pki.server_cert, pki.server_key, client_ca=pki.ca)
+    with BackgroundServer(duck_graph, auth=TokenStore.from_file(path), tls=mutual, timeout_s=TIMEOUT) as srv:
+        assert _secure_code(srv.port, crm, bound_md) == grpc.StatusCode.OK
+        # the token alone, with another trusted certificate, is refused
+        assert _secure_code(srv.port, billing, bound_md) == grpc.StatusCode.UNAUTHENTICATED
+        assert _secure_code(srv.port, billing, free_md) == grpc.StatusCode.OK  # unbound tokens as before
+    one_way = TlsConfig(pki.server_cert, pki.server_key)  # TLS without client certificates
+    with BackgroundServer(duck_graph, auth=TokenStore.from_file(path), tls=one_way, timeout_s=TIMEOUT) as srv:
+        trusted = grpc.ssl_channel_credentials(root_certificates=pki.ca)
+        assert _secure_code(srv.port, trusted, bound_md) == grpc.StatusCode.UNAUTHENTICATED
+        assert _secure_code(srv.port, trusted, free_md) == grpc.StatusCode.OK
+    with pytest.raises(TokenConfigError, match="cert_cn"):
+        TokenStore.from_json(json.dumps([{**entries[0], "cert_cn": 7}]))
 
 
 # ---- the non-loopback rule ------------------------------------------------------------------

@@ -136,7 +136,8 @@ def hash_token(token: str) -> str:
 
 @dataclass(frozen=True)
 class TokenEntry:
-    """One caller: its name, its token's SHA-256 digest, its scopes and optional rate overrides."""
+    """One caller: its name, its token's SHA-256 digest, its scopes, optional rate overrides, and
+    optionally the client certificate (subject common name) the token must arrive with."""
 
     name: str
     digest: bytes = field(repr=False)
@@ -144,6 +145,7 @@ class TokenEntry:
     rate: float | None = None
     burst: float | None = None
     created: str | None = None
+    cert_cn: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "sha256": self.digest.hex(), "scopes": sorted(self.scopes)}
@@ -153,6 +155,8 @@ class TokenEntry:
             out["burst"] = self.burst
         if self.created:
             out["created"] = self.created
+        if self.cert_cn:
+            out["cert_cn"] = self.cert_cn
         return out
 
 
@@ -184,11 +188,15 @@ def _entry(raw: Any, where: str) -> TokenEntry:
             raise TokenConfigError(f"{where} ({name}): {key} must be a positive number")
         limits[key] = None if value is None else float(value)
     created = raw.get("created")
+    cert_cn = raw.get("cert_cn")
+    if cert_cn is not None and (not isinstance(cert_cn, str) or not 0 < len(cert_cn) <= 255):
+        raise TokenConfigError(f"{where} ({name}): cert_cn must be a certificate common name")
     return TokenEntry(
         name,
         bytes.fromhex(digest.lower()),
         frozenset(scopes),
         created=str(created) if created else None,
+        cert_cn=cert_cn or None,
         **limits,
     )
 
@@ -326,6 +334,13 @@ def bearer_token(metadata: Sequence[tuple[str, Any]] | None) -> str | None:
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
 
 
+def peer_common_names(context: grpc.aio.ServicerContext) -> set[str]:
+    """Subject common names of the client certificate the peer presented (mutual TLS), else
+    empty."""
+    names = (context.auth_context() or {}).get("x509_common_name", [])
+    return {n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names}
+
+
 def wrap_handler(
     handler: grpc.RpcMethodHandler, before: Callable[[grpc.aio.ServicerContext], Awaitable[None]]
 ) -> grpc.RpcMethodHandler:
@@ -425,9 +440,16 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
 
+        bound_to = entry.cert_cn if entry is not None else None
+
         async def admit(context: grpc.aio.ServicerContext) -> None:
             # Each RPC runs in its own task (its own context copy), so this does not leak.
             current_caller.set(name)
+            if bound_to is not None and bound_to not in peer_common_names(context):
+                # A token bound to a certificate is worthless without it (a leaked token alone).
+                log_rejected(method, grpc.StatusCode.UNAUTHENTICATED, context.peer(), name)
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                                    "this token is accepted only with its client certificate")
 
         return wrap_handler(handler, admit)
 
@@ -526,6 +548,7 @@ def issue_token(
     rate: float | None = None,
     burst: float | None = None,
     replace: bool = False,
+    cert_cn: str | None = None,
 ) -> str:
     """Adds a caller to the tokens file (created if absent, written atomically, mode 0600).
 
@@ -549,6 +572,7 @@ def issue_token(
         "rate": rate,
         "burst": burst,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cert_cn": cert_cn,
     }
     entries.append(_entry(raw, "new token"))
     TokenStore(entries)  # validates uniqueness
@@ -577,6 +601,8 @@ def main(argv: list[str] | None = None) -> int:
     issue.add_argument("--rate", type=float, help="this caller's calls/s (overrides --rate-limit)")
     issue.add_argument("--burst", type=float, help="this caller's bucket size (overrides --rate-burst)")
     issue.add_argument("--replace", action="store_true", help="rotate: the old token stops working")
+    issue.add_argument("--cert-cn", help="accept the token only over mutual TLS from a client "
+                                         "certificate with this subject common name")
     revoke = sub.add_parser("revoke", help="remove a caller")
     revoke.add_argument("--name", required=True)
     listing = sub.add_parser("list", help="callers and scopes (no secrets)")
@@ -587,7 +613,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "issue":
             scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
             token = issue_token(
-                args.tokens_file, args.name, scopes, rate=args.rate, burst=args.burst, replace=args.replace
+                args.tokens_file, args.name, scopes, rate=args.rate, burst=args.burst, replace=args.replace,
+                cert_cn=args.cert_cn,
             )
             print(token)
             print(
