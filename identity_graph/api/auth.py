@@ -11,7 +11,8 @@ Tokens come from a JSON or TOML file and/or the `IDENTITY_TOKENS` environment va
     {"tokens": [{"name": "crm", "sha256": "<64 hex>", "scopes": ["identity.read"],
                  "rate": 50, "burst": 100}]}
 
-`rate`/`burst` are optional per-caller overrides of the server's rate limit. Issue and revoke with
+`rate`/`burst` are optional per-caller overrides of the server's rate limit; `cert_cn` binds the
+token to the mutual-TLS client certificate with that subject common name. Issue and revoke with
 `python -m identity_graph.api.auth issue --name crm --scopes identity.read --tokens-file t.json`
 (also `identity-server issue-token …`); the token is printed once and only its hash is stored.
 A running `identity-server` reads the file again on SIGHUP; an invalid file keeps the old set.
