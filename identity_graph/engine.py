@@ -394,7 +394,8 @@ class IdentityGraph:
         for conditions in self.scorer.blocking_lookups(record):
             # Every part of the rule that a store can look up, so a common surname alone does
             # not bring thousands of candidates; the whole rule is checked below.
-            found.update(self.store.keys_matching(conditions, limit=CANDIDATE_LOOKUP_LIMIT))
+            found.update(self.store.keys_matching(conditions, limit=CANDIDATE_LOOKUP_LIMIT,
+                                                  enough=self.config.max_candidates))
         found.discard(anchor)
         if not found:
             return []

@@ -530,6 +530,10 @@ def test_keys_matching_intersects_exact_and_prefix_parts(store):
     assert store.keys_matching([AttributeMatch("last_name", "Davis")]) == []  # exact, as stored
     assert store.keys_matching([AttributeMatch("last_name", "davis"), AttributeMatch("city", "x")]) == []
     assert store.keys_matching([]) == []
+    # With `enough`, a superset once few keys are left, for the caller to check.
+    loose = store.keys_matching(rule, enough=10)
+    assert {ann, ann2} <= set(loose) <= set(davises) | {ann, ann2, dee}
+    assert store.keys_matching(rule, enough=0) == sorted([ann, ann2])
     # Text that looks like a pattern or a query is matched literally.
     assert store.keys_matching([AttributeMatch("date_of_birth", "%", prefix=True)]) == []
     assert store.keys_matching([AttributeMatch("last_name", "' OR 1=1 --")]) == []

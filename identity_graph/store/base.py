@@ -304,23 +304,36 @@ class GraphStore(ABC):
             return sorted(set(self._keys_by_attribute(attribute, vals, limit)))
 
     @final
-    def keys_matching(self, conditions: Sequence[AttributeMatch], limit: int = 1000) -> list[str]:
+    def keys_matching(self, conditions: Sequence[AttributeMatch], limit: int = 1000, *,
+                      enough: int = 0) -> list[str]:
         """Identifier keys observed with every one of `conditions` (each on some observation),
         the first `limit` in key order.
 
         Each condition is looked up on its own (an indexed lookup on both backends) and the key
         sets are intersected here: one rule's candidates, instead of everybody who shares its
-        most common part. A part that matches more than `MATCH_LOOKUP_CAP` keys is cut there."""
+        most common part. The conditions that matched fewest keys before go first. With
+        `enough`, the intersection stops once at most that many keys are left, and the result is
+        a superset for the caller to check against the rest. A part that matches more than
+        `MATCH_LOOKUP_CAP` keys is cut there."""
         conds = [c for c in conditions if c.value]
         if not conds:
             return []
+        sizes: dict[tuple[str, bool], float] = self.__dict__.setdefault("_match_sizes", {})
+
+        def expected(c: AttributeMatch) -> float:  # unknown: exact parts before prefixes
+            return sizes.get((c.attribute, c.prefix), 1e4 if c.prefix else 1e3)
+
         keys: set[str] | None = None
         with self._wrapped("keys_matching"):
-            for c in sorted(conds, key=lambda c: c.prefix):  # exact parts first: smaller sets
+            for c in sorted(conds, key=expected):
+                if keys is not None and len(keys) <= enough:
+                    break
                 if c.prefix:
                     found = self._keys_by_prefix(c.attribute, c.value, MATCH_LOOKUP_CAP)
                 else:
                     found = self._keys_by_attribute(c.attribute, [c.value], MATCH_LOOKUP_CAP)
+                seen = sizes.get((c.attribute, c.prefix))
+                sizes[(c.attribute, c.prefix)] = len(found) if seen is None else 0.9 * seen + 0.1 * len(found)
                 keys = set(found) if keys is None else keys & set(found)
                 if not keys:
                     return []
