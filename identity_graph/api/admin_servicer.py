@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -13,11 +11,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from identity.v1 import admin_pb2 as pb
 from identity.v1 import admin_pb2_grpc as pb_grpc
 from identity_graph.api.convert import timestamp
-from identity_graph.api.errors import check_deadline, handle_errors
+from identity_graph.api.errors import handle_errors, run_blocking
 from identity_graph.errors import InvalidArgument
 from identity_graph.privacy import DEFAULT_AUDIT_PAGE, AuditEntry, Privacy, Scope, document_json
-
-T = TypeVar("T")
 
 _SCOPES = {pb.IDENTIFIER: Scope.IDENTIFIER, pb.CUSTOMER: Scope.CUSTOMER}
 
@@ -54,12 +50,6 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     def __init__(self, privacy: Privacy) -> None:
         self.privacy = privacy
 
-    @staticmethod
-    async def _run(context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
-        if not check_deadline(context):
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
-        return await asyncio.to_thread(fn, *args, **kw)
-
     @handle_errors
     async def Forget(self, request: pb.ForgetRequest, context: grpc.aio.ServicerContext) -> pb.ForgetResponse:
         if not request.identifier.type or not request.identifier.value:
@@ -67,7 +57,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         scope = _SCOPES.get(request.scope)
         if scope is None:
             raise InvalidArgument("scope", "IDENTIFIER or CUSTOMER")
-        result = await self._run(
+        result = await run_blocking(
             context, self.privacy.forget, request.identifier.type, request.identifier.value, scope,
             actor=_bounded(request.actor, "actor", MAX_ACTOR),
             reason=_bounded(request.reason, "reason", MAX_REASON),
@@ -85,14 +75,14 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         else:
             raise InvalidArgument("customer_id", "give a customer id or an identifier")
         actor = _bounded(request.actor, "actor", MAX_ACTOR)
-        cid, doc = await self._run(context, self.privacy.export_customer, ref, actor=actor)
+        cid, doc = await run_blocking(context, self.privacy.export_customer, ref, actor=actor)
         return pb.ExportCustomerDataResponse(customer_id=cid, document_json=document_json(doc))
 
     @handle_errors
     async def QueryAudit(
         self, request: pb.QueryAuditRequest, context: grpc.aio.ServicerContext
     ) -> pb.QueryAuditResponse:
-        entries, token = await self._run(
+        entries, token = await run_blocking(
             context, self.privacy.audit, _time(request, "start"), _time(request, "end"),
             list(request.actions), request.page_size or DEFAULT_AUDIT_PAGE, request.page_token,
         )

@@ -11,6 +11,7 @@ anything else       → INTERNAL, a generic message; the exception is logged her
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -29,6 +30,8 @@ from identity_graph.errors import (
     PermissionDenied,
     StoreError,
 )
+
+T = TypeVar("T")
 
 log = logging.getLogger("identity_graph.api")
 
@@ -69,6 +72,15 @@ def check_deadline(context: grpc.aio.ServicerContext) -> bool:
     """False when the caller's deadline has already passed."""
     remaining = context.time_remaining()
     return remaining is None or remaining > 0
+
+
+async def run_blocking(context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+    """Runs one blocking domain call in a worker thread, so the event loop stays free; the thread
+    sees the caller (`asyncio.to_thread` copies the context). A call whose deadline has passed is
+    not started."""
+    if not check_deadline(context):
+        await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
+    return await asyncio.to_thread(fn, *args, **kw)
 
 
 async def _abort_for(error: Exception, context: grpc.aio.ServicerContext, method: str) -> None:

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
 from identity.v1 import identity_pb2 as pb
 from identity.v1 import identity_pb2_grpc as pb_grpc
 from identity_graph.api import convert
-from identity_graph.api.errors import check_deadline, handle_errors
+from identity_graph.api.errors import handle_errors, run_blocking
 from identity_graph.engine import IdentityGraph
 from identity_graph.errors import InvalidArgument
-
-T = TypeVar("T")
 
 DEFAULT_POLL_INTERVAL_S = 1.0
 DEFAULT_EVENT_BATCH = 500
@@ -82,23 +80,17 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         self._unsubscribe()
         self._bell.ring()
 
-    @staticmethod
-    async def _run(context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
-        if not check_deadline(context):
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
-        return await asyncio.to_thread(fn, *args, **kw)
-
     @handle_errors
     async def Resolve(
         self, request: pb.ResolveRequest, context: grpc.aio.ServicerContext
     ) -> pb.ResolveResponse:
-        result = await self._run(context, self.graph.resolve, convert.resolve_request(request))
+        result = await run_blocking(context, self.graph.resolve, convert.resolve_request(request))
         return convert.resolve_response(result, self.graph.config.disclosure_level)
 
     @handle_errors
     async def Link(self, request: pb.LinkRequest, context: grpc.aio.ServicerContext) -> pb.LinkResponse:
         args = convert.link_args(request)
-        result = await self._run(context, self.graph.link, **args)
+        result = await run_blocking(context, self.graph.link, **args)
         return pb.LinkResponse(
             links=[convert.link_to_pb(lk) for lk in result.links], **convert.change_fields(result)
         )
@@ -106,7 +98,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     @handle_errors
     async def Unlink(self, request: pb.UnlinkRequest, context: grpc.aio.ServicerContext) -> pb.UnlinkResponse:
         args = convert.unlink_args(request)
-        result = await self._run(context, self.graph.unlink, **args)
+        result = await run_blocking(context, self.graph.unlink, **args)
         return pb.UnlinkResponse(
             links=[convert.link_to_pb(lk) for lk in result.links], **convert.change_fields(result)
         )
@@ -119,7 +111,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             raise InvalidArgument("identifier", "is required")
         key = convert.key_from_pb(request.identifier, "identifier")
         actor = convert.require(request.actor, "actor")
-        result = await self._run(context, self.graph.set_generic, key, request.generic, actor=actor)
+        result = await run_blocking(context, self.graph.set_generic, key, request.generic, actor=actor)
         return pb.SetGenericResponse(**convert.change_fields(result))
 
     @handle_errors
@@ -127,7 +119,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         self, request: pb.GetCustomerRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCustomerResponse:
         ref, field = convert.customer_ref(request)
-        view = await self._run(context, self._get_customer, ref, field)
+        view = await run_blocking(context, self._get_customer, ref, field)
         return pb.GetCustomerResponse(customer=convert.customer_to_pb(view))
 
     def _get_customer(self, ref: str, field: str) -> Any:
@@ -144,19 +136,19 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 raise InvalidArgument(name, "is required")
         a = convert.key_from_pb(request.a, "a")
         b = convert.key_from_pb(request.b, "b")
-        return convert.explain_response(await self._run(context, self.graph.explain, a, b))
+        return convert.explain_response(await run_blocking(context, self.graph.explain, a, b))
 
     @handle_errors
     async def PreviewSplit(
         self, request: pb.SplitRequest, context: grpc.aio.ServicerContext
     ) -> pb.SplitResponse:
         args = convert.split_args(request, actor_required=False)
-        return convert.split_response(await self._run(context, self.graph.preview_split, **args))
+        return convert.split_response(await run_blocking(context, self.graph.preview_split, **args))
 
     @handle_errors
     async def Split(self, request: pb.SplitRequest, context: grpc.aio.ServicerContext) -> pb.SplitResponse:
         args = convert.split_args(request, actor_required=True)
-        return convert.split_response(await self._run(context, self.graph.split, **args))
+        return convert.split_response(await run_blocking(context, self.graph.split, **args))
 
     @handle_errors
     async def WatchEvents(
@@ -170,7 +162,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         # of other processes (a batch CLI, another server on the same Neo4j).
         while not self._closing:
             rings = self._bell.rings
-            events = await self._run(context, self.graph.events, last, self.event_batch)
+            events = await run_blocking(context, self.graph.events, last, self.event_batch)
             for ev in events:
                 last = ev.seq
                 if not types or ev.type in types:

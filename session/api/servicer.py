@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 
-from identity_graph.api.errors import check_deadline, handle_errors
+from identity_graph.api.errors import handle_errors, run_blocking
 from identity_graph.errors import InvalidArgument
 from session.api import convert
 from session.model import Conversation
 from session.service import Caller, ConversationView, Sessions
 from session.v1 import session_pb2 as pb
 from session.v1 import session_pb2_grpc as pb_grpc
-
-T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 20
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -32,12 +29,6 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
     def __init__(self, sessions: Sessions) -> None:
         self.sessions = sessions
 
-    @staticmethod
-    async def _run(context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
-        if not check_deadline(context):
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
-        return await asyncio.to_thread(fn, *args, **kw)
-
     def _caller(self, request: Any) -> Caller:
         return convert.request_caller(self.sessions, request)
 
@@ -45,7 +36,7 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
     async def StartOrResume(
         self, request: pb.StartOrResumeRequest, context: grpc.aio.ServicerContext
     ) -> pb.StartOrResumeResponse:
-        result = await self._run(
+        result = await run_blocking(
             context,
             self.sessions.start_or_resume,
             request.channel,
@@ -62,7 +53,7 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
     ) -> pb.AppendTurnResponse:
         caller = self._caller(request)
         role = convert.role_from_pb(request.role)
-        turn = await self._run(
+        turn = await run_blocking(
             context,
             self.sessions.append_turn,
             convert.conversation_id(request.conversation_id),
@@ -101,7 +92,7 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
     async def _conversation(
         self, context: grpc.aio.ServicerContext, cid: str, caller: Caller
     ) -> pb.ConversationResponse:
-        view = await self._run(context, self.sessions.get, cid, caller)
+        view = await run_blocking(context, self.sessions.get, cid, caller)
         return pb.ConversationResponse(conversation=convert.view_to_pb(view))
 
     async def _written(
@@ -120,7 +111,7 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
             view = self.sessions.get(cid, caller)
             return replace(view, conversation=written) if view.disclosed else view
 
-        view = await self._run(context, run)
+        view = await run_blocking(context, run)
         return pb.ConversationResponse(conversation=convert.view_to_pb(view))
 
     @handle_errors
@@ -135,7 +126,7 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
         self, request: pb.ListConversationsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListConversationsResponse:
         caller = self._caller(request)
-        views, token = await self._run(
+        views, token = await run_blocking(
             context,
             self.sessions.list,
             caller,
@@ -154,7 +145,8 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
     ) -> pb.SuggestHandoffResponse:
         caller = self._caller(request)
         cid = convert.conversation_id(request.conversation_id)
-        return convert.suggestion_to_pb(await self._run(context, self.sessions.suggest_handoff, cid, caller))
+        suggestion = await run_blocking(context, self.sessions.suggest_handoff, cid, caller)
+        return convert.suggestion_to_pb(suggestion)
 
     @handle_errors
     async def CreateHandoff(
@@ -162,14 +154,14 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
     ) -> pb.CreateHandoffResponse:
         caller = self._caller(request)
         cid = convert.conversation_id(request.conversation_id)
-        ticket = await self._run(context, self.sessions.create_handoff, cid, caller, request.channel)
+        ticket = await run_blocking(context, self.sessions.create_handoff, cid, caller, request.channel)
         return convert.ticket_to_pb(ticket)
 
     @handle_errors
     async def RedeemHandoff(
         self, request: pb.RedeemHandoffRequest, context: grpc.aio.ServicerContext
     ) -> pb.StartOrResumeResponse:
-        result = await self._run(
+        result = await run_blocking(
             context,
             self.sessions.redeem_handoff,
             request.code.strip(),
@@ -185,7 +177,7 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
     ) -> pb.StartStepUpResponse:
         caller = self._caller(request)
         cid = convert.conversation_id(request.conversation_id)
-        step, sent_to = await self._run(context, self.sessions.start_step_up, caller, cid, request.channel)
+        step, sent_to = await run_blocking(context, self.sessions.start_step_up, caller, cid, request.channel)
         return pb.StartStepUpResponse(
             step_up_id=step.id, sent_to=sent_to, expires_at=convert.timestamp(step.expires_at)
         )
@@ -199,7 +191,7 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
             raise InvalidArgument("step_up_id", "is required")
         if not request.code.strip():
             raise InvalidArgument("code", "is required")
-        done = await self._run(
+        done = await run_blocking(
             context, self.sessions.complete_step_up, request.step_up_id.strip(), caller, request.code.strip()
         )
         return pb.CompleteStepUpResponse(verified=done.completed_at is not None)
@@ -210,7 +202,7 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
     ) -> pb.EscalateResponse:
         caller = self._caller(request)
         cid = convert.conversation_id(request.conversation_id)
-        package = await self._run(context, self.sessions.escalate, cid, caller, request.reason)
+        package = await run_blocking(context, self.sessions.escalate, cid, caller, request.reason)
         return convert.escalation_to_pb(package)
 
     @handle_errors
@@ -225,7 +217,7 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
     async def RecordConsent(
         self, request: pb.RecordConsentRequest, context: grpc.aio.ServicerContext
     ) -> pb.Consent:
-        consent = await self._run(
+        consent = await run_blocking(
             context,
             self.sessions.record_consent,
             convert.identifier_pair(request.identifier),
@@ -241,7 +233,7 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
         self, request: pb.RecycleIdentifierRequest, context: grpc.aio.ServicerContext
     ) -> pb.RecycleIdentifierResponse:
         type_, value = convert.identifier_pair(request.identifier)
-        sealed, customer_id = await self._run(
+        sealed, customer_id = await run_blocking(
             context, self.sessions.recycle_identifier, type_, value, request.actor, request.reason
         )
         return pb.RecycleIdentifierResponse(conversations_sealed=sealed, customer_id=customer_id)
@@ -250,7 +242,7 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
     async def GetConsents(
         self, request: pb.GetConsentsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetConsentsResponse:
-        current, history = await self._run(
+        current, history = await run_blocking(
             context, self.sessions.consents, convert.identifier_pair(request.identifier)
         )
         return pb.GetConsentsResponse(
@@ -267,4 +259,4 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
             end = convert.time_from_pb(request.end, "end")
         else:
             end = self.sessions.clock() + timedelta(seconds=1)
-        return convert.metrics_to_pb(await self._run(context, self.sessions.metrics, start, end))
+        return convert.metrics_to_pb(await run_blocking(context, self.sessions.metrics, start, end))
