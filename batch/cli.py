@@ -3,6 +3,10 @@
     identity-batch ingest FILE [--mapping MAP.toml | --identifier COL=TYPE ... --attribute COL[=NAME] ...]
     identity-batch relink [--model MODEL.json | --settings SETTINGS.json] [--dry-run] [--report-dir DIR]
     identity-batch export --out DIR
+    identity-batch explain A B [--json]
+    identity-batch graph CUSTOMER|IDENTIFIER [--format html|graphml|dot] [--out FILE]
+    identity-batch graph --all [--kind KIND ...] [--type TYPE ...] --format graphml --out FILE
+    identity-batch copy --to-neo4j URI [--replace]     (load an embedded graph into Neo4j to explore)
     identity-batch generate --customers N [--labels-out labels.parquet]   (synthetic data, for trials)
 
 Stores: `--db PATH` (embedded DuckDB, default ./identity.duckdb) or `--neo4j-uri` (defaults from
@@ -16,6 +20,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +30,7 @@ import grpc
 from tqdm import tqdm
 
 from identity_graph.config import GraphConfig
-from identity_graph.errors import IdentityGraphError, InvalidArgument
+from identity_graph.errors import IdentityGraphError, InvalidArgument, NotFound
 from identity_graph.store import GraphStore, choose_store, open_store
 
 log = logging.getLogger("identity-batch")
@@ -116,6 +121,30 @@ def parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="write parquet tables for analysts")
     _store_args(ex)
     ex.add_argument("--out", required=True)
+
+    exp = sub.add_parser("explain", help="why two identifiers are (or are not) one customer")
+    _store_args(exp)
+    exp.add_argument("a", help="identifier key type:value")
+    exp.add_argument("b", help="identifier key type:value")
+    exp.add_argument("--json", action="store_true", help="JSON instead of text")
+
+    gr = sub.add_parser("graph", help="a picture of one customer's graph, or the whole graph")
+    _store_args(gr)
+    gr.add_argument("subject", nargs="?", help="customer id (cus_…) or identifier key type:value")
+    gr.add_argument("--all", action="store_true", help="the whole graph (with --kind/--type filters)")
+    gr.add_argument("--kind", action="append", default=[],
+                    help="with --all: only links of this kind (repeat)")
+    gr.add_argument("--type", action="append", default=[],
+                    help="with --all: only identifiers of this type")
+    gr.add_argument("--format", choices=("html", "graphml", "dot"), default="html")
+    gr.add_argument("--out", help="output file (default <subject>.<format>, or graph.<format> with --all)")
+
+    cp = sub.add_parser("copy", help="load the whole graph into a Neo4j database, e.g. to explore it")
+    _store_args(cp)
+    cp.add_argument("--to-neo4j", required=True, metavar="URI", help="target Bolt URI")
+    cp.add_argument("--to-user", default=os.environ.get("NEO4J_USER", "neo4j"))
+    cp.add_argument("--to-password", default=os.environ.get("NEO4J_PASSWORD", ""))
+    cp.add_argument("--replace", action="store_true", help="wipe the target database first")
 
     gen = sub.add_parser("generate", help="load generated customers with ground truth (for trials)")
     _store_args(gen)
@@ -218,6 +247,63 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from batch.explain import explanation_dict, explanation_text
+    from identity_graph.engine import IdentityGraph
+
+    with _open(args) as store:
+        e = IdentityGraph(store, _config(args)).explain(args.a, args.b)
+    if args.json:
+        print(json.dumps(explanation_dict(e), indent=1))
+    else:
+        print(explanation_text(e), end="")
+    return 0
+
+
+def _cmd_graph(args: argparse.Namespace) -> int:
+    from batch.picture import customer_graph, whole_graph, write
+    from identity_graph.identifiers import IdentifierTypes
+
+    if bool(args.all) == bool(args.subject):
+        raise InvalidArgument("subject", "give a customer id or identifier key, or --all")
+    if (args.kind or args.type) and not args.all:
+        raise InvalidArgument("--kind", "--kind and --type filter the whole graph (--all)")
+    with _open(args) as store:
+        if args.all:
+            g = whole_graph(store, args.kind, args.type)
+        else:
+            g = customer_graph(store, args.subject, IdentifierTypes(_config(args).default_region))
+    default = "graph" if args.all else re.sub(r"[^\w.-]", "_", args.subject)
+    path = write(g, args.format, args.out or f"{default}.{args.format}")
+    print(f"{path}: {g.number_of_nodes():,} identifiers, {g.number_of_edges():,} links ({args.format})")
+    return 0
+
+
+def _cmd_copy(args: argparse.Namespace) -> int:
+    import tempfile
+
+    # The source is the embedded file unless --neo4j-uri names one: an exported NEO4J_URI (as the
+    # README's walkthrough leaves after starting the target) must not make the target its own source.
+    if not args.db and not args.neo4j_uri:
+        args.db = DEFAULT_DB
+    if args.neo4j_uri and args.neo4j_uri == args.to_neo4j:
+        raise InvalidArgument("--to-neo4j", "the target is the source")
+    target = open_store(neo4j_uri=args.to_neo4j, neo4j_user=args.to_user, neo4j_password=args.to_password)
+    with _open(args) as source, target, tempfile.TemporaryDirectory(prefix="identity-copy-") as tmp:
+        if not args.replace and target.export_tables()["identifiers"].num_rows:
+            raise InvalidArgument("--to-neo4j", "the target database is not empty; pass --replace to wipe it")
+        with tqdm(total=3, desc="copy", unit="step", disable=args.quiet, leave=False) as bar:
+            source.export_parquet(tmp)
+            bar.update(1)
+            if args.replace:
+                target.clear()
+            bar.update(1)
+            counts = target.load_parquet(tmp)
+            bar.update(1)
+    print(", ".join(f"{n:,} {name}" for name, n in counts.items()) + f" copied to {args.to_neo4j}")
+    return 0
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from batch.quality import load_synthetic
 
@@ -233,13 +319,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     commands: dict[str, Any] = {"ingest": _cmd_ingest, "relink": _cmd_relink,
-                                "export": _cmd_export, "generate": _cmd_generate}
+                                "export": _cmd_export, "generate": _cmd_generate,
+                                "explain": _cmd_explain, "graph": _cmd_graph, "copy": _cmd_copy}
     try:
         return int(commands[args.command](args))
     except _Locked as e:
         print(f"identity-batch: {e}", file=sys.stderr)
         return 3
-    except (InvalidArgument, ValueError, FileNotFoundError) as e:
+    except (InvalidArgument, ValueError, FileNotFoundError, NotFound) as e:
         print(f"identity-batch: {e}", file=sys.stderr)
         return 2
     except IdentityGraphError as e:

@@ -2,7 +2,10 @@
 # Installs Neo4j Community (LTS) from Maven Central, and starts/stops throwaway servers on loopback.
 #
 #   scripts/neo4j.sh install          resolve the jars into .neo4j/<version>/lib (cached)
-#   scripts/neo4j.sh start [DIR]      start a server with its state in DIR, wait for Bolt, print env
+#   scripts/neo4j.sh start [DIR] [--browser]
+#                                     start a server with its state in DIR, wait for Bolt, print env;
+#                                     --browser (or NEO4J_BROWSER=1) also serves Neo4j Browser over
+#                                     HTTP on loopback and prints NEO4J_BROWSER_URL
 #   scripts/neo4j.sh stop [DIR]       stop the server started in DIR
 #
 # A started server binds 127.0.0.1 on a free port, has auth on with a generated password, a heap of
@@ -12,6 +15,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
 version="${NEO4J_VERSION:-5.26.30}"
+browser_version="${NEO4J_BROWSER_VERSION:-5.24.0}"
 cache="${NEO4J_CACHE:-$root/.neo4j}"
 home="$cache/$version"
 python="${PYTHON:-python3}"
@@ -28,11 +32,21 @@ install() {
   touch "$home/.complete"
 }
 
+install_browser() {  # Neo4j Browser: static files in one jar (org.neo4j.client:neo4j-browser)
+  install
+  [ -f "$home/lib/neo4j-browser-$browser_version.jar" ] && return 0
+  echo "neo4j: resolving org.neo4j.client:neo4j-browser:$browser_version from Maven Central" >&2
+  mvn -q -B dependency:copy -Dartifact="org.neo4j.client:neo4j-browser:$browser_version" \
+    -DoutputDirectory="$home/lib" >&2
+}
+
 free_port() {
   "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-write_conf() {  # $1 = instance dir, $2 = bolt port
+write_conf() {  # $1 = instance dir, $2 = bolt port, $3 = http port (empty: no HTTP)
+  local http_enabled=false
+  [ -n "${3:-}" ] && http_enabled=true
   cat > "$1/conf/neo4j.conf" <<CONF
 server.directories.data=$1/data
 server.directories.logs=$1/logs
@@ -44,7 +58,9 @@ server.default_listen_address=127.0.0.1
 server.default_advertised_address=127.0.0.1
 server.bolt.listen_address=127.0.0.1:$2
 server.bolt.advertised_address=127.0.0.1:$2
-server.http.enabled=false
+server.http.enabled=$http_enabled
+server.http.listen_address=127.0.0.1:${3:-7474}
+server.http.advertised_address=127.0.0.1:${3:-7474}
 server.https.enabled=false
 dbms.security.auth_enabled=true
 server.memory.heap.initial_size=512m
@@ -69,8 +85,9 @@ CONF
 }
 
 start() {
-  local dir="${1:-$cache/instances/dev}"
-  install
+  local dir="${1:-$cache/instances/dev}" browser="${NEO4J_BROWSER:-}"
+  [ "${2:-}" = "--browser" ] && browser=1
+  if [ -n "$browser" ]; then install_browser; else install; fi
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd)"
   if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
@@ -78,15 +95,16 @@ start() {
     return 0
   fi
   mkdir -p "$dir"/{conf,data,logs,run,plugins,import}
-  local port password
+  local port password http_port=""
   port="$(free_port)"
+  [ -n "$browser" ] && http_port="$(free_port)"
   if [ -f "$dir/password" ]; then
     password="$(cat "$dir/password")"
   else
     password="$("$python" -c 'import secrets; print(secrets.token_urlsafe(18))')"
     (umask 077; echo "$password" > "$dir/password")
   fi
-  write_conf "$dir" "$port"
+  write_conf "$dir" "$port" "$http_port"
   export NEO4J_HOME="$home" NEO4J_CONF="$dir/conf"
   if [ ! -d "$dir/data/dbms" ]; then
     java -cp "$home/lib/*" org.neo4j.server.startup.Neo4jAdminCommand \
@@ -118,6 +136,7 @@ export NEO4J_URI=bolt://127.0.0.1:$port
 export NEO4J_USER=neo4j
 export NEO4J_PASSWORD=$password
 ENV
+  [ -n "$http_port" ] && echo "export NEO4J_BROWSER_URL=http://127.0.0.1:$http_port/browser/" >> "$dir/env"
   echo "neo4j: $version up on bolt://127.0.0.1:$port after $((SECONDS - started)) s (state in $dir)" >&2
   cat "$dir/env"
 }
@@ -137,7 +156,8 @@ stop() {
 
 case "${1:-}" in
   install) install ;;
-  start) start "${2:-}" ;;
+  install-browser) install_browser ;;
+  start) start "${2:-}" "${3:-}" ;;
   stop) stop "${2:-}" ;;
-  *) echo "usage: $0 install | start [DIR] | stop [DIR]" >&2; exit 2 ;;
+  *) echo "usage: $0 install | install-browser | start [DIR] [--browser] | stop [DIR]" >&2; exit 2 ;;
 esac

@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Installs everything (virtualenv, package, generated stubs, Neo4j from Maven Central) and runs the
+# Installs everything (virtualenv, package, generated stubs, Neo4j and Neo4j Browser from Maven
+# Central, Chromium from Debian) and runs the
 # whole test suite. The suite starts its own Neo4j unless NEO4J_URI is set. Extra args go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 bash scripts/neo4j.sh install
+bash scripts/neo4j.sh install-browser
+# Headless Chromium (Debian's package) draws the HTML pictures and reports in browser tests.
+if ! command -v chromium >/dev/null; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null
+fi
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"

@@ -98,6 +98,14 @@ SCHEMA: tuple[LiteralString, ...] = (
     "CREATE INDEX ig_alias_customer IF NOT EXISTS FOR (a:Alias) ON (a.customer_id)",
     "CREATE CONSTRAINT ig_event_seq IF NOT EXISTS FOR (e:Event) REQUIRE e.seq IS UNIQUE",
     "CREATE CONSTRAINT ig_sequence_name IF NOT EXISTS FOR (s:Sequence) REQUIRE s.name IS UNIQUE",
+    # Property keys that only some links carry: created up front so that analysts' queries on a
+    # new database (`WHERE l.removed_at IS NULL`) get no "property does not exist" warning.
+    "CALL db.createProperty('removed_at')",
+    "CALL db.createProperty('removed_by')",
+    "CALL db.createProperty('removal_reason')",
+    "CALL db.createProperty('probability')",
+    "CALL db.createProperty('match_weight')",
+    "CALL db.createProperty('comparisons')",
 )
 CONSTRAINTS = ("ig_identifier_key", "ig_observation_id", "ig_link_id", "ig_customer_id",
                "ig_alias_alias", "ig_event_seq", "ig_sequence_name")
