@@ -3,6 +3,7 @@
     identity-batch ingest FILE [--mapping MAP.toml | --identifier COL=TYPE ... --attribute COL[=NAME] ...]
     identity-batch relink [--model MODEL.json | --settings SETTINGS.json] [--dry-run] [--report-dir DIR]
     identity-batch export --out DIR
+    identity-batch renormalise [--dry-run] [--json]   (stored keys against today's normalisers)
     identity-batch generate --customers N [--labels-out labels.parquet]   (synthetic data, for trials)
 
 Stores: `--db PATH` (embedded DuckDB, default ./identity.duckdb) or `--neo4j-uri` (defaults from
@@ -117,6 +118,12 @@ def parser() -> argparse.ArgumentParser:
     _store_args(ex)
     ex.add_argument("--out", required=True)
 
+    rn = sub.add_parser("renormalise", help="re-normalise stored identifier keys with today's rules "
+                        "(once after an upgrade that changes a normaliser)")
+    _store_args(rn)
+    rn.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
+    rn.add_argument("--json", action="store_true", help="print the report as JSON")
+
     gen = sub.add_parser("generate", help="load generated customers with ground truth (for trials)")
     _store_args(gen)
     gen.add_argument("--customers", type=int, required=True)
@@ -218,6 +225,30 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_renormalise(args: argparse.Namespace) -> int:
+    from batch.renormalise import renormalise
+
+    with _open(args) as store:
+        out = renormalise(store, _config(args), dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(out.as_dict(), indent=2))
+        return 0
+    verb = "would get" if args.dry_run else "got"
+    print(f"checked {out.checked:,} identifiers: {len(out.changed):,} normalise differently today, "
+          f"{len(out.invalid):,} no longer normalise")
+    waiting = {old for old, _, _ in out.skipped} | {old for old, _ in out.done}
+    for old, new in out.applied if not args.dry_run else out.changed:
+        if old not in waiting:
+            print(f"  {old} {verb} its current form {new} (equivalent link)")
+    for old, new in out.done:
+        print(f"  {old} already has its current form {new}")
+    for old, new, why in out.skipped:
+        print(f"  {old} -> {new} left alone: {why}")
+    for old, why in out.invalid:
+        print(f"  {old} left alone: {why} (AdminService.Forget removes it)")
+    return 0
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from batch.quality import load_synthetic
 
@@ -233,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     commands: dict[str, Any] = {"ingest": _cmd_ingest, "relink": _cmd_relink,
-                                "export": _cmd_export, "generate": _cmd_generate}
+                                "export": _cmd_export, "generate": _cmd_generate,
+                                "renormalise": _cmd_renormalise}
     try:
         return int(commands[args.command](args))
     except _Locked as e:
