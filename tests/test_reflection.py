@@ -44,13 +44,6 @@ def channel(server: BackgroundServer) -> Iterator[grpc.Channel]:
         yield ch
 
 
-@pytest.fixture(scope="session")
-def go_bin() -> Path:
-    out = subprocess.run(["bash", str(ROOT / "scripts" / "go_tools.sh")], capture_output=True, text=True,
-                         timeout=1800, check=True)
-    return Path(out.stdout.strip().splitlines()[-1])
-
-
 def _ask(channel: grpc.Channel, version: str, **request: str) -> rpb.ServerReflectionResponse:
     """One reflection request over v1 or v1alpha (the same messages on the wire)."""
     if version == "v1alpha":
