@@ -22,7 +22,6 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from batch.api import BatchServicer
 from identity.v1 import admin_pb2, admin_pb2_grpc, batch_pb2, batch_pb2_grpc, identity_pb2, identity_pb2_grpc
@@ -39,6 +38,7 @@ from identity_graph.api.auth import (
 )
 from identity_graph.api.identity_servicer import DEFAULT_POLL_INTERVAL_S
 from identity_graph.api.ratelimit import RateLimiter, RateLimitInterceptor
+from identity_graph.api.reflection import enable_reflection
 from identity_graph.config import GraphConfig
 from identity_graph.engine import IdentityGraph, Scorer
 from identity_graph.errors import InvalidArgument
@@ -317,9 +317,8 @@ async def create_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    # v1 and v1alpha, with the proto comments (grpcurl describe shows them)
+    enable_reflection(server, (*SERVICE_NAMES, health.SERVICE_NAME), health_pb2.DESCRIPTOR.name)
     try:
         port = (
             server.add_secure_port(address, tls.credentials()) if tls else server.add_insecure_port(address)

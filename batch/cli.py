@@ -7,6 +7,7 @@
     identity-batch graph CUSTOMER|IDENTIFIER [--format html|graphml|dot] [--out FILE]
     identity-batch graph --all [--kind KIND ...] [--type TYPE ...] --format graphml --out FILE
     identity-batch copy --to-neo4j URI [--replace]     (load an embedded graph into Neo4j to explore)
+    identity-batch renormalise [--dry-run] [--json]   (stored keys against today's normalisers)
     identity-batch generate --customers N [--labels-out labels.parquet]   (synthetic data, for trials)
 
 Stores: `--db PATH` (embedded DuckDB, default ./identity.duckdb) or `--neo4j-uri` (defaults from
@@ -145,6 +146,11 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("--to-user", default=os.environ.get("NEO4J_USER", "neo4j"))
     cp.add_argument("--to-password", default=os.environ.get("NEO4J_PASSWORD", ""))
     cp.add_argument("--replace", action="store_true", help="wipe the target database first")
+    rn = sub.add_parser("renormalise", help="re-normalise stored identifier keys with today's rules "
+                        "(once after an upgrade that changes a normaliser)")
+    _store_args(rn)
+    rn.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
+    rn.add_argument("--json", action="store_true", help="print the report as JSON")
 
     gen = sub.add_parser("generate", help="load generated customers with ground truth (for trials)")
     _store_args(gen)
@@ -301,6 +307,27 @@ def _cmd_copy(args: argparse.Namespace) -> int:
             counts = target.load_parquet(tmp)
             bar.update(1)
     print(", ".join(f"{n:,} {name}" for name, n in counts.items()) + f" copied to {args.to_neo4j}")
+def _cmd_renormalise(args: argparse.Namespace) -> int:
+    from batch.renormalise import renormalise
+
+    with _open(args) as store:
+        out = renormalise(store, _config(args), dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(out.as_dict(), indent=2))
+        return 0
+    verb = "would get" if args.dry_run else "got"
+    print(f"checked {out.checked:,} identifiers: {len(out.changed):,} normalise differently today, "
+          f"{len(out.invalid):,} no longer normalise")
+    waiting = {old for old, _, _ in out.skipped} | {old for old, _ in out.done}
+    for old, new in out.applied if not args.dry_run else out.changed:
+        if old not in waiting:
+            print(f"  {old} {verb} its current form {new} (equivalent link)")
+    for old, new in out.done:
+        print(f"  {old} already has its current form {new}")
+    for old, new, why in out.skipped:
+        print(f"  {old} -> {new} left alone: {why}")
+    for old, why in out.invalid:
+        print(f"  {old} left alone: {why} (AdminService.Forget removes it)")
     return 0
 
 
@@ -321,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     commands: dict[str, Any] = {"ingest": _cmd_ingest, "relink": _cmd_relink,
                                 "export": _cmd_export, "generate": _cmd_generate,
                                 "explain": _cmd_explain, "graph": _cmd_graph, "copy": _cmd_copy}
+                                "renormalise": _cmd_renormalise}
     try:
         return int(commands[args.command](args))
     except _Locked as e:

@@ -1,25 +1,22 @@
-"""Connected components over integer-coded edges, fast enough for millions of identifiers.
+"""Connected components over integer-coded edges, for the bulk path (millions of identifiers).
 
-Identifier keys are coded as dense integers (by DuckDB, set-wise), so the union-find works on two
-flat integer columns instead of hashing strings. The reference implementation is networkx
-(`tests/test_batch.py` checks this against `networkx.connected_components` on random graphs).
+Identifier keys are coded as dense integers (by DuckDB, set-wise), and scipy's compiled
+`connected_components` labels them (~20x faster than a Python union-find on 10M edges, see
+BENCHMARKS.md). The online path's incremental union-find is `identity_graph.components.UnionFind`;
+there is no third. The reference is networkx (`tests/test_batch.py`).
 """
 
 from __future__ import annotations
 
-from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-try:  # scipy's C connected components: ~20x faster than the Python loop on 10M edges
-    import numpy as _np
-    from scipy.sparse import coo_matrix as _coo_matrix
-    from scipy.sparse.csgraph import connected_components as _scipy
-except ImportError:  # pragma: no cover - the pure-Python path is tested directly
-    _scipy = None
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 
-def labels(n: int, left: Sequence[int], right: Sequence[int]) -> Sequence[int]:
+def labels(n: int, left: Sequence[int], right: Sequence[int]) -> Any:
     """Component labels for nodes `0..n-1` joined by the edges `left[i]–right[i]`.
 
     Each node's label is the smallest node of its component, so labels are deterministic and do
@@ -30,60 +27,25 @@ def labels(n: int, left: Sequence[int], right: Sequence[int]) -> Sequence[int]:
         left: one end of each edge (ints in `0..n-1`).
         right: the other end, same length as `left`.
     Returns:
-        A sequence of length n (a numpy array when scipy is installed).
+        A numpy int64 array of length n.
     """
     if len(left) != len(right):
         raise ValueError("left and right must have the same length")
-    if _scipy is not None and n:
-        return _labels_scipy(n, left, right)
-    return labels_python(n, left, right)
-
-
-def labels_python(n: int, left: Sequence[int], right: Sequence[int]) -> array:
-    """The pure-Python union-find behind `labels` (path halving, smallest root wins)."""
-    parent = list(range(n))
-    for a, b in zip(left, right, strict=True):
-        # find(a), with path halving
-        while parent[a] != a:
-            parent[a] = a = parent[parent[a]]
-        while parent[b] != b:
-            parent[b] = b = parent[parent[b]]
-        if a != b:
-            # union by smaller root: the root is always the component's smallest node
-            if a < b:
-                parent[b] = a
-            else:
-                parent[a] = b
-    out = array("q", parent)
-    for i in range(n):
-        p = out[i]
-        if p != i:
-            out[i] = out[p]  # p < i, so out[p] is already final
-    return out
-
-
-def groups(label: Iterable[int]) -> dict[int, list[int]]:
-    """Label -> member nodes, in node order."""
-    out: dict[int, list[int]] = {}
-    for i, lab in enumerate(label):
-        out.setdefault(lab, []).append(i)
-    return out
-
-
-def _labels_scipy(n: int, left: Sequence[int], right: Sequence[int]) -> Any:
+    if not n:
+        return np.zeros(0, dtype=np.int64)
     a, b = _as_index(left, n), _as_index(right, n)
-    graph = _coo_matrix((_np.ones(len(a), dtype=_np.int8), (a, b)), shape=(n, n)).tocsr()
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
     # undirected: an edge may be followed either way (2-3x faster than directed + "weak")
-    _, lab = _scipy(graph, directed=False)
-    # relabel each component by its smallest node, as the Python path does
-    smallest = _np.full(lab.max() + 1, n, dtype=_np.int64)
-    _np.minimum.at(smallest, lab, _np.arange(n, dtype=_np.int64))
+    _, lab = connected_components(graph, directed=False)
+    # relabel each component by its smallest node
+    smallest = np.full(lab.max() + 1, n, dtype=np.int64)
+    np.minimum.at(smallest, lab, np.arange(n, dtype=np.int64))
     return smallest[lab]
 
 
 def _as_index(values: Sequence[int], n: int) -> Any:
     """Node ids as a numpy array (int32 when they fit: a smaller, faster sparse matrix)."""
-    dtype = _np.int32 if n < 2**31 else _np.int64
-    if isinstance(values, _np.ndarray):
+    dtype = np.int32 if n < 2**31 else np.int64
+    if isinstance(values, np.ndarray):
         return values.astype(dtype, copy=False)
-    return _np.fromiter(values, dtype=dtype, count=len(values))
+    return np.fromiter(values, dtype=dtype, count=len(values))

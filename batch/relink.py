@@ -61,6 +61,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from batch.components import labels as component_labels
+from identity_graph.components import UnionFind
 from identity_graph.config import GraphConfig
 from identity_graph.guardrails import Profile, clearly_different, type_of
 from identity_graph.matching.model import MatchModel, load_model, save_model
@@ -610,14 +611,7 @@ def cluster(snap: Snapshot, model: MatchModel, config: GraphConfig,
             names[strong[i]].add(fn.lower())
         if dob:
             dobs[strong[i]].add(dob)
-    parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        while parent.get(x, x) != x:
-            parent[x] = parent.get(parent[x], parent[x])
-            x = parent[x]
-        return x
-
+    uf = UnionFind(touched)
     links: dict[str, Link] = {}
     now = snap.taken_at
     kruskal = _bar("cluster: links", len(pairs), options.progress, "pair")
@@ -627,7 +621,7 @@ def cluster(snap: Snapshot, model: MatchModel, config: GraphConfig,
             continue
         kind = LinkKind.PROBABLE if p >= config.link_threshold else LinkKind.POSSIBLE
         if kind is LinkKind.PROBABLE and a not in excluded and b not in excluded:
-            ra, rb = find(strong[index[a]]), find(strong[index[b]])
+            ra, rb = uf.find(strong[index[a]]), uf.find(strong[index[b]])
             if ra != rb:
                 union = counts[ra] + counts[rb]
                 over = [t for t, lim in sorted(config.limits.items()) if union.get(t, 0) > lim]
@@ -644,9 +638,9 @@ def cluster(snap: Snapshot, model: MatchModel, config: GraphConfig,
                         "disagree); kept as possible", a))
                     kind = LinkKind.POSSIBLE
                 else:
-                    if rb < ra:
+                    uf.union(ra, rb)
+                    if uf.find(ra) != ra:
                         ra, rb = rb, ra
-                    parent[rb] = ra
                     counts[ra] = union
                     names[ra] |= names.pop(rb, set())
                     dobs[ra] |= dobs.pop(rb, set())
@@ -657,7 +651,9 @@ def cluster(snap: Snapshot, model: MatchModel, config: GraphConfig,
     kruskal.close()
     bar.update(1)
 
-    final = [find(lab) for lab in strong]
+    roots = [uf.find(lab) if lab in touched else lab for lab in strong]
+    smallest: dict[int, int] = {}
+    final = [smallest.setdefault(r, i) for i, r in enumerate(roots)]
     # number components by their smallest key (keys are sorted, so by smallest index)
     comp_members: dict[int, list[int]] = defaultdict(list)
     for i, lab in enumerate(final):
@@ -706,23 +702,14 @@ def plan(snap: Snapshot, target: Target, model: MatchModel, options: RelinkOptio
     keys, comp, ids = target.keys, target.component, target.ids
     index = {k: i for i, k in enumerate(keys)}
     # units: components joined by a shared previous customer id
-    parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        while parent.get(x, x) != x:
-            parent[x] = parent.get(parent[x], parent[x])
-            x = parent[x]
-        return x
-
+    uf = UnionFind(set(comp))
+    find = uf.find
     first_holder: dict[str, int] = {}
     for i, cid in enumerate(target.previous):
         if cid is None:
             continue
         c = comp[i]
-        other = first_holder.setdefault(cid, c)
-        ra, rb = find(other), find(c)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
+        uf.union(first_holder.setdefault(cid, c), c)
     bar.update(1)
 
     unit_of_comp = {}

@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from batch.components import labels, labels_python
+from batch.components import labels
 
 
 def _rss_mb() -> float:
@@ -82,14 +82,6 @@ def run_shape(shape: str, args: argparse.Namespace) -> dict[str, float]:
           file=sys.stderr)
     lab = np.asarray(lab)
 
-    py = []
-    if args.python:
-        t = time.perf_counter()
-        labp = labels_python(n, left, right)
-        py.append(time.perf_counter() - t)
-        assert np.array_equal(np.asarray(labp), lab)
-        del labp
-
     build, cc = [], []
     ok = True
     for i in range(args.nx_repeat):
@@ -118,8 +110,6 @@ def run_shape(shape: str, args: argparse.Namespace) -> dict[str, float]:
            "ours_median": statistics.median(ours), "ours": ours,
            "nx_build_median": statistics.median(build), "nx_cc_median": statistics.median(cc),
            "nx_cc": cc, "nx_build": build}
-    if py:
-        out["python_union_find"] = py[0]
     out["ratio_cc"] = out["nx_cc_median"] / out["ours_median"]
     out["ratio_build_cc"] = (out["nx_build_median"] + out["nx_cc_median"]) / out["ours_median"]
     return out
@@ -133,7 +123,6 @@ def main() -> None:
                    default=["clusters", "random"])
     p.add_argument("--repeat", type=int, default=3, help="runs of batch.components.labels")
     p.add_argument("--nx-repeat", type=int, default=2, help="runs of networkx")
-    p.add_argument("--python", action="store_true", help="also time the pure-Python union-find")
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args()
     print("| shape | nodes | edges | components | batch.components.labels s (median) | "
@@ -147,9 +136,6 @@ def main() -> None:
               f"{r['nx_build_median']:.1f} | {r['nx_cc_median']:.1f} "
               f"({', '.join(f'{s:.1f}' for s in r['nx_cc'])}) | {r['ratio_cc']:.1f}x | "
               f"{r['ratio_build_cc']:.1f}x | {r['same_partition']} |", flush=True)
-        if "python_union_find" in r:
-            print(f"  (pure-Python union-find fallback: {r['python_union_find']:.1f} s)",
-                  flush=True)
         gc.collect()
 
 

@@ -7,6 +7,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import idna
 import phonenumbers
 
 from identity_graph.errors import InvalidIdentifier
@@ -45,8 +46,23 @@ def _printable(value: str, field: str) -> str:
     return value
 
 
+def _ascii_domain(domain: str) -> str:
+    """The domain as A-labels under UTS #46 / IDNA 2008 (the `idna` package, non-transitional).
+
+    Python's own `idna` codec is IDNA 2003, which folds `ß` to `ss` (and `ς` to `σ`, drops ZWJ),
+    so `straße.de` and `strasse.de` would be one domain; they are two. Plain LDH labels pass
+    unchanged (checked by `_DOMAIN_LABEL`); labels with non-ASCII letters, and `xn--` labels,
+    are checked and encoded by `idna`.
+    """
+    mapped = idna.uts46_remap(domain, std3_rules=False, transitional=False)
+    return ".".join(
+        label if label.isascii() and not label.startswith("xn--") else idna.alabel(label).decode("ascii")
+        for label in mapped.rstrip(".").split(".")
+    )
+
+
 def normalise_email(raw: str, field: str = "email") -> str:
-    """Trimmed, lower-cased, domain in IDNA (punycode) form."""
+    """Trimmed, lower-cased, domain in IDNA 2008 A-label (punycode) form (see `_ascii_domain`)."""
     value = _printable(raw, field).lower()
     local, sep, domain = value.rpartition("@")
     if not sep or not local or not domain:
@@ -54,8 +70,8 @@ def normalise_email(raw: str, field: str = "email") -> str:
     if not _EMAIL_LOCAL.match(local) or local.startswith(".") or local.endswith(".") or ".." in local:
         raise InvalidIdentifier(field, "the local part of the email is not valid")
     try:
-        ascii_domain = domain.rstrip(".").encode("idna").decode("ascii").lower()
-    except (UnicodeError, ValueError) as e:
+        ascii_domain = _ascii_domain(domain.rstrip("."))
+    except (UnicodeError, ValueError) as e:  # idna.IDNAError is a UnicodeError
         raise InvalidIdentifier(field, "the email domain is not a valid internationalised name") from e
     labels = ascii_domain.split(".")
     if len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels):

@@ -2,7 +2,12 @@
 
 Output goes to the repository root, mirroring the proto package path (`proto/identity/v1/x.proto`
 → `identity/v1/x_pb2.py`), so the absolute imports protoc writes (`from identity.v1 import x_pb2`)
-work. The generated files are committed; `tests/test_protos_fresh.py` fails when they are stale.
+work. Beside the stubs go a copy of each .proto (so the wheel ships them: other languages
+generate from `identity/v1/*.proto` in site-packages) and one descriptor set with imports and
+source info, `identity_graph/api/descriptor_set.binpb`: the server's reflection serves it, so
+`grpcurl describe` shows the proto comments, and it is the protoset for `grpcurl -protoset` or
+`ghz --protoset`. The generated files are committed; `tests/test_protos_fresh.py` fails when they
+are stale.
 
 Usage: python scripts/gen_protos.py [--out DIR]
 """
@@ -18,6 +23,7 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "proto"
+DESCRIPTOR_SET = Path("identity_graph/api/descriptor_set.binpb")
 
 
 def proto_files(proto_dir: Path = PROTO_DIR) -> list[Path]:
@@ -49,8 +55,12 @@ def generate(out: Path = ROOT, proto_dir: Path = PROTO_DIR) -> list[Path]:
         f"--python_out={out}",
         f"--pyi_out={out}",
         f"--grpc_python_out={out}",
+        f"--descriptor_set_out={out / DESCRIPTOR_SET}",
+        "--include_imports",
+        "--include_source_info",
         *(str(f) for f in files),
     ]
+    (out / DESCRIPTOR_SET).parent.mkdir(parents=True, exist_ok=True)
     if protoc.main(args) != 0:
         raise RuntimeError(f"protoc failed for {', '.join(map(str, files))}")
     generated: list[Path] = []
@@ -64,6 +74,9 @@ def generate(out: Path = ROOT, proto_dir: Path = PROTO_DIR) -> list[Path]:
         stem = f.with_suffix("")
         for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"):
             generated.append(Path(f"{stem}{suffix}"))
+        (out / f).write_bytes((proto_dir / f).read_bytes())
+        generated.append(f)
+    generated.append(DESCRIPTOR_SET)
     return sorted(set(generated))
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything (virtualenv, package, generated stubs, Neo4j and Neo4j Browser from Maven
-# Central, Chromium from Debian) and runs the
-# whole test suite. The suite starts its own Neo4j unless NEO4J_URI is set. Extra args go to pytest.
+# Central, Go tools from the Go module proxy, Chromium from Debian) and runs the whole test suite. The suite starts its own Neo4j unless NEO4J_URI is
+# set. Extra args go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
@@ -12,5 +12,6 @@ if ! command -v chromium >/dev/null; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null
 fi
+bash scripts/go_tools.sh >/dev/null   # grpcurl, buf, protoc-gen-go(-grpc) from the Go module proxy (cached)
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"

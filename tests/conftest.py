@@ -89,3 +89,13 @@ def store(backend: str, tmp_path: Path, request: pytest.FixtureRequest):
     finally:
         s.clear()
         s.close()
+
+
+@pytest.fixture(scope="session")
+def go_bin() -> Path:
+    """grpcurl, buf, protoc-gen-go and protoc-gen-go-grpc, installed from the Go module proxy by
+    scripts/go_tools.sh (cached in .gotools/; needs Go on PATH)."""
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "go_tools.sh")], capture_output=True, text=True,
+                         timeout=1800)
+    assert out.returncode == 0, out.stderr
+    return Path(out.stdout.strip().splitlines()[-1])

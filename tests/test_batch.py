@@ -17,7 +17,7 @@ import duckdb
 import networkx as nx
 import pytest
 
-from batch.components import labels, labels_python
+from batch.components import labels
 from batch.export import export
 from batch.ingest import Mapping_, ingest
 from batch.quality import evaluate_store, load_synthetic, pairwise_scores, true_labels
@@ -76,13 +76,12 @@ def test_components_match_networkx(seed: int) -> None:
     g.add_nodes_from(range(n))
     g.add_edges_from(zip(left, right, strict=True))
     expected = {frozenset(c) for c in nx.connected_components(g)}
-    for fn in (labels, labels_python):
-        lab = [int(x) for x in fn(n, left, right)]
-        got: dict[int, set[int]] = {}
-        for i, x in enumerate(lab):
-            got.setdefault(x, set()).add(i)
-        assert {frozenset(v) for v in got.values()} == expected
-        assert all(x == min(got[x]) for x in lab)  # labelled by the smallest node
+    lab = [int(x) for x in labels(n, left, right)]
+    got: dict[int, set[int]] = {}
+    for i, x in enumerate(lab):
+        got.setdefault(x, set()).add(i)
+    assert {frozenset(v) for v in got.values()} == expected
+    assert all(x == min(got[x]) for x in lab)  # labelled by the smallest node
 
 
 @pytest.mark.parametrize("seed", range(20))

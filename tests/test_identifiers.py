@@ -16,6 +16,9 @@ from identity_graph.identifiers import DEFAULT_TYPES, IdentifierTypes
         ("email", "  Bob.Smith@Example.COM ", "bob.smith@example.com"),
         ("email", "anna@Bücher.de", "anna@xn--bcher-kva.de"),
         ("email", "anna@xn--bcher-kva.de", "anna@xn--bcher-kva.de"),
+        ("email", "user@Straße.de", "user@xn--strae-oqa.de"),
+        ("email", "user@STRASSE.de", "user@strasse.de"),
+        ("email", "user@ｅｘａｍｐｌｅ．com", "user@example.com"),  # UTS #46 maps full-width forms
         ("phone", "(555) 123-4567", "+15551234567"),
         ("phone", "+1 555 123 4567", "+15551234567"),
         ("phone", "+44 7700 900123", "+447700900123"),
@@ -52,6 +55,26 @@ def test_invalid_input_names_the_field(type_: str, raw: str, field: str) -> None
         DEFAULT_TYPES.make(type_, raw)
     assert err.value.field == field
     assert err.value.reason
+
+
+def test_sharp_s_domains_stay_distinct() -> None:
+    """IDNA 2008 / UTS #46 (non-transitional): `straße.de` is not `strasse.de` (IDNA 2003 folded
+    ß to ss, making two people's addresses one identifier)."""
+    sharp = DEFAULT_TYPES.make("email", "user@straße.de")
+    plain = DEFAULT_TYPES.make("email", "user@strasse.de")
+    assert sharp != plain
+    assert sharp.key == "email:user@xn--strae-oqa.de"
+    assert DEFAULT_TYPES.make("email", "user@xn--strae-oqa.de") == sharp
+    final_sigma = DEFAULT_TYPES.make("email", "x@σόλος.gr")
+    assert final_sigma != DEFAULT_TYPES.make("email", "x@σόλοσ.gr")
+
+
+@pytest.mark.parametrize("raw", ["x@☃.net", "x@xn--n3h.net", "x@xn--zz.de", "x@ab_c.com"])
+def test_domains_idna_2008_disallows_are_invalid(raw: str) -> None:
+    """Symbols were valid IDNA 2003 and are not IDNA 2008; a broken A-label is no domain."""
+    with pytest.raises(InvalidIdentifier) as err:
+        DEFAULT_TYPES.make("email", raw)
+    assert err.value.field == "email"
 
 
 def test_default_region_is_configurable() -> None:

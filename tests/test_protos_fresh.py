@@ -40,15 +40,21 @@ def test_generated_stubs_are_fresh(proto: Path, fresh: Path) -> None:
     inits = [Path(*package.parts[:i], "__init__.py") for i in range(1, len(package.parts) + 1)]
     missing = [str(p) for p in inits if not (ROOT / p).exists()]
     stale = []
-    for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"):
-        rel = Path(f"{stem}{suffix}")
-        committed = ROOT / rel
-        if not committed.exists() or committed.read_text() != (fresh / rel).read_text():
+    for rel in [*(Path(f"{stem}{suffix}") for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")), proto]:
+        committed = ROOT / rel  # the .proto copy beside the stubs is package data of the wheel
+        if not committed.exists() or committed.read_bytes() != (fresh / rel).read_bytes():
             stale.append(str(rel))
     assert not (missing or stale), (
         f"stale or missing generated files for {proto}: {missing + stale}; "
         "run `python scripts/gen_protos.py` and commit the result"
     )
+
+
+def test_descriptor_set_is_fresh(fresh: Path) -> None:
+    """The reflection's descriptor set (with source info) matches the protos."""
+    rel = GEN.DESCRIPTOR_SET
+    assert (ROOT / rel).read_bytes() == (fresh / rel).read_bytes(), (
+        f"{rel} is stale; run `python scripts/gen_protos.py` and commit the result")
 
 
 def test_generated_grpc_module_imports_absolutely() -> None:

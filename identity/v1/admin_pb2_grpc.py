@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class AdminServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Privacy administration (scope `admin`): erasure, data-subject export, audit.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -52,7 +53,8 @@ class AdminServiceStub:
 
 
 class AdminServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Privacy administration (scope `admin`): erasure, data-subject export, audit.
+    """
 
     def Forget(self, request, context):
         """Erases an identifier, or its whole customer: identifiers, links, attribute observations,
@@ -106,7 +108,8 @@ def add_AdminServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
-    """Missing associated documentation comment in .proto file."""
+    """Privacy administration (scope `admin`): erasure, data-subject export, audit.
+    """
 
     @staticmethod
     def Forget(request,

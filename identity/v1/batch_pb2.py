@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17identity/v1/batch.proto\x12\x0bidentity.v1\"\x98\x01\n\rRelinkRequest\x12\x12\n\nmodel_path\x18\x01 \x01(\t\x12\x15\n\rsettings_path\x18\x02 \x01(\t\x12\x12\n\nmodels_dir\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\x12\n\nreport_dir\x18\x05 \x01(\t\x12\x0c\n\x04seed\x18\x06 \x01(\x03\x12\x15\n\rreload_scorer\x18\x07 \x01(\x08\"^\n\x0eRelinkProgress\x12\x0c\n\x04step\x18\x01 \x01(\t\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12\x13\n\x0breport_json\x18\x03 \x01(\t\x12\x18\n\x10report_html_path\x18\x04 \x01(\t2S\n\x0c\x42\x61tchService\x12\x43\n\x06Relink\x12\x1a.identity.v1.RelinkRequest\x1a\x1b.identity.v1.RelinkProgress0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17identity/v1/batch.proto\x12\x0bidentity.v1\"\x98\x01\n\rRelinkRequest\x12\x12\n\nmodel_path\x18\x01 \x01(\t\x12\x15\n\rsettings_path\x18\x02 \x01(\t\x12\x12\n\nmodels_dir\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\x12\n\nreport_dir\x18\x05 \x01(\t\x12\x0c\n\x04seed\x18\x06 \x01(\x03\x12\x15\n\rreload_scorer\x18\x07 \x01(\x08\"^\n\x0eRelinkProgress\x12\x0c\n\x04step\x18\x01 \x01(\t\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12\x13\n\x0breport_json\x18\x03 \x01(\t\x12\x18\n\x10report_html_path\x18\x04 \x01(\t2S\n\x0c\x42\x61tchService\x12\x43\n\x06Relink\x12\x1a.identity.v1.RelinkRequest\x1a\x1b.identity.v1.RelinkProgress0\x01\x42N\n\x1d\x63om.identitygraph.identity.v1P\x01Z+identitygraph/gen/go/identity/v1;identityv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'identity.v1.batch_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\035com.identitygraph.identity.v1P\001Z+identitygraph/gen/go/identity/v1;identityv1'
   _globals['_RELINKREQUEST']._serialized_start=41
   _globals['_RELINKREQUEST']._serialized_end=193
   _globals['_RELINKPROGRESS']._serialized_start=195

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class BatchServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Batch work inside the server process (scope `admin`).
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -42,7 +43,8 @@ class BatchServiceStub:
 
 
 class BatchServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Batch work inside the server process (scope `admin`).
+    """
 
     def Relink(self, request, context):
         """Runs the nightly relink in the server process and streams its steps; the last message
@@ -70,7 +72,8 @@ def add_BatchServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class BatchService:
-    """Missing associated documentation comment in .proto file."""
+    """Batch work inside the server process (scope `admin`).
+    """
 
     @staticmethod
     def Relink(request,

@@ -26,7 +26,11 @@ if _version_not_supported:
 
 
 class IdentityServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Identity resolution over the graph of identifiers. Every write keeps its evidence; customers
+    are the connected components over links of kind OBSERVED or stronger, after the guardrails
+    (blocked values, per-type limits, generic identifiers). Bad input gets INVALID_ARGUMENT with a
+    google.rpc.BadRequest detail naming the field.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -82,7 +86,11 @@ class IdentityServiceStub:
 
 
 class IdentityServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Identity resolution over the graph of identifiers. Every write keeps its evidence; customers
+    are the connected components over links of kind OBSERVED or stronger, after the guardrails
+    (blocked values, per-type limits, generic identifiers). Bad input gets INVALID_ARGUMENT with a
+    google.rpc.BadRequest detail naming the field.
+    """
 
     def Resolve(self, request, context):
         """Recognises the customer behind the identifiers one channel message presents, linking what
@@ -206,7 +214,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class IdentityService:
-    """Missing associated documentation comment in .proto file."""
+    """Identity resolution over the graph of identifiers. Every write keeps its evidence; customers
+    are the connected components over links of kind OBSERVED or stronger, after the guardrails
+    (blocked values, per-type limits, generic identifiers). Bad input gets INVALID_ARGUMENT with a
+    google.rpc.BadRequest detail naming the field.
+    """
 
     @staticmethod
     def Resolve(request,

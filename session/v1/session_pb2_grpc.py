@@ -26,7 +26,10 @@ if _version_not_supported:
 
 
 class SessionServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Conversations that follow a customer across channels. Every call names its caller (channel and
+    the identifier the message came through); what a response discloses is limited by the caller's
+    assurance towards where each conversation came in.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -122,7 +125,10 @@ class SessionServiceStub:
 
 
 class SessionServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Conversations that follow a customer across channels. Every call names its caller (channel and
+    the identifier the message came through); what a response discloses is limited by the caller's
+    assurance towards where each conversation came in.
+    """
 
     def StartOrResume(self, request, context):
         """Resolves the caller, then resumes the customer's most recent open conversation that the
@@ -135,7 +141,8 @@ class SessionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AppendTurn(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Adds one turn (customer, bot or agent) to a conversation the caller may see.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -148,19 +155,22 @@ class SessionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateState(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Replaces the flow state; names the version it read (stale: ABORTED).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetConversation(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One conversation, disclosed as far as the caller's assurance reaches.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListConversations(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The customer's conversations the caller may see, newest first, a page at a time.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -209,7 +219,8 @@ class SessionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Close(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Closes a conversation: it is no longer resumed.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -224,19 +235,22 @@ class SessionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RecordConsent(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Records a consent decision for an identifier, channel and purpose (history is kept).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetConsents(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The current consents of an identifier, and their history.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetMetrics(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Counts over conversations in a time window (no personal data).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -338,7 +352,10 @@ def add_SessionServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SessionService:
-    """Missing associated documentation comment in .proto file."""
+    """Conversations that follow a customer across channels. Every call names its caller (channel and
+    the identifier the message came through); what a response discloses is limited by the caller's
+    assurance towards where each conversation came in.
+    """
 
     @staticmethod
     def StartOrResume(request,
