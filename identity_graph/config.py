@@ -43,12 +43,18 @@ class GraphConfig:
     max_candidates: int = 50
     last_seen_granularity_s: float = 300.0
     default_region: str = "US"
+    trusted_sources: tuple[str, ...] = ()
+    """Sources whose pairs count as proof (e.g. the retailer's account system with verified
+    emails): their observed links are recorded `verified`. Nothing is trusted by default."""
 
     def __post_init__(self) -> None:
         if not 0 < self.review_threshold <= self.link_threshold <= 1:
             raise ValueError("need 0 < review_threshold <= link_threshold <= 1")
         pattern = "|".join(fnmatch.translate(p.lower()) for p in self.blocked) or r"(?!)"
         object.__setattr__(self, "_blocked_re", re.compile(pattern))
+
+    def is_trusted(self, source: str) -> bool:
+        return bool(source) and source in self.trusted_sources
 
     def is_blocked(self, key: str) -> bool:
         return bool(self._blocked_re.match(key.lower()))  # type: ignore[attr-defined]

@@ -475,11 +475,17 @@ class Sessions:
     # ---- step-up ----------------------------------------------------------------------------
 
     def _step_up_targets(self, anchor: str) -> list[str]:
-        """Identifiers a code can go to that stand for `anchor` at full assurance."""
+        """Identifiers a code can go to whose holder may see `anchor`'s data: proving to hold one
+        is worth as much as holding it. (The direction matters: a code to an email that the
+        anchor merely typed would prove nothing about the anchor.)"""
         _, members = self.graph.customer_members(anchor)
-        reach = self.graph.assurance(anchor, members)
         sendable = set(SENDABLE_TYPES.values())
-        return sorted(k for k in members if k.partition(":")[0] in sendable and self._allowed(reach.get(k)))
+        return sorted(
+            k
+            for k in members
+            if k.partition(":")[0] in sendable
+            and self._allowed(self.graph.assurance(k, [anchor]).get(anchor))
+        )
 
     def start_step_up(self, caller: Caller, conversation_id: str, channel: str = "") -> tuple[StepUp, str]:
         """Sends a one-time code to a channel of the conversation's anchor. Returns the step-up

@@ -140,13 +140,17 @@ def test_resolve_new_then_known(api: Api) -> None:
         assert lk.link_id and lk.source == "web" and lk.channel == "web" and lk.created_at.seconds > 0
         assert not lk.HasField("probability")
     assert not first.violations
-    got = assurance(first)
-    assert got["email:ann@example.com"] == (pb.OBSERVED, True)
-    assert got["phone:+14155550101"] == (pb.OBSERVED, True)
+    got = assurance(first)  # typed, not held: claims reach as probable (holding is not claiming)
+    assert got["email:ann@example.com"] == (pb.PROBABLE, False)
+    assert got["phone:+14155550101"] == (pb.PROBABLE, False)
 
     again = resolve(api, "email", "email:ann@example.com")
     assert again.customer_id == first.customer_id and not again.is_new
     assert not again.links
+    # Whoever holds the typed email may see the typist's data; the phone only through the cookie.
+    got = assurance(again)
+    assert got["web_cookie:c1"] == (pb.OBSERVED, True)
+    assert got["phone:+14155550101"] == (pb.PROBABLE, False)
 
 
 def test_resolve_with_proof_links_verified(api: Api) -> None:
