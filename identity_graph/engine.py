@@ -658,16 +658,29 @@ class IdentityGraph:
 
         return self._read(read)
 
-    def get_customer(self, ref: str) -> CustomerView:
-        return self._read(lambda: self._get_customer(ref))
+    def get_customer(self, ref: str, viewer: str | None = None) -> CustomerView:
+        """The customer of `ref` (a customer id, alias or identifier key).
 
-    def _get_customer(self, ref: str) -> CustomerView:
+        With `viewer` (the identifier a caller holds), only what it may see: identifiers it
+        reaches at the disclosure level, their attributes and the links between them.
+        """
+        return self._read(lambda: self._get_customer(ref, viewer))
+
+    def disclosed(self, kind: LinkKind | None) -> bool:
+        """Whether an assurance allows full disclosure (`GraphConfig.disclosure_level`)."""
+        return kind is not None and kind >= self.config.disclosure_level
+
+    def _get_customer(self, ref: str, viewer: str | None = None) -> CustomerView:
         cid = self.customer_id_of(ref)
         members = self.store.members(cid)
         customer = self.store.customers([cid]).get(cid)
         if customer is None:
             raise NotFound(f"unknown customer {ref}")
-        links = self.store.links(members)
+        if viewer is not None:
+            node = self.store.get_identifier(viewer)
+            reach = {} if node is None else self._assurance(node, members)
+            members = [k for k in members if self.disclosed(reach.get(k))]
+        links = [lk for lk in self.store.links(members) if viewer is None or {lk.a, lk.b} <= set(members)]
         return CustomerView(
             customer_id=cid,
             created_at=customer.created_at,
@@ -701,7 +714,9 @@ class IdentityGraph:
                         lambda ks: [lk for k in ks for lk in links_by_key.get(k, ())],
                         lambda k: generic.get(k, False),
                     )
-                    return {k: (bottleneck(paths[k], anchor) if k in paths else None) for k in sorted(targets)}
+                    return {
+                        k: (bottleneck(paths[k], anchor) if k in paths else None) for k in sorted(targets)
+                    }
         targets = wanted if wanted is not None else set(self.store.component(anchor).members)
         if node.generic:  # shared by different people: whoever presents it proves only itself
             return {k: (LinkKind.VERIFIED if k == anchor else None) for k in sorted(targets)}
