@@ -171,7 +171,7 @@ class Sessions:
         return self.graph.assurance(caller.identifier, keys)
 
     def _allowed(self, kind: LinkKind | None) -> bool:
-        return kind is not None and kind >= self.policy.disclosure_level
+        return self.graph.disclosed(kind)
 
     def _conversation(self, conversation_id: str) -> Conversation:
         if not conversation_id:
