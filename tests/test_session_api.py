@@ -810,3 +810,85 @@ def test_twenty_concurrent_writers_from_two_channels_lose_nothing(api: Api) -> N
     assert final.state.data["counter"] == WRITERS * UPDATES_EACH
     assert final.version == base_version + WRITERS * UPDATES_EACH
     assert all(r < 1000 for r in retries)
+
+
+# ---- holding is not claiming ------------------------------------------------------------------
+# Each scenario can be replayed with grpcurl: StartOrResume from the attacker's own identifier,
+# presenting the victim's as a second one, then every read and write the attacker could try.
+
+VICTIM_PROFILE = {**MARIA, "street": "1 Secret Lane"}  # an attribute GetCustomer would carry
+
+
+def assert_claim_opens_nothing(api: Api, attacker: str, claimed: str, cid: str) -> None:
+    """`attacker` (held) presents `claimed` (the victim's): no response field carries a victim
+    secret, and nothing of the victim's conversation `cid` can be read or written."""
+    # (Not "Maria": the typed email holds it. The cookie's value only when it was not typed.)
+    secrets = (*SECRETS, "Lopez", "1988-03-14", *(["victim"] if "victim" not in claimed else []))
+    r = start(api, WEB_OF[attacker.partition(":")[0]], attacker, claimed)
+    assert not r.resumed and r.conversation.conversation_id != cid
+    assert r.assurance == ipb.VERIFIED  # the caller's own, new conversation
+    assert not r.carried_over_from and not r.conversation.context.slots and not r.conversation.turns
+    assert r.step_up_required and r.step_up_conversation_id == cid  # recognised: must prove it
+    assert_no_leak(r, *secrets)
+    assert_locked_out(api, cid, attacker, *secrets)  # Get, List, AppendTurn, UpdateState, Escalate ...
+    own = escalate(api, r.conversation.conversation_id, attacker)
+    assert [c.conversation_id for c in own.history] == [r.conversation.conversation_id]
+    assert {key_of(i) for i in own.profile.identifiers} == {attacker} and not own.profile.attributes
+    assert_no_leak(own, *secrets)
+    profile = api.identity.GetCustomer(ipb.GetCustomerRequest(identifier=ident(attacker)), timeout=TIMEOUT)
+    assert {key_of(i.identifier) for i in profile.customer.identifiers} == {attacker}
+    assert not profile.customer.attributes and not profile.customer.attribute_history
+    assert_no_leak(profile, *secrets)
+    explained = api.identity.Explain(ipb.ExplainRequest(a=ident(attacker), b=ident(claimed)), timeout=TIMEOUT)
+    assert explained.assurance == ipb.PROBABLE and len(explained.path) == 1  # a claim proves nothing
+    assert_no_leak(explained, *secrets)
+    resolved = api.identity.Resolve(
+        ipb.ResolveRequest(channel="sms", identifiers=[ident(attacker)]), timeout=TIMEOUT
+    )
+    assert not [a for a in resolved.assurance if a.full_disclosure and key_of(a.identifier) != attacker]
+    assert_no_leak(resolved, *secrets)
+    # The victim's own view is unchanged.
+    assert texts(get(api, cid, "web_cookie:victim"))[0].startswith("Deliver to 1 Secret Lane")
+
+
+def test_typing_the_victims_email_opens_nothing(api: Api) -> None:
+    victim = start(api, "web", "web_cookie:victim", "email:maria@example.com", attributes=VICTIM_PROFILE)
+    cid = victim.conversation.conversation_id
+    plant_secrets(api, victim.conversation, "web_cookie:victim")
+    assert_claim_opens_nothing(api, "phone:+14155559999", "email:maria@example.com", cid)
+    # The other way round a claim works: whoever holds the typed email sees the typist's data.
+    assert get(api, cid, "email:maria@example.com").disclosed
+
+
+def test_typing_the_victims_cookie_opens_nothing(api: Api) -> None:
+    victim = start(api, "web", "web_cookie:victim", attributes=VICTIM_PROFILE)
+    cid = victim.conversation.conversation_id
+    plant_secrets(api, victim.conversation, "web_cookie:victim")
+    assert_claim_opens_nothing(api, "phone:+14155559999", "web_cookie:victim", cid)
+
+
+def test_a_typed_phone_with_an_sms_history_needs_a_code_then_shows_it(api: Api) -> None:
+    phone = "phone:+14155550155"
+    sms = start(api, "sms", phone, attributes=VICTIM_PROFILE)
+    cid = sms.conversation.conversation_id
+    plant_secrets(api, sms.conversation, phone)
+    web = start(api, "web", "web_cookie:new-laptop", phone)  # typed in the web chat's form
+    assert web.customer_id == sms.customer_id and not web.resumed
+    assert web.step_up_required and web.step_up_conversation_id == cid
+    assert list(web.step_up_channels) == ["sms ••••0155"]
+    assert_no_leak(web, *SECRETS, "Lopez")
+    assert_locked_out(api, cid, "web_cookie:new-laptop", *SECRETS)
+    step = api.stub.StartStepUp(
+        pb.StartStepUpRequest(caller=as_caller("web_cookie:new-laptop"), conversation_id=cid), timeout=TIMEOUT
+    )
+    assert step.sent_to == "sms ••••0155"
+    code = api.sessions.store.outbox("+14155550155")[-1].text.rsplit(" ", 1)[1]
+    done = api.stub.CompleteStepUp(
+        pb.CompleteStepUpRequest(step_up_id=step.step_up_id, caller=as_caller("web_cookie:new-laptop"), code=code),
+        timeout=TIMEOUT,
+    )
+    assert done.verified
+    seen = get(api, cid, "web_cookie:new-laptop")
+    assert seen.disclosed and texts(seen)[0].startswith("Deliver to 1 Secret Lane")
+    assert seen.state.data["card_last4"] == "Q4242Z"
+    assert cid in {c.conversation_id for c in listed(api, "web_cookie:new-laptop").conversations}

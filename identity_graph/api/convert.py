@@ -243,13 +243,21 @@ def assurance_to_pb(assurance: Mapping[str, LinkKind | None], policy: LinkKind) 
 
 
 def resolve_response(result: ResolveResult, policy: LinkKind) -> pb.ResolveResponse:
+    """The caller learns the identifiers it presented and those it reaches at the policy level;
+    the rest of the customer stays unnamed (recognised, not disclosed)."""
+    presented = set(result.identifiers)
+    shown = {
+        k: kind
+        for k, kind in result.assurance.items()
+        if k in presented or (kind is not None and kind >= policy)
+    }
     return pb.ResolveResponse(
         customer_id=result.customer_id or "",
         is_new=result.is_new,
         identifiers=[identifier_to_pb(k) for k in result.identifiers],
         links=[link_to_pb(lk) for lk in result.links],
         violations=[violation_to_pb(v) for v in result.violations],
-        assurance=assurance_to_pb(result.assurance, policy),
+        assurance=assurance_to_pb(shown, policy),
         merged=result.merged,
     )
 
