@@ -883,9 +883,9 @@ def test_a_typed_phone_with_an_sms_history_needs_a_code_then_shows_it(api: Api) 
     )
     assert step.sent_to == "sms ••••0155"
     code = api.sessions.store.outbox("+14155550155")[-1].text.rsplit(" ", 1)[1]
+    laptop = as_caller("web_cookie:new-laptop")
     done = api.stub.CompleteStepUp(
-        pb.CompleteStepUpRequest(step_up_id=step.step_up_id, caller=as_caller("web_cookie:new-laptop"), code=code),
-        timeout=TIMEOUT,
+        pb.CompleteStepUpRequest(step_up_id=step.step_up_id, caller=laptop, code=code), timeout=TIMEOUT
     )
     assert done.verified
     seen = get(api, cid, "web_cookie:new-laptop")
