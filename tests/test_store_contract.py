@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import networkx as nx
+import pyarrow.parquet as pq
 import pytest
 
 from identity_graph.errors import StoreError
@@ -725,3 +726,25 @@ def test_concurrent_mixed_writes_and_reads(store):
     assert len(store.links(["email:shared@example.com"])) == n
     for i in range(n):
         assert store.component(f"device_id:w{i}a").members == {f"device_id:w{i}a", f"device_id:w{i}b"}
+
+
+def test_links_keep_their_claimant_and_links_without_one_read_as_unknown(store, tmp_path: Path):
+    cookie, phone, email = "web_cookie:c1", "phone:+15551234567", "email:old@example.com"
+    typed = link(cookie, phone, OBS, claimant=cookie)
+    legacy = Link(cookie, email, OBS, source="old", created_at=T0)  # written before claimants
+    store.apply(ChangeSet(identifiers=[up(k) for k in (cookie, phone, email)], links_added=[typed, legacy],
+                          customers_created=[Customer("cus_1", T0)],
+                          assignments=dict.fromkeys((cookie, phone, email), "cus_1")))
+    assert {lk.other(cookie): lk.claimant for lk in store.links([cookie])} == {phone: cookie, email: ""}
+    _, links, _ = store.customer_subgraph("cus_1")
+    assert {lk.other(cookie): lk.claimant for lk in links} == {phone: cookie, email: ""}
+    exported = store.export_tables()["links"].to_pylist()
+    assert {r["a"] if r["b"] == cookie else r["b"]: r["claimant"] or "" for r in exported} == {
+        phone: cookie, email: ""}
+    # A parquet export from before claimants (no column) loads, and its links have none.
+    store.export_parquet(tmp_path / "old")
+    old = pq.read_table(tmp_path / "old" / "links.parquet").drop_columns(["claimant"])
+    pq.write_table(old, tmp_path / "old" / "links.parquet")
+    store.clear()
+    store.load_parquet(tmp_path / "old")
+    assert {lk.claimant for lk in store.links([cookie])} == {""}
