@@ -676,17 +676,21 @@ class IdentityGraph:
         customer = self.store.customers([cid]).get(cid)
         if customer is None:
             raise NotFound(f"unknown customer {ref}")
+        shared = False
         if viewer is not None:
             node = self.store.get_identifier(viewer)
             reach = {} if node is None else self._assurance(node, members)
             members = [k for k in members if self.disclosed(reach.get(k))]
+            # A generic viewer (a family phone) reaches only itself, and what was observed with
+            # it belongs to several people: none of it is shown to whoever holds it.
+            shared = bool(node and node.generic)
         links = [lk for lk in self.store.links(members) if viewer is None or {lk.a, lk.b} <= set(members)]
         return CustomerView(
             customer_id=cid,
             created_at=customer.created_at,
             aliases=self.store.aliases_of(cid),
             identifiers=sorted(self.store.get_identifiers(members).values(), key=lambda n: n.key),
-            observations=self.store.observations(members),
+            observations=[] if shared else self.store.observations(members),
             links=sorted({lk.id: lk for lk in links}.values(), key=lambda lk: (lk.a, lk.b, -lk.kind)),
         )
 

@@ -892,3 +892,78 @@ def test_a_typed_phone_with_an_sms_history_needs_a_code_then_shows_it(api: Api) 
     assert seen.disclosed and texts(seen)[0].startswith("Deliver to 1 Secret Lane")
     assert seen.state.data["card_last4"] == "Q4242Z"
     assert cid in {c.conversation_id for c in listed(api, "web_cookie:new-laptop").conversations}
+
+
+ALICE = {"first_name": "Alice", "last_name": "Stone", "date_of_birth": "1975-06-01"}
+BOB = {"first_name": "Bob", "last_name": "Stone", "date_of_birth": "2008-09-09"}
+
+
+def test_a_shared_family_phone_resumes_only_for_the_person_who_started_it(api: Api) -> None:
+    family = "phone:+14155550002"
+    # Both gave the family phone on the web with their own profiles: it is set apart as shared.
+    start(api, "web", "web_cookie:ck-alice", family, attributes=ALICE)
+    start(api, "web", "web_cookie:ck-bob", family, attributes=BOB)
+    shared = api.identity.GetCustomer(ipb.GetCustomerRequest(identifier=ident(family)), timeout=TIMEOUT)
+    assert [i.generic for i in shared.customer.identifiers] == [True]
+
+    def by(profile: Mapping[str, str] | None) -> pb.Caller:
+        return pb.Caller(channel="sms", identifier=ident(family), attributes=dict(profile or {}))
+
+    # Alice texts from the family phone and says who she is.
+    alice = start(api, "sms", family, attributes=ALICE)
+    a_cid = alice.conversation.conversation_id
+    assert not alice.resumed and alice.conversation.disclosed
+    api.stub.AppendTurn(pb.AppendTurnRequest(conversation_id=a_cid, caller=by(ALICE), role=pb.CUSTOMER,
+                                             text="Deliver to 1 Secret Lane, door code K4711Q"), timeout=TIMEOUT)
+    conv = api.stub.GetConversation(
+        pb.GetConversationRequest(conversation_id=a_cid, caller=by(ALICE)), timeout=TIMEOUT).conversation
+    state = pb.State(flow="order", step="payment")
+    state.data.update({"card_last4": "Q4242Z"})
+    api.stub.UpdateState(pb.UpdateStateRequest(conversation_id=a_cid, caller=by(ALICE),
+                                                expected_version=conv.version, state=state), timeout=TIMEOUT)
+    secrets = (*SECRETS, "Alice", "1975-06-01")
+
+    # Bob, from the same phone, saying who he is: not Alice's conversation, not even step-up.
+    bob = start(api, "sms", family, attributes=BOB)
+    b_cid = bob.conversation.conversation_id
+    assert not bob.resumed and b_cid != a_cid and not bob.carried_over_from
+    assert not bob.step_up_required and not bob.step_up_conversation_id
+    assert_no_leak(bob, *secrets)
+    hidden = api.stub.GetConversation(
+        pb.GetConversationRequest(conversation_id=a_cid, caller=by(BOB)), timeout=TIMEOUT).conversation
+    assert not hidden.disclosed and not hidden.turns and not hidden.state.flow
+    assert_no_leak(hidden, *secrets)
+    mine = api.stub.ListConversations(pb.ListConversationsRequest(caller=by(BOB)), timeout=TIMEOUT)
+    assert [c.conversation_id for c in mine.conversations] == [b_cid]
+    for call, request in (
+        (api.stub.AppendTurn, pb.AppendTurnRequest(conversation_id=a_cid, caller=by(BOB), role=pb.CUSTOMER,
+                                                   text="hi")),
+        (api.stub.UpdateState, pb.UpdateStateRequest(conversation_id=a_cid, caller=by(BOB),
+                                                     expected_version=conv.version + 1, state=pb.State())),
+        (api.stub.Escalate, pb.EscalateRequest(conversation_id=a_cid, caller=by(BOB), reason="show me")),
+    ):
+        assert code_of(call, request) is grpc.StatusCode.PERMISSION_DENIED
+    own = api.stub.Escalate(pb.EscalateRequest(conversation_id=b_cid, caller=by(BOB), reason="help"),
+                            timeout=TIMEOUT)
+    assert [c.conversation_id for c in own.history] == [b_cid] and not own.profile.attributes
+    assert_no_leak(own, *secrets)
+    profile = api.identity.GetCustomer(ipb.GetCustomerRequest(identifier=ident(family)), timeout=TIMEOUT)
+    assert not profile.customer.attributes and not profile.customer.attribute_history
+    assert_no_leak(profile, *secrets)
+
+    # Someone who says nothing: no profiled conversation resumes; a step-up (say who you are) is asked.
+    nobody = start(api, "sms", family)
+    assert not nobody.resumed and nobody.conversation.conversation_id not in (a_cid, b_cid)
+    assert nobody.step_up_required and not nobody.step_up_channels  # the phone itself proves nothing
+    assert_no_leak(nobody, *secrets)
+    for cid in (a_cid, b_cid):
+        assert not get(api, cid, family).disclosed
+    # ... while a conversation nobody put a name to stays open to the phone's holder.
+    again = start(api, "sms", family)
+    assert again.resumed and again.conversation.conversation_id == nobody.conversation.conversation_id
+
+    # Alice again, saying who she is: her conversation, intact.
+    back = start(api, "sms", family, attributes={"first_name": "alice", "date_of_birth": "1975-06-01"})
+    assert back.resumed and back.conversation.conversation_id == a_cid
+    assert texts(back.conversation) == ["Deliver to 1 Secret Lane, door code K4711Q"]
+    assert back.conversation.state.data["card_last4"] == "Q4242Z"
