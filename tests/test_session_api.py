@@ -913,8 +913,9 @@ def test_a_shared_family_phone_resumes_only_for_the_person_who_started_it(api: A
     alice = start(api, "sms", family, attributes=ALICE)
     a_cid = alice.conversation.conversation_id
     assert not alice.resumed and alice.conversation.disclosed
-    api.stub.AppendTurn(pb.AppendTurnRequest(conversation_id=a_cid, caller=by(ALICE), role=pb.CUSTOMER,
-                                             text="Deliver to 1 Secret Lane, door code K4711Q"), timeout=TIMEOUT)
+    said = pb.AppendTurnRequest(conversation_id=a_cid, caller=by(ALICE), role=pb.CUSTOMER,
+                                text="Deliver to 1 Secret Lane, door code K4711Q")
+    api.stub.AppendTurn(said, timeout=TIMEOUT)
     conv = api.stub.GetConversation(
         pb.GetConversationRequest(conversation_id=a_cid, caller=by(ALICE)), timeout=TIMEOUT).conversation
     state = pb.State(flow="order", step="payment")
