@@ -840,7 +840,8 @@ def assert_claim_opens_nothing(api: Api, attacker: str, claimed: str, cid: str) 
     assert not profile.customer.attributes and not profile.customer.attribute_history
     assert_no_leak(profile, *secrets)
     explained = api.identity.Explain(ipb.ExplainRequest(a=ident(attacker), b=ident(claimed)), timeout=TIMEOUT)
-    assert explained.assurance == ipb.PROBABLE and len(explained.path) == 1  # a claim proves nothing
+    assert explained.assurance == ipb.PROBABLE and list(explained.steps) == [ipb.PROBABLE]  # proves nothing
+    assert key_of(explained.path[0].claimant) == attacker
     assert_no_leak(explained, *secrets)
     resolved = api.identity.Resolve(
         ipb.ResolveRequest(channel="sms", identifiers=[ident(attacker)]), timeout=TIMEOUT
