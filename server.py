@@ -39,13 +39,14 @@ from identity_graph.api.auth import (
 from identity_graph.api.identity_servicer import DEFAULT_POLL_INTERVAL_S
 from identity_graph.api.ratelimit import RateLimiter, RateLimitInterceptor
 from identity_graph.api.reflection import enable_reflection
-from identity_graph.config import GraphConfig
+from identity_graph.config import ConfigError
 from identity_graph.engine import IdentityGraph, Scorer
 from identity_graph.errors import InvalidArgument
 from identity_graph.privacy import Privacy
 from identity_graph.privacy_store import privacy_store_for
 from identity_graph.store import choose_store, open_store
 from session.api import SessionServicer
+from session.policy import Settings
 from session.service import Sessions
 from session.store import conversation_store_for
 from session.v1 import session_pb2, session_pb2_grpc
@@ -458,7 +459,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--neo4j-uri", help="use Neo4j at this Bolt URI instead of a DuckDB file")
     p.add_argument("--neo4j-user", default=os.environ.get("NEO4J_USER", "neo4j"))
     p.add_argument("--neo4j-password", default=os.environ.get("NEO4J_PASSWORD", ""))
-    p.add_argument("--config", help="GraphConfig JSON file")
+    p.add_argument("--config", help="settings TOML file ([graph] and [session]; see config.example.toml)")
     p.add_argument("--model", help="Splink model JSON for online scoring (optional)")
     p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S, help="shutdown drain seconds")
     p.add_argument("--poll-interval", type=float, default=DEFAULT_POLL_INTERVAL_S,
@@ -607,7 +608,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"identity-server: error: cannot read TLS file {e.filename}: {e.strerror}", file=sys.stderr)
         return 2
-    config = GraphConfig.from_file(args.config) if args.config else GraphConfig()
+    try:
+        settings = Settings.from_file(args.config) if args.config else Settings()
+    except ConfigError as e:
+        print(f"identity-server: error: {args.config}: {e}", file=sys.stderr)
+        return 2
     try:
         db, uri = choose_store(args.db, args.neo4j_uri, DEFAULT_DB)
     except InvalidArgument as e:
@@ -620,8 +625,8 @@ def main(argv: list[str] | None = None) -> int:
         neo4j_password=args.neo4j_password,
     )
     try:
-        graph = IdentityGraph(store, config, scorer=load_scorer(args.model))
-        sessions = Sessions(graph, conversation_store_for(store))
+        graph = IdentityGraph(store, settings.graph, scorer=load_scorer(args.model))
+        sessions = Sessions(graph, conversation_store_for(store), settings.session)
         asyncio.run(serve(args, graph, sessions, security))
     finally:
         store.close()

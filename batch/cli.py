@@ -30,7 +30,7 @@ from typing import Any
 import grpc
 from tqdm import tqdm
 
-from identity_graph.config import GraphConfig
+from identity_graph.config import ConfigError, GraphConfig
 from identity_graph.errors import IdentityGraphError, InvalidArgument, NotFound
 from identity_graph.store import GraphStore, choose_store, open_store
 
@@ -44,7 +44,8 @@ def _store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--neo4j-uri", help="use Neo4j at this Bolt URI instead of a DuckDB file")
     p.add_argument("--neo4j-user", default=os.environ.get("NEO4J_USER", "neo4j"))
     p.add_argument("--neo4j-password", default=os.environ.get("NEO4J_PASSWORD", ""))
-    p.add_argument("--config", help="GraphConfig JSON (thresholds, blocked values, limits)")
+    p.add_argument("--config", help="settings TOML; its [graph] table (thresholds, blocked values, "
+                                    "limits, trusted sources) applies (see config.example.toml)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -71,7 +72,12 @@ class _Locked(Exception):
 
 
 def _config(args: argparse.Namespace) -> GraphConfig:
-    return GraphConfig.from_file(args.config) if args.config else GraphConfig()
+    if not args.config:
+        return GraphConfig()
+    try:
+        return GraphConfig.from_file(args.config)
+    except ConfigError as e:
+        raise ConfigError(f"{args.config}: {e}") from e
 
 
 def parser() -> argparse.ArgumentParser:

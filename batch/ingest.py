@@ -2,9 +2,10 @@
 
 Each row is one observation from a source system: `source` + `record_id` name a `source_record`
 identifier (`source_record:<source>/<record_id>`); identifier columns (email, phone, ...) are linked
-`observed` to it; attribute columns are observed with it. Rows that cannot be loaded (an invalid
-phone, an unparsable date, no record id) go to a rejects CSV with the reason; a blocked value
-(`test@test.com`) is dropped from its row and listed there too, so nothing is lost silently.
+`observed` to it, with the record as claimant (`verified` when the source is trusted); attribute
+columns are observed with it. Rows that cannot be loaded (an invalid phone, an unparsable date,
+no record id) go to a rejects CSV with the reason; a blocked value (`test@test.com`) is dropped
+from its row and listed there too, so nothing is lost silently.
 
 Re-ingesting the same file writes nothing: identifier upserts only widen first/last seen,
 observation and link ids are hashes of their content, and events are appended only for links
@@ -274,9 +275,11 @@ class Ingester:
                 out.dropped.append(f"{col}: blocked value {ident.key} was not loaded")
                 continue
             out.identifiers.append(IdentifierUpsert(ident.key, ident.type, ident.value, at))
-            out.links.append(Link(record.key, ident.key, LinkKind.OBSERVED, source=source,
+            # The record asserts the pair: it is the claimant, unless its source is trusted.
+            kind = LinkKind.VERIFIED if self.config.is_trusted(source) else LinkKind.OBSERVED
+            out.links.append(Link(record.key, ident.key, kind, source=source,
                                   channel=m.channel, event_id=record.key, created_at=at,
-                                  actor=ACTOR))
+                                  actor=ACTOR, claimant=record.key))
 
 
 def ingest(
@@ -297,7 +300,7 @@ def ingest(
         store: the graph store.
         path: a `.csv` or `.parquet` file.
         mapping: the column mapping; defaults are taken from the header (see `Mapping_.complete`).
-        config: blocked values and the default phone region.
+        config: blocked values, trusted sources and the default phone region.
         rejects: where rejected rows go (CSV with `_line` and `_reason`); default
             `<file>.rejects.csv`. Written only when something is rejected or dropped.
         observed_at: the observation time of rows without an `observed_at` column; default the

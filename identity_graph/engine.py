@@ -297,8 +297,14 @@ class IdentityGraph:
         return next(iter(cids)), self._assurance(nodes[keys[0]], None)  # type: ignore[return-value]
 
     def _already_linked(self, keys: list[str]) -> bool:
+        """Whether the anchor's claims of `keys[1:]` are on record already (a link of another
+        kind, or an observed link claimed by the anchor: the others' claims are not its own)."""
         anchor = keys[0]
-        linked = {lk.other(anchor) for lk in self.store.links([anchor])}
+        linked = {
+            lk.other(anchor)
+            for lk in self.store.links([anchor])
+            if lk.kind is not LinkKind.OBSERVED or lk.claimant == anchor
+        }
         return all(k in linked for k in keys[1:])
 
     def _resolve_write(
@@ -338,11 +344,13 @@ class IdentityGraph:
             )
 
         pending: list[Link] = []
+        trusted = self.config.is_trusted(source)
         for ident in idents[1:]:
-            kind = LinkKind.OBSERVED
+            kind = LinkKind.VERIFIED if trusted else LinkKind.OBSERVED
             if proven is not None and proven in (anchor, ident.key):
                 kind = LinkKind.VERIFIED
-            pending.append(evidence(anchor, ident.key, kind))
+            # The anchor is held (the message came in through it); the rest is its claim.
+            pending.append(evidence(anchor, ident.key, kind, claimant=anchor))
         presented = {i.key for i in idents}
         for ident in idents:
             for eq in self.types.equivalents(ident):
@@ -351,10 +359,10 @@ class IdentityGraph:
         if attributes and self.scorer is not None:
             pending.extend(self._probabilistic(anchor, attributes, evidence))
         # Drop links that exist already with the same evidence kind between the same keys.
-        known = {(lk.a, lk.b, lk.kind) for lk in self.store.links(presented)}
+        known = {(lk.a, lk.b, lk.kind, lk.claimant) for lk in self.store.links(presented)}
         fresh: dict[str, Link] = {}
         for lk in pending:
-            if (lk.a, lk.b, lk.kind) not in known:
+            if (lk.a, lk.b, lk.kind, lk.claimant) not in known:
                 fresh.setdefault(lk.id, lk)
         cs.links_added = list(fresh.values())
 
@@ -451,9 +459,20 @@ class IdentityGraph:
         model_version: str = "",
         probability: float | None = None,
         match_weight: float | None = None,
+        claimant: str = "",
     ) -> ChangeResult:
-        """Adds one link with its evidence, under the same guardrails as Resolve."""
+        """Adds one link with its evidence, under the same guardrails as Resolve.
+
+        An `observed` link from a trusted source (`GraphConfig.trusted_sources`) is recorded as
+        `verified`; `claimant` (a or b) says which end asserted it, empty for both.
+        """
         a, b = self.key(a, "a"), self.key(b, "b")
+        if claimant:
+            claimant = self.key(claimant, "claimant")
+            if claimant not in (a, b):
+                raise InvalidArgument("claimant", "must be a or b")
+        if kind is LinkKind.OBSERVED and self.config.is_trusted(source):
+            kind = LinkKind.VERIFIED
         if a == b:
             raise InvalidArgument("b", "an identifier cannot link to itself")
         if kind in (LinkKind.PROBABLE, LinkKind.POSSIBLE) and probability is None:
@@ -489,6 +508,7 @@ class IdentityGraph:
                     match_weight=match_weight,
                     created_at=now,
                     actor=actor,
+                    claimant=claimant,
                 )
             )
             if any(lk.id == cs.links_added[0].id for lk in self.store.links([a])):
@@ -638,22 +658,39 @@ class IdentityGraph:
 
         return self._read(read)
 
-    def get_customer(self, ref: str) -> CustomerView:
-        return self._read(lambda: self._get_customer(ref))
+    def get_customer(self, ref: str, viewer: str | None = None) -> CustomerView:
+        """The customer of `ref` (a customer id, alias or identifier key).
 
-    def _get_customer(self, ref: str) -> CustomerView:
+        With `viewer` (the identifier a caller holds), only what it may see: identifiers it
+        reaches at the disclosure level, their attributes and the links between them.
+        """
+        return self._read(lambda: self._get_customer(ref, viewer))
+
+    def disclosed(self, kind: LinkKind | None) -> bool:
+        """Whether an assurance allows full disclosure (`GraphConfig.disclosure_level`)."""
+        return kind is not None and kind >= self.config.disclosure_level
+
+    def _get_customer(self, ref: str, viewer: str | None = None) -> CustomerView:
         cid = self.customer_id_of(ref)
         members = self.store.members(cid)
         customer = self.store.customers([cid]).get(cid)
         if customer is None:
             raise NotFound(f"unknown customer {ref}")
-        links = self.store.links(members)
+        shared = False
+        if viewer is not None:
+            node = self.store.get_identifier(viewer)
+            reach = {} if node is None else self._assurance(node, members)
+            members = [k for k in members if self.disclosed(reach.get(k))]
+            # A generic viewer (a family phone) reaches only itself, and what was observed with
+            # it belongs to several people: none of it is shown to whoever holds it.
+            shared = bool(node and node.generic)
+        links = [lk for lk in self.store.links(members) if viewer is None or {lk.a, lk.b} <= set(members)]
         return CustomerView(
             customer_id=cid,
             created_at=customer.created_at,
             aliases=self.store.aliases_of(cid),
             identifiers=sorted(self.store.get_identifiers(members).values(), key=lambda n: n.key),
-            observations=self.store.observations(members),
+            observations=[] if shared else self.store.observations(members),
             links=sorted({lk.id: lk for lk in links}.values(), key=lambda lk: (lk.a, lk.b, -lk.kind)),
         )
 
@@ -681,7 +718,9 @@ class IdentityGraph:
                         lambda ks: [lk for k in ks for lk in links_by_key.get(k, ())],
                         lambda k: generic.get(k, False),
                     )
-                    return {k: (bottleneck(paths[k]) if k in paths else None) for k in sorted(targets)}
+                    return {
+                        k: (bottleneck(paths[k], anchor) if k in paths else None) for k in sorted(targets)
+                    }
         targets = wanted if wanted is not None else set(self.store.component(anchor).members)
         if node.generic:  # shared by different people: whoever presents it proves only itself
             return {k: (LinkKind.VERIFIED if k == anchor else None) for k in sorted(targets)}
@@ -694,7 +733,7 @@ class IdentityGraph:
             return generic_flags[k]
 
         paths = widest_paths(anchor, self.store.links, is_generic)
-        return {k: (bottleneck(paths[k]) if k in paths else None) for k in sorted(targets)}
+        return {k: (bottleneck(paths[k], anchor) if k in paths else None) for k in sorted(targets)}
 
     def _customer_subgraph(
         self, node: IdentifierNode
@@ -749,7 +788,7 @@ class IdentityGraph:
                 raise NotFound(f"unknown identifier {k}")
         path = self.store.bottleneck_path(a, b)
         same = nodes[a].customer_id is not None and nodes[a].customer_id == nodes[b].customer_id
-        return Explanation(a, b, path or [], bottleneck(path) if path is not None else None, same)
+        return Explanation(a, b, path or [], bottleneck(path, a) if path is not None else None, same)
 
     def events(self, from_seq: int = 0, limit: int = 1000) -> list[Event]:
         return self.store.events(from_seq, limit)
@@ -1001,4 +1040,5 @@ class _Outcome:
         if self.region.generic.get(anchor):
             return {anchor: LinkKind.VERIFIED}
         paths = widest_paths(anchor, links_of, lambda k: self.region.generic.get(k, False))
-        return {k: (bottleneck(paths[k]) if k in paths else None) for k in sorted(self.components_of(anchor))}
+        return {k: (bottleneck(paths[k], anchor) if k in paths else None)
+                for k in sorted(self.components_of(anchor))}

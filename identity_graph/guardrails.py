@@ -66,3 +66,17 @@ def clearly_different(x: Profile, y: Profile) -> bool:
     if x.birth_dates & y.birth_dates:
         return False
     return not any(_similar_names(a, b) for a in x.first_names for b in y.first_names)
+
+
+PERSON_ATTRIBUTES = ("first_name", "last_name", "date_of_birth")
+"""What a person says about who they are, compared when a shared identifier is used."""
+
+
+def contradicts(x: Mapping[str, str], y: Mapping[str, str]) -> bool:
+    """Whether two self-descriptions name different people: a name or the birth date that both
+    give and that disagree (names compared loosely: "Bob" fits "Bobby")."""
+    for name in PERSON_ATTRIBUTES:
+        a, b = (x.get(name) or "").strip().lower(), (y.get(name) or "").strip().lower()
+        if a and b and (a != b if name == "date_of_birth" else not _similar_names(a, b)):
+            return True
+    return False

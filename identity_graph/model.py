@@ -118,6 +118,9 @@ class Link:
     """An undirected link between two identifier keys (`a < b`), with its evidence.
 
     Links are never edited; a removal is recorded in `removed_at`/`removed_by`/`removal_reason`.
+    `claimant` is the end that asserted the pair (the identifier the message came in through, or
+    the ingested source record); empty means unknown, read as "both ends claimed" (links written
+    before claimants were kept). It matters for `observed` links only (`identity_graph.paths`).
     """
 
     a: str
@@ -135,6 +138,7 @@ class Link:
     removed_at: datetime | None = None
     removed_by: str = ""
     removal_reason: str = ""
+    claimant: str = ""
 
     def __post_init__(self) -> None:
         if self.a > self.b:
@@ -144,8 +148,11 @@ class Link:
 
     @property
     def id(self) -> str:
-        return stable_id(self.a, self.b, self.kind.label, self.source, self.event_id,
-                         self.model_version)
+        parts: tuple[str, ...] = (self.a, self.b, self.kind.label, self.source, self.event_id,
+                                  self.model_version)
+        # A known claimant is part of the evidence (two people claiming each other are two
+        # links); links without one keep the ids they were written with.
+        return stable_id(*parts, self.claimant) if self.claimant else stable_id(*parts)
 
     @property
     def active(self) -> bool:

@@ -1,4 +1,10 @@
-"""Bottleneck (widest) paths: the path whose weakest link is strongest decides assurance."""
+"""Bottleneck (widest) paths: the path whose weakest step is strongest decides assurance.
+
+A step counts with its link's kind, except an `observed` link walked from its claimant towards
+what it claimed: that step proves nothing and counts as `probable` (DESIGN.md, "holding is not
+claiming"). Paths are therefore directed: typing someone's email reaches them only as `probable`,
+while they, holding the email, reach the typist as `observed`.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,20 @@ from identity_graph.model import Link, LinkKind
 _TOP = int(LinkKind.VERIFIED) + 1
 
 
+def claimed_from(link: Link, key: str) -> bool:
+    """Whether `key` is a claimant of `link`. A link without a known claimant (empty, or not one
+    of its ends) is read as claimed by both ends: the safe reading for links written before
+    claimants were kept."""
+    return link.claimant == key or link.claimant not in (link.a, link.b)
+
+
+def step_kind(link: Link, frm: str) -> LinkKind:
+    """What walking `link` from `frm` to its other end proves."""
+    if link.kind is LinkKind.OBSERVED and claimed_from(link, frm):
+        return LinkKind.PROBABLE
+    return link.kind
+
+
 def widest_paths(
     source: str,
     links_of: Callable[[Iterable[str]], Iterable[Link]],
@@ -18,7 +38,8 @@ def widest_paths(
     target: str | None = None,
     max_nodes: int = 20_000,
 ) -> dict[str, list[Link]]:
-    """Best paths from `source`: widest bottleneck first, then fewest links.
+    """Best paths from `source`: widest bottleneck first, then fewest links. Each step counts
+    as `step_kind` (one-way for observed links), so the path from a to b and from b to a differ.
 
     A path may end at a generic identifier but never pass through one, since generic identifiers
     are shared by different people. Two passes: a widest-path Dijkstra finds each identifier's
@@ -51,7 +72,7 @@ def widest_paths(
             continue
         for lk in neighbours(node):
             other = lk.other(node)
-            w = min(-neg_w, int(lk.kind))
+            w = min(-neg_w, int(step_kind(lk, node)))
             if other not in done and w > width.get(other, 0):
                 width[other] = w
                 heapq.heappush(heap, (-w, other))
@@ -68,7 +89,7 @@ def widest_paths(
                 continue
             for lk in neighbours(node):
                 other = lk.other(node)
-                if int(lk.kind) >= level and other not in seen:
+                if int(step_kind(lk, node)) >= level and other not in seen:
                     seen.add(other)
                     via[other] = lk
                     queue.append(other)
@@ -82,6 +103,17 @@ def widest_paths(
     return out
 
 
-def bottleneck(path: list[Link]) -> LinkKind | None:
-    """The weakest kind on a path; a path of no links (the identifier itself) is `verified`."""
-    return min((lk.kind for lk in path), default=LinkKind.VERIFIED)
+def steps(path: list[Link], source: str) -> list[LinkKind]:
+    """What each link of `path`, walked from `source`, counts as."""
+    out = []
+    node = source
+    for lk in path:
+        out.append(step_kind(lk, node))
+        node = lk.other(node)
+    return out
+
+
+def bottleneck(path: list[Link], source: str) -> LinkKind:
+    """The weakest step of `path` walked from `source`; no links (the identifier itself) is
+    `verified`."""
+    return min(steps(path, source), default=LinkKind.VERIFIED)

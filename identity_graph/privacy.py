@@ -304,7 +304,7 @@ def _link_doc(lk: Link) -> dict[str, Any]:
         "comparisons": dict(lk.comparisons) if lk.comparisons is not None else None,
         "created_at": _iso(lk.created_at), "actor": lk.actor, "active": lk.active,
         "removed_at": _iso(lk.removed_at), "removed_by": lk.removed_by,
-        "removal_reason": lk.removal_reason,
+        "removal_reason": lk.removal_reason, "claimant": lk.claimant,
     }
 
 
@@ -315,6 +315,7 @@ def _conversation_doc(c: Conversation) -> dict[str, Any]:
         "state": {"flow": c.state.flow, "step": c.state.step, "data": dict(c.state.data)},
         "version": c.version, "created_at": _iso(c.created_at), "updated_at": _iso(c.updated_at),
         "closed_at": _iso(c.closed_at), "escalation_reason": c.escalation_reason,
+        "participant": dict(c.participant),
     }
 
 

@@ -220,7 +220,9 @@ class Story:
         )
         self.consent(PHONE, "sms", "delivery_updates", "web chat checkbox")
         message = self.suggest(cid, "web", COOKIE)
-        self.say(cid, "web", COOKIE, pb.BOT, message or "Noted.")
+        self.out("      (the phone is typed, not held: the web chat sees nothing anchored at it,"
+                 " its consents included; texting from it opens this conversation)")
+        self.say(cid, "web", COOKIE, pb.BOT, message or "Noted. We'll text you delivery updates.")
 
         self.heading("2. SMS from +1 415 555 0134, on the way home")
         sms = self.start("sms", SMS_NUMBER)
@@ -316,8 +318,10 @@ class Story:
             again = e.code().name
         self.out(f"    ✓ the code again: {again}")
 
+        # Read as the phone's holder, who reaches every side: the web visitor only typed the
+        # phone, so the cookie (and the tablet linked to it) sees the web turns alone.
         final = self.stub.GetConversation(
-            pb.GetConversationRequest(conversation_id=cid, caller=self.caller("web", COOKIE)),
+            pb.GetConversationRequest(conversation_id=cid, caller=self.caller("whatsapp", WHATSAPP)),
             timeout=TIMEOUT,
         ).conversation
         return final

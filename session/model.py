@@ -79,6 +79,10 @@ class Conversation:
     turn_count: int = 0
     last_channel: str = ""
     channel_switches: int = 0
+    participant: Mapping[str, str] = field(default_factory=dict)
+    """Who started it, as they presented themselves (first_name, last_name, date_of_birth; empty
+    when they did not say): a shared (generic) identifier discloses it only to someone who
+    presents no contradicting profile (DESIGN.md, "Assurance and disclosure")."""
 
 
 @dataclass(frozen=True, slots=True)

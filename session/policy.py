@@ -1,11 +1,13 @@
-"""Session policy: lifecycle timings, disclosure, carry-over and channel-handoff rules."""
+"""Session policy: lifecycle timings, carry-over and channel-handoff rules; `Settings` loads it with
+the graph's settings from one TOML file."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
-from identity_graph.model import LinkKind
+from identity_graph.config import ConfigError, GraphConfig, from_table, read_toml
 
 # Which channel reaches an identifier of a type, and which types a channel's code can go to.
 CHANNEL_OF_TYPE = {"web_cookie": "web", "phone": "sms", "whatsapp": "whatsapp", "email": "email"}
@@ -55,11 +57,13 @@ DEFAULT_HANDOFF_RULES: tuple[HandoffRule, ...] = (
 
 @dataclass(frozen=True)
 class SessionPolicy:
+    """Lifecycle timings, carry-over, handoff rules and channel addresses. Disclosure is decided
+    by the graph's one level (`GraphConfig.disclosure_level`), so sessions and identity agree."""
+
     idle_timeout: timedelta = timedelta(minutes=30)
     close_after: timedelta = timedelta(hours=24)
     """An inactive conversation closes this long after its last activity."""
     resume_window: timedelta = timedelta(hours=72)
-    disclosure_level: LinkKind = LinkKind.OBSERVED
     carry_over: tuple[str, ...] = ("topic", "slots")
     """Context fields a new conversation inherits from the customer's last one it may see."""
     recent_turns: int = 20
@@ -71,3 +75,30 @@ class SessionPolicy:
         default_factory=lambda: {"whatsapp": "15550100000", "sms": "+15550100000"}
     )
     web_chat_url: str = "https://shop.example.com/chat"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a deployment sets, from one TOML file: `[graph]` (linking thresholds, guardrails,
+    the disclosure level, trusted sources) and `[session]` (timings, caps, handoff rules, business
+    numbers, chat URL). `config.example.toml` lists every key with its default."""
+
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    session: SessionPolicy = field(default_factory=SessionPolicy)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Settings:
+        """Reads and checks the whole file.
+
+        Raises:
+            ConfigError: unreadable, or a key unknown or badly typed; the message names the key
+                (`session.handoff_ttl: expected a duration ...`).
+        """
+        data = read_toml(path)
+        unknown = sorted(set(data) - {"graph", "session"})
+        if unknown:
+            raise ConfigError(f"{unknown[0]}: unknown section (known: graph, session)")
+        return cls(
+            from_table(GraphConfig, data.get("graph", {}), "graph"),
+            from_table(SessionPolicy, data.get("session", {}), "session"),
+        )

@@ -18,8 +18,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from identity_graph.attributes import clean_attributes
 from identity_graph.engine import MAX_IDENTIFIERS_PER_CALL, CustomerView, IdentityGraph, Proof, ResolveRequest
 from identity_graph.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from identity_graph.guardrails import PERSON_ATTRIBUTES, contradicts
 from identity_graph.model import LinkKind
 from session.model import (
     Consent,
@@ -76,10 +78,29 @@ def mask(key: str) -> str:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is on the line: the channel and the identifier the message came through."""
+    """Who is on the line: the channel, the identifier the message came through (held), and who
+    they say they are (`person`), which matters on a shared identifier."""
 
     channel: str
     identifier: str
+    presented: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def profile(self) -> dict[str, str]:
+        return dict(self.presented)
+
+
+def person(attributes: Mapping[str, str], field_name: str = "attributes") -> tuple[tuple[str, str], ...]:
+    """The name and birth date among `attributes`, cleaned, as a `Caller.presented`.
+
+    Raises:
+        InvalidArgument: a malformed value, naming `field_name.<attribute>`.
+    """
+    try:
+        cleaned = clean_attributes({k: v for k, v in attributes.items() if k in PERSON_ATTRIBUTES})
+    except InvalidArgument as e:
+        raise InvalidArgument(f"{field_name}.{e.field}", e.reason) from e
+    return tuple(sorted(cleaned.items()))
 
 
 @dataclass(frozen=True)
@@ -171,7 +192,7 @@ class Sessions:
         return self.graph.assurance(caller.identifier, keys)
 
     def _allowed(self, kind: LinkKind | None) -> bool:
-        return kind is not None and kind >= self.policy.disclosure_level
+        return self.graph.disclosed(kind)
 
     def _conversation(self, conversation_id: str) -> Conversation:
         if not conversation_id:
@@ -181,6 +202,19 @@ class Sessions:
             raise NotFound(f"unknown conversation {conversation_id}")
         return conv
 
+    def _shared(self, caller: Caller) -> bool:
+        """Whether the caller's identifier is generic (shared by different people)."""
+        node = self.graph.store.get_identifier(caller.identifier)
+        return bool(node and node.generic)
+
+    @staticmethod
+    def _same_person(conv: Conversation, caller: Caller, shared: bool) -> bool:
+        """On a shared identifier, a conversation whose participant said who they are is for a
+        caller who presents a profile that does not contradict it; elsewhere, always true."""
+        if not shared or not conv.participant:
+            return True
+        return bool(caller.presented) and not contradicts(conv.participant, caller.profile)
+
     def _view(
         self,
         conv: Conversation,
@@ -188,10 +222,13 @@ class Sessions:
         assurance: Mapping[str, LinkKind | None] | None = None,
         recent: int | None = None,
         seals: Mapping[str, datetime] | None = None,
+        shared: bool | None = None,
     ) -> ConversationView:
         if seals is None:
             seals = self.store.seals([conv.anchor])
         if _sealed(conv, seals):  # an earlier holder's conversation: hidden from everyone
+            return ConversationView(replace(conv, context=Context(), state=State()), [], False, None)
+        if not self._same_person(conv, caller, self._shared(caller) if shared is None else shared):
             return ConversationView(replace(conv, context=Context(), state=State()), [], False, None)
         turns = self.store.turns(conv.id)
         keys = {conv.anchor} | {t.identifier for t in turns}
@@ -214,6 +251,8 @@ class Sessions:
             raise PermissionDenied("the caller's assurance does not reach this conversation; step up first")
         if _sealed(conv, self.store.seals([conv.anchor])):
             raise PermissionDenied("this conversation belongs to an earlier holder of the identifier")
+        if not self._same_person(conv, caller, self._shared(caller)):
+            raise PermissionDenied("this identifier is shared: say who you are (name, birth date)")
         return kind  # type: ignore[return-value]
 
     def housekeeping(self) -> int:
@@ -243,15 +282,23 @@ class Sessions:
         )
         if resolved.customer_id is None:
             raise InvalidArgument("identifiers", "no usable identifier (all were blocked)")
-        caller = Caller(channel, resolved.identifiers[0])
+        caller = Caller(channel, resolved.identifiers[0], person(attributes or {}))
+        shared = self._shared(caller)
         now = self.clock()
         reach = resolved.assurance
         members = list(reach)
         recent = self.store.by_anchors(members, statuses=OPEN, limit=20)
         window_start = now - self.policy.resume_window
-        candidates = [c for c in recent if c.updated_at >= window_start]
+        # On a shared identifier, another person's conversation is not even offered for step-up.
+        candidates = [
+            c for c in recent
+            if c.updated_at >= window_start
+            and not (shared and c.participant and contradicts(c.participant, caller.profile))
+        ]
+        if shared and caller.presented:  # their own conversation before one nobody put a name to
+            candidates.sort(key=lambda c: not c.participant)
         for conv in candidates:
-            if self._allowed(reach.get(conv.anchor)):
+            if self._allowed(reach.get(conv.anchor)) and self._same_person(conv, caller, shared):
                 resumed = self.store.set_status(
                     conv.id,
                     Status.ACTIVE if conv.status != Status.ESCALATED else Status.ESCALATED,
@@ -259,12 +306,14 @@ class Sessions:
                     resumed=True,
                 )
                 # An open conversation is never sealed (a seal closes it for good): skip the lookup.
-                view = self._view(resumed, caller, reach, self.policy.recent_turns, seals={})
+                view = self._view(resumed, caller, reach, self.policy.recent_turns, seals={}, shared=shared)
                 return StartResult(
                     view, True, conv.last_channel, resolved.customer_id, reach.get(conv.anchor)
                 )
-        step_up = [c for c in candidates if not self._allowed(reach.get(c.anchor))]
-        context, carried = self._carry_over(members, reach)
+        # What the caller may not see yet: unreached by assurance, or, on a shared identifier, a
+        # participant who said who they are while this caller did not.
+        step_up = candidates
+        context, carried = self._carry_over(members, reach, caller, shared)
         conv = Conversation(
             id="conv_" + secrets.token_hex(10),
             anchor=caller.identifier,
@@ -277,10 +326,12 @@ class Sessions:
             updated_at=now,
             carried_from=carried,
             last_channel=channel,
+            participant=caller.profile,
         )
         self.store.create(conv)
-        view = self._view(conv, caller, reach, seals={})  # created just now: not sealed
+        view = self._view(conv, caller, reach, seals={}, shared=shared)  # created just now: not sealed
         targets = self._step_up_targets(step_up[0].anchor) if step_up else []
+        targets = [k for k in targets if k != caller.identifier]  # a code to oneself proves nothing
         return StartResult(
             view,
             False,
@@ -293,11 +344,15 @@ class Sessions:
             step_up_conversation_id=step_up[0].id if step_up else "",
         )
 
-    def _carry_over(self, members: list[str], reach: Mapping[str, LinkKind | None]) -> tuple[Context, str]:
+    def _carry_over(
+        self, members: list[str], reach: Mapping[str, LinkKind | None], caller: Caller, shared: bool
+    ) -> tuple[Context, str]:
         recent = self.store.by_anchors(members, limit=10)
         seals = self.store.seals([c.anchor for c in recent])
         for conv in recent:
             if not self._allowed(reach.get(conv.anchor)) or _sealed(conv, seals):
+                continue
+            if not self._same_person(conv, caller, shared):
                 continue
             ctx = conv.context
             return Context(
@@ -367,7 +422,8 @@ class Sessions:
         page = self.store.by_anchors(visible, statuses, channel, after, page_size + 1)
         token = _encode_token(page[page_size - 1]) if len(page) > page_size else ""
         seals = self.store.seals([c.anchor for c in page])
-        views = [self._view(c, caller, reach, seals=seals) for c in page[:page_size]]
+        shared = self._shared(caller)
+        views = [self._view(c, caller, reach, seals=seals, shared=shared) for c in page[:page_size]]
         return [v for v in views if v.disclosed], token
 
     def close(self, conversation_id: str, caller: Caller) -> Conversation:
@@ -475,11 +531,17 @@ class Sessions:
     # ---- step-up ----------------------------------------------------------------------------
 
     def _step_up_targets(self, anchor: str) -> list[str]:
-        """Identifiers a code can go to that stand for `anchor` at full assurance."""
+        """Identifiers a code can go to whose holder may see `anchor`'s data: proving to hold one
+        is worth as much as holding it. (The direction matters: a code to an email that the
+        anchor merely typed would prove nothing about the anchor.)"""
         _, members = self.graph.customer_members(anchor)
-        reach = self.graph.assurance(anchor, members)
         sendable = set(SENDABLE_TYPES.values())
-        return sorted(k for k in members if k.partition(":")[0] in sendable and self._allowed(reach.get(k)))
+        return sorted(
+            k
+            for k in members
+            if k.partition(":")[0] in sendable
+            and self._allowed(self.graph.assurance(k, [anchor]).get(anchor))
+        )
 
     def start_step_up(self, caller: Caller, conversation_id: str, channel: str = "") -> tuple[StepUp, str]:
         """Sends a one-time code to a channel of the conversation's anchor. Returns the step-up
@@ -536,23 +598,22 @@ class Sessions:
         conv = self._conversation(conversation_id)
         self._require_disclosed(conv, caller)
         conv = self.store.set_status(conv.id, Status.ESCALATED, self.clock(), reason=reason[:500])
-        cid = self.graph.customer_id_of(caller.identifier)
-        profile = self.graph.get_customer(cid)
-        members = [n.key for n in profile.identifiers]
-        reach = self._assurance(caller, members)
-        visible = [k for k in members if self._allowed(reach.get(k))]
-        profile = replace(
-            profile,
-            identifiers=[n for n in profile.identifiers if n.key in visible],
-            observations=[o for o in profile.observations if o.key in visible],
-            links=[lk for lk in profile.links if lk.a in visible and lk.b in visible],
-        )
-        history = [self._view(c, caller, reach) for c in self.store.by_anchors(visible, limit=100)]
+        profile = self.graph.get_customer(caller.identifier, viewer=caller.identifier)
+        visible = [n.key for n in profile.identifiers]
+        reach = self._assurance(caller, visible)
+        shared = self._shared(caller)
+        history = [
+            v
+            for c in self.store.by_anchors(visible, limit=100)
+            if (v := self._view(c, caller, reach, shared=shared)).disclosed
+        ]
         history.sort(key=lambda v: v.conversation.created_at)
         open_flows = [
             v.conversation for v in history if v.conversation.status in OPEN and v.conversation.state.flow
         ]
-        return EscalationPackage(self._view(conv, caller, reach), history, profile, open_flows, reason)
+        return EscalationPackage(
+            self._view(conv, caller, reach, shared=shared), history, profile, open_flows, reason
+        )
 
     # ---- recycled identifiers ----------------------------------------------------------------
 

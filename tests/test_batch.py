@@ -152,6 +152,7 @@ def test_ingest_loads_rejects_and_is_idempotent(store, tmp_path: Path) -> None:
     links = store.links([rec])
     assert {lk.other(rec) for lk in links} == {"email:ann.lee@example.com", "phone:+12125550101"}
     assert all(lk.kind.label == "observed" and lk.source == "crm" for lk in links)
+    assert all(lk.claimant == rec for lk in links)  # the record asserted the pairs
     obs = {o.attribute: o.value for o in store.observations([rec])}
     assert obs == {"first_name": "ann", "last_name": "lee", "date_of_birth": "1980-02-03",
                    "loyalty_tier": "gold"}
@@ -164,6 +165,18 @@ def test_ingest_loads_rejects_and_is_idempotent(store, tmp_path: Path) -> None:
     after = store.export_tables()
     for name in before:
         assert before[name].equals(after[name]), name
+
+
+def test_ingest_from_a_trusted_source_links_verified(tmp_path: Path) -> None:
+    src = tmp_path / "accounts.csv"
+    _write_csv(src, [{"source": "accounts", "record_id": "u1", "email": "v@example.com"},
+                     {"source": "crm", "record_id": "c1", "email": "w@example.com"}])
+    with DuckDBStore(str(tmp_path / "g.duckdb")) as store:
+        ingest(store, src, Mapping_(identifiers={"email": "email"}),
+               config=GraphConfig(trusted_sources=("accounts",)), progress=False)
+        [trusted] = store.links(["source_record:accounts/u1"])
+        [claimed] = store.links(["source_record:crm/c1"])
+        assert trusted.kind.label == "verified" and claimed.kind.label == "observed"
 
 
 def test_ingest_parquet_with_flags_mapping(tmp_path: Path) -> None:

@@ -104,7 +104,7 @@ def test_widest_path_prefers_fewest_links_among_equally_strong_paths() -> None:
 
     paths = widest_paths("s", links_of, lambda k: False)
     assert [(lk.a, lk.b) for lk in paths["u"]] == [("s", "t"), ("t", "u")]
-    assert bottleneck(paths["t"]) is LinkKind.VERIFIED and len(paths["t"]) == 3
+    assert bottleneck(paths["t"], "s") is LinkKind.VERIFIED and len(paths["t"]) == 3
     assert widest_paths("s", links_of, lambda k: k == "t").get("u") is None
 
 

@@ -162,7 +162,8 @@ def test_bottleneck_path_prefers_strong_links_over_short_ones(graph: IdentityGra
         ("account_id:u1", "phone:+15551230001", LinkKind.VERIFIED),
     ]:
         graph.link(
-            a, b, kind, source="t", actor="t", probability=0.999 if kind == LinkKind.PROBABLE else None
+            a, b, kind, source="t", actor="t", probability=0.999 if kind == LinkKind.PROBABLE else None,
+            claimant=b if kind == LinkKind.OBSERVED else "",
         )
     ex = graph.explain("email:a@x.com", "phone:+15551230001")
     assert ex.assurance is LinkKind.OBSERVED and len(ex.path) == 3 and ex.same_customer

@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from identity.v1 import identity_pb2 as pb
 from identity.v1 import identity_pb2_grpc as pb_grpc
+from identity_graph.config import GraphConfig
 from identity_graph.engine import IdentityGraph, ResolveRequest
 from identity_graph.errors import StoreError
 from identity_graph.matching import OnlineScorer, load_starter_model
@@ -140,13 +141,17 @@ def test_resolve_new_then_known(api: Api) -> None:
         assert lk.link_id and lk.source == "web" and lk.channel == "web" and lk.created_at.seconds > 0
         assert not lk.HasField("probability")
     assert not first.violations
-    got = assurance(first)
-    assert got["email:ann@example.com"] == (pb.OBSERVED, True)
-    assert got["phone:+14155550101"] == (pb.OBSERVED, True)
+    got = assurance(first)  # typed, not held: claims reach as probable (holding is not claiming)
+    assert got["email:ann@example.com"] == (pb.PROBABLE, False)
+    assert got["phone:+14155550101"] == (pb.PROBABLE, False)
 
     again = resolve(api, "email", "email:ann@example.com")
     assert again.customer_id == first.customer_id and not again.is_new
     assert not again.links
+    # Whoever holds the typed email may see the typist's data; the phone only through the cookie.
+    got = assurance(again)
+    assert got["web_cookie:c1"] == (pb.OBSERVED, True)
+    assert got["phone:+14155550101"] == (pb.PROBABLE, False)
 
 
 def test_resolve_with_proof_links_verified(api: Api) -> None:
@@ -168,6 +173,51 @@ def test_resolve_merges_and_the_alias_still_resolves(api: Api) -> None:
 
 
 # ---- Link / Unlink / SetGeneric ---------------------------------------------------------------
+
+
+def test_a_claim_counts_one_way_in_explain_and_links_name_their_claimant(api: Api) -> None:
+    typed = resolve(api, "web", "web_cookie:k9", "phone:+14155550109")  # typed on the web
+    [lk] = typed.links
+    assert lk.kind == pb.OBSERVED and key(lk.claimant) == "web_cookie:k9"
+
+    def explain(a: str, b: str) -> pb.ExplainResponse:
+        return api.stub.Explain(pb.ExplainRequest(a=ident(a), b=ident(b)), timeout=TIMEOUT)
+
+    forward = explain("web_cookie:k9", "phone:+14155550109")
+    assert forward.assurance == pb.PROBABLE and list(forward.steps) == [pb.PROBABLE]
+    back = explain("phone:+14155550109", "web_cookie:k9")
+    assert back.assurance == pb.OBSERVED and list(back.steps) == [pb.OBSERVED]
+    # Link with a claimant behaves the same; without one, both ends count as claimants.
+    api.stub.Link(pb.LinkRequest(a=ident("email:c@x.io"), b=ident("device_id:d1"), kind=pb.OBSERVED,
+                                 source="crm", actor="t", claimant=ident("device_id:d1")), timeout=TIMEOUT)
+    assert explain("email:c@x.io", "device_id:d1").assurance == pb.OBSERVED
+    assert explain("device_id:d1", "email:c@x.io").assurance == pb.PROBABLE
+    api.stub.Link(pb.LinkRequest(a=ident("email:u@x.io"), b=ident("device_id:d2"), kind=pb.OBSERVED,
+                                 source="crm", actor="t"), timeout=TIMEOUT)
+    assert explain("email:u@x.io", "device_id:d2").assurance == pb.PROBABLE
+    assert explain("device_id:d2", "email:u@x.io").assurance == pb.PROBABLE
+    bad = rpc_error(api.stub.Link, pb.LinkRequest(a=ident("email:c@x.io"), b=ident("device_id:d1"),
+                                                 kind=pb.OBSERVED, source="crm", actor="t",
+                                                 claimant=ident("email:z@x.io")))
+    assert bad.code() is grpc.StatusCode.INVALID_ARGUMENT and "claimant" in bad.details()
+
+
+def test_a_trusted_source_links_verified(store: GraphStore) -> None:
+    graph = IdentityGraph(store, GraphConfig(trusted_sources=("accounts",)))
+    srv, api = start_api(graph)
+    try:
+        r = api.stub.Resolve(pb.ResolveRequest(channel="web", source="accounts",
+                                               identifiers=[ident("account_id:a1"), ident("email:a1@x.io")]),
+                             timeout=TIMEOUT)
+        assert [lk.kind for lk in r.links] == [pb.VERIFIED]
+        untrusted = resolve(api, "web", "web_cookie:k1", "email:k1@x.io")
+        assert [lk.kind for lk in untrusted.links] == [pb.OBSERVED]
+        made = api.stub.Link(pb.LinkRequest(a=ident("email:b@x.io"), b=ident("device_id:b"), kind=pb.OBSERVED,
+                                            source="accounts", actor="t"), timeout=TIMEOUT)
+        assert [lk.kind for lk in made.links] == [pb.VERIFIED]
+    finally:
+        api.channel.close()
+        srv.stop()
 
 
 def test_link_and_unlink_with_evidence(api: Api) -> None:

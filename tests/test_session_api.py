@@ -92,11 +92,14 @@ def as_caller(key: str) -> pb.Caller:
 
 
 def start(
-    api: Api, channel: str, *keys: str, attributes: Mapping[str, str] | None = None
+    api: Api, channel: str, *keys: str, attributes: Mapping[str, str] | None = None, otp: str = ""
 ) -> pb.StartOrResumeResponse:
+    """StartOrResume from `keys[0]`, claiming the rest; `otp` names one proven by a code."""
     req = pb.StartOrResumeRequest(
         channel=channel, identifiers=[ident(k) for k in keys], attributes=dict(attributes or {})
     )
+    if otp:
+        req.proof.CopyFrom(ipb.Proof(kind="otp", identifier=ident(otp)))
     return api.stub.StartOrResume(req, timeout=TIMEOUT)
 
 
@@ -249,7 +252,8 @@ def test_a_conversation_follows_the_customer_across_three_channels(api: Api) -> 
 
 
 def test_consent_suggestion_and_handoff_code(api: Api) -> None:
-    web = start(api, "web", "web_cookie:ck-2", "phone:+14155550177")
+    # The web form proved the phone with a one-time code (a phone merely typed would not do).
+    web = start(api, "web", "web_cookie:ck-2", "phone:+14155550177", otp="phone:+14155550177")
     conv = set_state(api, web.conversation, "web_cookie:ck-2", "delivery", "scheduled")
     cid = conv.conversation_id
     suggest = pb.SuggestHandoffRequest(conversation_id=cid, caller=as_caller("web_cookie:ck-2"))
@@ -795,7 +799,7 @@ def test_twenty_concurrent_writers_from_two_channels_lose_nothing(api: Api) -> N
 
     with ThreadPoolExecutor(WRITERS) as pool:
         retries = list(pool.map(writer, range(WRITERS)))
-    final = get(api, cid, web_key)
+    final = get(api, cid, sms_key)  # the phone was typed on the web: its holder sees both sides
     n_turns = WRITERS * TURNS_EACH
     assert [t.seq for t in final.turns] == list(range(1, n_turns + 1))
     assert sorted(texts(final)) == sorted(
@@ -806,3 +810,162 @@ def test_twenty_concurrent_writers_from_two_channels_lose_nothing(api: Api) -> N
     assert final.state.data["counter"] == WRITERS * UPDATES_EACH
     assert final.version == base_version + WRITERS * UPDATES_EACH
     assert all(r < 1000 for r in retries)
+
+
+# ---- holding is not claiming ------------------------------------------------------------------
+# Each scenario can be replayed with grpcurl: StartOrResume from the attacker's own identifier,
+# presenting the victim's as a second one, then every read and write the attacker could try.
+
+VICTIM_PROFILE = {**MARIA, "street": "1 Secret Lane"}  # an attribute GetCustomer would carry
+
+
+def assert_claim_opens_nothing(api: Api, attacker: str, claimed: str, cid: str) -> None:
+    """`attacker` (held) presents `claimed` (the victim's): no response field carries a victim
+    secret, and nothing of the victim's conversation `cid` can be read or written."""
+    # (Not "Maria": the typed email holds it. The cookie's value only when it was not typed.)
+    secrets = (*SECRETS, "Lopez", "1988-03-14", *(["victim"] if "victim" not in claimed else []))
+    r = start(api, WEB_OF[attacker.partition(":")[0]], attacker, claimed)
+    assert not r.resumed and r.conversation.conversation_id != cid
+    assert r.assurance == ipb.VERIFIED  # the caller's own, new conversation
+    assert not r.carried_over_from and not r.conversation.context.slots and not r.conversation.turns
+    assert r.step_up_required and r.step_up_conversation_id == cid  # recognised: must prove it
+    assert_no_leak(r, *secrets)
+    assert_locked_out(api, cid, attacker, *secrets)  # Get, List, AppendTurn, UpdateState, Escalate ...
+    own = escalate(api, r.conversation.conversation_id, attacker)
+    assert [c.conversation_id for c in own.history] == [r.conversation.conversation_id]
+    assert {key_of(i) for i in own.profile.identifiers} == {attacker} and not own.profile.attributes
+    assert_no_leak(own, *secrets)
+    profile = api.identity.GetCustomer(ipb.GetCustomerRequest(identifier=ident(attacker)), timeout=TIMEOUT)
+    assert {key_of(i.identifier) for i in profile.customer.identifiers} == {attacker}
+    assert not profile.customer.attributes and not profile.customer.attribute_history
+    assert_no_leak(profile, *secrets)
+    explained = api.identity.Explain(ipb.ExplainRequest(a=ident(attacker), b=ident(claimed)), timeout=TIMEOUT)
+    assert explained.assurance == ipb.PROBABLE and list(explained.steps) == [ipb.PROBABLE]  # proves nothing
+    assert key_of(explained.path[0].claimant) == attacker
+    assert_no_leak(explained, *secrets)
+    resolved = api.identity.Resolve(
+        ipb.ResolveRequest(channel="sms", identifiers=[ident(attacker)]), timeout=TIMEOUT
+    )
+    assert not [a for a in resolved.assurance if a.full_disclosure and key_of(a.identifier) != attacker]
+    assert_no_leak(resolved, *secrets)
+    # The victim's own view is unchanged.
+    assert texts(get(api, cid, "web_cookie:victim"))[0].startswith("Deliver to 1 Secret Lane")
+
+
+def test_typing_the_victims_email_opens_nothing(api: Api) -> None:
+    victim = start(api, "web", "web_cookie:victim", "email:maria@example.com", attributes=VICTIM_PROFILE)
+    cid = victim.conversation.conversation_id
+    plant_secrets(api, victim.conversation, "web_cookie:victim")
+    assert_claim_opens_nothing(api, "phone:+14155559999", "email:maria@example.com", cid)
+    # The other way round a claim works: whoever holds the typed email sees the typist's data.
+    assert get(api, cid, "email:maria@example.com").disclosed
+
+
+def test_typing_the_victims_cookie_opens_nothing(api: Api) -> None:
+    victim = start(api, "web", "web_cookie:victim", attributes=VICTIM_PROFILE)
+    cid = victim.conversation.conversation_id
+    plant_secrets(api, victim.conversation, "web_cookie:victim")
+    assert_claim_opens_nothing(api, "phone:+14155559999", "web_cookie:victim", cid)
+
+
+def test_a_typed_phone_with_an_sms_history_needs_a_code_then_shows_it(api: Api) -> None:
+    phone = "phone:+14155550155"
+    sms = start(api, "sms", phone, attributes=VICTIM_PROFILE)
+    cid = sms.conversation.conversation_id
+    plant_secrets(api, sms.conversation, phone)
+    web = start(api, "web", "web_cookie:new-laptop", phone)  # typed in the web chat's form
+    assert web.customer_id == sms.customer_id and not web.resumed
+    assert web.step_up_required and web.step_up_conversation_id == cid
+    assert list(web.step_up_channels) == ["sms ••••0155"]
+    assert_no_leak(web, *SECRETS, "Lopez")
+    assert_locked_out(api, cid, "web_cookie:new-laptop", *SECRETS)
+    step = api.stub.StartStepUp(
+        pb.StartStepUpRequest(caller=as_caller("web_cookie:new-laptop"), conversation_id=cid), timeout=TIMEOUT
+    )
+    assert step.sent_to == "sms ••••0155"
+    code = api.sessions.store.outbox("+14155550155")[-1].text.rsplit(" ", 1)[1]
+    laptop = as_caller("web_cookie:new-laptop")
+    done = api.stub.CompleteStepUp(
+        pb.CompleteStepUpRequest(step_up_id=step.step_up_id, caller=laptop, code=code), timeout=TIMEOUT
+    )
+    assert done.verified
+    seen = get(api, cid, "web_cookie:new-laptop")
+    assert seen.disclosed and texts(seen)[0].startswith("Deliver to 1 Secret Lane")
+    assert seen.state.data["card_last4"] == "Q4242Z"
+    assert cid in {c.conversation_id for c in listed(api, "web_cookie:new-laptop").conversations}
+
+
+ALICE = {"first_name": "Alice", "last_name": "Stone", "date_of_birth": "1975-06-01"}
+BOB = {"first_name": "Bob", "last_name": "Stone", "date_of_birth": "2008-09-09"}
+
+
+def test_a_shared_family_phone_resumes_only_for_the_person_who_started_it(api: Api) -> None:
+    family = "phone:+14155550002"
+    # Both gave the family phone on the web with their own profiles: it is set apart as shared.
+    start(api, "web", "web_cookie:ck-alice", family, attributes=ALICE)
+    start(api, "web", "web_cookie:ck-bob", family, attributes=BOB)
+    shared = api.identity.GetCustomer(ipb.GetCustomerRequest(identifier=ident(family)), timeout=TIMEOUT)
+    assert [i.generic for i in shared.customer.identifiers] == [True]
+
+    def by(profile: Mapping[str, str] | None) -> pb.Caller:
+        return pb.Caller(channel="sms", identifier=ident(family), attributes=dict(profile or {}))
+
+    # Alice texts from the family phone and says who she is.
+    alice = start(api, "sms", family, attributes=ALICE)
+    a_cid = alice.conversation.conversation_id
+    assert not alice.resumed and alice.conversation.disclosed
+    said = pb.AppendTurnRequest(conversation_id=a_cid, caller=by(ALICE), role=pb.CUSTOMER,
+                                text="Deliver to 1 Secret Lane, door code K4711Q")
+    api.stub.AppendTurn(said, timeout=TIMEOUT)
+    conv = api.stub.GetConversation(
+        pb.GetConversationRequest(conversation_id=a_cid, caller=by(ALICE)), timeout=TIMEOUT).conversation
+    state = pb.State(flow="order", step="payment")
+    state.data.update({"card_last4": "Q4242Z"})
+    api.stub.UpdateState(pb.UpdateStateRequest(conversation_id=a_cid, caller=by(ALICE),
+                                                expected_version=conv.version, state=state), timeout=TIMEOUT)
+    secrets = (*SECRETS, "Alice", "1975-06-01")
+
+    # Bob, from the same phone, saying who he is: not Alice's conversation, not even step-up.
+    bob = start(api, "sms", family, attributes=BOB)
+    b_cid = bob.conversation.conversation_id
+    assert not bob.resumed and b_cid != a_cid and not bob.carried_over_from
+    assert not bob.step_up_required and not bob.step_up_conversation_id
+    assert_no_leak(bob, *secrets)
+    hidden = api.stub.GetConversation(
+        pb.GetConversationRequest(conversation_id=a_cid, caller=by(BOB)), timeout=TIMEOUT).conversation
+    assert not hidden.disclosed and not hidden.turns and not hidden.state.flow
+    assert_no_leak(hidden, *secrets)
+    mine = api.stub.ListConversations(pb.ListConversationsRequest(caller=by(BOB)), timeout=TIMEOUT)
+    assert [c.conversation_id for c in mine.conversations] == [b_cid]
+    for call, request in (
+        (api.stub.AppendTurn, pb.AppendTurnRequest(conversation_id=a_cid, caller=by(BOB), role=pb.CUSTOMER,
+                                                   text="hi")),
+        (api.stub.UpdateState, pb.UpdateStateRequest(conversation_id=a_cid, caller=by(BOB),
+                                                     expected_version=conv.version + 1, state=pb.State())),
+        (api.stub.Escalate, pb.EscalateRequest(conversation_id=a_cid, caller=by(BOB), reason="show me")),
+    ):
+        assert code_of(call, request) is grpc.StatusCode.PERMISSION_DENIED
+    own = api.stub.Escalate(pb.EscalateRequest(conversation_id=b_cid, caller=by(BOB), reason="help"),
+                            timeout=TIMEOUT)
+    assert [c.conversation_id for c in own.history] == [b_cid] and not own.profile.attributes
+    assert_no_leak(own, *secrets)
+    profile = api.identity.GetCustomer(ipb.GetCustomerRequest(identifier=ident(family)), timeout=TIMEOUT)
+    assert not profile.customer.attributes and not profile.customer.attribute_history
+    assert_no_leak(profile, *secrets)
+
+    # Someone who says nothing: no profiled conversation resumes; a step-up (say who you are) is asked.
+    nobody = start(api, "sms", family)
+    assert not nobody.resumed and nobody.conversation.conversation_id not in (a_cid, b_cid)
+    assert nobody.step_up_required and not nobody.step_up_channels  # the phone itself proves nothing
+    assert_no_leak(nobody, *secrets)
+    for cid in (a_cid, b_cid):
+        assert not get(api, cid, family).disclosed
+    # ... while a conversation nobody put a name to stays open to the phone's holder.
+    again = start(api, "sms", family)
+    assert again.resumed and again.conversation.conversation_id == nobody.conversation.conversation_id
+
+    # Alice again, saying who she is: her conversation, intact.
+    back = start(api, "sms", family, attributes={"first_name": "alice", "date_of_birth": "1975-06-01"})
+    assert back.resumed and back.conversation.conversation_id == a_cid
+    assert texts(back.conversation) == ["Deliver to 1 Secret Lane, door code K4711Q"]
+    assert back.conversation.state.data["card_last4"] == "Q4242Z"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from identity_graph.engine import IdentityGraph
+from identity_graph.engine import IdentityGraph, Proof
 from identity_graph.errors import Conflict, FailedPrecondition, PermissionDenied
 from identity_graph.model import LinkKind
 from session.model import Context, State, Status
@@ -149,7 +149,8 @@ def test_merges_and_splits_rehome_conversations(sessions: Sessions) -> None:
     a = sessions.start_or_resume("web", [("web_cookie", "ck-1")])
     b = sessions.start_or_resume("sms", [("phone", "+14155550134")])
     assert a.customer_id != b.customer_id
-    sessions.graph.link("web_cookie:ck-1", "phone:+14155550134", LinkKind.OBSERVED, source="t", actor="t")
+    sessions.graph.link("web_cookie:ck-1", "phone:+14155550134", LinkKind.OBSERVED, source="t", actor="t",
+                        claimant="phone:+14155550134")  # the phone typed the cookie: the web holder sees it
     listed, _ = sessions.list(WEB)
     assert {v.conversation.id for v in listed} == {a.view.conversation.id, b.view.conversation.id}
     sessions.graph.split(cut=[("web_cookie:ck-1", "phone:+14155550134")], actor="ops")
@@ -177,7 +178,10 @@ def test_handoff_code_is_single_use_links_verified_and_resumes(sessions: Session
 
 
 def test_handoff_suggestions_respect_consent(sessions: Sessions) -> None:
-    web = sessions.start_or_resume("web", [("web_cookie", "ck-1"), ("phone", "+14155550134")])
+    # The web form proved the phone with a one-time code: a phone merely typed would not do.
+    web = sessions.start_or_resume(
+        "web", [("web_cookie", "ck-1"), ("phone", "+14155550134")], proof=Proof("otp", "phone:+14155550134")
+    )
     conv = web.view.conversation
     sessions.update_state(conv.id, WEB, conv.version, State("delivery", "scheduled"))
     assert sessions.suggest_handoff(conv.id, WEB) is None  # no consent yet

@@ -192,3 +192,28 @@ def test_a_large_change_set_is_written_set_wise(tmp_path: Path):
         assert len(store.keys_by_attribute("city", ["city7"], limit=10_000)) == n // 50
         assert len(store.links(["web_cookie:c500"])) == 2
     assert elapsed < 10, elapsed
+
+
+def test_a_file_from_before_claimants_is_migrated_in_place(tmp_path: Path):
+    """An existing links table gets the `claimant` column on open; its links read as claimed by
+    both ends (empty claimant), the safe reading."""
+    path = str(tmp_path / "old.duckdb")
+    con = duckdb.connect(path)
+    con.execute(
+        "CREATE TABLE links (link_id VARCHAR PRIMARY KEY, a VARCHAR NOT NULL, b VARCHAR NOT NULL, "
+        "kind VARCHAR NOT NULL, source VARCHAR, channel VARCHAR, event_id VARCHAR, "
+        "model_version VARCHAR, probability DOUBLE, match_weight DOUBLE, comparisons VARCHAR, "
+        "created_at TIMESTAMPTZ NOT NULL, actor VARCHAR, removed_at TIMESTAMPTZ, removed_by VARCHAR, "
+        "removal_reason VARCHAR)"
+    )
+    con.execute("INSERT INTO links VALUES ('l1', 'phone:+15551234567', 'web_cookie:c1', 'observed', "
+                "'web', 'web', '', '', NULL, NULL, NULL, now(), 'web', NULL, '', '')")
+    con.close()
+    with DuckDBStore(path) as store:
+        [old] = store.links(["web_cookie:c1"])
+        assert old.kind is LinkKind.OBSERVED and old.claimant == ""
+        new = Link("web_cookie:c2", "phone:+15551234567", LinkKind.OBSERVED, claimant="web_cookie:c2")
+        store.apply(ChangeSet(links_added=[new]))
+        phone = "phone:+15551234567"
+        assert {lk.other(phone): lk.claimant for lk in store.links([phone])} == {
+            "web_cookie:c1": "", "web_cookie:c2": "web_cookie:c2"}

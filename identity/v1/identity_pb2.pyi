@@ -45,7 +45,7 @@ class ComparisonContribution(_message.Message):
     def __init__(self, name: _Optional[str] = ..., level: _Optional[str] = ..., bits: _Optional[float] = ...) -> None: ...
 
 class Link(_message.Message):
-    __slots__ = ("link_id", "a", "b", "kind", "source", "channel", "event_id", "model_version", "probability", "match_weight", "created_at", "actor", "comparisons", "removed_at", "removed_by", "removal_reason")
+    __slots__ = ("link_id", "a", "b", "kind", "source", "channel", "event_id", "model_version", "probability", "match_weight", "created_at", "actor", "comparisons", "removed_at", "removed_by", "removal_reason", "claimant")
     LINK_ID_FIELD_NUMBER: _ClassVar[int]
     A_FIELD_NUMBER: _ClassVar[int]
     B_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,7 @@ class Link(_message.Message):
     REMOVED_AT_FIELD_NUMBER: _ClassVar[int]
     REMOVED_BY_FIELD_NUMBER: _ClassVar[int]
     REMOVAL_REASON_FIELD_NUMBER: _ClassVar[int]
+    CLAIMANT_FIELD_NUMBER: _ClassVar[int]
     link_id: str
     a: Identifier
     b: Identifier
@@ -78,7 +79,8 @@ class Link(_message.Message):
     removed_at: _timestamp_pb2.Timestamp
     removed_by: str
     removal_reason: str
-    def __init__(self, link_id: _Optional[str] = ..., a: _Optional[_Union[Identifier, _Mapping]] = ..., b: _Optional[_Union[Identifier, _Mapping]] = ..., kind: _Optional[_Union[LinkKind, str]] = ..., source: _Optional[str] = ..., channel: _Optional[str] = ..., event_id: _Optional[str] = ..., model_version: _Optional[str] = ..., probability: _Optional[float] = ..., match_weight: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., comparisons: _Optional[_Iterable[_Union[ComparisonContribution, _Mapping]]] = ..., removed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., removed_by: _Optional[str] = ..., removal_reason: _Optional[str] = ...) -> None: ...
+    claimant: Identifier
+    def __init__(self, link_id: _Optional[str] = ..., a: _Optional[_Union[Identifier, _Mapping]] = ..., b: _Optional[_Union[Identifier, _Mapping]] = ..., kind: _Optional[_Union[LinkKind, str]] = ..., source: _Optional[str] = ..., channel: _Optional[str] = ..., event_id: _Optional[str] = ..., model_version: _Optional[str] = ..., probability: _Optional[float] = ..., match_weight: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., comparisons: _Optional[_Iterable[_Union[ComparisonContribution, _Mapping]]] = ..., removed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., removed_by: _Optional[str] = ..., removal_reason: _Optional[str] = ..., claimant: _Optional[_Union[Identifier, _Mapping]] = ...) -> None: ...
 
 class Violation(_message.Message):
     __slots__ = ("kind", "identifier", "reason")
@@ -170,7 +172,7 @@ class ResolveResponse(_message.Message):
     def __init__(self, customer_id: _Optional[str] = ..., is_new: _Optional[bool] = ..., identifiers: _Optional[_Iterable[_Union[Identifier, _Mapping]]] = ..., links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., violations: _Optional[_Iterable[_Union[Violation, _Mapping]]] = ..., assurance: _Optional[_Iterable[_Union[Assurance, _Mapping]]] = ..., merged: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LinkRequest(_message.Message):
-    __slots__ = ("a", "b", "kind", "source", "actor", "channel", "event_id", "model_version", "probability", "match_weight")
+    __slots__ = ("a", "b", "kind", "source", "actor", "channel", "event_id", "model_version", "probability", "match_weight", "claimant")
     A_FIELD_NUMBER: _ClassVar[int]
     B_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -181,6 +183,7 @@ class LinkRequest(_message.Message):
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     MATCH_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    CLAIMANT_FIELD_NUMBER: _ClassVar[int]
     a: Identifier
     b: Identifier
     kind: LinkKind
@@ -191,7 +194,8 @@ class LinkRequest(_message.Message):
     model_version: str
     probability: float
     match_weight: float
-    def __init__(self, a: _Optional[_Union[Identifier, _Mapping]] = ..., b: _Optional[_Union[Identifier, _Mapping]] = ..., kind: _Optional[_Union[LinkKind, str]] = ..., source: _Optional[str] = ..., actor: _Optional[str] = ..., channel: _Optional[str] = ..., event_id: _Optional[str] = ..., model_version: _Optional[str] = ..., probability: _Optional[float] = ..., match_weight: _Optional[float] = ...) -> None: ...
+    claimant: Identifier
+    def __init__(self, a: _Optional[_Union[Identifier, _Mapping]] = ..., b: _Optional[_Union[Identifier, _Mapping]] = ..., kind: _Optional[_Union[LinkKind, str]] = ..., source: _Optional[str] = ..., actor: _Optional[str] = ..., channel: _Optional[str] = ..., event_id: _Optional[str] = ..., model_version: _Optional[str] = ..., probability: _Optional[float] = ..., match_weight: _Optional[float] = ..., claimant: _Optional[_Union[Identifier, _Mapping]] = ...) -> None: ...
 
 class LinkResponse(_message.Message):
     __slots__ = ("links", "violations", "customer_ids", "events")
@@ -306,18 +310,20 @@ class ExplainRequest(_message.Message):
     def __init__(self, a: _Optional[_Union[Identifier, _Mapping]] = ..., b: _Optional[_Union[Identifier, _Mapping]] = ...) -> None: ...
 
 class ExplainResponse(_message.Message):
-    __slots__ = ("a", "b", "path", "assurance", "same_customer")
+    __slots__ = ("a", "b", "path", "assurance", "same_customer", "steps")
     A_FIELD_NUMBER: _ClassVar[int]
     B_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     ASSURANCE_FIELD_NUMBER: _ClassVar[int]
     SAME_CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
     a: Identifier
     b: Identifier
     path: _containers.RepeatedCompositeFieldContainer[Link]
     assurance: LinkKind
     same_customer: bool
-    def __init__(self, a: _Optional[_Union[Identifier, _Mapping]] = ..., b: _Optional[_Union[Identifier, _Mapping]] = ..., path: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., assurance: _Optional[_Union[LinkKind, str]] = ..., same_customer: _Optional[bool] = ...) -> None: ...
+    steps: _containers.RepeatedScalarFieldContainer[LinkKind]
+    def __init__(self, a: _Optional[_Union[Identifier, _Mapping]] = ..., b: _Optional[_Union[Identifier, _Mapping]] = ..., path: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., assurance: _Optional[_Union[LinkKind, str]] = ..., same_customer: _Optional[bool] = ..., steps: _Optional[_Iterable[_Union[LinkKind, str]]] = ...) -> None: ...
 
 class IdentifierPair(_message.Message):
     __slots__ = ("a", "b")

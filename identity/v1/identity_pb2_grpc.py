@@ -129,7 +129,7 @@ class IdentityServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Explain(self, request, context):
-        """The bottleneck path between two identifiers, with each edge's kind and evidence.
+        """The bottleneck path from a to b, with each edge's kind, evidence and what it counts as.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -24,6 +24,7 @@ from identity_graph.engine import (
 from identity_graph.errors import InvalidArgument
 from identity_graph.guardrails import Violation
 from identity_graph.model import Event, IdentifierNode, Link, LinkKind, Observation
+from identity_graph.paths import steps
 
 # ---- scalars --------------------------------------------------------------------------------
 
@@ -110,6 +111,7 @@ def link_args(req: pb.LinkRequest) -> dict[str, Any]:
         "model_version": req.model_version,
         "probability": req.probability if req.HasField("probability") else None,
         "match_weight": req.match_weight if req.HasField("match_weight") else None,
+        "claimant": key_from_pb(req.claimant, "claimant") if req.HasField("claimant") else "",
     }
 
 
@@ -223,6 +225,8 @@ def link_to_pb(lk: Link) -> pb.Link:
         msg.probability = lk.probability
     if lk.match_weight is not None:
         msg.match_weight = lk.match_weight
+    if lk.claimant:
+        msg.claimant.CopyFrom(identifier_to_pb(lk.claimant))
     return msg
 
 
@@ -243,13 +247,21 @@ def assurance_to_pb(assurance: Mapping[str, LinkKind | None], policy: LinkKind) 
 
 
 def resolve_response(result: ResolveResult, policy: LinkKind) -> pb.ResolveResponse:
+    """The caller learns the identifiers it presented and those it reaches at the policy level;
+    the rest of the customer stays unnamed (recognised, not disclosed)."""
+    presented = set(result.identifiers)
+    shown = {
+        k: kind
+        for k, kind in result.assurance.items()
+        if k in presented or (kind is not None and kind >= policy)
+    }
     return pb.ResolveResponse(
         customer_id=result.customer_id or "",
         is_new=result.is_new,
         identifiers=[identifier_to_pb(k) for k in result.identifiers],
         links=[link_to_pb(lk) for lk in result.links],
         violations=[violation_to_pb(v) for v in result.violations],
-        assurance=assurance_to_pb(result.assurance, policy),
+        assurance=assurance_to_pb(shown, policy),
         merged=result.merged,
     )
 
@@ -319,6 +331,7 @@ def explain_response(ex: Explanation) -> pb.ExplainResponse:
         path=[link_to_pb(lk) for lk in ex.path],
         assurance=kind_to_pb(ex.assurance),
         same_customer=ex.same_customer,
+        steps=[kind_to_pb(k) for k in steps(ex.path, ex.a)],
     )
 
 

@@ -125,6 +125,8 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     def _get_customer(self, ref: str, field: str) -> Any:
         if field == "identifier":  # normalise first, so that errors name the request's field
             ref = self.graph.key(ref, field)
+            # Asked by an identifier: what its holder may see (holding is not claiming).
+            return self.graph.get_customer(ref, viewer=ref)
         return self.graph.get_customer(ref)
 
     @handle_errors

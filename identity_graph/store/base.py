@@ -428,7 +428,10 @@ class GraphStore(ABC):
             path = src / f"{name}.parquet"
             if not path.exists():
                 raise InvalidArgument("directory", f"{path} is missing")
-            tables[name] = pq.read_table(path).select(schema.names).cast(schema)
+            table = pq.read_table(path)
+            if name == "links" and "claimant" not in table.column_names:  # exported before claimants
+                table = table.append_column("claimant", pa.nulls(table.num_rows, pa.string()))
+            tables[name] = table.select(schema.names).cast(schema)
         with self._wrapped("load"), self.writes.writing():
             self._load_tables(tables)
         return {name: t.num_rows for name, t in tables.items()}

@@ -58,7 +58,10 @@ _SCHEMA = (
         actor VARCHAR,
         removed_at TIMESTAMPTZ,
         removed_by VARCHAR,
-        removal_reason VARCHAR)""",
+        removal_reason VARCHAR,
+        claimant VARCHAR)""",
+    # Files written before claimants were kept: their links get NULL, read as "both ends".
+    "ALTER TABLE links ADD COLUMN IF NOT EXISTS claimant VARCHAR",
     """CREATE TABLE IF NOT EXISTS customers (
         id VARCHAR PRIMARY KEY,
         created_at TIMESTAMPTZ NOT NULL)""",
@@ -320,10 +323,10 @@ class DuckDBStore(GraphStore):
                     "match_weight": lk.match_weight, "comparisons": lk.comparisons_json(),
                     "created_at": _utc(lk.created_at), "actor": lk.actor,
                     "removed_at": _utc(lk.removed_at), "removed_by": lk.removed_by,
-                    "removal_reason": lk.removal_reason,
+                    "removal_reason": lk.removal_reason, "claimant": lk.claimant,
                 })
             with self._staged(con, "_stage_links", _table(list(rows.values()), TABLES["links"])):
-                _exec(con, f"INSERT INTO links SELECT {_LINK_COLS} FROM _stage_links "
+                _exec(con, f"INSERT INTO links ({_LINK_COLS}) SELECT {_LINK_COLS} FROM _stage_links "
                            "ON CONFLICT (link_id) DO NOTHING")
         if changes.links_removed:
             removals: dict[str, dict[str, Any]] = {}
@@ -440,7 +443,7 @@ class DuckDBStore(GraphStore):
         for row in sorted(unique.values(), key=lambda r: (r[1], r[2], r[11], r[0])):
             (_id, a, b, kind, source, channel, event_id, model_version, probability,
              match_weight, comparisons, created_at, actor, removed_at, removed_by,
-             removal_reason) = row
+             removal_reason, claimant) = row
             out.append(((a, b, created_at, _id), Link(
                 a=a, b=b, kind=LinkKind.parse(kind), source=source or "", channel=channel or "",
                 event_id=event_id or "", model_version=model_version or "",
@@ -448,6 +451,7 @@ class DuckDBStore(GraphStore):
                 comparisons=None if comparisons is None else json.loads(comparisons),
                 created_at=_utc(created_at), actor=actor or "", removed_at=_utc(removed_at),
                 removed_by=removed_by or "", removal_reason=removal_reason or "",
+                claimant=claimant or "",
             )))
         return out
 

@@ -11,11 +11,13 @@ Graph model (this is what analysts query with Cypher):
         id unique; index on (attribute, value). `key` repeats the identifier's key.
     (:Identifier)-[:LINK {link_id, kind, source, channel, event_id, model_version, probability,
                           match_weight, comparisons, created_at, actor, removed_at, removed_by,
-                          removal_reason}]->(:Identifier)
+                          removal_reason, claimant}]->(:Identifier)
         One relationship per link, directed from `a` to `b` (a < b); the direction means nothing,
         so match it undirected. link_id unique (relationship uniqueness constraint). `kind` is the
         lower-case label (verified, equivalent, observed, probable, possible). `comparisons` is
         JSON text. A link is active while `removed_at IS NULL`; links are never edited otherwise.
+        `claimant` is the key of the end that asserted the link; absent (links written before it
+        was kept) or empty reads as both ends.
     (:Customer {id, created_at})                 id unique
     (:Alias {alias, customer_id})                alias unique: a retired customer id -> survivor;
                                                  index on customer_id
@@ -178,7 +180,8 @@ ON CREATE SET l.kind = row.kind, l.source = row.source, l.channel = row.channel,
               l.probability = row.probability, l.match_weight = row.match_weight,
               l.comparisons = row.comparisons, l.created_at = """ + _dt("row.created_at") + """,
               l.actor = row.actor, l.removed_at = """ + _dt("row.removed_at") + """,
-              l.removed_by = row.removed_by, l.removal_reason = row.removal_reason
+              l.removed_by = row.removed_by, l.removal_reason = row.removal_reason,
+              l.claimant = row.claimant
 """
 
 _REMOVE_LINKS = """
@@ -246,7 +249,7 @@ RETURN l.link_id AS link_id, a.key AS a, b.key AS b, l.kind AS kind, l.source AS
        l.probability AS probability, l.match_weight AS match_weight,
        l.comparisons AS comparisons, """ + _us("l.created_at") + """ AS created_at,
        l.actor AS actor, """ + _us("l.removed_at") + """ AS removed_at,
-       l.removed_by AS removed_by, l.removal_reason AS removal_reason
+       l.removed_by AS removed_by, l.removal_reason AS removal_reason, l.claimant AS claimant
 """
 
 _CUSTOMER_COLUMNS = """
@@ -315,7 +318,7 @@ RETURN [m IN members | m.key] AS members,
          match_weight: l.match_weight, comparisons: l.comparisons,
          created_at: """ + _us("l.created_at") + """, actor: l.actor,
          removed_at: """ + _us("l.removed_at") + """, removed_by: l.removed_by,
-         removal_reason: l.removal_reason}] AS links,
+         removal_reason: l.removal_reason, claimant: l.claimant}] AS links,
        [n IN nodes WHERE n.type IS NOT NULL | {key: n.key, type: n.type, value: n.value,
          first_seen: """ + _us("n.first_seen") + """, last_seen: """ + _us("n.last_seen") + """,
          customer_id: n.customer_id, generic: coalesce(n.generic, false)}] AS nodes
@@ -512,6 +515,7 @@ def _link_row(link: Link) -> dict[str, Any]:
         "removed_at": _to_us(link.removed_at),
         "removed_by": link.removed_by,
         "removal_reason": link.removal_reason,
+        "claimant": link.claimant,
     }
 
 
@@ -532,6 +536,7 @@ def _link(r: Any) -> Link:
         removed_at=_from_us(r["removed_at"]),
         removed_by=r["removed_by"] or "",
         removal_reason=r["removal_reason"] or "",
+        claimant=r.get("claimant") or "",
     )
 
 

@@ -43,6 +43,7 @@ LINKS = pa.schema([
     ("removed_at", TS),
     ("removed_by", pa.string()),
     ("removal_reason", pa.string()),
+    ("claimant", pa.string()),  # empty: unknown, read as both ends (see `Link.claimant`)
 ])
 
 CUSTOMERS = pa.schema([

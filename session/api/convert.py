@@ -27,6 +27,7 @@ from session.service import (
     Sessions,
     StartResult,
     Suggestion,
+    person,
 )
 from session.v1 import session_pb2 as pb
 
@@ -74,7 +75,7 @@ def caller_from_pb(sessions: Sessions, msg: pb.Caller, field: str = "caller") ->
     if not msg.HasField("identifier") or not (msg.identifier.type or msg.identifier.value):
         raise InvalidArgument(f"{field}.identifier", "an identifier (type and value) is required")
     ident = sessions.graph.identifier(msg.identifier.type, msg.identifier.value, f"{field}.identifier")
-    return Caller(msg.channel, ident.key)
+    return Caller(msg.channel, ident.key, person(msg.attributes, f"{field}.attributes"))
 
 
 def request_caller(sessions: Sessions, request: Any) -> Caller:

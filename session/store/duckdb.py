@@ -50,7 +50,10 @@ _SCHEMA = (
         resumed_count BIGINT NOT NULL,
         turn_count BIGINT NOT NULL,
         last_channel VARCHAR NOT NULL,
-        channel_switches BIGINT NOT NULL)""",
+        channel_switches BIGINT NOT NULL,
+        participant VARCHAR)""",
+    # Files from before participants were kept: NULL reads as "nobody said who they are".
+    "ALTER TABLE conversations ADD COLUMN IF NOT EXISTS participant VARCHAR",
     """CREATE TABLE IF NOT EXISTS turns (
         conversation_id VARCHAR NOT NULL,
         seq BIGINT NOT NULL,
@@ -107,7 +110,8 @@ _TABLES = ("turns", "handoffs", "step_ups", "consents", "outbox", "seals", "conv
 
 _CONV_COLS = (
     "id, anchor, status, channels, context, state, version, created_at, updated_at, closed_at, "
-    "escalation_reason, carried_from, resumed_count, turn_count, last_channel, channel_switches"
+    "escalation_reason, carried_from, resumed_count, turn_count, last_channel, channel_switches, "
+    "participant"
 )
 _TURN_COLS = 'conversation_id, seq, role, channel, identifier, text, intent, topic, "at"'
 _HANDOFF_COLS = "code_hash, conversation_id, channel, created_at, expires_at, redeemed_at, redeemed_by"
@@ -131,7 +135,7 @@ def _state_json(state: State) -> str:
 def _conversation(row: Sequence[Any]) -> Conversation:
     (id_, anchor, status, channels, context, state, version, created_at, updated_at, closed_at,
      escalation_reason, carried_from, resumed_count, turn_count, last_channel,
-     channel_switches) = row
+     channel_switches, participant) = row
     ctx, st = json.loads(context), json.loads(state)
     return Conversation(
         id=id_, anchor=anchor, status=Status(status), channels=tuple(json.loads(channels)),
@@ -140,7 +144,7 @@ def _conversation(row: Sequence[Any]) -> Conversation:
         version=version, created_at=_utc(created_at), updated_at=_utc(updated_at),  # type: ignore[arg-type]
         closed_at=_utc(closed_at), escalation_reason=escalation_reason, carried_from=carried_from,
         resumed_count=resumed_count, turn_count=turn_count, last_channel=last_channel,
-        channel_switches=channel_switches,
+        channel_switches=channel_switches, participant=json.loads(participant) if participant else {},
     )
 
 
@@ -189,11 +193,12 @@ class DuckDBConversationStore(ConversationStore):
         try:
             with self.graph._transaction() as con:
                 _exec(con, f"INSERT INTO conversations ({_CONV_COLS}) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
                     c.id, c.anchor, str(c.status), _json(list(c.channels)), _context_json(c.context),
                     _state_json(c.state), c.version, _utc(c.created_at), _utc(c.updated_at),
                     _utc(c.closed_at), c.escalation_reason, c.carried_from, c.resumed_count,
                     c.turn_count, c.last_channel, c.channel_switches,
+                    _json(dict(c.participant)) if c.participant else None,
                 ])
         except duckdb.ConstraintException as e:
             raise Conflict(f"conversation {c.id} exists already") from e

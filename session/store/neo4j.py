@@ -4,10 +4,11 @@ Graph model (beside the identity graph of `identity_graph.store.neo4j`):
 
     (:Conversation {id, anchor, status, channels, doc, version, created_at, updated_at,
                     closed_at, escalation_reason, carried_from, resumed_count, turn_count,
-                    last_channel, channel_switches})
+                    last_channel, channel_switches, participant})
         id unique; indexes on anchor, created_at and (status, updated_at). `doc` is JSON text
         {version, context: {topic, intent, slots}, state: {flow, step, data}}; `channels` a list
-        of strings in first-use order.
+        of strings in first-use order;
+        `participant` JSON text {first_name, last_name, date_of_birth} or absent.
     (:Conversation)-[:CAME_IN_THROUGH]->(:Identifier)
         to the anchor's identifier node when it existed at creation (for analysts; the store
         itself reads `anchor`).
@@ -354,6 +355,7 @@ def _conversation(p: dict[str, Any]) -> Conversation:
         carried_from=p.get("carried_from") or "", resumed_count=p.get("resumed_count") or 0,
         turn_count=p.get("turn_count") or 0, last_channel=p.get("last_channel") or "",
         channel_switches=p.get("channel_switches") or 0,
+        participant=json.loads(p["participant"]) if p.get("participant") else {},
     )
 
 
@@ -366,6 +368,7 @@ def _conversation_props(c: Conversation) -> dict[str, Any]:
         "carried_from": c.carried_from, "resumed_count": c.resumed_count,
         "turn_count": c.turn_count, "last_channel": c.last_channel,
         "channel_switches": c.channel_switches,
+        "participant": json.dumps(dict(c.participant), sort_keys=True) if c.participant else None,
     }
 
 

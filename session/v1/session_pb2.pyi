@@ -37,12 +37,21 @@ BOT: Role
 AGENT: Role
 
 class Caller(_message.Message):
-    __slots__ = ("channel", "identifier")
+    __slots__ = ("channel", "identifier", "attributes")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     channel: str
     identifier: _identity_pb2.Identifier
-    def __init__(self, channel: _Optional[str] = ..., identifier: _Optional[_Union[_identity_pb2.Identifier, _Mapping]] = ...) -> None: ...
+    attributes: _containers.ScalarMap[str, str]
+    def __init__(self, channel: _Optional[str] = ..., identifier: _Optional[_Union[_identity_pb2.Identifier, _Mapping]] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Context(_message.Message):
     __slots__ = ("topic", "intent", "slots")
