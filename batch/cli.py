@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     commands: dict[str, Any] = {"ingest": _cmd_ingest, "relink": _cmd_relink,
                                 "export": _cmd_export, "generate": _cmd_generate,
-                                "explain": _cmd_explain, "graph": _cmd_graph, "copy": _cmd_copy}
+                                "explain": _cmd_explain, "graph": _cmd_graph, "copy": _cmd_copy,
                                 "renormalise": _cmd_renormalise}
     try:
         return int(commands[args.command](args))
