@@ -204,6 +204,12 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
 
 # ---- the server -----------------------------------------------------------------------------
 
+class BindError(RuntimeError):
+    """The server's address could not be bound (a RuntimeError, as grpc raises it)."""
+
+
+SERVER_OPTIONS = [("grpc.so_reuseport", 0)]
+
 
 @dataclass(frozen=True)
 class TlsConfig:
@@ -285,7 +291,7 @@ async def create_server(
 
     Raises:
         InsecureBindError: a non-loopback address without auth or TLS, not forced.
-        RuntimeError: the address could not be bound.
+        BindError: the address could not be bound (e.g. another server holds the port).
     """
     if housekeeping_interval_s is not None and housekeeping_interval_s < 0:
         raise ValueError("housekeeping_interval_s must not be negative")
@@ -308,7 +314,9 @@ async def create_server(
         interceptors.append(RateLimitInterceptor(rate_limit))
     if access_log_enabled:
         interceptors.append(AccessLogInterceptor())
-    server = grpc.aio.server(interceptors=interceptors or None)
+    # gRPC sets SO_REUSEPORT by default: a second server on a taken port would start silently and
+    # share its calls with the first (and its database). Off, the second one fails to bind.
+    server = grpc.aio.server(interceptors=interceptors or None, options=SERVER_OPTIONS)
     servicer = IdentityServicer(graph, poll_interval_s=poll_interval_s)
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, server)
     session_pb2_grpc.add_SessionServiceServicer_to_server(SessionServicer(sessions), server)
@@ -325,9 +333,9 @@ async def create_server(
             server.add_secure_port(address, tls.credentials()) if tls else server.add_insecure_port(address)
         )
     except RuntimeError as e:
-        raise RuntimeError(f"could not bind {address}") from e
+        raise BindError(f"could not bind {address}: the port is in use or the address is not local") from e
     if port == 0:
-        raise RuntimeError(f"could not bind {address}")
+        raise BindError(f"could not bind {address}: the port is in use or the address is not local")
     task = None
     if housekeeping_interval_s:
         task = asyncio.create_task(_housekeeping(sessions, housekeeping_interval_s), name="housekeeping")
@@ -628,6 +636,9 @@ def main(argv: list[str] | None = None) -> int:
         graph = IdentityGraph(store, settings.graph, scorer=load_scorer(args.model))
         sessions = Sessions(graph, conversation_store_for(store), settings.session)
         asyncio.run(serve(args, graph, sessions, security))
+    except BindError as e:
+        print(f"identity-server: error: {e}", file=sys.stderr)
+        return 2
     finally:
         store.close()
     return 0

@@ -7,6 +7,7 @@
     ├── FailedPrecondition     a legal request the current state does not allow → FAILED_PRECONDITION
     ├── Conflict               a stale version or a lost race → ABORTED
     ├── PermissionDenied       assurance or scope too low → PERMISSION_DENIED
+    ├── TooManyAttempts        a cap on codes or on starting step-ups is reached → RESOURCE_EXHAUSTED
     └── StoreError             a backend failed; wraps the driver's error → UNAVAILABLE / INTERNAL
 """
 
@@ -46,6 +47,10 @@ class PermissionDenied(IdentityGraphError):
     """The caller may not see or do this."""
 
 
+class TooManyAttempts(IdentityGraphError):
+    """A cap on guessing codes (or on sending them) is reached for now; retry after the window."""
+
+
 class StoreError(IdentityGraphError):
     """A storage backend failed; the cause is chained with `raise ... from`."""
 
@@ -59,4 +64,5 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "StoreError",
+    "TooManyAttempts",
 ]

@@ -96,6 +96,8 @@ class Handoff:
     expires_at: datetime
     redeemed_at: datetime | None = None
     redeemed_by: str = ""
+    link_hash: str = ""
+    """The hash of the long token its deep link carries; redeems it like the code."""
 
 
 @dataclass(frozen=True, slots=True)

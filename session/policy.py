@@ -70,6 +70,23 @@ class SessionPolicy:
     handoff_ttl: timedelta = timedelta(minutes=30)
     step_up_ttl: timedelta = timedelta(minutes=10)
     step_up_max_attempts: int = 5
+    """Codes compared per step-up; counted in the store, so parallel guesses gain nothing."""
+    step_up_attempts_per_caller: int = 10
+    """Wrong step-up codes a caller may try per `attempt_window`, over all its step-ups."""
+    step_up_attempts_per_target: int = 10
+    """Wrong step-up codes tried per `attempt_window` against codes sent to one identifier."""
+    step_up_starts_per_conversation: int = 3
+    """Step-ups (codes sent) per conversation per `attempt_window`."""
+    step_up_starts_per_target: int = 5
+    """Step-ups (codes sent) to one identifier per `attempt_window`."""
+    handoff_failures_per_caller: int = 5
+    """Handoff redemptions that fail, per redeeming identifier per `attempt_window`."""
+    handoff_failures_global: int = 200
+    """Failed handoff redemptions per `attempt_window` over all callers (spraying from many
+    numbers); when reached, redemption pauses for everyone until the window ends."""
+    attempt_window: timedelta = timedelta(minutes=15)
+    handoff_link_token_bytes: int = 16
+    """Random bytes in the token a handoff link carries (16 bytes = 128 bits)."""
     handoff_rules: tuple[HandoffRule, ...] = DEFAULT_HANDOFF_RULES
     business_numbers: dict[str, str] = field(
         default_factory=lambda: {"whatsapp": "15550100000", "sms": "+15550100000"}

@@ -20,7 +20,13 @@ from urllib.parse import quote
 
 from identity_graph.attributes import clean_attributes
 from identity_graph.engine import MAX_IDENTIFIERS_PER_CALL, CustomerView, IdentityGraph, Proof, ResolveRequest
-from identity_graph.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from identity_graph.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    TooManyAttempts,
+)
 from identity_graph.guardrails import PERSON_ATTRIBUTES, contradicts
 from identity_graph.model import LinkKind
 from session.model import (
@@ -474,26 +480,35 @@ class Sessions:
             raise InvalidArgument("channel", "one of web, sms, whatsapp")
         conv = self._conversation(conversation_id)
         self._require_disclosed(conv, caller)
+        # Two secrets for one single-use handoff: a short code a person can type (guessable alone,
+        # so its redemptions are capped) and a 128-bit token that only the deep link carries.
         code = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(8))
+        token = secrets.token_hex(self.policy.handoff_link_token_bytes)
         now = self.clock()
         expires = now + self.policy.handoff_ttl
-        self.store.put_handoff(Handoff(_hash(code), conv.id, channel, now, expires))
-        text = quote(f"RESUME {code}")
+        self.store.put_handoff(Handoff(_hash(code), conv.id, channel, now, expires, link_hash=_hash(token)))
+        text = quote(f"RESUME {token}")
         if channel == "whatsapp":
             link = f"https://wa.me/{self.policy.business_numbers['whatsapp']}?text={text}"
         elif channel == "sms":
             link = f"sms:{self.policy.business_numbers['sms']}?body={text}"
         else:
-            link = f"{self.policy.web_chat_url}?handoff={code}"
+            link = f"{self.policy.web_chat_url}?handoff={token}"
         return HandoffTicket(code, link, channel, expires)
 
     def redeem_handoff(
         self, code: str, channel: str, identifiers: Sequence[tuple[str, str]], actor: str = ""
     ) -> StartResult:
-        """Redeems a code from the new channel: links its identifier `verified` and resumes.
+        """Redeems a code (or a link's token) on the channel it was made for: links the new
+        channel's identifier `verified` and resumes.
+
+        Failed redemptions are capped per redeeming identifier and over all callers, per
+        `policy.attempt_window`; the cap is taken before the code is compared (so parallel
+        guesses gain nothing) and given back when it was right.
 
         Raises:
-            FailedPrecondition: the code is unknown, used or expired.
+            FailedPrecondition: the code is unknown, used, expired or made for another channel.
+            TooManyAttempts: a cap on failed redemptions is reached.
         """
         if not code or len(code) > 64:
             raise InvalidArgument("code", "must be a handoff code")
@@ -510,9 +525,18 @@ class Sessions:
         erased = self.graph.suppressed is not None and self.graph.suppressed(key)
         if self.graph.config.is_blocked(key) or erased:
             raise InvalidArgument("identifiers[0]", "this identifier cannot redeem a handoff")
-        handoff = self.store.redeem_handoff(_hash(code), key, self.clock())
+        now = self.clock()
+        until = now + self.policy.attempt_window
+        caps = {
+            f"handoff-fail|{key}": self.policy.handoff_failures_per_caller,
+            "handoff-fail|*": self.policy.handoff_failures_global,
+        }
+        if not self.store.take_attempt(caps, until, now):
+            raise TooManyAttempts("too many wrong handoff codes; try again later")
+        handoff = self.store.redeem_handoff(_hash(code), channel, key, now)
         if handoff is None:
-            raise FailedPrecondition("the handoff code is unknown, used or expired")
+            raise FailedPrecondition("the handoff code is unknown, used, expired or for another channel")
+        self.store.give_back_attempt(list(caps), until, now)
         conv = self._conversation(handoff.conversation_id)
         if key != conv.anchor:
             self.graph.link(
@@ -545,8 +569,19 @@ class Sessions:
 
     def start_step_up(self, caller: Caller, conversation_id: str, channel: str = "") -> tuple[StepUp, str]:
         """Sends a one-time code to a channel of the conversation's anchor. Returns the step-up
-        and where the code went, masked."""
+        and where the code went, masked.
+
+        A caller with no path at all to the conversation gets the answer an unknown id gets, and
+        nothing is sent: naming someone's conversation id neither confirms it nor texts them.
+
+        Raises:
+            NotFound: an unknown conversation, or one the caller has no path to.
+            FailedPrecondition: no channel of the owner can receive a code.
+            TooManyAttempts: too many codes sent for this conversation or to this target.
+        """
         conv = self._conversation(conversation_id)
+        if self._assurance(caller, [conv.anchor]).get(conv.anchor) is None:
+            raise NotFound(f"unknown conversation {conversation_id}")
         targets = self._step_up_targets(conv.anchor)
         if channel:
             targets = [k for k in targets if CHANNEL_OF_TYPE.get(k.partition(":")[0]) == channel]
@@ -554,8 +589,14 @@ class Sessions:
         if not targets:
             raise FailedPrecondition("no channel of the conversation's owner can receive a code")
         target = targets[0]
-        code = f"{secrets.randbelow(10**6):06d}"
         now = self.clock()
+        caps = {
+            f"step-up-start|{conv.id}": self.policy.step_up_starts_per_conversation,
+            f"step-up-start|{target}": self.policy.step_up_starts_per_target,
+        }
+        if not self.store.take_attempt(caps, now + self.policy.attempt_window, now):
+            raise TooManyAttempts("too many codes sent for this conversation; try again later")
+        code = f"{secrets.randbelow(10**6):06d}"
         step = StepUp(
             "stp_" + secrets.token_hex(8),
             caller.identifier,
@@ -570,14 +611,33 @@ class Sessions:
         return step, mask(target)
 
     def complete_step_up(self, step_up_id: str, caller: Caller, code: str) -> StepUp:
+        """Compares the code, if the caps allow one more compare, and links `verified` when right.
+
+        Caps (policy): compares per step-up, and wrong codes per caller and per target within
+        `attempt_window`. Each compare first takes its place under every cap in one atomic store
+        call, so 40 parallel guesses still get at most `step_up_max_attempts` compares.
+
+        Raises:
+            NotFound: an unknown step-up, or another caller's.
+            TooManyAttempts: a cap is reached.
+            PermissionDenied: a wrong or expired code.
+        """
         step = self.store.get_step_up(step_up_id)
         if step is None or step.requester != caller.identifier:
             raise NotFound("unknown step-up")
-        if step.attempts >= self.policy.step_up_max_attempts:
-            raise FailedPrecondition("too many attempts; start a new step-up")
-        done = self.store.complete_step_up(step_up_id, _hash(code), self.clock())
+        now = self.clock()
+        until = max(step.expires_at, now + self.policy.attempt_window)
+        wrong_caps = {
+            f"step-up-wrong|{step.requester}": self.policy.step_up_attempts_per_caller,
+            f"step-up-wrong|{step.target}": self.policy.step_up_attempts_per_target,
+        }
+        caps = {f"step-up-code|{step.id}": self.policy.step_up_max_attempts, **wrong_caps}
+        if not self.store.take_attempt(caps, until, now):
+            raise TooManyAttempts("too many attempts; start a new step-up later")
+        done = self.store.complete_step_up(step_up_id, _hash(code), now)
         if done is None:
             raise PermissionDenied("wrong or expired code")
+        self.store.give_back_attempt(list(wrong_caps), until, now)
         self.graph.link(
             step.requester,
             step.target,

@@ -467,7 +467,7 @@ def test_handoff_is_redeemed_exactly_once(conversations: ConversationStore) -> N
 
     at = T0 + timedelta(minutes=1)
     results = run_concurrently(
-        10, lambda i: conversations.redeem_handoff("hash_1", f"phone:+1415555{i:04d}", at))
+        10, lambda i: conversations.redeem_handoff("hash_1", "whatsapp", f"phone:+1415555{i:04d}", at))
     winners = [r for r in results if r is not None]
     assert len(winners) == 1
     won = winners[0]
@@ -475,15 +475,56 @@ def test_handoff_is_redeemed_exactly_once(conversations: ConversationStore) -> N
     assert won.redeemed_at == at and won.redeemed_by.startswith("phone:+1415555")
     assert_utc(won.redeemed_at)
     assert won.expires_at == T0 + timedelta(minutes=10)
-    assert conversations.redeem_handoff("hash_1", "phone:+14155550000", at) is None
+    assert conversations.redeem_handoff("hash_1", "whatsapp", "phone:+14155550000", at) is None
 
     conversations.put_handoff(Handoff("hash_2", "conv_h", "sms", T0, T0 + timedelta(minutes=10)))
-    assert conversations.redeem_handoff("hash_2", "phone:+14155550001", T0 + timedelta(minutes=10)) is None
-    assert conversations.redeem_handoff("hash_2", "phone:+14155550001", T0 + timedelta(hours=1)) is None
-    assert conversations.redeem_handoff("hash_nope", "phone:+14155550001", T0) is None
+    for late in (T0 + timedelta(minutes=10), T0 + timedelta(hours=1)):
+        assert conversations.redeem_handoff("hash_2", "sms", "phone:+14155550001", late) is None
+    assert conversations.redeem_handoff("hash_nope", "sms", "phone:+14155550001", T0) is None
     # Expiry did not consume it: still redeemable inside the window.
-    got = conversations.redeem_handoff("hash_2", "phone:+14155550001", T0 + timedelta(minutes=9))
+    got = conversations.redeem_handoff("hash_2", "sms", "phone:+14155550001", T0 + timedelta(minutes=9))
     assert got is not None and got.redeemed_by == "phone:+14155550001"
+
+
+def test_handoff_is_redeemed_on_its_channel_only_by_code_or_link_token(
+        conversations: ConversationStore) -> None:
+    conversations.create(conv("conv_h"))
+    conversations.put_handoff(Handoff("code_1", "conv_h", "whatsapp", T0, T0 + timedelta(minutes=10),
+                                      link_hash="link_1"))
+    at = T0 + timedelta(minutes=1)
+    for channel in ("sms", "web", "email"):  # presented on another channel: refused, not spent
+        assert conversations.redeem_handoff("code_1", channel, "phone:+14155550001", at) is None
+        assert conversations.redeem_handoff("link_1", channel, "phone:+14155550001", at) is None
+    got = conversations.redeem_handoff("link_1", "whatsapp", "whatsapp:+14155550001", at)
+    assert got is not None and got.link_hash == "link_1" and got.code_hash == "code_1"
+    # One handoff: the code went with the link token.
+    assert conversations.redeem_handoff("code_1", "whatsapp", "whatsapp:+14155550001", at) is None
+    conversations.put_handoff(Handoff("code_2", "conv_h", "sms", T0, T0 + timedelta(minutes=10)))
+    assert conversations.redeem_handoff("", "sms", "phone:+14155550001", at) is None  # no link token
+
+
+def test_attempt_counters_cap_atomically_and_restart_their_window(
+        conversations: ConversationStore) -> None:
+    end = T0 + timedelta(minutes=10)
+    limits = {"a|phone:+14155550100": 3, "b|*": 5}
+    taken = run_concurrently(20, lambda i: conversations.take_attempt(limits, end, T0))
+    assert taken.count(True) == 3  # the smaller cap; all or nothing across both counters
+    # "b" counted only the three that went ahead: two more fit, a third does not.
+    assert [conversations.take_attempt({"b|*": 5}, end, T0) for _ in range(3)] == [True, True, False]
+    conversations.give_back_attempt(["a|phone:+14155550100"], end, T0)
+    assert conversations.take_attempt({"a|phone:+14155550100": 3}, end, T0)
+    assert not conversations.take_attempt({"a|phone:+14155550100": 3}, end, T0)
+    for _ in range(10):  # never below zero
+        conversations.give_back_attempt(["c|x"], end, T0)
+    assert [conversations.take_attempt({"c|x": 1}, end, T0) for _ in range(2)] == [True, False]
+    # After the window, a counter starts again from zero, with the new window's end.
+    later, later_end = end, end + timedelta(minutes=10)
+    assert conversations.take_attempt({"a|phone:+14155550100": 1}, later_end, later)
+    assert not conversations.take_attempt({"a|phone:+14155550100": 1}, later_end, later)
+    assert conversations.take_attempt({}, end, T0)
+    # Erasing an identifier forgets the counters keyed by it.
+    conversations.delete_for(["phone:+14155550100"])
+    assert conversations.take_attempt({"a|phone:+14155550100": 1}, later_end, later)
 
 
 def test_step_up(conversations: ConversationStore) -> None:
@@ -582,14 +623,14 @@ def test_delete_for(conversations: ConversationStore, store: Any) -> None:
         assert conversations.turns(cid) == []
     assert conversations.by_anchors([a, b]) == []
     assert conversations.consents([a, b]) == []
-    assert conversations.redeem_handoff("h_a", c, T0) is None
+    assert conversations.redeem_handoff("h_a", "sms", c, T0) is None
     assert conversations.get_step_up("stp_a") is None
     # The other customer's data is untouched, and so is the identity graph.
     assert conversations.get("conv_c1") is not None
     assert [t.seq for t in conversations.turns("conv_c1")] == [1, 2]
     assert len(conversations.consents([c])) == 1
     assert conversations.get_step_up("stp_c") is not None
-    assert conversations.redeem_handoff("h_c", c, T0) is not None
+    assert conversations.redeem_handoff("h_c", "sms", c, T0) is not None
     assert set(store.get_identifiers([a, c])) == {a, c}
     assert conversations.delete_for([a]) == 0
     assert conversations.delete_for([]) == 0

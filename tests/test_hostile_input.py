@@ -124,6 +124,8 @@ def snapshot(store: GraphStore, mask_step_up_attempts: bool = False) -> Snapshot
         rows: Callable[[str], list[tuple[Any, ...]]] = store._rows  # type: ignore[attr-defined]
         tables = rows("SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'")
         for (t,) in sorted(tables):
+            if mask_step_up_attempts and t == "attempt_counters":
+                continue
             exclude = ' EXCLUDE ("attempts")' if mask_step_up_attempts and t == "step_ups" else ""
             out[f"db.{t}"] = sorted(repr(r) for r in rows(f'SELECT *{exclude} FROM "{t}"'))
         return out
@@ -140,7 +142,11 @@ def snapshot(store: GraphStore, mask_step_up_attempts: bool = False) -> Snapshot
         "labels(a) AS la, properties(a) AS pa, labels(b) AS lb, properties(b) AS pb",
         database_=database,
     )
-    out["neo4j.nodes"] = sorted(node(r["l"], r["p"]) for r in nodes.records)
+    out["neo4j.nodes"] = sorted(
+        node(r["l"], r["p"])
+        for r in nodes.records
+        if not (mask_step_up_attempts and "AttemptCounter" in r["l"])
+    )
     out["neo4j.relationships"] = sorted(
         repr((r["t"], sorted(r["p"].items()), node(r["la"], r["pa"]), node(r["lb"], r["pb"])))
         for r in rels.records
@@ -222,6 +228,15 @@ def invoke(channel: grpc.Channel, method: MethodDescriptor, request: Message) ->
     return code, details
 
 
+# Calls whose refusal still counts an attempt, and the codes of those refusals.
+COUNTED = {
+    "CompleteStepUp": {grpc.StatusCode.PERMISSION_DENIED},
+    "RedeemHandoff": {grpc.StatusCode.FAILED_PRECONDITION},
+}
+# Calls with caps on attempts (RESOURCE_EXHAUSTED "too many ..." once reached).
+CAPPED = {"CompleteStepUp", "RedeemHandoff", "StartStepUp"}
+
+
 class Checker:
     """Calls RPCs, checks each final status, and checks that every rejected call left the store as
     it was. The store is read again only after a call that succeeded (it may have written)."""
@@ -235,14 +250,17 @@ class Checker:
         store = self.client.store
         if self.before is None:
             self.before = snapshot(store)
-        # A wrong step-up code is recorded (counting attempts is what stops guessing); nothing else
-        # may move, so that call is also compared with the attempts left out.
-        masked = snapshot(store, mask_step_up_attempts=True) if method.name == "CompleteStepUp" else None
+        # A wrong step-up or handoff code is counted (counting attempts is what stops guessing);
+        # nothing else may move, so that call is also compared with the counts left out.
+        counted = method.name in COUNTED
+        masked = snapshot(store, mask_step_up_attempts=True) if counted else None
         code, details = invoke(self.client.channel, method, request)
         what = f"{method.name}({show(request)}) → {code.name} {details!r}"
         assert code in ALLOWED, what
-        if code is grpc.StatusCode.RESOURCE_EXHAUSTED:  # only grpc's own limit on what was sent
-            assert request.ByteSize() > GRPC_MAX_MESSAGE, what
+        if code is grpc.StatusCode.RESOURCE_EXHAUSTED:  # grpc's limit on what was sent, or a cap
+            assert request.ByteSize() > GRPC_MAX_MESSAGE or (
+                method.name in CAPPED and details.startswith("too many")
+            ), what
         assert "Traceback" not in details and 'File "' not in details, what
         if code is grpc.StatusCode.INVALID_ARGUMENT:
             assert details.partition(":")[0].strip(), f"no field named: {what}"
@@ -252,7 +270,7 @@ class Checker:
             self.before = None
             return code
         after = snapshot(store)
-        if masked is not None and code is grpc.StatusCode.PERMISSION_DENIED:
+        if masked is not None and code in COUNTED[method.name]:
             assert_same(masked, snapshot(store, mask_step_up_attempts=True), what)
         else:
             assert_same(self.before, after, what)

@@ -858,6 +858,25 @@ def test_token_bucket_is_thread_safe() -> None:
     assert sum(1 for r in results if r == 0) == 500
 
 
+def test_token_buckets_stay_bounded_while_every_caller_is_active() -> None:
+    """Many callers, none of them rested (so no bucket can be pruned as full): memory stays at the
+    cap, the least recently seen caller is forgotten first, and a caller that keeps calling keeps
+    its (empty) bucket, so it stays limited."""
+    clock = FakeClock()
+    limiter = RateLimiter(0.001, 1, clock=clock, max_buckets=100)
+    assert limiter.acquire("steady") == 0
+    for i in range(10_000):
+        assert limiter.acquire(f"caller-{i}") == 0
+        if i % 50 == 0:
+            assert limiter.acquire("steady") > 0  # seen again: never the least recent
+        assert len(limiter) <= 100
+    assert len(limiter) == 100
+    assert limiter.acquire("caller-9999") > 0  # recent callers are still limited
+    assert limiter.acquire("caller-0") == 0  # long forgotten: a new bucket
+    with pytest.raises(ValueError):
+        RateLimiter(1, max_buckets=0)
+
+
 def test_rate_limit_answers_resource_exhausted_with_retry_info(
     store: GraphStore, tokens: Tokens, serve: Callable[..., tuple[BackgroundServer, Client]]
 ) -> None:

@@ -297,7 +297,8 @@ def test_consent_suggestion_and_handoff_code(api: Api) -> None:
         timeout=TIMEOUT,
     )
     assert ticket.channel == "whatsapp" and ticket.link.startswith("https://wa.me/") and len(ticket.code) == 8
-    assert ticket.code in ticket.link and ticket.expires_at.seconds > time.time()
+    assert ticket.code not in ticket.link and ticket.expires_at.seconds > time.time()
+    assert len(bytes.fromhex(ticket.link.rpartition("RESUME%20")[2])) == 16  # a 128-bit link token
     redeem = pb.RedeemHandoffRequest(
         code=ticket.code.lower(), channel="whatsapp", identifiers=[ident("whatsapp:+447700900123")]
     )

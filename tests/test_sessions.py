@@ -163,13 +163,18 @@ def test_handoff_code_is_single_use_links_verified_and_resumes(sessions: Session
     conv = web.view.conversation
     sessions.update_state(conv.id, WEB, conv.version, State("order", "payment"))
     ticket = sessions.create_handoff(conv.id, WEB, "whatsapp")
-    assert ticket.link.startswith("https://wa.me/") and ticket.code in ticket.link.replace("%20", " ")
-    r = sessions.redeem_handoff(ticket.code, "whatsapp", [("whatsapp", "+14155550134")])
+    # The link carries a 128-bit token of its own, not the short code.
+    assert ticket.link.startswith("https://wa.me/") and ticket.code not in ticket.link
+    token = ticket.link.rpartition("RESUME%20")[2]
+    assert len(bytes.fromhex(token)) * 8 == 128
+    with pytest.raises(FailedPrecondition):  # made for WhatsApp: refused by SMS, and not spent
+        sessions.redeem_handoff(token, "sms", [("phone", "+14155550134")])
+    r = sessions.redeem_handoff(token, "whatsapp", [("whatsapp", "+14155550134")])
     assert r.resumed and r.view.conversation.id == conv.id and r.view.conversation.state.step == "payment"
     assert r.assurance is not None
     path = sessions.graph.explain("whatsapp:+14155550134", "web_cookie:ck-1").path
     assert [lk.kind for lk in path] == [LinkKind.VERIFIED]
-    with pytest.raises(FailedPrecondition):
+    with pytest.raises(FailedPrecondition):  # the code and the token are one single-use handoff
         sessions.redeem_handoff(ticket.code, "whatsapp", [("whatsapp", "+14155550134")])
     late = sessions.create_handoff(conv.id, WEB, "sms")
     clock.advance(hours=1)

@@ -5,6 +5,7 @@ NotFound            → NOT_FOUND
 FailedPrecondition  → FAILED_PRECONDITION
 Conflict            → ABORTED
 PermissionDenied    → PERMISSION_DENIED
+TooManyAttempts     → RESOURCE_EXHAUSTED
 StoreError          → UNAVAILABLE
 anything else       → INTERNAL, a generic message; the exception is logged here, never sent
 """
@@ -29,6 +30,7 @@ from identity_graph.errors import (
     NotFound,
     PermissionDenied,
     StoreError,
+    TooManyAttempts,
 )
 
 T = TypeVar("T")
@@ -43,6 +45,7 @@ _CODES: tuple[tuple[type[IdentityGraphError], grpc.StatusCode], ...] = (
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (Conflict, grpc.StatusCode.ABORTED),
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (TooManyAttempts, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (StoreError, grpc.StatusCode.UNAVAILABLE),
 )
 

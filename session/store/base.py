@@ -7,7 +7,7 @@ primitives. A backend lives beside its graph store and shares its database.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import final
@@ -76,9 +76,10 @@ class ConversationStore(ABC):
     def _put_handoff(self, handoff: Handoff) -> None: ...
 
     @abstractmethod
-    def _redeem_handoff(self, code_hash: str, by: str, at: datetime) -> Handoff | None:
-        """Marks an unredeemed, unexpired handoff redeemed and returns it; None otherwise.
-        Exactly one of several concurrent redeemers gets it."""
+    def _redeem_handoff(self, code_hash: str, channel: str, by: str, at: datetime) -> Handoff | None:
+        """Marks an unredeemed, unexpired handoff made for `channel` whose `code_hash` or
+        `link_hash` is `code_hash` redeemed, and returns it; None otherwise (a code presented on
+        another channel stays unredeemed). Exactly one of several concurrent redeemers gets it."""
 
     @abstractmethod
     def _put_step_up(self, step_up: StepUp) -> None: ...
@@ -90,6 +91,19 @@ class ConversationStore(ABC):
     def _complete_step_up(self, step_up_id: str, code_hash: str, at: datetime) -> StepUp | None:
         """Completes an open, unexpired step-up whose hash matches (counting the attempt either
         way); returns the completed step-up, or None."""
+
+    @abstractmethod
+    def _count(self, limits: Sequence[tuple[str, int]], delta: int, expires_at: datetime,
+               at: datetime) -> bool:
+        """Attempt counters, the one place where caps on codes are counted (step-ups, handoffs).
+
+        In one transaction, and serialised with every other `_count` on the same keys: a counter
+        whose window ended (its `expires_at` <= `at`) counts as 0 and, when written, starts a new
+        window ending at `expires_at`; a missing counter is created that way. With `delta` > 0,
+        adds `delta` to every counter of `limits` only if each stays within its limit, and says
+        whether it did (all or none). With `delta` < 0, subtracts (never below 0) and returns True.
+        `limits` comes sorted by key, so that concurrent callers lock counters in one order.
+        """
 
     @abstractmethod
     def _add_consent(self, consent: Consent) -> None: ...
@@ -111,7 +125,8 @@ class ConversationStore(ABC):
     @abstractmethod
     def _delete_for(self, anchors: Sequence[str]) -> int:
         """Deletes conversations anchored at `anchors` with their turns, consents and seals of
-        `anchors`, handoffs and step-ups that name them. Returns the number of conversations."""
+        `anchors`, handoffs and step-ups that name them, and attempt counters keyed
+        `<kind>|<anchor>`. Returns the number of conversations."""
 
     @abstractmethod
     def _seal(self, anchor: str, before: datetime, reason: str, actor: str, at: datetime) -> int:
@@ -192,9 +207,11 @@ class ConversationStore(ABC):
             self._put_handoff(handoff)
 
     @final
-    def redeem_handoff(self, code_hash: str, by: str, at: datetime) -> Handoff | None:
+    def redeem_handoff(self, code_hash: str, channel: str, by: str, at: datetime) -> Handoff | None:
+        if not code_hash:  # handoffs without a link token have link_hash ''
+            return None
         with self._wrapped("redeem_handoff"):
-            return self._redeem_handoff(code_hash, by, at)
+            return self._redeem_handoff(code_hash, channel, by, at)
 
     @final
     def put_step_up(self, step_up: StepUp) -> None:
@@ -210,6 +227,27 @@ class ConversationStore(ABC):
     def complete_step_up(self, step_up_id: str, code_hash: str, at: datetime) -> StepUp | None:
         with self._wrapped("complete_step_up"):
             return self._complete_step_up(step_up_id, code_hash, at)
+
+    @final
+    def take_attempt(self, limits: Mapping[str, int], expires_at: datetime, at: datetime) -> bool:
+        """Counts one attempt on every counter of `limits` (key -> cap within its window) if none
+        is at its cap yet; all or nothing, atomic against concurrent callers.
+
+        Returns:
+            True when the attempt was counted and may go ahead; False when a cap is reached.
+        """
+        if not limits:
+            return True
+        with self._wrapped("take_attempt"):
+            return self._count(sorted(limits.items()), 1, expires_at, at)
+
+    @final
+    def give_back_attempt(self, keys: Sequence[str], expires_at: datetime, at: datetime) -> None:
+        """Uncounts an attempt taken with `take_attempt` (e.g. it succeeded, and only failures
+        count against a cap)."""
+        if keys:
+            with self._wrapped("give_back_attempt"):
+                self._count([(k, 0) for k in sorted(set(keys))], -1, expires_at, at)
 
     @final
     def add_consent(self, consent: Consent) -> None:

@@ -72,7 +72,16 @@ _SCHEMA = (
         created_at TIMESTAMPTZ NOT NULL,
         expires_at TIMESTAMPTZ NOT NULL,
         redeemed_at TIMESTAMPTZ,
-        redeemed_by VARCHAR NOT NULL)""",
+        redeemed_by VARCHAR NOT NULL,
+        link_hash VARCHAR NOT NULL DEFAULT '')""",
+    # Files made before deep links carried their own token.
+    "ALTER TABLE handoffs ADD COLUMN IF NOT EXISTS link_hash VARCHAR DEFAULT ''",
+    "CREATE INDEX IF NOT EXISTS handoffs_link_hash ON handoffs (link_hash)",
+    # Caps on codes (`_count`): one row per counter, its window restarting once it has ended.
+    """CREATE TABLE IF NOT EXISTS attempt_counters (
+        key VARCHAR PRIMARY KEY,
+        n BIGINT NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS step_ups (
         id VARCHAR PRIMARY KEY,
         requester VARCHAR NOT NULL,
@@ -106,7 +115,8 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS consents_identifier ON consents (identifier)",
     "CREATE INDEX IF NOT EXISTS outbox_recipient ON outbox (recipient)",
 )
-_TABLES = ("turns", "handoffs", "step_ups", "consents", "outbox", "seals", "conversations")
+_TABLES = ("turns", "handoffs", "step_ups", "consents", "outbox", "seals", "conversations",
+           "attempt_counters")
 
 _CONV_COLS = (
     "id, anchor, status, channels, context, state, version, created_at, updated_at, closed_at, "
@@ -114,7 +124,9 @@ _CONV_COLS = (
     "participant"
 )
 _TURN_COLS = 'conversation_id, seq, role, channel, identifier, text, intent, topic, "at"'
-_HANDOFF_COLS = "code_hash, conversation_id, channel, created_at, expires_at, redeemed_at, redeemed_by"
+_HANDOFF_COLS = (
+    "code_hash, conversation_id, channel, created_at, expires_at, redeemed_at, redeemed_by, link_hash"
+)
 _STEP_UP_COLS = (
     "id, requester, target, code_hash, channel, created_at, expires_at, attempts, completed_at"
 )
@@ -155,9 +167,10 @@ def _turn(row: Sequence[Any]) -> Turn:
 
 
 def _handoff(row: Sequence[Any]) -> Handoff:
-    code_hash, conversation_id, channel, created_at, expires_at, redeemed_at, redeemed_by = row
+    (code_hash, conversation_id, channel, created_at, expires_at, redeemed_at, redeemed_by,
+     link_hash) = row
     return Handoff(code_hash, conversation_id, channel, _utc(created_at), _utc(expires_at),  # type: ignore[arg-type]
-                   _utc(redeemed_at), redeemed_by)
+                   _utc(redeemed_at), redeemed_by, link_hash or "")
 
 
 def _step_up(row: Sequence[Any]) -> StepUp:
@@ -333,18 +346,19 @@ class DuckDBConversationStore(ConversationStore):
         h = handoff
         try:
             with self.graph._transaction() as con:
-                _exec(con, f"INSERT INTO handoffs ({_HANDOFF_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                _exec(con, f"INSERT INTO handoffs ({_HANDOFF_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                       [h.code_hash, h.conversation_id, h.channel, _utc(h.created_at),
-                       _utc(h.expires_at), _utc(h.redeemed_at), h.redeemed_by])
+                       _utc(h.expires_at), _utc(h.redeemed_at), h.redeemed_by, h.link_hash])
         except duckdb.ConstraintException as e:
             raise Conflict("a handoff with this code exists already") from e
 
-    def _redeem_handoff(self, code_hash: str, by: str, at: datetime) -> Handoff | None:
+    def _redeem_handoff(self, code_hash: str, channel: str, by: str, at: datetime) -> Handoff | None:
         with self.graph._transaction() as con:
             rows = _fetch(con, "UPDATE handoffs SET redeemed_at = ?, redeemed_by = ? "
-                               "WHERE code_hash = ? AND redeemed_at IS NULL AND expires_at > ? "
+                               "WHERE (code_hash = ? OR (link_hash = ? AND link_hash <> '')) "
+                               "AND channel = ? AND redeemed_at IS NULL AND expires_at > ? "
                                f"RETURNING {_HANDOFF_COLS}",
-                          [_utc(at), by, code_hash, _utc(at)])
+                          [_utc(at), by, code_hash, code_hash, channel, _utc(at)])
         return _handoff(rows[0]) if rows else None
 
     def _put_step_up(self, step_up: StepUp) -> None:
@@ -373,6 +387,26 @@ class DuckDBConversationStore(ConversationStore):
             rows = _fetch(con, f"UPDATE step_ups SET completed_at = ? WHERE id = ? "
                                f"RETURNING {_STEP_UP_COLS}", [_utc(at), step_up_id])
         return _step_up(rows[0])
+
+    def _count(self, limits: Sequence[tuple[str, int]], delta: int, expires_at: datetime,
+               at: datetime) -> bool:
+        # The store's lock is held for the whole transaction: no other writer comes in between
+        # the read of the counters and their update.
+        keys = [k for k, _ in limits]
+        now = _utc(at)
+        with self.graph._transaction() as con:
+            current = {k: (n if _utc(e) > now else 0) for k, n, e in _fetch(  # type: ignore[operator]
+                con, "SELECT key, n, expires_at FROM attempt_counters WHERE key IN ?", [keys])}
+            if delta > 0 and any(current.get(k, 0) + delta > cap for k, cap in limits):
+                return False
+            for k in keys:
+                _exec(con, "INSERT INTO attempt_counters (key, n, expires_at) VALUES (?, ?, ?) "
+                           "ON CONFLICT (key) DO UPDATE SET n = CASE WHEN attempt_counters.expires_at > ? "
+                           "THEN greatest(attempt_counters.n + ?, 0) ELSE greatest(?, 0) END, "
+                           "expires_at = CASE WHEN attempt_counters.expires_at > ? "
+                           "THEN attempt_counters.expires_at ELSE excluded.expires_at END",
+                      [k, max(delta, 0), _utc(expires_at), now, delta, delta, now])
+        return True
 
     # ---- consents, outbox --------------------------------------------------------------------
 
@@ -424,6 +458,8 @@ class DuckDBConversationStore(ConversationStore):
                   [anchors, anchors])
             _exec(con, "DELETE FROM consents WHERE identifier IN ?", [anchors])
             _exec(con, "DELETE FROM seals WHERE anchor IN ?", [anchors])
+            _exec(con, "DELETE FROM attempt_counters WHERE list_contains(?, "
+                       "substr(key, strpos(key, '|') + 1))", [anchors])
             if ids:
                 _exec(con, "DELETE FROM conversations WHERE id IN ?", [ids])
         return len(ids)

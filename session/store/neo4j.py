@@ -79,6 +79,9 @@ SCHEMA: tuple[LiteralString, ...] = (
     "CREATE CONSTRAINT cs_handoff_code_hash IF NOT EXISTS "
     "FOR (h:Handoff) REQUIRE h.code_hash IS UNIQUE",
     "CREATE CONSTRAINT cs_step_up_id IF NOT EXISTS FOR (s:StepUp) REQUIRE s.id IS UNIQUE",
+    "CREATE CONSTRAINT cs_attempt_counter_key IF NOT EXISTS "
+    "FOR (k:AttemptCounter) REQUIRE k.key IS UNIQUE",
+    "CREATE INDEX cs_handoff_link_hash IF NOT EXISTS FOR (h:Handoff) ON (h.link_hash)",
     "CREATE CONSTRAINT cs_outbox_id IF NOT EXISTS FOR (m:OutboxMessage) REQUIRE m.id IS UNIQUE",
     "CREATE CONSTRAINT ig_sequence_name IF NOT EXISTS FOR (s:Sequence) REQUIRE s.name IS UNIQUE",
     "CREATE INDEX cs_conversation_anchor IF NOT EXISTS FOR (c:Conversation) ON (c.anchor)",
@@ -190,10 +193,13 @@ RETURN c.id AS id
 _PUT_HANDOFF: LiteralString = "CREATE (h:Handoff) SET h = $props"
 
 _REDEEM_HANDOFF: LiteralString = """
-MATCH (h:Handoff {code_hash: $code_hash})
+OPTIONAL MATCH (a:Handoff {code_hash: $code_hash})
+OPTIONAL MATCH (b:Handoff {link_hash: $code_hash})
+WITH coalesce(a, b) AS h
+WHERE h IS NOT NULL
 SET h.redeemed_by = h.redeemed_by
 WITH h
-WHERE h.redeemed_at IS NULL AND h.expires_at > $at
+WHERE h.channel = $channel AND h.redeemed_at IS NULL AND h.expires_at > $at
 SET h.redeemed_at = $at, h.redeemed_by = $by
 RETURN h {.*} AS h
 """
@@ -208,6 +214,26 @@ SET s.attempts = s.attempts + 1
 WITH s, s.completed_at IS NULL AND s.expires_at > $at AND s.code_hash = $code_hash AS ok
 FOREACH (_ IN CASE WHEN ok THEN [1] ELSE [] END | SET s.completed_at = $at)
 RETURN ok, s {.*} AS s
+"""
+
+# Each counter is written before it is read (`SET k.key = k.key` takes its write lock), so
+# concurrent callers on one counter serialise; keys come sorted, so they lock in one order.
+_COUNT: LiteralString = """
+UNWIND $limits AS l
+MERGE (k:AttemptCounter {key: l.key})
+ON CREATE SET k.n = 0, k.expires_at = $expires_at
+SET k.key = k.key
+WITH k, l
+SET k.n = CASE WHEN k.expires_at <= $at THEN 0 ELSE k.n END,
+    k.expires_at = CASE WHEN k.expires_at <= $at THEN $expires_at ELSE k.expires_at END
+WITH collect({k: k, cap: l.cap}) AS rows
+WITH rows, ($delta <= 0 OR all(r IN rows WHERE r.k.n + $delta <= r.cap)) AS ok
+CALL (rows, ok) {
+  UNWIND CASE WHEN ok THEN rows ELSE [] END AS r
+  WITH r.k AS k
+  SET k.n = CASE WHEN k.n + $delta < 0 THEN 0 ELSE k.n + $delta END
+}
+RETURN ok
 """
 
 _ADD_CONSENT: LiteralString = """
@@ -261,6 +287,10 @@ _DELETE_FOR: tuple[LiteralString, ...] = (
     DETACH DELETE s
     """,
     """
+    MATCH (k:AttemptCounter) WHERE any(a IN $anchors WHERE k.key ENDS WITH '|' + a)
+    DETACH DELETE k
+    """,
+    """
     UNWIND $anchors AS a
     MATCH (c:Consent {identifier: a})
     DETACH DELETE c
@@ -296,6 +326,7 @@ RETURN c.id AS id
 _CLEAR: LiteralString = """
 MATCH (n)
 WHERE n:Conversation OR n:Turn OR n:Handoff OR n:StepUp OR n:Consent OR n:OutboxMessage OR n:Seal
+   OR n:AttemptCounter
    OR (n:Sequence AND n.name IN ['consents', 'outbox'])
 CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS
 """
@@ -380,7 +411,7 @@ def _turn(p: dict[str, Any]) -> Turn:
 def _handoff(p: dict[str, Any]) -> Handoff:
     return Handoff(p["code_hash"], p["conversation_id"], p["channel"], _time(p["created_at"]),
                    _time(p["expires_at"]), _from_db_time(p.get("redeemed_at")),
-                   p.get("redeemed_by") or "")
+                   p.get("redeemed_by") or "", p.get("link_hash") or "")
 
 
 def _step_up(p: dict[str, Any]) -> StepUp:
@@ -550,12 +581,13 @@ class Neo4jConversationStore(ConversationStore):
         props = {"code_hash": h.code_hash, "conversation_id": h.conversation_id,
                  "channel": h.channel, "created_at": _to_db_time(h.created_at),
                  "expires_at": _to_db_time(h.expires_at), "redeemed_at": _to_db_time(h.redeemed_at),
-                 "redeemed_by": h.redeemed_by}
+                 "redeemed_by": h.redeemed_by, "link_hash": h.link_hash}
         self._create_node(_PUT_HANDOFF, props, "a handoff with this code")
 
-    def _redeem_handoff(self, code_hash: str, by: str, at: datetime) -> Handoff | None:
+    def _redeem_handoff(self, code_hash: str, channel: str, by: str, at: datetime) -> Handoff | None:
         def work(tx: ManagedTransaction) -> Handoff | None:
-            record = tx.run(_REDEEM_HANDOFF, code_hash=code_hash, by=by, at=_to_db_time(at)).single()
+            record = tx.run(_REDEEM_HANDOFF, code_hash=code_hash, channel=channel, by=by,
+                            at=_to_db_time(at)).single()
             return None if record is None else _handoff(record["h"])
 
         return self._write(work)
@@ -577,6 +609,17 @@ class Neo4jConversationStore(ConversationStore):
             record = tx.run(_COMPLETE_STEP_UP, id=step_up_id, code_hash=code_hash,
                             at=_to_db_time(at)).single()
             return _step_up(record["s"]) if record is not None and record["ok"] else None
+
+        return self._write(work)
+
+    def _count(self, limits: Sequence[tuple[str, int]], delta: int, expires_at: datetime,
+               at: datetime) -> bool:
+        rows = [{"key": k, "cap": cap} for k, cap in limits]
+
+        def work(tx: ManagedTransaction) -> bool:
+            record = tx.run(_COUNT, limits=rows, delta=delta, expires_at=_to_db_time(expires_at),
+                            at=_to_db_time(at)).single()
+            return bool(record and record["ok"])
 
         return self._write(work)
 
