@@ -12,7 +12,8 @@
 
 Stores: `--db PATH` (embedded DuckDB, default ./identity.duckdb) or `--neo4j-uri` (defaults from
 NEO4J_URI / NEO4J_USER / NEO4J_PASSWORD). Exit codes: 0 ok, 2 bad usage or input, 3 the DuckDB
-file is held by another process (run the relink inside identity-server instead), 1 anything else.
+file is held by another process (run the relink inside identity-server instead), 4 ingest rejected
+more than --max-reject-rate of its rows, 1 anything else.
 """
 
 from __future__ import annotations
@@ -95,14 +96,18 @@ def parser() -> argparse.ArgumentParser:
     ing.add_argument("--record-id-column", help="column with the record id (default 'record_id')")
     ing.add_argument("--identifier", action="append", default=[], metavar="COL=TYPE",
                      help="an identifier column and its type (repeat)")
-    ing.add_argument("--attribute", action="append", default=[], metavar="COL[=NAME]",
-                     help="an attribute column, optionally renamed (repeat)")
+    ing.add_argument("--attribute", action="append", default=[], metavar="COL[=NAME][:KIND]",
+                     help="an attribute column, optionally renamed, optionally of a declared kind "
+                     "(person_name, date, code, address, postcode, city, text, exact) (repeat)")
     ing.add_argument("--observed-at-column", help="column of ISO observation timestamps")
     ing.add_argument("--observed-at", help="observation time for every row (ISO; default file mtime)")
     ing.add_argument("--date-format", action="append", default=[],
                      help="strptime format for date_of_birth, tried before ISO (repeat)")
     ing.add_argument("--region", help="default phone region, e.g. GB")
     ing.add_argument("--rejects", help="rejects CSV (default FILE.rejects.csv)")
+    ing.add_argument("--max-reject-rate", type=float, default=None, metavar="SHARE",
+                     help="exit 4 when more than this share of rows has a bad value or is rejected "
+                     "(default 0.05); the good rows are loaded either way")
 
     rl = sub.add_parser("relink", help="re-link the whole graph with Splink and recompute customers")
     _store_args(rl)
@@ -167,7 +172,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from batch.ingest import Mapping_, ingest, load_mapping
+    from batch.ingest import MAX_REJECT_RATE, Mapping_, ingest, load_mapping
+    from identity_graph.attributes import parse_kind
 
     m = load_mapping(args.mapping) if args.mapping else Mapping_()
     if args.source:
@@ -182,8 +188,11 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
             raise InvalidArgument("--identifier", f"expected COL=TYPE, got {spec!r}")
         m.identifiers[col] = type_
     for spec in args.attribute:
+        spec, colon, kind = spec.partition(":")
         col, _, name = spec.partition("=")
         m.attributes[col] = name or col
+        if colon:
+            m.kinds[name or col] = parse_kind(kind, "--attribute").value
     if args.observed_at_column:
         m.observed_at_column = args.observed_at_column
     if args.date_format:
@@ -196,11 +205,17 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         observed_at = observed_at.replace(tzinfo=UTC) if observed_at.tzinfo is None else observed_at
     with _open(args) as store:
         result = ingest(store, args.file, m, config=_config(args), rejects=args.rejects,
-                        observed_at=observed_at, progress=not args.quiet)
+                        observed_at=observed_at, progress=not args.quiet,
+                        max_reject_rate=(MAX_REJECT_RATE if args.max_reject_rate is None
+                                         else args.max_reject_rate))
     print(json.dumps(result.as_dict(), indent=1))
     if result.rejected or result.values_dropped:
         print(f"{result.rejected} row(s) rejected, {result.values_dropped} value(s) dropped: "
               f"see {result.rejects_file}", file=sys.stderr)
+    if result.too_many_rejects:
+        print(f"identity-batch: {result.reject_rate:.1%} of rows had a bad value or were rejected, "
+              f"more than --max-reject-rate {result.max_reject_rate:.1%}", file=sys.stderr)
+        return 4
     return 0
 
 

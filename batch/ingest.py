@@ -3,9 +3,18 @@
 Each row is one observation from a source system: `source` + `record_id` name a `source_record`
 identifier (`source_record:<source>/<record_id>`); identifier columns (email, phone, ...) are linked
 `observed` to it, with the record as claimant (`verified` when the source is trusted); attribute
-columns are observed with it. Rows that cannot be loaded (an invalid phone, an unparsable date,
-no record id) go to a rejects CSV with the reason; a blocked value (`test@test.com`) is dropped
-from its row and listed there too, so nothing is lost silently.
+columns are observed with it. A bad value (an invalid phone, an
+unparsable date) is dropped from its row and the rest of the row loads; a row without a source or
+record id is rejected whole. Both go to a rejects CSV with the reason, and so does a blocked value
+(`test@test.com`), so nothing is lost silently. More than `max_reject_rate` of rows with a bad
+value or rejected makes the run fail (`IngestResult.too_many_rejects`), so a nightly job cannot
+succeed on garbage.
+
+Every attribute has a kind (`identity_graph.attributes.Kind`): built-in attributes their own,
+custom ones as the mapping declares (`soc_sec_id = {name = "national_id", kind = "code"}`; default
+`text`). Ingest records the declared kinds as an `attribute_kinds` event, which the relink reads
+to choose each attribute's comparison.
+
 
 Re-ingesting the same file writes nothing: identifier upserts only widen first/last seen,
 observation and link ids are hashes of their content, and events are appended only for links
@@ -34,7 +43,13 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from identity_graph.attributes import MAX_ATTRIBUTE_LENGTH, clean_attribute
+from identity_graph.attributes import (
+    BUILTIN_KINDS,
+    MAX_ATTRIBUTE_LENGTH,
+    Kind,
+    clean_attribute,
+    parse_kind,
+)
 from identity_graph.config import GraphConfig
 from identity_graph.errors import InvalidArgument
 from identity_graph.identifiers import IdentifierTypes
@@ -54,6 +69,10 @@ log = logging.getLogger(__name__)
 ACTOR = "identity-batch"
 BATCH_ROWS = 5_000
 IDENTIFIER_TYPES = ("email", "phone", "whatsapp", "web_cookie", "account_id", "device_id")
+MAX_REJECT_RATE = 0.05
+"""Default: the share of rows with a bad value (or rejected whole) above which ingest fails."""
+KINDS_EVENT = "attribute_kinds"
+"""Event type recording the kinds a mapping declared: {"kinds": {attribute: kind}}."""
 
 
 @dataclass
@@ -65,7 +84,9 @@ class Mapping_:
         source_column: the column holding the source name (default "source")
         record_id_column: the column holding the record id (default "record_id")
         identifiers: {column: identifier type}
-        attributes: {column: attribute name} (standard or custom names)
+        attributes: {column: attribute name} (standard or custom names), or
+            {column: {name = ..., kind = ...}} to declare a custom attribute's kind
+            (`identity_graph.attributes.Kind`; default its built-in kind, else `text`)
         observed_at_column: a column of ISO timestamps (optional)
         date_formats: strptime formats tried for date_of_birth before ISO (e.g. "%d/%m/%Y")
         default_region: region for national phone numbers (default from GraphConfig)
@@ -78,6 +99,8 @@ class Mapping_:
     record_id_column: str = "record_id"
     identifiers: dict[str, str] = field(default_factory=dict)
     attributes: dict[str, str] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
+    """attribute name -> declared kind (filled from `attributes` entries that declare one)"""
     observed_at_column: str | None = None
     date_formats: list[str] = field(default_factory=list)
     default_region: str | None = None
@@ -90,7 +113,29 @@ class Mapping_:
         unknown = set(raw) - known
         if unknown:
             raise InvalidArgument("mapping", f"unknown keys {sorted(unknown)}")
-        return cls(**dict(raw))
+        data = dict(raw)
+        attributes: dict[str, str] = {}
+        kinds = dict(data.pop("kinds", {}) or {})
+        for col, spec in dict(data.pop("attributes", {}) or {}).items():
+            if isinstance(spec, Mapping):
+                extra = set(spec) - {"name", "kind"}
+                if extra:
+                    raise InvalidArgument(f"mapping.attributes.{col}", f"unknown keys {sorted(extra)}")
+                name = str(spec.get("name") or col)
+                if "kind" in spec:
+                    kinds[name] = parse_kind(spec["kind"], f"mapping.attributes.{col}.kind").value
+            else:
+                name = str(spec or col)
+            attributes[str(col)] = name
+        for name, kind in kinds.items():
+            kinds[name] = parse_kind(kind, f"mapping.kinds.{name}").value
+        return cls(**data, attributes=attributes, kinds=kinds)
+
+    def kind_of(self, name: str) -> Kind:
+        """The attribute's declared kind, else its built-in kind, else text."""
+        if name in self.kinds:
+            return Kind(self.kinds[name])
+        return BUILTIN_KINDS.get(name, Kind.TEXT)
 
     def complete(self, columns: list[str]) -> Mapping_:
         """Fills what was not given from the header: columns named like identifier types are
@@ -98,6 +143,7 @@ class Mapping_:
         out = Mapping_(**{k: getattr(self, k) for k in self.__dataclass_fields__})
         out.identifiers = dict(self.identifiers)
         out.attributes = dict(self.attributes)
+        out.kinds = dict(self.kinds)
         taken = set(out.identifiers) | set(out.attributes)
         taken |= {c for c in (out.source_column, out.record_id_column, out.observed_at_column) if c}
         if not self.identifiers:
@@ -134,14 +180,28 @@ class IngestResult:
     loaded: int = 0
     rejected: int = 0
     values_dropped: int = 0
+    rows_with_bad_values: int = 0
+    """rows loaded without one or more invalid values (blocked values do not count)"""
     identifiers: int = 0
     links_new: int = 0
     observations: int = 0
     rejects_file: str | None = None
     unmapped_columns: list[str] = field(default_factory=list)
+    attribute_kinds: dict[str, str] = field(default_factory=dict)
+    max_reject_rate: float = MAX_REJECT_RATE
+
+    @property
+    def reject_rate(self) -> float:
+        """Share of rows rejected whole or loaded without a bad value."""
+        return (self.rejected + self.rows_with_bad_values) / self.rows if self.rows else 0.0
+
+    @property
+    def too_many_rejects(self) -> bool:
+        return self.reject_rate > self.max_reject_rate
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "reject_rate": round(self.reject_rate, 6),
+                "too_many_rejects": self.too_many_rejects}
 
 
 def _columns(path: Path) -> list[str]:
@@ -183,15 +243,18 @@ def _timestamp(value: str) -> datetime:
 
 
 class _Row:
-    """One row's outcome: the change it contributes, or why it was rejected."""
+    """One row's outcome: the change it contributes, what was dropped from it, or why it was
+    rejected whole."""
 
-    __slots__ = ("dropped", "identifiers", "links", "reason")
+    __slots__ = ("bad", "dropped", "identifiers", "links", "reason")
 
     def __init__(self) -> None:
         self.identifiers: list[IdentifierUpsert] = []
         self.links: list[Link] = []
         self.reason = ""
         self.dropped: list[str] = []
+        self.bad = False
+        """a value was dropped because it was invalid (not merely blocked)"""
 
 
 class Ingester:
@@ -211,6 +274,7 @@ class Ingester:
         for col, name in mapping.attributes.items():
             if not name.isidentifier() or len(name) > 64:
                 raise InvalidArgument("mapping.attributes", f"column {col!r}: bad name {name!r}")
+        self.kinds = {name: mapping.kind_of(name) for name in mapping.attributes.values()}
         self.default_time = default_time
 
     def _date(self, raw: str) -> str:
@@ -233,6 +297,10 @@ class Ingester:
             out.identifiers, out.links = [], []
         return out
 
+    def _drop(self, out: _Row, col: str, e: InvalidArgument) -> None:
+        out.dropped.append(f"{col}: {e}")
+        out.bad = True
+
     def _row(self, values: Mapping[str, Any], out: _Row) -> None:
         m = self.m
         source = _text(values.get(m.source_column)) if m.source_column else (m.source or "")
@@ -247,17 +315,25 @@ class Ingester:
         if m.observed_at_column:
             raw_at = _text(values.get(m.observed_at_column))
             if raw_at:
-                at = _timestamp(raw_at)
+                try:
+                    at = _timestamp(raw_at)
+                except InvalidArgument as e:
+                    self._drop(out, m.observed_at_column, e)
         observations = []
         for col, name in m.attributes.items():
             raw = _text(values.get(col))
             if not raw:
                 continue
-            if len(raw) > MAX_ATTRIBUTE_LENGTH:
-                raise InvalidArgument(col, f"longer than {MAX_ATTRIBUTE_LENGTH} characters")
-            if name == "date_of_birth":
-                raw = self._date(raw)
-            value = clean_attribute(name, raw)
+            kind = self.kinds[name]
+            try:
+                if len(raw) > MAX_ATTRIBUTE_LENGTH:
+                    raise InvalidArgument(col, f"longer than {MAX_ATTRIBUTE_LENGTH} characters")
+                if kind is Kind.DATE:
+                    raw = self._date(raw)
+                value = clean_attribute(name, raw, kind)
+            except InvalidArgument as e:
+                self._drop(out, col, e)
+                continue
             if value:
                 observations.append(Observation(record.key, name, value, source, m.channel, at))
         out.identifiers.append(
@@ -267,7 +343,11 @@ class Ingester:
             raw = _text(values.get(col))
             if not raw:
                 continue
-            ident = self.types.make(type_, raw)
+            try:
+                ident = self.types.make(type_, raw)
+            except InvalidArgument as e:
+                self._drop(out, col, e)
+                continue
             if ident.key in seen:
                 continue
             seen.add(ident.key)
@@ -293,6 +373,7 @@ def ingest(
     write_lock: Any = None,
     progress: bool = True,
     suppressed: Callable[[str], bool] | None = None,
+    max_reject_rate: float = MAX_REJECT_RATE,
 ) -> IngestResult:
     """Streams `path` (CSV or parquet) into `store`, one change set per batch of rows.
 
@@ -309,6 +390,8 @@ def ingest(
         progress: show a progress bar.
         suppressed: whether a normalised key was erased (rows naming one are rejected with reason
             "suppressed"); default the suppression list beside `store`.
+        max_reject_rate: above this share of bad rows the result says `too_many_rejects` (the
+            CLI then exits non-zero); the good rows are loaded either way.
     Returns:
         Counts, and the rejects file when one was written.
     Raises:
@@ -328,11 +411,18 @@ def ingest(
     ing = Ingester(m, config, default_time, suppressed)
     used = {c for c in (m.source_column, m.record_id_column, m.observed_at_column) if c}
     used |= set(m.identifiers) | set(m.attributes)
-    result = IngestResult(unmapped_columns=[c for c in columns if c not in used])
+    result = IngestResult(unmapped_columns=[c for c in columns if c not in used],
+                          attribute_kinds={n: ing.kinds[n].value for n in sorted(ing.kinds)},
+                          max_reject_rate=max_reject_rate)
     rejects_path = Path(rejects) if rejects else src.with_name(src.name + ".rejects.csv")
     reject_file = None
     reject_writer: Any = None
     line = 0
+    # kinds the mapping declares, for the relink: recorded once, when they change
+    declare = {n: k for n, k in sorted(m.kinds.items()) if n in ing.kinds}
+    if declare:
+        recorded = declared_kinds(store)
+        declare = {n: k for n, k in declare.items() if recorded.get(n) != k}
     bar = tqdm(total=src.stat().st_size if src.suffix == ".csv" else None, unit="row",
                desc="ingest", disable=not progress, leave=False)
     if src.suffix == ".csv":
@@ -359,9 +449,14 @@ def ingest(
                     result.rejected += 1
                     continue
                 result.values_dropped += len(r.dropped)
+                result.rows_with_bad_values += r.bad
                 result.loaded += 1
                 cs.identifiers.extend(r.identifiers)
                 cs.links_added.extend(r.links)
+            if declare and cs.identifiers:
+                cs.events.append(Event(KINDS_EVENT, {"kinds": declare, "actor": ACTOR}, "",
+                                       default_time))
+                declare = {}
             _write(store, cs, result, write_lock)
             bar.update(len(rows))
     finally:
@@ -373,6 +468,20 @@ def ingest(
     elif rejects_path.exists() and not rejects:
         os.remove(rejects_path)  # a stale rejects file from an earlier run of this file
     return result
+
+
+def declared_kinds(store: GraphStore) -> dict[str, str]:
+    """attribute -> kind, as the latest `attribute_kinds` events declared them (reads the log)."""
+    out: dict[str, str] = {}
+    seq = 0
+    while True:
+        events = store.events(seq, 100_000)
+        if not events:
+            return out
+        for e in events:
+            if e.type == KINDS_EVENT:
+                out.update(dict(e.payload.get("kinds", {})))
+        seq = events[-1].seq
 
 
 def _write(store: GraphStore, cs: ChangeSet, result: IngestResult, write_lock: Any) -> None:
@@ -396,8 +505,9 @@ def _write_locked(store: GraphStore, cs: ChangeSet, links: dict[str, Link],
     cs.links_added = fresh
     result.links_new += len(fresh)
     cs.events = [
-        Event("link", {"link_id": lk.id, "a": lk.a, "b": lk.b, "kind": lk.kind.label,
+        *cs.events,
+        *(Event("link", {"link_id": lk.id, "a": lk.a, "b": lk.b, "kind": lk.kind.label,
                        "source": lk.source, "actor": ACTOR}, "", lk.created_at)
-        for lk in fresh
+          for lk in fresh),
     ]
     store.apply(cs)

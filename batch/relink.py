@@ -61,6 +61,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from batch.components import labels as component_labels
+from identity_graph.attributes import BUILTIN_KINDS, Kind
 from identity_graph.components import UnionFind
 from identity_graph.config import GraphConfig
 from identity_graph.guardrails import Profile, clearly_different, type_of
@@ -125,6 +126,9 @@ class RelinkOptions:
     samples: int = 10
     giant_cluster: int = 200
     """Warn about customers with more identifiers than this."""
+    comparisons_per_record: float = 30.0
+    """Comparison budget of prediction: blocking rules are kept, most specific first, while the
+    pairs they make stay within this many per record (DESIGN "cost is bounded")."""
     charts: bool = True
 
 
@@ -181,6 +185,8 @@ _SNAPSHOT_SQL = {
              "FROM links WHERE removed_at IS NULL",
     "customers": "SELECT id, created_at FROM customers",
     "aliases": "SELECT alias, customer_id FROM aliases",
+    # kinds that ingest mappings declared for custom attributes (batch.ingest.KINDS_EVENT)
+    "declared_kinds": "SELECT seq, payload FROM events WHERE type = 'attribute_kinds'",
 }
 
 
@@ -220,7 +226,10 @@ def _read_tables(store: GraphStore, progress: bool) -> tuple[dict[str, pa.Table]
     out = {}
     for name, sql in _SNAPSHOT_SQL.items():
         cols = sql.split("SELECT ", 1)[1].split(" FROM")[0].split(", ")
-        t = tables[name]
+        if name == "declared_kinds":
+            t = tables["events"].filter(pa.compute.equal(tables["events"]["type"], "attribute_kinds"))
+        else:
+            t = tables[name]
         if name == "links":
             t = t.filter(pa.compute.is_null(t["removed_at"]))
         out[name] = t.select(cols)
@@ -250,13 +259,44 @@ def snapshot(store: GraphStore, options: RelinkOptions) -> Snapshot:
     return snap
 
 
+def record_columns(snap: Snapshot) -> list[str]:
+    """Every attribute observed in the graph that can be a record column (built-in ones first)."""
+    from identity_graph.matching.builder import RESERVED
+
+    names = [a for (a,) in snap.con.execute(
+        "SELECT DISTINCT attribute FROM observations WHERE value <> '' ORDER BY 1").fetchall()]
+    ok = [a for a in names if a.isidentifier() and a not in RESERVED
+          and not a.startswith(("tf_", "gamma_", "bf_"))]
+    return [c for c in RECORD_COLUMNS if c in ok] + [a for a in ok if a not in RECORD_COLUMNS]
+
+
+def attribute_kinds(snap: Snapshot, columns: Sequence[str]) -> dict[str, Kind]:
+    """Each record column's kind: declared at ingest (latest declaration wins), else built-in,
+    else text."""
+    declared: dict[str, str] = {}
+    for (payload,) in snap.con.execute("SELECT payload FROM declared_kinds ORDER BY seq").fetchall():
+        try:
+            declared.update(json.loads(payload).get("kinds", {}))
+        except (ValueError, AttributeError):
+            continue
+    out = {}
+    for c in columns:
+        try:
+            out[c] = Kind(declared[c]) if c in declared else BUILTIN_KINDS.get(c, Kind.TEXT)
+        except ValueError:
+            out[c] = BUILTIN_KINDS.get(c, Kind.TEXT)
+    return out
+
+
 def build_records(snap: Snapshot) -> int:
-    """One Splink record per identifier that carries attributes: per attribute, the most often
-    observed value (ties: the latest, then the smallest). Returns the number of records."""
+    """One Splink record per identifier that carries attributes, with a column for EVERY
+    attribute the graph holds: per attribute, the most often observed value (ties: the latest,
+    then the smallest). Returns the number of records."""
+    columns = record_columns(snap) or list(RECORD_COLUMNS)
     cols = ", ".join(
-        f"max(v) FILTER (WHERE attribute = '{c}') AS {c}" for c in RECORD_COLUMNS
+        f"max(v) FILTER (WHERE attribute = '{c}') AS \"{c}\"" for c in columns
     )
-    attrs = ", ".join(f"'{c}'" for c in RECORD_COLUMNS)
+    attrs = ", ".join(f"'{c}'" for c in columns)
     snap.run(f"""
         CREATE OR REPLACE TABLE records AS
         WITH counted AS (
@@ -301,45 +341,93 @@ def _label_pairs(snap: Snapshot, limit: int) -> list[tuple[str, str]]:
     return pairs[:limit]
 
 
-def load_settings_override(path: str | None) -> dict[str, Any] | None:
-    """The default Splink settings with a deployment's JSON merged over them (top-level keys)."""
+def load_settings_override(path: str | None, base: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """`base` (default: the default model's settings) with a deployment's Splink settings JSON
+    merged over it (top-level keys): its comparisons may use any record column."""
     if not path:
         return None
-    from identity_graph.matching.settings import default_settings_dict
-
     override = json.loads(Path(path).read_text())
     if not isinstance(override, dict):
         raise ValueError(f"{path}: Splink settings must be a JSON object")
-    settings = default_settings_dict()
+    if base is None:
+        from identity_graph.matching.settings import default_settings_dict
+
+        base = default_settings_dict()
+    settings = dict(base)
     settings.update(override)
     return settings
 
 
+def _rule_sql(rule: Sequence[str]) -> dict[str, Any]:
+    from splink import block_on
+
+    return {"blocking_rule": block_on(*rule).get_blocking_rule("duckdb").blocking_rule_sql,
+            "sql_dialect": "duckdb"}
+
+
+def null_junk(snap: Snapshot, junk: dict[str, list[str]]) -> int:
+    """Junk values (`00000`, a shop's email) as NULL in `records`: they say nothing about who a
+    record is, and would make a blocking rule a cross-product. Returns the cells changed."""
+    cols = {d[0] for d in snap.con.execute("SELECT * FROM records LIMIT 0").description}
+    changed = 0
+    for col, values in junk.items():
+        if col in cols and values:
+            n = snap.con.execute(f'SELECT count(*) FROM records WHERE "{col}" IN '
+                                 f'(SELECT unnest(?::VARCHAR[]))', [list(values)]).fetchall()[0][0]
+            snap.run(f'UPDATE records SET "{col}" = NULL WHERE "{col}" IN '
+                     f'(SELECT unnest(?::VARCHAR[]))', [list(values)])
+            changed += int(n)
+    return changed
+
+
+def select_rules(snap: Snapshot, candidates: Sequence[Sequence[str]],
+                 options: RelinkOptions) -> tuple[list[tuple[str, ...]], list[dict[str, Any]], int]:
+    """The candidate blocking rules that fit the comparison budget on `records`, with each
+    rule's count (before) and the budget."""
+    from identity_graph.matching.builder import select_blocking_rules
+
+    n = int(snap.scalar("SELECT count(*) FROM records"))
+    budget = max(int(options.comparisons_per_record * n), 1)
+    counts = select_blocking_rules(snap.con, "records", candidates, budget)
+    return [c.rule for c in counts if c.kept], [c.as_dict() for c in counts], budget
+
+
 def get_model(snap: Snapshot, options: RelinkOptions) -> tuple[MatchModel, dict[str, Any]]:
-    """Step 2: the given model, or one trained on this snapshot and saved as versioned JSON."""
+    """Step 2: the given model, or one trained on this snapshot and saved as versioned JSON.
+
+    The default model is built from the columns present (`identity_graph.matching.builder`);
+    its prediction rules are those that fit the comparison budget on this snapshot.
+    """
     bar = _bar("model", 1, options.progress)
     info: dict[str, Any] = {}
     if options.model_path:
         model = load_model(options.model_path)
         info["source"] = str(options.model_path)
     else:
-        from identity_graph.matching.training import train_model
+        from identity_graph.matching.training import plan_for_records, train_model
 
         n = int(snap.scalar("SELECT count(*) FROM records"))
         limit = min(n, options.max_training_records)
-        rel = snap.con.execute(
-            f"SELECT unique_id, {', '.join(RECORD_COLUMNS)} FROM records "
-            "ORDER BY hash(unique_id || ?), unique_id LIMIT ?", [str(options.seed), limit])
-        names = [d[0] for d in rel.description]
-        records = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
-        sampled = {r["unique_id"] for r in records}
+        table = snap.con.sql(
+            f"SELECT * FROM records ORDER BY hash(unique_id || '{int(options.seed)}'), unique_id "
+            f"LIMIT {int(limit)}").to_arrow_table()
+        kinds = attribute_kinds(snap, [c for c in table.column_names if c != "unique_id"])
+        plan = plan_for_records(table, kinds)
+        null_junk(snap, plan.junk)
+        plan.blocking_rules, rule_counts, budget = select_rules(snap, plan.blocking_rules, options)
+        sampled = set(table.column("unique_id").to_pylist())
         labels = [p for p in _label_pairs(snap, options.max_label_pairs * 4)
                   if p[0] in sampled and p[1] in sampled][: options.max_label_pairs]
-        settings = load_settings_override(options.settings_path)
-        model = train_model(records, options.seed, labels or None, settings=settings,  # type: ignore[arg-type]
+        base = None
+        if options.settings_path:
+            base = plan.settings().get_settings("duckdb").as_dict()
+        settings = load_settings_override(options.settings_path, base)
+        model = train_model(table, options.seed, labels or None, settings=settings, plan=plan,
                             metadata={"trained_on": "identity graph snapshot",
-                                      "settings_override": options.settings_path})
-        info.update(source="trained", training_records=len(records), label_pairs=len(labels))
+                                      "settings_override": options.settings_path,
+                                      "kinds": {c: k.value for c, k in kinds.items()}})
+        info.update(source="trained", training_records=table.num_rows, label_pairs=len(labels),
+                    blocking_rule_counts_on_training=rule_counts, comparison_budget=budget)
         if options.models_dir and not options.dry_run:
             out = Path(options.models_dir)
             out.mkdir(parents=True, exist_ok=True)
@@ -349,7 +437,34 @@ def get_model(snap: Snapshot, options: RelinkOptions) -> tuple[MatchModel, dict[
     bar.update(1)
     bar.close()
     info["version"] = model.version
+    info["explain"] = explain_model(model)
     return model, info
+
+
+def explain_model(model: MatchModel) -> dict[str, Any]:
+    """What the model compares and how, what it left out, and how it blocks (for people)."""
+    meta = model.metadata
+    comparisons = []
+    for cc in model.settings.get("comparisons", []):
+        levels = [lv.get("label_for_charts") or lv["sql_condition"]
+                  for lv in cc["comparison_levels"] if not lv.get("is_null_level")]
+        comparisons.append({"comparison": cc["output_column_name"],
+                            "description": cc.get("comparison_description", ""),
+                            "levels": levels,
+                            "term_frequencies": sorted({lv["tf_adjustment_column"]
+                                                        for lv in cc["comparison_levels"]
+                                                        if lv.get("tf_adjustment_column")})})
+    return {
+        "comparisons": comparisons,
+        "compared_columns": meta.get("compared", []),
+        "left_out": meta.get("left_out", {}),
+        "junk_values": meta.get("junk_values", {}),
+        "blocking_rules": [br["blocking_rule"] if isinstance(br, dict) else br
+                           for br in model.settings.get("blocking_rules_to_generate_predictions", [])],
+        "em_rules": meta.get("em_rules", []),
+        "training_notes": meta.get("training_notes", []),
+        "splink_warnings": meta.get("splink_warnings", []),
+    }
 
 
 # ==== predict ======================================================================================
@@ -387,8 +502,32 @@ def predict(snap: Snapshot, model: MatchModel, config: GraphConfig,
         info.update(pairs_scored=0, pairs_kept=0)
         bar.close()
         return info
-    linker = linker_on(snap.con, model)
-    info["pairs_scored"], info["pairs_scored_exact"] = _count_pairs(linker, model, n_records)
+    info["junk_values_nulled"] = null_junk(snap, model.metadata.get("junk_values") or {})
+    settings = dict(model.settings)
+    candidates = _candidate_rules(model)
+    if candidates is None:
+        info["blocking"] = {"note": "the model's blocking rules are not equalities; used as given"}
+    else:
+        kept, counts, budget = select_rules(snap, candidates, options)
+        settings["blocking_rules_to_generate_predictions"] = [_rule_sql(r) for r in kept]
+        info["blocking"] = {
+            "budget": budget, "comparisons_per_record": options.comparisons_per_record,
+            "rules": counts,
+            "comparisons_before": sum(c["comparisons"] for c in counts),
+            "comparisons_after": sum(c["comparisons"] for c in counts if c["kept"]),
+        }
+        dropped = [c["rule"] for c in counts if not c["kept"]]
+        if dropped:
+            log.info("relink: blocking rules over the comparison budget left out: %s", dropped)
+    if not settings.get("blocking_rules_to_generate_predictions"):
+        # no rule fits the budget: compare nothing rather than everything
+        snap.run("CREATE OR REPLACE TABLE pairs (a VARCHAR, b VARCHAR, probability DOUBLE, "
+                 "match_weight DOUBLE, comparisons VARCHAR)")
+        info.update(pairs_scored=0, pairs_scored_exact=True, pairs_kept=0)
+        bar.close()
+        return info
+    linker = linker_on(snap.con, model, settings=settings)
+    info["pairs_scored"], info["pairs_scored_exact"] = _count_pairs(linker, settings, n_records)
     bar.update(1)
     df = linker.inference.predict(threshold_match_probability=config.review_threshold)
     gammas = [c.name for c in df.columns if c.name.startswith("gamma_")]
@@ -407,16 +546,33 @@ def predict(snap: Snapshot, model: MatchModel, config: GraphConfig,
     return info
 
 
-def _count_pairs(linker: Any, model: MatchModel, n_records: int) -> tuple[int, bool]:
+def _candidate_rules(model: MatchModel) -> list[tuple[str, ...]] | None:
+    """The model's prediction rules, then the builder's other candidates, as column expressions;
+    None when a rule of the model is not a conjunction of equalities."""
+    from identity_graph.matching.scorer import UnsupportedModel, blocking_rule_parts
+
+    out: list[tuple[str, ...]] = []
+    try:
+        for br in model.settings.get("blocking_rules_to_generate_predictions", []):
+            out.append(tuple(blocking_rule_parts(br["blocking_rule"] if isinstance(br, dict) else br)))
+    except UnsupportedModel:
+        return None
+    for r in model.metadata.get("candidate_blocking_rules", []):
+        if tuple(r) not in out:
+            out.append(tuple(r))
+    return out
+
+
+def _count_pairs(linker: Any, settings: dict[str, Any], n_records: int) -> tuple[int, bool]:
     """Pairs the blocking rules generate (exact up to 200k records, else from a 10% sample)."""
     try:
         from splink.blocking_analysis import count_comparisons_from_blocking_rules
     except ImportError:  # pragma: no cover
         return -1, False
     rules = [br["blocking_rule"] if isinstance(br, dict) else br
-             for br in model.settings.get("blocking_rules_to_generate_predictions", [])]
+             for br in settings.get("blocking_rules_to_generate_predictions", [])]
     if not rules:
-        return n_records * (n_records - 1) // 2, True
+        return 0, True
     exact = n_records <= 200_000
     sdf = linker._input_tables_dict[next(iter(linker._input_tables_dict))]
     recs = count_comparisons_from_blocking_rules(

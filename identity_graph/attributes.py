@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
+from enum import StrEnum
 
 from identity_graph.errors import InvalidArgument
 
@@ -12,6 +13,47 @@ MAX_ATTRIBUTES = 32
 LOWER_CASED = ("first_name", "last_name", "street", "city", "country")
 UPPER_CASED = ("postcode",)
 DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d")
+
+
+class Kind(StrEnum):
+    """What an attribute holds, which decides how it is cleaned and compared (DESIGN "Matching
+    model"): built-in attributes have one by default, custom ones are declared at ingest."""
+
+    PERSON_NAME = "person_name"
+    DATE = "date"
+    CODE = "code"
+    """An identifying number or code (national id, customer number): typos, no fuzziness."""
+    ADDRESS = "address"
+    """A street line; compared together with postcode and city as one address."""
+    POSTCODE = "postcode"
+    CITY = "city"
+    TEXT = "text"
+    EXACT = "exact"
+    """Agreement or not, nothing in between (a country, a state, a gender)."""
+
+
+BUILTIN_KINDS: dict[str, Kind] = {
+    "first_name": Kind.PERSON_NAME,
+    "last_name": Kind.PERSON_NAME,
+    "date_of_birth": Kind.DATE,
+    "street": Kind.ADDRESS,
+    "city": Kind.CITY,
+    "postcode": Kind.POSTCODE,
+    "country": Kind.EXACT,
+}
+
+
+def parse_kind(value: object, field: str = "kind") -> Kind:
+    """A declared kind.
+
+    Raises:
+        InvalidArgument: not one of `Kind`'s values.
+    """
+    try:
+        return Kind(str(value))
+    except ValueError:
+        raise InvalidArgument(field, f"unknown kind {str(value)[:40]!r}; one of "
+                              f"{', '.join(k.value for k in Kind)}") from None
 
 
 def parse_date(value: str, field: str = "date_of_birth") -> str:
@@ -31,8 +73,12 @@ def parse_date(value: str, field: str = "date_of_birth") -> str:
     raise InvalidArgument(f"attributes.{field}", "must be a date as YYYY-MM-DD")
 
 
-def clean_attribute(name: str, value: object) -> str:
-    """One attribute's canonical value ('' when blank). Idempotent."""
+def clean_attribute(name: str, value: object, kind: Kind | None = None) -> str:
+    """One attribute's canonical value ('' when blank). Idempotent.
+
+    `kind` (default: the built-in attribute's kind, if any) decides the canonical form: dates
+    as ISO, names, streets, cities and text lower-cased, postcodes and codes upper-cased.
+    """
     if not isinstance(name, str) or not name or len(name) > 64 or not name.isidentifier():
         raise InvalidArgument("attributes", f"bad attribute name {str(name)[:64]!r}")
     if not isinstance(value, str):
@@ -44,11 +90,12 @@ def clean_attribute(name: str, value: object) -> str:
         raise InvalidArgument(f"attributes.{name}", f"longer than {MAX_ATTRIBUTE_LENGTH} characters")
     if not text:
         return ""
-    if name == "date_of_birth":
-        return parse_date(text)
-    if name in LOWER_CASED:
+    kind = kind or BUILTIN_KINDS.get(name)
+    if kind is Kind.DATE:
+        return parse_date(text, name)
+    if name in LOWER_CASED or kind in (Kind.PERSON_NAME, Kind.ADDRESS, Kind.CITY, Kind.TEXT):
         return text.lower()
-    if name in UPPER_CASED:
+    if name in UPPER_CASED or kind in (Kind.POSTCODE, Kind.CODE):
         return text.upper()
     return text
 

@@ -391,7 +391,8 @@ class IdentityGraph:
         self, anchor: str, attributes: dict[str, str], evidence: Callable[..., Link]
     ) -> list[Link]:
         assert self.scorer is not None
-        record: dict[str, Any] = {name: attributes.get(name) for name in ATTRIBUTES}
+        # every attribute, custom ones included: the model compares whatever columns it has
+        record: dict[str, Any] = {**dict.fromkeys(ATTRIBUTES), **attributes}
         record["unique_id"] = anchor
         known = self.candidate_records([anchor])[anchor]  # earlier observations fill the gaps
         for name, value in known.items():

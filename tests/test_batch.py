@@ -140,12 +140,19 @@ def test_ingest_loads_rejects_and_is_idempotent(store, tmp_path: Path) -> None:
                                    "date_of_birth": "date_of_birth", "postcode": "postcode",
                                    "loyalty": "loyalty_tier"})
     result = ingest(store, src, mapping, progress=False)
-    assert (result.rows, result.loaded, result.rejected, result.values_dropped) == (5, 2, 3, 1)
+    assert (result.rows, result.loaded, result.rejected, result.values_dropped) == (5, 4, 1, 3)
+    assert result.rows_with_bad_values == 2 and result.reject_rate == 3 / 5
+    assert result.too_many_rejects
     with open(result.rejects_file, newline="") as f:
         rejects = list(csv.DictReader(f))
     reasons = {r["_line"]: (r["_action"], r["_reason"]) for r in rejects}
-    assert reasons["2"][0] == "row rejected" and "phone" in reasons["2"][1]
-    assert reasons["3"][0] == "row rejected" and "date_of_birth" in reasons["3"][1]
+    # a bad value is dropped from its row; the rest of the row loads
+    assert reasons["2"][0] == "value dropped" and "phone" in reasons["2"][1]
+    assert reasons["3"][0] == "value dropped" and "date_of_birth" in reasons["3"][1]
+    assert {o.attribute for o in store.observations(["source_record:crm/2"])} == {"first_name"}
+    assert {lk.other("source_record:crm/2") for lk in store.links(["source_record:crm/2"])} == {
+        "email:bob@example.com"}
+    assert store.links(["source_record:orders/A9"]), "the row with a bad date still loads its email"
     assert reasons["4"] == ("value dropped", "email: blocked value email:test@test.com was not loaded")
     assert reasons["5"][0] == "row rejected" and "source" in reasons["5"][1]
     rec = "source_record:crm/1"

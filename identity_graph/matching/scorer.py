@@ -26,6 +26,7 @@ __all__ = [
     "OnlineScorer",
     "PairScore",
     "UnsupportedModel",
+    "blocking_rule_parts",
     "damerau_levenshtein",
     "jaro_similarity",
     "jaro_winkler_similarity",
@@ -483,6 +484,16 @@ def _blocking_rule(sql: str) -> tuple[str, list[Expr], list[tuple[str, bool] | N
     return "&".join(names), extractors, lookups
 
 
+def blocking_rule_parts(sql: str) -> list[str]:
+    """A blocking rule `l.a = r.a AND substr(l.b, 1, 4) = substr(r.b, 1, 4)` as its column
+    expressions (`["a", "SUBSTRING(b, 1, 4)"]`), in DuckDB SQL.
+
+    Raises:
+        UnsupportedModel: the rule is not a conjunction of equalities of one expression.
+    """
+    return _blocking_rule(sql)[0].split("&")
+
+
 def _as_text(value: Any) -> Any:
     if value is None or isinstance(value, str):
         return value
@@ -508,6 +519,8 @@ class OnlineScorer:
         # splink.internals.misc.prob_to_match_weight
         self._prior_mw = math.log2(prior / (1 - prior)) if prior != 1 else math.inf
         self._tf = model.term_frequencies
+        # junk values (`00000`) count as missing, as the batch treats them (builder.JUNK_*)
+        self._junk = {c: frozenset(v) for c, v in (model.metadata.get("junk_values") or {}).items()}
         self._blocking = [
             _blocking_rule(br["blocking_rule"] if isinstance(br, dict) else br)
             for br in settings.get("blocking_rules_to_generate_predictions", [])
@@ -539,6 +552,9 @@ class OnlineScorer:
 
     def _prepare(self, record: Mapping[str, Any]) -> dict[str, Any]:
         row = {c: _as_text(record.get(c)) for c in self._columns}
+        for c, junk in self._junk.items():
+            if row.get(c) in junk:
+                row[c] = None
         row[self._uid] = record.get(self._uid)
         return row
 

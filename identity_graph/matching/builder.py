@@ -1,0 +1,385 @@
+"""The model comes from the data (DESIGN "Matching model"): comparisons and rules from the columns.
+
+`profile_columns` measures every attribute column of a records table (how often it is filled, how
+many values it has, which values are shared by far more records than a person could be);
+`plan_model` turns the profiles and the attributes' kinds into a `ModelPlan`: one comparison per
+attribute suited to its kind (the address as ONE comparison of street, postcode and city), the
+candidate blocking rules for prediction (most specific first; `select_blocking_rules` keeps them
+within a comparison budget), the blocking rules for EM and for the prior, and a line for every
+column left out. Every level uses only SQL the OnlineScorer reproduces exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import splink.comparison_level_library as cll
+import splink.comparison_library as cl
+from splink import SettingsCreator, block_on
+
+from identity_graph.attributes import Kind
+
+__all__ = [
+    "ColumnProfile",
+    "ModelPlan",
+    "RuleCount",
+    "count_rule_pairs",
+    "plan_model",
+    "profile_columns",
+    "select_blocking_rules",
+]
+
+RESERVED = frozenset({"unique_id", "source_dataset", "match_key", "cluster", "household"})
+"""Attribute names that cannot be record columns (Splink's own or the labels')."""
+MIN_FILLED = 0.01
+"""A column filled on fewer records than this share (and fewer than 2) is left out."""
+NEAR_CONSTANT = 0.95
+"""A column whose most common value has this share of its filled records is left out."""
+JUNK_MIN_COUNT = 50
+JUNK_SHARE = 0.01
+JUNK_OVER_P99 = 10
+"""A value is junk (`00000`, a shop's email) when more than JUNK_MIN_COUNT and JUNK_SHARE of the
+records carry it AND more than JUNK_OVER_P99 times as many as the column's 99th-percentile value:
+far more than a person could be. Junk values count as missing, in blocking and comparisons."""
+NO_JUNK_KINDS = (Kind.EXACT,)
+TF_KINDS = (Kind.PERSON_NAME,)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class ColumnProfile:
+    column: str
+    kind: Kind
+    filled: int
+    distinct: int
+    top_share: float
+    junk: tuple[str, ...] = ()
+
+    def usable(self, n_records: int) -> str | None:
+        """Why the column is left out of the model, or None when it is used."""
+        if self.filled < max(2, MIN_FILLED * n_records):
+            return f"filled on {self.filled} of {n_records} records"
+        if self.distinct < 2:
+            return "one value only"
+        if self.top_share >= NEAR_CONSTANT:
+            return f"nearly constant (one value on {self.top_share:.0%} of filled records)"
+        return None
+
+
+def profile_columns(con: duckdb.DuckDBPyConnection, table: str,
+                    kinds: Mapping[str, Kind]) -> dict[str, ColumnProfile]:
+    """Fill, cardinality and junk values of each column of `table` named in `kinds`."""
+    out = {}
+    for col, kind in kinds.items():
+        q = _q(col)
+        rows = con.execute(
+            f"SELECT {q} AS v, count(*) AS n FROM {table} WHERE {q} IS NOT NULL GROUP BY 1"
+        ).fetchall()
+        counts = sorted((n for _, n in rows), reverse=True)
+        sum(counts)
+        junk: list[str] = []
+        if kind not in NO_JUNK_KINDS and len(counts) > 1:
+            n_all = int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+            p99 = counts[min(len(counts) - 1, max(1, len(counts) // 100))]
+            bar = max(JUNK_MIN_COUNT, JUNK_SHARE * n_all, JUNK_OVER_P99 * p99)
+            junk = sorted(str(v) for v, n in rows if n > bar)
+        kept = [n for v, n in rows if str(v) not in junk]
+        kept_filled = sum(kept)
+        out[col] = ColumnProfile(col, kind, kept_filled, len(kept),
+                                 max(kept) / kept_filled if kept_filled else 0.0, tuple(junk))
+    return out
+
+
+@dataclass
+class ModelPlan:
+    """What the default model compares, and how it blocks, for the columns present."""
+
+    comparisons: list[Any]
+    explain: list[dict[str, Any]]
+    left_out: dict[str, str]
+    blocking_rules: list[tuple[str, ...]]
+    """candidate prediction rules, each a tuple of column expressions, most specific first"""
+    em_rules: list[tuple[str, ...]]
+    deterministic_rules: list[tuple[str, ...]]
+    tf_columns: list[str]
+    junk: dict[str, list[str]] = field(default_factory=dict)
+
+    def settings(self, rules: Sequence[tuple[str, ...]] | None = None,
+                 prior: float = 1e-4) -> SettingsCreator:
+        return SettingsCreator(
+            link_type="dedupe_only",
+            unique_id_column_name="unique_id",
+            probability_two_random_records_match=prior,
+            comparisons=list(self.comparisons),
+            blocking_rules_to_generate_predictions=[
+                block_on(*r) for r in (self.blocking_rules if rules is None else rules)],
+            retain_intermediate_calculation_columns=False,
+            retain_matching_columns=False,
+        )
+
+
+# ==== comparisons by kind ==========================================================================
+
+
+def _name(col: str, first: bool) -> Any:
+    thresholds = [0.92, 0.88, 0.7] if first else [0.92, 0.88]
+    return cl.NameComparison(col, jaro_winkler_thresholds=thresholds)
+
+
+def _same_year(col: str) -> str:
+    return f"substr({col}_l, 1, 4) = substr({col}_r, 1, 4)"
+
+
+def _date(col: str) -> Any:
+    """Exact / one typo in month or day / same year / one typo in the year / else.
+
+    A one-character difference in the year is its own level, below "same year", so that a
+    parent and a child born on the same day 30 years apart ('1950-12-28' vs '1980-12-28') is
+    weighed as what the data says it is, not as a near-match. Values are ISO strings.
+    """
+    return cl.CustomComparison(
+        output_column_name=col,
+        comparison_description=f"{col} as an ISO date",
+        comparison_levels=[
+            cll.NullLevel(col),
+            cll.ExactMatchLevel(col).configure(label_for_charts=f"same {col}"),
+            cll.And(cll.DamerauLevenshteinLevel(col, 1), cll.CustomLevel(_same_year(col))).configure(
+                label_for_charts="one typo in month or day"),
+            cll.CustomLevel(_same_year(col), label_for_charts="same year"),
+            cll.DamerauLevenshteinLevel(col, 1).configure(label_for_charts="one typo in the year"),
+            cll.ElseLevel().configure(label_for_charts=f"different {col}"),
+        ],
+    )
+
+
+def _code(col: str) -> Any:
+    """An identifying code: exact, then one or two edits (Damerau: a swap counts once)."""
+    return cl.DamerauLevenshteinAtThresholds(col, [1, 2])
+
+
+def _text(col: str) -> Any:
+    return cl.JaroWinklerAtThresholds(col, [0.9, 0.7])
+
+
+def _exact(col: str) -> Any:
+    return cl.ExactMatch(col)
+
+
+def _address(street: str | None, postcode: str | None, city: str | None) -> Any:
+    """Street, postcode and city as ONE comparison (DESIGN: they move together in a family).
+
+    Summed separately, a shared address would be counted three times and outweigh a first-name
+    and birth-date disagreement. The exact street levels carry the street's term frequency,
+    based on the level's own u (there is no street-only exact level to borrow it from).
+    """
+    s, p, c = street, postcode, city
+    levels: list[Any] = []
+    keys = [x for x in (s, p) if x] or [c]
+    null = cll.And(*(cll.NullLevel(x) for x in keys)) if len(keys) > 1 else cll.NullLevel(keys[0])
+    levels.append(null.configure(is_null_level=True, label_for_charts="address missing"))
+
+    def tf(level: Any, label: str) -> Any:
+        return level.configure(tf_adjustment_column=s, disable_tf_exact_match_detection=True,
+                               label_for_charts=label)
+
+    if s and p:
+        levels.append(tf(cll.And(cll.ExactMatchLevel(s), cll.ExactMatchLevel(p)),
+                         "same street and postcode"))
+        levels.append(cll.And(cll.JaroWinklerLevel(s, 0.9), cll.ExactMatchLevel(p)).configure(
+            label_for_charts="similar street, same postcode"))
+    if s and c:
+        levels.append(tf(cll.And(cll.ExactMatchLevel(s), cll.ExactMatchLevel(c)),
+                         "same street and city"))
+    if s:
+        levels.append(tf(cll.ExactMatchLevel(s), "same street"))
+        near = [cll.DamerauLevenshteinLevel(p, 1)] if p else []
+        near += [cll.ExactMatchLevel(c)] if c else []
+        if near:
+            levels.append(cll.And(cll.JaroWinklerLevel(s, 0.9),
+                                  cll.Or(*near) if len(near) > 1 else near[0]).configure(
+                label_for_charts="similar street, near postcode or same city"))
+    if p:
+        levels.append(cll.ExactMatchLevel(p).configure(label_for_charts="same postcode"))
+    if s:
+        levels.append(cll.JaroWinklerLevel(s, 0.9).configure(label_for_charts="similar street"))
+    if c and not (s or p):
+        levels.append(cll.ExactMatchLevel(c).configure(label_for_charts="same city"))
+    levels.append(cll.ElseLevel().configure(label_for_charts="different address"))
+    parts = ", ".join(x for x in (s, p, c) if x)
+    return cl.CustomComparison(output_column_name="address",
+                               comparison_description=f"{parts} compared together",
+                               comparison_levels=levels)
+
+
+_HOW = {
+    Kind.PERSON_NAME: "name: exact (term frequencies), Jaro-Winkler >= 0.92 / 0.88 (/ 0.7 first name)",
+    Kind.DATE: "date: exact, one typo in month or day, same year, one typo in the year",
+    Kind.CODE: "code: exact, Damerau-Levenshtein <= 1, <= 2",
+    Kind.TEXT: "text: exact, Jaro-Winkler >= 0.9 / 0.7",
+    Kind.EXACT: "exact match",
+}
+
+
+# ==== the plan =====================================================================================
+
+
+def _first(profiles: Mapping[str, ColumnProfile], kind: Kind, preferred: str) -> str | None:
+    if preferred in profiles and profiles[preferred].kind is kind:
+        return preferred
+    return next((c for c, p in profiles.items() if p.kind is kind), None)
+
+
+def plan_model(profiles: Mapping[str, ColumnProfile], n_records: int) -> ModelPlan:
+    """The default model for these columns: comparisons, candidate rules, and what was left out."""
+    left_out: dict[str, str] = {}
+    used: dict[str, ColumnProfile] = {}
+    for col, prof in profiles.items():
+        why = "reserved name" if col in RESERVED or col.startswith(("tf_", "gamma_", "bf_")) else \
+            prof.usable(n_records)
+        if why:
+            left_out[col] = why
+        else:
+            used[col] = prof
+    first = _first(used, Kind.PERSON_NAME, "first_name")
+    last = _first({c: p for c, p in used.items() if c != first}, Kind.PERSON_NAME, "last_name")
+    dob = _first(used, Kind.DATE, "date_of_birth")
+    street = _first(used, Kind.ADDRESS, "street")
+    postcode = _first(used, Kind.POSTCODE, "postcode")
+    city = _first(used, Kind.CITY, "city")
+    comparisons: list[Any] = []
+    explain: list[dict[str, Any]] = []
+    tf: list[str] = []
+    address_parts = [c for c in (street, postcode, city) if c]
+    for col, prof in used.items():
+        if col in address_parts:
+            continue
+        kind = prof.kind
+        if kind is Kind.PERSON_NAME:
+            comparisons.append(_name(col, col == first))
+            tf.append(col)
+        elif kind is Kind.DATE:
+            comparisons.append(_date(col))
+        elif kind is Kind.CODE:
+            comparisons.append(_code(col))
+        elif kind is Kind.EXACT:
+            comparisons.append(_exact(col))
+        else:  # text, and a second address line, postcode or city
+            kind = Kind.TEXT
+            comparisons.append(_text(col))
+        explain.append({"comparison": col, "columns": [col], "kind": prof.kind.value,
+                        "how": _HOW[kind]})
+    if address_parts:
+        comparisons.append(_address(street, postcode, city))
+        if street:
+            tf.append(street)
+        explain.append({"comparison": "address", "columns": address_parts, "kind": "address",
+                        "how": "one comparison: same street and postcode (street term frequencies), "
+                               "similar street and postcode, same street and city, same street, "
+                               "similar street near postcode or same city, same postcode, "
+                               "similar street"})
+
+    codes = [c for c, p in used.items() if p.kind is Kind.CODE]
+    year = f"substr({dob}, 1, 4)" if dob else None
+    candidates: list[tuple[str | None, ...]] = [
+        *((c,) for c in codes),
+        (first, last), (first, dob), (last, dob), (last, year),
+        (street, postcode), (street, city), (first, postcode), (last, postcode),
+        (dob,), (postcode,), (street,), (last,), (first,),
+    ]
+    rules = _dedupe([r for r in candidates if all(r)])  # type: ignore[misc]
+    # EM: a block on the address alone is mostly households (same surname and address, other
+    # first name and birth date), which EM would learn as the match class; with the first name
+    # added, family members are no longer the bulk of the pairs.
+    em = [r for r in _dedupe([(dob,), (postcode, first), (street, first), (city, first),
+                              (first, last), *((c,) for c in codes), (postcode,), (street,),
+                              (last,), (first,)]) if all(r)]
+    deterministic = [r for r in _dedupe([(first, last, dob), *((c,) for c in codes),
+                                         (first, last, street, postcode)]) if all(r)]
+    junk = {c: list(p.junk) for c, p in profiles.items() if p.junk and c in used}
+    return ModelPlan(comparisons, explain, left_out, rules, em,  # type: ignore[arg-type]
+                     deterministic, tf, junk)
+
+
+def _dedupe(rules: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for r in rules:
+        if r not in seen:
+            seen.add(r)
+            out.append(r)
+    return out
+
+
+def em_sessions(plan: ModelPlan) -> list[tuple[str, ...]]:
+    """EM blocking rules such that every comparison is left free by at least one session."""
+    columns_of = {e["comparison"]: set(e["columns"]) for e in plan.explain}
+    chosen: list[tuple[str, ...]] = []
+    unestimated = set(columns_of)
+    for rule in plan.em_rules:
+        cols = {_column(x) for x in rule}
+        frees = {c for c in unestimated if not (columns_of[c] & cols)}
+        if frees:
+            chosen.append(rule)
+            unestimated -= frees
+        if not unestimated and len(chosen) >= 2:
+            break
+    return chosen
+
+
+def _column(expr: str) -> str:
+    return expr.split("(", 1)[1].split(",", 1)[0].strip() if "(" in expr else expr
+
+
+# ==== cost =========================================================================================
+
+
+@dataclass(frozen=True)
+class RuleCount:
+    rule: tuple[str, ...]
+    pairs: int
+    kept: bool
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rule": " AND ".join(self.rule), "comparisons": self.pairs, "kept": self.kept,
+                "reason": self.reason}
+
+
+def count_rule_pairs(con: duckdb.DuckDBPyConnection, table: str, rule: Sequence[str]) -> int:
+    """Pairs an equi-join blocking rule makes on its own: Σ n(n−1)/2 over its key groups.
+
+    Exact for the rules the builder emits (conjunctions of equalities), and computed by one
+    GROUP BY, so a rule that would make a near cross-product is measured without being run.
+    """
+    exprs = [e if "(" in e else _q(e) for e in rule]
+    not_null = " AND ".join(f"{e} IS NOT NULL" for e in exprs)
+    value = con.execute(
+        f"SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM (SELECT count(*) AS n FROM {table} "
+        f"WHERE {not_null} GROUP BY {', '.join(exprs)})").fetchall()
+    return int(value[0][0]) if value else 0
+
+
+def select_blocking_rules(con: duckdb.DuckDBPyConnection, table: str,
+                          rules: Sequence[Sequence[str]], budget: int) -> list[RuleCount]:
+    """Keeps candidate rules, most specific first, while their comparisons fit `budget`.
+
+    A rule that alone would overrun what is left of the budget is dropped (the more specific
+    rules before it already cover its best pairs); the report lists each rule's count.
+    """
+    out = []
+    total = 0
+    for rule in rules:
+        n = count_rule_pairs(con, table, rule)
+        if total + n <= budget:
+            total += n
+            out.append(RuleCount(tuple(rule), n, True))
+        else:
+            out.append(RuleCount(tuple(rule), n, False,
+                                 f"over budget ({total + n:,} > {budget:,} comparisons)"))
+    return out
