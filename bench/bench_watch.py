@@ -21,11 +21,11 @@ import threading
 import time
 
 import grpc
+from identity_graph.store.duckdb import DuckDBStore
 
 from identity.v1 import identity_pb2 as pb
 from identity.v1 import identity_pb2_grpc as pb_grpc
 from identity_graph.engine import IdentityGraph
-from identity_graph.store.duckdb import DuckDBStore
 from server import BackgroundServer, _parts
 
 

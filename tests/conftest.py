@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-BACKENDS = ("duckdb", "neo4j")
+BACKENDS = ("sqlite", "neo4j")
 
 
 @dataclass(frozen=True)
@@ -70,19 +70,17 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def store(backend: str, tmp_path: Path, request: pytest.FixtureRequest):
     """An empty store of each backend; the Neo4j one is wiped before and after the test."""
-    if backend == "duckdb":
-        from identity_graph.store.duckdb import DuckDBStore
+    from identity_graph.store import open_store
 
-        s = DuckDBStore(str(tmp_path / "graph.duckdb"))
+    if backend == "sqlite":
+        s = open_store(str(tmp_path / "identity.db"))
         try:
             yield s
         finally:
             s.close()
         return
     server: Neo4jServer = request.getfixturevalue("neo4j_server")
-    from identity_graph.store.neo4j import Neo4jStore
-
-    s = Neo4jStore(server.uri, server.user, server.password)
+    s = open_store(neo4j_uri=server.uri, neo4j_user=server.user, neo4j_password=server.password)
     s.clear()
     try:
         yield s
