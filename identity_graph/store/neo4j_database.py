@@ -76,6 +76,7 @@ class Neo4jDatabase(Database):
         )
         self._local = threading.local()
         self._graph: Neo4jStore | None = None
+        self._checkpoint_missing = False
 
     # ---- plumbing shared by the stores --------------------------------------------------------
 
@@ -162,10 +163,20 @@ class Neo4jDatabase(Database):
         yield Snapshot(tables, after)
 
     def checkpoint(self) -> None:
-        """`CALL db.checkpoint()`: flushes the store files, and lets Neo4j prune transaction log
-        files beyond the retention that `scripts/neo4j.sh` configures (1 file)."""
-        with self._driver.session(database=self.db_name) as session:
-            session.run("CALL db.checkpoint()").consume()
+        """`CALL db.checkpoint()` where the server has it (Enterprise): a checkpoint lets Neo4j
+        prune the transaction log files beyond the retention (`scripts/neo4j.sh`: 1 file, rotated
+        at 1 MiB). Community has no such procedure; there the periodic checkpoint does it
+        (`db.checkpoint.interval.time`, 10 s in `scripts/neo4j.sh`)."""
+        if self._checkpoint_missing:
+            return
+        try:
+            with self._driver.session(database=self.db_name) as session:
+                session.run("CALL db.checkpoint()").consume()
+        except ClientError as e:
+            if e.code != "Neo.ClientError.Procedure.ProcedureNotFound":
+                raise
+            self._checkpoint_missing = True
+            log.info("neo4j: no db.checkpoint() (Community); relying on the periodic checkpoint")
 
     # ---- the stores that live here -----------------------------------------------------------
 
