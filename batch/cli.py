@@ -97,7 +97,7 @@ def parser() -> argparse.ArgumentParser:
     rl.add_argument("--no-charts", action="store_true")
     rl.add_argument("--fail-after-batches", type=int, help=argparse.SUPPRESS)
     rl.add_argument("--server", help="run the relink inside a running identity-server at HOST:PORT "
-                    "(required for an embedded store the server holds); paths are the server's")
+                    "(online reads then never see half a batch); paths are the server's")
     rl.add_argument("--reload-scorer", action="store_true",
                     help="with --server: score online with the run's model afterwards")
 

@@ -20,6 +20,9 @@ class Neo4jServer:
     uri: str
     user: str
     password: str
+    state: Path | None = None
+    """The server's state directory (conf, data, logs) when this machine runs it: the one
+    started for the test run, or `$NEO4J_STATE_DIR` beside `$NEO4J_URI`."""
 
 
 def _parse_env(text: str) -> dict[str, str]:
@@ -40,6 +43,7 @@ def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo4jServ
             os.environ["NEO4J_URI"],
             os.environ.get("NEO4J_USER", "neo4j"),
             os.environ.get("NEO4J_PASSWORD", ""),
+            Path(os.environ["NEO4J_STATE_DIR"]) if os.environ.get("NEO4J_STATE_DIR") else None,
         )
         return
     state = tmp_path_factory.mktemp("neo4j")
@@ -57,7 +61,7 @@ def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo4jServ
         print(f"Neo4j did not start (attempt {attempt}), retrying:\n{started.stderr}", file=sys.stderr)
     values = _parse_env(started.stdout)
     try:
-        yield Neo4jServer(values["NEO4J_URI"], values["NEO4J_USER"], values["NEO4J_PASSWORD"])
+        yield Neo4jServer(values["NEO4J_URI"], values["NEO4J_USER"], values["NEO4J_PASSWORD"], state)
     finally:
         subprocess.run(["bash", str(script), "stop", str(state)], env=env, check=False)
 

@@ -181,3 +181,31 @@ def test_erased_values_are_gone_from_the_sqlite_files(tmp_path: Path) -> None:
         assert Path(f"{db}-wal").stat().st_size == 0  # truncated by the checkpoint
         store.apply(ChangeSet(events=[Event("after", {"n": 1})]))
     assert _grep([p for p in files if p.exists()], values) == []
+
+
+def test_erased_values_leave_the_neo4j_transaction_logs(request: pytest.FixtureRequest) -> None:
+    """After Forget, once the log has rotated past it and a checkpoint ran (periodic on
+    Community: `scripts/neo4j.sh` sets 10 s; Forget calls `db.checkpoint()` where it exists),
+    retention (1 file) prunes the logs that held the values."""
+    server = request.getfixturevalue("neo4j_server")
+    assert server.state is not None, "set NEO4J_STATE_DIR to the state directory of $NEO4J_URI"
+    logs = server.state / "data" / "transactions" / "neo4j"
+    from identity_graph.store import open_store
+
+    store = open_store(neo4j_uri=server.uri, neo4j_user=server.user, neo4j_password=server.password)
+    try:
+        store.clear()
+        w = world(store)
+        values = build(w)
+        long_values = [v for v in values if len(v) > 40]  # short strings are stored encoded
+        assert _grep(sorted(logs.glob("neostore.transaction.db.*")), long_values) != []
+        w.privacy.forget("email", EMAIL[1], "customer", actor="test")
+        filler = [Event("filler", {"pad": "x" * 40_000}) for _ in range(30)]  # ~1.2 MB of log
+        deadline = datetime.now(UTC).timestamp() + 120
+        while _grep(sorted(logs.glob("neostore.transaction.db.*")), values):
+            assert datetime.now(UTC).timestamp() < deadline, "the logs kept the erased values"
+            store.apply(ChangeSet(events=filler))  # rotates the log; a checkpoint then prunes
+        assert _grep(sorted(logs.glob("*")), values) == []
+    finally:
+        store.clear()
+        store.close()

@@ -95,8 +95,9 @@ class SQLiteDatabase(Database):
         self._con = self._connect()
         if not self._memory:
             self._con.execute("PRAGMA journal_mode=WAL").fetchall()
-        with self.transaction() as con:
-            sqlite_schema.ensure(con)
+        if sqlite_schema.missing(self._con):  # a new (or older) file; else no write lock is taken
+            with self.transaction() as con:
+                sqlite_schema.ensure(con)
         self._graph: SQLiteStore | None = None
 
     def _connect(self) -> sqlite3.Connection:

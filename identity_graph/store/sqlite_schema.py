@@ -123,17 +123,30 @@ def placeholders(table: str) -> str:
     return ", ".join("?" for _ in TABLES[table])
 
 
-def ensure(con: sqlite3.Connection) -> None:
-    """Creates missing tables, columns and indexes (idempotent; run at every open)."""
+def missing(con: sqlite3.Connection) -> list[str]:
+    """The statements that would create the tables, columns and indexes missing from the file
+    (a read only: opening a file whose schema is complete takes no write lock)."""
+    have_tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    have_indexes = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    out = []
     for table, cols in TABLES.items():
-        body = ", ".join(f'"{name}" {decl}' for name, decl in cols)
-        if table in CONSTRAINTS:
-            body += ", " + CONSTRAINTS[table]
-        con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({body})")
+        if table not in have_tables:
+            body = ", ".join(f'"{name}" {decl}' for name, decl in cols)
+            if table in CONSTRAINTS:
+                body += ", " + CONSTRAINTS[table]
+            out.append(f"CREATE TABLE IF NOT EXISTS {table} ({body})")
+            continue
         have = {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
         for name, decl in cols:
             if name not in have:  # a column added since the file was made: nullable on old rows
-                con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" '
-                            f'{decl.replace("NOT NULL", "").replace("PRIMARY KEY", "")}')
-    for statement in INDEXES:
+                plain = decl.replace("NOT NULL", "").replace("PRIMARY KEY", "")
+                out.append(f'ALTER TABLE {table} ADD COLUMN "{name}" {plain}')
+    out.extend(stmt for stmt in INDEXES
+               if stmt.split(" IF NOT EXISTS ", 1)[1].split(" ", 1)[0] not in have_indexes)
+    return out
+
+
+def ensure(con: sqlite3.Connection) -> None:
+    """Creates missing tables, columns and indexes (idempotent; run inside a write transaction)."""
+    for statement in missing(con):
         con.execute(statement)
