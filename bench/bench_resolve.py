@@ -13,7 +13,7 @@ Modes:
          `--fresh-share` of calls, of a person the store has never seen): the write path with the
          probabilistic matching of the `--model` (the starter model by default).
 
-    .venv/bin/python bench/bench_resolve.py --backend duckdb --mode known -c 16,64
+    .venv/bin/python bench/bench_resolve.py --backend sqlite --mode known -c 16,64
     .venv/bin/python bench/bench_resolve.py --backend neo4j --mode new -c 1,16   # NEO4J_* env
 """
 
@@ -196,8 +196,8 @@ def free_port() -> int:
 def prepare_store(args: argparse.Namespace, directory: Path, workdir: Path) -> dict[str, Any]:
     """Loads the preload into a fresh store; returns how to open it again."""
     t0 = time.perf_counter()
-    if args.backend == "duckdb":
-        path = workdir / "bench.duckdb"
+    if args.backend == "sqlite":
+        path = workdir / "bench.db"
         with open_store(str(path)) as store:
             counts = preload.load_into(store, directory)
         target: dict[str, Any] = {"db": str(path)}
@@ -348,7 +348,7 @@ async def run(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backend", choices=("duckdb", "neo4j"), default="duckdb")
+    p.add_argument("--backend", choices=("sqlite", "neo4j"), default="sqlite")
     p.add_argument("--mode", choices=("known", "new"), default="known")
     p.add_argument("-c", "--concurrency", default="16,64", help="comma-separated worker counts")
     p.add_argument("--duration", type=float, default=15.0, help="seconds per concurrency level")
