@@ -461,6 +461,27 @@ class SQLiteStore(GraphStore):
         return [k for (k,) in self._rows("SELECT key FROM identifiers WHERE customer_id = ?",
                                          [customer_id])]
 
+    def _customer_subgraph(self, customer_id: str) -> tuple[list[str], list[Link], dict[str, IdentifierNode]]:
+        """Members, their active links and every end's node in one statement (one read
+        transaction, so the three parts agree with each other)."""
+        pad = ", NULL" * (len(TABLES["links"]) - len(TABLES["identifiers"]))
+        rows = self._rows(
+            "WITH m AS (SELECT key FROM identifiers WHERE customer_id = ?), "
+            f"l AS (SELECT {_LINK_COLS} FROM links JOIN m ON links.a = m.key WHERE removed_at IS NULL "
+            f"UNION SELECT {_LINK_COLS} FROM links JOIN m ON links.b = m.key WHERE removed_at IS NULL), "
+            "e AS (SELECT key FROM m UNION SELECT a FROM l UNION SELECT b FROM l) "
+            f"SELECT 'l', * FROM l UNION ALL SELECT 'n', {_IDENT_COLS}{pad} "
+            "FROM identifiers WHERE key IN (SELECT key FROM e)",
+            [customer_id],
+        )
+        links = sorted((_link(r[1:]) for r in rows if r[0] == "l"),
+                       key=lambda lk: (lk.a, lk.b, lk.created_at, lk.id))
+        nodes = {n.key: n for n in (_node(r[1:8]) for r in rows if r[0] == "n")}
+        members = sorted(k for k, n in nodes.items() if n.customer_id == customer_id)
+        if not members:
+            return [], [], {}
+        return members, links, nodes
+
     def _events(self, from_seq: int, limit: int) -> list[Event]:
         rows = self._rows(f"SELECT {_EVENT_COLS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
                           [from_seq, limit])
