@@ -52,6 +52,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from bench_resolve import Result, free_port, neo4j_pid, proc_cpu, wait_serving
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from identity.v1 import identity_pb2 as ipb
 from identity_graph.store import open_store
@@ -432,6 +433,7 @@ async def measure(args: argparse.Namespace, port: int, proc: subprocess.Popen, s
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
         await wait_serving(channel, proc)
         stub = pb_grpc.SessionServiceStub(channel)
+        empty = health_pb2_grpc.HealthStub(channel).Check  # the ceiling: an empty unary RPC
         npid = neo4j_pid(args)
         for mode in args.mode.split(","):
             picker = Picker(sessions_dir, args.seed + (1 if mode == "start" else 2), args.hot)
@@ -469,6 +471,16 @@ async def measure(args: argparse.Namespace, port: int, proc: subprocess.Popen, s
                         extra = f" {dict(outcomes)}" if outcomes else ""
                         print(f"run={run_no + 1} mode={mode} loop={loop} {res.line()}{extra} "
                               f"loadavg={os.getloadavg()[0]:.1f}", flush=True)
+                        if args.ceiling:
+                            ceiling = await drive(empty, lambda: EMPTY, c, args.duration, rate,
+                                                  args.timeout, Counter())
+                            print(f"run={run_no + 1} ceiling (empty health Check) loop={loop} "
+                                  f"{ceiling.line()} "
+                                  f"ratio={res.calls * ceiling.seconds / (res.seconds * ceiling.calls):.2f} "
+                                  f"loadavg={os.getloadavg()[0]:.1f}", flush=True)
+
+
+EMPTY = health_pb2.HealthCheckRequest(service="")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -498,6 +510,8 @@ def run(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ceiling", action="store_true",
+                   help="after each level, the same load of empty RPCs (health Check): the ceiling")
     p.add_argument("--backend", choices=("sqlite", "neo4j"), default="sqlite")
     p.add_argument("--mode", default="start,append", help="comma-separated: start, append")
     p.add_argument("-c", "--concurrency", default="16,64", help="comma-separated worker counts")
