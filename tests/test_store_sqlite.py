@@ -139,7 +139,7 @@ def test_schema_has_the_tables_and_indexes(tmp_path: Path):
             cols = [r[1] for r in con.execute(f"PRAGMA table_info({name})")]
             assert cols == schema.names, name
         indexes = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-        assert {"links_a", "links_b", "observations_key", "observations_attribute_value",
+        assert {"links_a", "links_b", "observations_key", "observations_attribute_value_key",
                 "identifiers_customer"} <= indexes
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         # one file for everything online: graph, conversations, privacy

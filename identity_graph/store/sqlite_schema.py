@@ -93,7 +93,9 @@ INDEXES: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS links_a ON links (a)",
     "CREATE INDEX IF NOT EXISTS links_b ON links (b)",
     "CREATE INDEX IF NOT EXISTS observations_key ON observations (key)",
-    "CREATE INDEX IF NOT EXISTS observations_attribute_value ON observations (attribute, value)",
+    # Covering: candidate lookups (`keys_by_attribute`, `keys_by_prefix`) read keys from the index
+    # alone, without a table row per match (a common first name matches thousands).
+    "CREATE INDEX IF NOT EXISTS observations_attribute_value_key ON observations (attribute, value, key)",
     "CREATE INDEX IF NOT EXISTS identifiers_customer ON identifiers (customer_id)",
     "CREATE INDEX IF NOT EXISTS aliases_customer ON aliases (customer_id)",
     "CREATE INDEX IF NOT EXISTS events_at ON events (at, seq)",
