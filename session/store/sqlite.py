@@ -117,8 +117,8 @@ class SQLiteConversationStore(ConversationStore):
         # Newest first; ties on updated_at by ascending id, matching the keyset condition.
         cond, params = in_list("anchor", anchors)
         sql = f"SELECT {_CONV_COLS} FROM conversations WHERE {cond}"
-        if statuses:
-            c, p = in_list("status", [str(s) for s in statuses])
+        if statuses:  # `+status`: filter the anchors' rows; never scan by the status index instead
+            c, p = in_list("+status", [str(s) for s in statuses])
             sql += f" AND {c}"
             params += p
         if channel:
