@@ -55,7 +55,7 @@ log = logging.getLogger("identity_server")
 access_log = logging.getLogger("identity_server.access")
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
-DEFAULT_DB = "./identity.duckdb"
+DEFAULT_DB = "./identity.db"
 DEFAULT_GRACE_S = 10.0
 DEFAULT_HOUSEKEEPING_S = 30.0
 
@@ -463,8 +463,8 @@ def load_scorer(model_path: str | None) -> Scorer | None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="identity-server", description=__doc__)
     p.add_argument("--address", default=DEFAULT_ADDRESS, help=f"host:port to listen on ({DEFAULT_ADDRESS})")
-    p.add_argument("--db", help=f"embedded DuckDB file (default {DEFAULT_DB}, or $NEO4J_URI when set)")
-    p.add_argument("--neo4j-uri", help="use Neo4j at this Bolt URI instead of a DuckDB file")
+    p.add_argument("--db", help=f"embedded SQLite file (default {DEFAULT_DB}, or $NEO4J_URI when set)")
+    p.add_argument("--neo4j-uri", help="use Neo4j at this Bolt URI instead of a SQLite file")
     p.add_argument("--neo4j-user", default=os.environ.get("NEO4J_USER", "neo4j"))
     p.add_argument("--neo4j-password", default=os.environ.get("NEO4J_PASSWORD", ""))
     p.add_argument("--config", help="settings TOML file ([graph] and [session]; see config.example.toml)")

@@ -10,10 +10,11 @@
     identity-batch renormalise [--dry-run] [--json]   (stored keys against today's normalisers)
     identity-batch generate --customers N [--labels-out labels.parquet]   (synthetic data, for trials)
 
-Stores: `--db PATH` (embedded DuckDB, default ./identity.duckdb) or `--neo4j-uri` (defaults from
-NEO4J_URI / NEO4J_USER / NEO4J_PASSWORD). Exit codes: 0 ok, 2 bad usage or input, 3 the DuckDB
-file is held by another process (run the relink inside identity-server instead), 4 ingest rejected
-more than --max-reject-rate of its rows, 1 anything else.
+Stores: `--db PATH` (embedded SQLite, default ./identity.db) or `--neo4j-uri` (defaults from
+NEO4J_URI / NEO4J_USER / NEO4J_PASSWORD). Exit codes: 0 ok, 2 bad usage or input, 4 ingest rejected
+more than --max-reject-rate of its rows, 1 anything else. The SQLite file may be open in a running
+identity-server meanwhile (WAL: export and the relink's snapshot read beside it; writes wait for
+the server's transaction).
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ from identity_graph.store import GraphStore, choose_store, open_store
 
 log = logging.getLogger("identity-batch")
 
-DEFAULT_DB = "identity.duckdb"
+DEFAULT_DB = "identity.db"
 
 
 def _store_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", help=f"embedded DuckDB file (default {DEFAULT_DB}, or $NEO4J_URI when set)")
-    p.add_argument("--neo4j-uri", help="use Neo4j at this Bolt URI instead of a DuckDB file")
+    p.add_argument("--db", help=f"embedded SQLite file (default {DEFAULT_DB}, or $NEO4J_URI when set)")
+    p.add_argument("--neo4j-uri", help="use Neo4j at this Bolt URI instead of a SQLite file")
     p.add_argument("--neo4j-user", default=os.environ.get("NEO4J_USER", "neo4j"))
     p.add_argument("--neo4j-password", default=os.environ.get("NEO4J_PASSWORD", ""))
     p.add_argument("--config", help="settings TOML; its [graph] table (thresholds, blocked values, "
@@ -56,20 +57,7 @@ def _open(args: argparse.Namespace) -> GraphStore:
         return open_store(neo4j_uri=uri, neo4j_user=args.neo4j_user,
                           neo4j_password=args.neo4j_password)
     args.db = db
-    try:
-        return open_store(db)
-    except Exception as e:
-        text = str(e)
-        if "lock" in text.lower() or "conflicting" in text.lower():
-            raise _Locked(
-                f"{args.db} is held by another process (identity-server?). A DuckDB file has one "
-                "writer: run the relink inside the server with `identity-batch relink --server "
-                "HOST:PORT`, or stop the server first.") from e
-        raise
-
-
-class _Locked(Exception):
-    pass
+    return open_store(db)
 
 
 def _config(args: argparse.Namespace) -> GraphConfig:
@@ -117,16 +105,16 @@ def parser() -> argparse.ArgumentParser:
     rl.add_argument("--seed", type=int, default=42)
     rl.add_argument("--dry-run", action="store_true", help="compute and report; write nothing")
     rl.add_argument("--batch-size", type=int, default=None,
-                    help="identifiers per transaction (default 50000 on DuckDB, 10000 on Neo4j)")
+                    help="identifiers per transaction (default 50000 on SQLite, 10000 on Neo4j)")
     rl.add_argument("--apply-workers", type=int, default=None,
-                    help="batches written at once (default 2 on Neo4j, 1 on DuckDB)")
+                    help="batches written at once (default 2 on Neo4j, 1 on SQLite)")
     rl.add_argument("--report-dir", default="reports", help="where the JSON and HTML reports go")
     rl.add_argument("--labels", help="ground truth parquet (key, cluster[, household]) for P/R/F1")
     rl.add_argument("--work-dir", help="directory for the snapshot database (default in memory)")
     rl.add_argument("--no-charts", action="store_true")
     rl.add_argument("--fail-after-batches", type=int, help=argparse.SUPPRESS)
     rl.add_argument("--server", help="run the relink inside a running identity-server at HOST:PORT "
-                    "(required for an embedded store the server holds); paths are the server's")
+                    "(online reads then never see half a batch); paths are the server's")
     rl.add_argument("--reload-scorer", action="store_true",
                     help="with --server: score online with the run's model afterwards")
 
@@ -372,9 +360,6 @@ def main(argv: list[str] | None = None) -> int:
                                 "renormalise": _cmd_renormalise}
     try:
         return int(commands[args.command](args))
-    except _Locked as e:
-        print(f"identity-batch: {e}", file=sys.stderr)
-        return 3
     except (InvalidArgument, ValueError, FileNotFoundError, NotFound) as e:
         print(f"identity-batch: {e}", file=sys.stderr)
         return 2

@@ -5,8 +5,9 @@ The pipeline is six steps, each a function with its own progress bar:
     snapshot → model → predict → cluster → plan → apply
 
 - **snapshot** copies identifiers, attributes, active links, customers and aliases into a private
-  DuckDB database (in memory, or a temp file with `work_dir`). On DuckDB the copy is read in one
-  transaction; on Neo4j it is repeated until the event log did not move while it was read.
+  DuckDB database (in memory, or a temp file with `work_dir`). On SQLite the copy is read in one
+  read transaction (WAL: beside a running server); on Neo4j it is repeated until the event log
+  did not move while it was read.
 - **model** loads a saved model (`--model`) or trains one (u by random sampling, m from the
   graph's verified/equivalent pairs, EM for the rest) and saves it as versioned JSON
   (`models/<version>.json`), the file the online engine's scorer loads.
@@ -31,11 +32,13 @@ Re-running after a kill converges: links have deterministic ids, already-applied
 nothing, and the rest plans exactly as before. A run on unchanged data with the same model
 writes nothing.
 
-Embedded store while `identity-server` runs: a DuckDB file has one writer process, so the CLI
-cannot open a file the server holds (it says so and exits 3). Run the relink inside the server
-instead: `run_relink(graph, ...)` takes the server's `IdentityGraph`, applies through its store
-under its `write_lock` (online calls interleave between batches, never inside one), and is meant
-to be exposed as an admin RPC. On Neo4j the CLI and the server can run side by side.
+Embedded store while `identity-server` runs: the SQLite file is in WAL mode, so the CLI reads
+its snapshot beside the server; its batches wait for the server's write transactions (and the
+server's online writes for them). Units the server changed meanwhile are skipped. The relink
+can also run inside the server: `run_relink(graph, ...)` takes the server's `IdentityGraph`,
+applies through its store under its `write_lock` (online calls interleave between batches,
+never inside one), and is meant to be exposed as an admin RPC. On Neo4j the CLI and the server
+can run side by side.
 """
 
 from __future__ import annotations
@@ -89,7 +92,6 @@ MERGING = tuple(k.label for k in LinkKind if k.merges)
 FAIL_ENV = "IDENTITY_BATCH_FAIL_AFTER_BATCHES"
 LOCKED_BATCH = 2_000
 """Default identifiers per change set under a write lock (inside the server)."""
-STANDALONE_BATCH = {"duckdb": 50_000, "neo4j": 10_000}
 """Default identifiers per change set without a write lock, per backend."""
 
 
@@ -190,39 +192,11 @@ _SNAPSHOT_SQL = {
 }
 
 
-def _last_seq(store: GraphStore) -> int:
-    seq, batch = 0, store.events(0, 1)
-    # events are ordered; jump with large pages to find the last one cheaply
-    while batch:
-        seq = batch[-1].seq
-        batch = store.events(seq, 100_000)
-    return seq
-
-
 def _read_tables(store: GraphStore, progress: bool) -> tuple[dict[str, pa.Table], int]:
-    """The tables the relink needs, consistent with each other, and the last event seq."""
-    from identity_graph.store.duckdb import DuckDBStore, _exec, _fetch
-
-    if isinstance(store, DuckDBStore):
-        with store._locked() as con:  # one read transaction: a consistent snapshot
-            _exec(con, "BEGIN TRANSACTION")
-            try:
-                out = {name: con.sql(sql).to_arrow_table() for name, sql in _SNAPSHOT_SQL.items()}
-                [(seq,)] = _fetch(con, "SELECT coalesce(max(seq), 0) FROM events")
-            finally:
-                _exec(con, "COMMIT")
-        return out, int(seq)
-    for _attempt in range(5):
-        before = _last_seq(store)
-        tables = store.export_tables()
-        after = _last_seq(store)
-        if before == after:
-            break
-        log.warning("relink snapshot: %d events were written while reading; reading again",
-                    after - before)
-    else:
-        log.warning("relink snapshot: the graph kept changing; using the last read "
-                    "(units changed since are skipped at apply)")
+    """The tables the relink needs, consistent with each other, and the last event seq: one read
+    transaction on SQLite (WAL: beside a running server), re-read until stable on Neo4j."""
+    with store.database.snapshot() as snap:
+        tables, last_seq = snap.tables, snap.last_seq
     out = {}
     for name, sql in _SNAPSHOT_SQL.items():
         cols = sql.split("SELECT ", 1)[1].split(" FROM")[0].split(", ")
@@ -233,7 +207,7 @@ def _read_tables(store: GraphStore, progress: bool) -> tuple[dict[str, pa.Table]
         if name == "links":
             t = t.filter(pa.compute.is_null(t["removed_at"]))
         out[name] = t.select(cols)
-    return out, after
+    return out, last_seq
 
 
 def snapshot(store: GraphStore, options: RelinkOptions) -> Snapshot:
@@ -968,14 +942,14 @@ class ApplyResult:
 def batch_size_for(options: RelinkOptions, store: GraphStore, write_lock: Any) -> int:
     """Identifiers per change set: `options.batch_size`, or by default `LOCKED_BATCH` under a
     write lock (inside the server, where online calls wait for the batch being written), else
-    the store's standalone size (`STANDALONE_BATCH`): each transaction has a fixed cost (on
+    the database's standalone size (`Database.bulk_batch`): each transaction has a fixed cost (on
     DuckDB, the assignment UPDATE joins the whole identifiers table), so a standalone run
     writes fewer, larger ones."""
     if options.batch_size:
         return options.batch_size
     if write_lock is not None:
         return LOCKED_BATCH
-    return STANDALONE_BATCH.get(store.name, LOCKED_BATCH)
+    return store.database.bulk_batch
 
 
 def apply_workers_for(options: RelinkOptions, store: GraphStore, write_lock: Any) -> int:
@@ -984,52 +958,12 @@ def apply_workers_for(options: RelinkOptions, store: GraphStore, write_lock: Any
     else 1."""
     if options.apply_workers:
         return options.apply_workers
-    return 2 if store.name == "neo4j" and write_lock is None else 1
+    return store.database.apply_workers if write_lock is None else 1
 
 
 def _current_customers(store: GraphStore, keys: Sequence[str] | dict[str, Any]) -> dict[str, Any]:
-    """key -> its customer id now, for the keys that exist. On DuckDB one hash join (a
-    `key IN $list` of 50k keys is answered far more slowly); elsewhere `get_identifiers`."""
-    from identity_graph.store.duckdb import DuckDBStore, _fetch
-
-    if not isinstance(store, DuckDBStore):
-        return {k: n.customer_id for k, n in store.get_identifiers(keys).items()}
-    wanted = pa.table({"key": pa.array(list(keys), pa.string())})
-    with store._locked() as con:
-        con.register("_relink_keys", wanted)
-        try:
-            rows = _fetch(con, "SELECT i.key, i.customer_id FROM identifiers i "
-                               "JOIN _relink_keys w ON i.key = w.key")
-        finally:
-            con.unregister("_relink_keys")
-    return dict(rows)
-
-
-@contextmanager
-def _bulk_indexes(store: GraphStore, standalone: bool) -> Iterator[None]:
-    """DuckDB, standalone: the secondary indexes of `identifiers` are dropped for the apply and
-    built again after it. DuckDB runs an UPDATE of an indexed column as a delete and an insert
-    with every index maintained row by row (~4k rows/s on 1M identifiers, against ~800k rows/s
-    without the `customer_id` index). Rebuilding takes about a second per million identifiers.
-    A run killed in between leaves them dropped until the store is next opened, which creates
-    any missing index (`CREATE INDEX IF NOT EXISTS`); query results never depend on them."""
-    from identity_graph.store.duckdb import DuckDBStore, _exec, _fetch
-
-    if not standalone or not isinstance(store, DuckDBStore):
-        yield
-        return
-    with store._locked() as con:
-        indexes = _fetch(con, "SELECT index_name, sql FROM duckdb_indexes() "
-                              "WHERE table_name = 'identifiers' AND NOT is_primary "
-                              "AND NOT is_unique AND sql IS NOT NULL ORDER BY index_name")
-        for name, _sql in indexes:
-            _exec(con, f'DROP INDEX IF EXISTS "{name}"')
-    try:
-        yield
-    finally:
-        with store._locked() as con:
-            for _name, sql in indexes:
-                _exec(con, sql.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1))
+    """key -> its customer id now, for the keys that exist."""
+    return {k: n.customer_id for k, n in store.get_identifiers(keys).items()}
 
 
 def apply(store: GraphStore, the_plan: Plan, options: RelinkOptions,
@@ -1089,9 +1023,8 @@ def apply(store: GraphStore, the_plan: Plan, options: RelinkOptions,
             os.kill(os.getpid(), signal.SIGKILL)
 
     if workers <= 1:
-        with _bulk_indexes(store, write_lock is None):
-            for pending in batches():
-                done(pending, write(pending))
+        for pending in batches():
+            done(pending, write(pending))
     else:
         with ThreadPoolExecutor(workers, thread_name_prefix="relink-apply") as pool:
             in_flight: deque[tuple[list[Unit], Future[ApplyResult]]] = deque()

@@ -4,7 +4,7 @@ Each phase runs in its own child process, so one phase's memory does not inflate
 
 - **prepare**: `synthetic.generate` at the requested size, `quality.synthetic_tables`, parquet
   files and a labels file, cached under `bench/.cache/relink-c<customers>-s<seed>/`.
-- **run** (once per model mode and repeat): open an empty store (a fresh DuckDB file, or the
+- **run** (once per model mode and repeat): open an empty store (a fresh SQLite file, or the
   Neo4j server cleared), `load_parquet`, then `relink` with the starter model (`--mode starter`)
   or with training (`--mode train`) and the labels, so the report carries pairwise P/R/F1.
 
@@ -204,7 +204,7 @@ def phase_run(args: argparse.Namespace) -> dict[str, Any]:
                            neo4j_password=env["NEO4J_PASSWORD"])
         store.clear()
     else:
-        store = open_store(os.path.join(tmpdir, "graph.duckdb"))
+        store = open_store(os.path.join(tmpdir, "identity.db"))
     meter = StepMeter(other_pid)
     try:
         with meter.step("load"):
@@ -284,13 +284,13 @@ def main() -> None:
     p.add_argument("--identifiers", type=int, help="about this many identifiers")
     p.add_argument("--customers", type=int, help="exactly this many generated customers")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--backend", choices=("duckdb", "neo4j"), default="duckdb")
+    p.add_argument("--backend", choices=("sqlite", "neo4j"), default="sqlite")
     p.add_argument("--neo4j-dir", help="instance dir of `scripts/neo4j.sh start DIR` (env, pid)")
     p.add_argument("--mode", nargs="+", choices=("starter", "train"), default=["starter"])
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=0,
                    help="identifiers per transaction (default: batch.relink.batch_size_for)")
-    p.add_argument("--tmp", help="directory for the DuckDB files (default the system temp)")
+    p.add_argument("--tmp", help="directory for the store files (default the system temp)")
     p.add_argument("--regenerate", action="store_true", help="ignore the cached generated data")
     p.add_argument("--json-out", help="write all measurements here")
     p.add_argument("--phase", choices=("prepare", "run"), help=argparse.SUPPRESS)

@@ -13,7 +13,7 @@ Modes:
          `--fresh-share` of calls, of a person the store has never seen): the write path with the
          probabilistic matching of the `--model` (the starter model by default).
 
-    .venv/bin/python bench/bench_resolve.py --backend duckdb --mode known -c 16,64
+    .venv/bin/python bench/bench_resolve.py --backend sqlite --mode known -c 16,64
     .venv/bin/python bench/bench_resolve.py --backend neo4j --mode new -c 1,16   # NEO4J_* env
 """
 
@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,9 @@ class Result:
     def calls(self) -> int:
         return len(self.latencies)
 
+    def rate(self) -> float:
+        return self.calls / self.seconds if self.seconds else float("nan")
+
     def line(self) -> str:
         ms = 1e3
         cpu = "" if self.server_cpu_s is None else f" server_cpu={self.server_cpu_s / self.seconds:.2f}cores"
@@ -140,7 +144,7 @@ def proc_cpu(pid: int | None) -> float | None:
 
 
 async def drive(
-    stub: pb_grpc.IdentityServiceStub,
+    stub: pb_grpc.IdentityServiceStub | Callable[[Any, float], Awaitable[Any]],
     requests: list[pb.ResolveRequest],
     start: int,
     concurrency: int,
@@ -149,7 +153,9 @@ async def drive(
     rate: float | None,
     timeout: float,
 ) -> tuple[Result, int]:
-    """Runs `concurrency` workers over `requests[start:]`; returns the result and the next index."""
+    """Runs `concurrency` workers over `requests[start:]`; returns the result and the next index.
+    `stub` is the Resolve stub, or any `call(request, timeout)` (the empty-RPC ceiling)."""
+    call = stub if callable(stub) else stub.Resolve
     res = Result(concurrency, 0.0)
     nxt = start
     t0 = time.perf_counter()
@@ -173,7 +179,7 @@ async def drive(
             if began >= end:
                 return
             try:
-                await stub.Resolve(requests[i], timeout=timeout)
+                await call(requests[i], timeout=timeout)
             except grpc.aio.AioRpcError as e:
                 res.errors[e.code().name] += 1
                 continue
@@ -196,8 +202,8 @@ def free_port() -> int:
 def prepare_store(args: argparse.Namespace, directory: Path, workdir: Path) -> dict[str, Any]:
     """Loads the preload into a fresh store; returns how to open it again."""
     t0 = time.perf_counter()
-    if args.backend == "duckdb":
-        path = workdir / "bench.duckdb"
+    if args.backend == "sqlite":
+        path = workdir / "bench.db"
         with open_store(str(path)) as store:
             counts = preload.load_into(store, directory)
         target: dict[str, Any] = {"db": str(path)}
@@ -228,6 +234,17 @@ def start_subprocess(args: argparse.Namespace, target: dict[str, Any], port: int
     log = open(Path(tempfile.gettempdir()) / f"bench-resolve-server-{port}.log", "w")  # noqa: SIM115
     print(f"# server: {' '.join(cmd)}  (log {log.name})", flush=True)
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=log, cwd=ROOT)
+
+
+def empty_call(channel: grpc.aio.Channel) -> Callable[[Any, float], Awaitable[Any]]:
+    """The ceiling: an empty unary RPC (grpc health `Check`) on the same server and channel."""
+    health = health_pb2_grpc.HealthStub(channel)
+    empty = health_pb2.HealthCheckRequest(service="")
+
+    def call(_request: Any, timeout: float) -> Awaitable[Any]:
+        return health.Check(empty, timeout=timeout)
+
+    return call
 
 
 async def wait_serving(channel: grpc.aio.Channel, proc: subprocess.Popen | None, limit: float = 60) -> None:
@@ -330,6 +347,12 @@ async def run(args: argparse.Namespace) -> int:
                         if ncpu0 is not None and ncpu1 is not None:
                             res.extra_cpu_s = ncpu1 - ncpu0
                         print(f"run={run_no + 1} {res.line()} loadavg={os.getloadavg()[0]:.1f}", flush=True)
+                        if args.ceiling:
+                            ceiling, _ = await drive(empty_call(channel), requests, 0, c, args.duration,
+                                                     args.max_calls, args.rate, args.timeout)
+                            print(f"run={run_no + 1} ceiling (empty health Check) {ceiling.line()} "
+                                  f"ratio={res.rate() / ceiling.rate():.2f} "
+                                  f"loadavg={os.getloadavg()[0]:.1f}", flush=True)
                         if idx >= len(requests):
                             print("# ran out of prepared requests; raise --max-calls", flush=True)
                             return 1
@@ -348,7 +371,7 @@ async def run(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backend", choices=("duckdb", "neo4j"), default="duckdb")
+    p.add_argument("--backend", choices=("sqlite", "neo4j"), default="sqlite")
     p.add_argument("--mode", choices=("known", "new"), default="known")
     p.add_argument("-c", "--concurrency", default="16,64", help="comma-separated worker counts")
     p.add_argument("--duration", type=float, default=15.0, help="seconds per concurrency level")
@@ -356,6 +379,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=1, help="repeat every concurrency level this often")
     p.add_argument("--max-calls", type=int, default=60_000, help="at most this many calls per level")
     p.add_argument("--max-rate-guess", type=int, default=3000, help=argparse.SUPPRESS)
+    p.add_argument("--ceiling", action="store_true",
+                   help="after each level, the same load of empty RPCs (health Check): the ceiling")
     p.add_argument("--rate", type=float, help="open loop: calls per second (default: closed loop)")
     p.add_argument("--timeout", type=float, default=10.0, help="per-call deadline, seconds")
     p.add_argument("--identifiers", type=int, default=100_000, help="preloaded identifiers (about)")

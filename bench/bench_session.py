@@ -4,7 +4,7 @@ on a store preloaded with ~100k identifiers (`preload.py`) and 100k conversation
 Setup: the identifiers come from `preload.ensure` (cached parquet). The conversations are built once
 per (identifiers, seed, conversations, turns) and cached under `bench/.cache/sessions-…/` with times
 stored as offsets before "now"; every run writes them set-wise into the conversation tables of a
-fresh store (DuckDB: one INSERT … SELECT from Arrow per table; Neo4j: UNWIND batches of 10k), not
+fresh store (SQLite: one executemany per table in one transaction; Neo4j: UNWIND batches of 10k), not
 through 100k RPCs. Each non-generic identifier anchors one conversation and the rest go to random
 ones. About 70 % are active (last touched 0-20 min ago), 20 % inactive (1-20 h ago, still inside
 the 72 h resume window), 10 % closed (3-30 days ago). Each has `--turns` turns.
@@ -20,9 +20,9 @@ Modes:
   append  AppendTurn to a random open conversation, as its anchor identifier (a caller that may
           see it).
 
-    .venv/bin/python bench/bench_session.py --backend duckdb --runs 2
+    .venv/bin/python bench/bench_session.py --backend sqlite --runs 2
     .venv/bin/python bench/bench_session.py --backend neo4j --neo4j-dir /tmp/sess-neo4j --runs 2
-    .venv/bin/python bench/bench_session.py --backend duckdb --profile 300 --no-server
+    .venv/bin/python bench/bench_session.py --backend sqlite --profile 300 --no-server
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from bench_resolve import Result, free_port, neo4j_pid, proc_cpu, wait_serving
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from identity.v1 import identity_pb2 as ipb
 from identity_graph.store import open_store
@@ -153,21 +154,15 @@ def ensure_conversations(directory: Path, n: int, turns: int, seed: int) -> Path
 
 # ---- loading --------------------------------------------------------------------------------
 
-_DUCK_CONVERSATIONS = """
-INSERT INTO conversations
-SELECT id, anchor, status, channels, context, state, 1,
-       $now - to_milliseconds(created_off_ms), $now - to_milliseconds(updated_off_ms),
-       CASE WHEN closed_off_ms IS NULL THEN NULL ELSE $now - to_milliseconds(closed_off_ms) END,
-       '', '', 0, turn_count, last_channel, 0
-FROM _bench_conversations
-"""
-
-_DUCK_TURNS = """
-INSERT INTO turns
-SELECT conversation_id, seq, role, channel, identifier, text, intent, topic,
-       $now - to_milliseconds(at_off_ms)
-FROM _bench_turns
-"""
+_SQLITE_CONVERSATIONS = (
+    "INSERT INTO conversations (id, anchor, status, channels, context, state, version, created_at, "
+    "updated_at, closed_at, escalation_reason, carried_from, resumed_count, turn_count, last_channel, "
+    "channel_switches) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, '', '', 0, ?, ?, 0)"
+)
+_SQLITE_TURNS = (
+    "INSERT INTO turns (conversation_id, seq, role, channel, identifier, text, intent, topic, at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 _NEO_CONVERSATIONS = """
 UNWIND $rows AS r
@@ -204,18 +199,26 @@ def load_conversations(store: Any, sessions_dir: Path, now: datetime) -> dict[st
     conv_store.clear()
     convs = pq.read_table(sessions_dir / "conversations.parquet")
     turns = pq.read_table(sessions_dir / "turns.parquet")
-    if store.name == "duckdb":
-        with store._transaction() as con:
-            for name, table, sql in (("_bench_conversations", convs, _DUCK_CONVERSATIONS),
-                                     ("_bench_turns", turns, _DUCK_TURNS)):
-                con.register(name, table)
-                try:
-                    con.execute(sql, {"now": now})
-                    con.complete()
-                finally:
-                    con.unregister(name)
+    if store.name == "sqlite":
+        us = int(now.timestamp() * 1_000_000)
+
+        def ago(ms: int | None) -> int | None:
+            return None if ms is None else us - ms * 1000
+
+        with store.database.transaction() as con:
+            con.executemany(_SQLITE_CONVERSATIONS, [
+                (r["id"], r["anchor"], r["status"], r["channels"], r["context"], r["state"],
+                 ago(r["created_off_ms"]), ago(r["updated_off_ms"]), ago(r["closed_off_ms"]),
+                 r["turn_count"], r["last_channel"])
+                for r in convs.to_pylist()
+            ])
+            con.executemany(_SQLITE_TURNS, [
+                (r["conversation_id"], r["seq"], r["role"], r["channel"], r["identifier"], r["text"],
+                 r["intent"], r["topic"], ago(r["at_off_ms"]))
+                for r in turns.to_pylist()
+            ])
     else:
-        with store._driver.session(database=store._database) as session:
+        with store.database.session() as session:
             for table, query in ((convs, _NEO_CONVERSATIONS), (turns, _NEO_TURNS)):
                 for off in range(0, table.num_rows, BATCH):
                     rows = table.slice(off, BATCH).to_pylist()
@@ -228,15 +231,15 @@ def prepare_store(
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     now = datetime.now(UTC)
-    if args.backend == "duckdb":
-        target: dict[str, Any] = {"db": str(workdir / "bench.duckdb")}
+    if args.backend == "sqlite":
+        target: dict[str, Any] = {"db": str(workdir / "bench.db")}
     else:
         if not args.neo4j_uri:
             sys.exit("--backend neo4j needs --neo4j-uri or NEO4J_URI")
         target = {"neo4j_uri": args.neo4j_uri}
     with open_target(args, target) as store:
         if args.reuse and args.backend == "neo4j":
-            with store._driver.session(database=store._database) as session:
+            with store.database.session() as session:
                 n = session.run("MATCH (c:Conversation) RETURN count(c) AS n").single()["n"]
             if n >= args.conversations:
                 print(f"# --reuse: {n} conversations already in Neo4j, not loading (the previous run's "
@@ -260,12 +263,11 @@ def touch_identifiers(args: argparse.Namespace, target: dict[str, Any]) -> None:
     t0 = time.perf_counter()
     now = datetime.now(UTC)
     with open_target(args, target) as store:
-        if store.name == "duckdb":
-            with store._graph_write() as con:
-                con.execute("UPDATE identifiers SET last_seen = ?", [now])
-                con.complete()
+        if store.name == "sqlite":
+            with store.database.transaction() as con:
+                con.execute("UPDATE identifiers SET last_seen = ?", [int(now.timestamp() * 1_000_000)])
         else:
-            with store._driver.session(database=store._database) as session:
+            with store.database.session() as session:
                 session.run("MATCH (i:Identifier) CALL (i) { SET i.last_seen = $now } "
                             "IN TRANSACTIONS OF 10000 ROWS", now=now).consume()
     print(f"# identifiers' last_seen set to now in {time.perf_counter() - t0:.1f}s", flush=True)
@@ -431,6 +433,7 @@ async def measure(args: argparse.Namespace, port: int, proc: subprocess.Popen, s
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
         await wait_serving(channel, proc)
         stub = pb_grpc.SessionServiceStub(channel)
+        empty = health_pb2_grpc.HealthStub(channel).Check  # the ceiling: an empty unary RPC
         npid = neo4j_pid(args)
         for mode in args.mode.split(","):
             picker = Picker(sessions_dir, args.seed + (1 if mode == "start" else 2), args.hot)
@@ -468,6 +471,16 @@ async def measure(args: argparse.Namespace, port: int, proc: subprocess.Popen, s
                         extra = f" {dict(outcomes)}" if outcomes else ""
                         print(f"run={run_no + 1} mode={mode} loop={loop} {res.line()}{extra} "
                               f"loadavg={os.getloadavg()[0]:.1f}", flush=True)
+                        if args.ceiling:
+                            ceiling = await drive(empty, lambda: EMPTY, c, args.duration, rate,
+                                                  args.timeout, Counter())
+                            print(f"run={run_no + 1} ceiling (empty health Check) loop={loop} "
+                                  f"{ceiling.line()} "
+                                  f"ratio={res.calls * ceiling.seconds / (res.seconds * ceiling.calls):.2f} "
+                                  f"loadavg={os.getloadavg()[0]:.1f}", flush=True)
+
+
+EMPTY = health_pb2.HealthCheckRequest(service="")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -497,7 +510,9 @@ def run(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backend", choices=("duckdb", "neo4j"), default="duckdb")
+    p.add_argument("--ceiling", action="store_true",
+                   help="after each level, the same load of empty RPCs (health Check): the ceiling")
+    p.add_argument("--backend", choices=("sqlite", "neo4j"), default="sqlite")
     p.add_argument("--mode", default="start,append", help="comma-separated: start, append")
     p.add_argument("-c", "--concurrency", default="16,64", help="comma-separated worker counts")
     p.add_argument("--loops", default="closed,open", help="comma-separated: closed, open")

@@ -1,6 +1,6 @@
 """WatchEvents delivery delay: from a Resolve returning to its last event reaching a waiting stream.
 
-Runs the real server in-process on an embedded DuckDB (`BackgroundServer`), one WatchEvents stream
+Runs the real server in-process on an embedded SQLite (`BackgroundServer`), one WatchEvents stream
 in a thread, and N sequential Resolve calls that each write new identifiers. For each call it
 takes the time from the Resolve's return until the stream has yielded the call's last event.
 
@@ -25,7 +25,7 @@ import grpc
 from identity.v1 import identity_pb2 as pb
 from identity.v1 import identity_pb2_grpc as pb_grpc
 from identity_graph.engine import IdentityGraph
-from identity_graph.store.duckdb import DuckDBStore
+from identity_graph.store import open_store
 from server import BackgroundServer, _parts
 
 
@@ -36,7 +36,7 @@ def main() -> int:
     p.add_argument("--no-push", action="store_true", help="remove the push listener (the old way)")
     args = p.parse_args()
 
-    store = DuckDBStore(":memory:")
+    store = open_store(":memory:")
     graph = IdentityGraph(store)
     srv = BackgroundServer(graph, poll_interval_s=args.poll, access_log_enabled=False)
     if args.no_push:

@@ -17,7 +17,7 @@ that present new identifiers). `load_into` puts them into any `GraphStore` with 
 to now, so that Resolve of a known identifier takes the read-only path.
 
     .venv/bin/python bench/preload.py --identifiers 100000          # build the cache only
-    .venv/bin/python bench/preload.py --identifiers 100000 --db /tmp/preloaded.duckdb
+    .venv/bin/python bench/preload.py --identifiers 100000 --db /tmp/preloaded.db
 """
 
 from __future__ import annotations
@@ -232,7 +232,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--identifiers", type=int, default=100_000, help="about this many identifiers")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--db", help="also load into this DuckDB file (must not exist)")
+    p.add_argument("--db", help="also load into this SQLite file (must not exist)")
     args = p.parse_args(list(argv) if argv is not None else None)
     directory = ensure(args.identifiers, args.seed)
     print(f"cache: {directory}")

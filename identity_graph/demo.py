@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from identity_graph.engine import IdentityGraph, Proof, ResolveRequest
-from identity_graph.store.duckdb import DuckDBStore
+from identity_graph.store import open_store
 
 STORY: list[tuple[str, ResolveRequest]] = [
     (
@@ -46,7 +46,7 @@ STORY: list[tuple[str, ResolveRequest]] = [
 
 
 def run(db: str) -> None:
-    with DuckDBStore(db) as store:
+    with open_store(db) as store:
         graph = IdentityGraph(store)
         for title, req in STORY:
             r = graph.resolve(req)
@@ -70,9 +70,9 @@ def run(db: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--db", default="demo.duckdb", help="embedded store file (recreated)")
+    parser.add_argument("--db", default="demo.db", help="embedded store file (recreated)")
     args = parser.parse_args(argv)
-    for suffix in ("", ".wal"):
+    for suffix in ("", "-wal", "-shm"):
         Path(args.db + suffix).unlink(missing_ok=True)
     run(args.db)
 

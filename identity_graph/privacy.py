@@ -108,7 +108,9 @@ class Privacy:
         (or the erased customer) keep only seq, type and time; a customer left without
         identifiers goes with its aliases. The identifiers' hashes go on the suppression list
         first, so nothing recreates them meanwhile. An identifier erased alone is first detached
-        from its customer (a split), so the rest of the customer stays consistent.
+        from its customer (a split), so the rest of the customer stays consistent. All of it,
+        the audit record included, is one transaction; a checkpoint follows, so that the erased
+        values leave the database's logs on disk.
 
         Args:
             type_: the identifier's type.
@@ -129,7 +131,9 @@ class Privacy:
         who = self.actor(actor, "admin")
         graph, gstore = self.graph, self.graph.store
         counts: dict[str, int] = {}
-        with graph.write_lock:
+        # One transaction for all of it, on both backends: a crash anywhere leaves everything as
+        # it was, and running Forget again erases it all.
+        with graph.write_lock, gstore.database.transaction():
             node = gstore.get_identifier(key)
             customer_id = node.customer_id if node is not None else None
             if scope is Scope.CUSTOMER and customer_id:
@@ -155,11 +159,15 @@ class Privacy:
             counts["events"] = self.store.erase_event_payloads([*keys, *erased_customers],
                                                                erased_customers)
             counts["customers"], counts["aliases"] = self.store.delete_customers(erased_customers)
-        for secret in sorted([*keys, *values, *erased_customers], key=len, reverse=True):
-            reason = reason.replace(secret, REDACTED) if secret else reason
-        record = self._audit("erasure", who, key, {
-            "scope": str(scope), "identifiers": len(keys), "reason": reason[:500], "counts": counts,
-        })
+            for secret in sorted([*keys, *values, *erased_customers], key=len, reverse=True):
+                reason = reason.replace(secret, REDACTED) if secret else reason
+            record = self._audit("erasure", who, key, {
+                "scope": str(scope), "identifiers": len(keys), "reason": reason[:500],
+                "counts": counts,
+            })
+        # Deleted rows are zeroed in the file (secure_delete) or unused in the store files; the
+        # checkpoint moves them out of the write-ahead / transaction logs too.
+        gstore.database.checkpoint()
         return ForgetResult(counts, record.id)
 
     # ---- export -----------------------------------------------------------------------------

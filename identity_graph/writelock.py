@@ -1,16 +1,17 @@
 """Consistent multi-statement reads beside writes: `WriteTracker`, `WriteLock`, `read_consistently`.
 
 A customer is read in several statements (its identifier, members, links, attributes). Neither
-backend gives those statements one snapshot: DuckDB runs each read on its own, and Neo4j reads are
-read committed, down to single properties. So a read that overlapped a merge, a split or a relink
-batch could return half of each state (measured: every run of
-`test_get_customer_never_sees_half_a_split_or_merge` saw it on both backends).
+backend gives those statements one snapshot: SQLite runs each read as its own read transaction
+(on the reading thread's connection), and Neo4j reads are read committed, down to single
+properties. So a read that overlapped a merge, a split or a relink batch could return half of each
+state (measured: every run of `test_get_customer_never_sees_half_a_split_or_merge` saw it on both
+backends, then DuckDB and Neo4j).
 
-Each store counts its writes (`GraphStore.writes`, a seqlock): a read during which no write
-started or ended is consistent; otherwise it runs again, and after a few tries under the engine's
-`WriteLock`, which every engine write, relink batch and erasure of this process holds. Writers
-never wait for readers. Writes by other processes are outside this guarantee (README: one server
-per database; run the relink through the server).
+Each database counts its writes (`Database.writes`, shared by its stores; a seqlock): a read
+during which no write started or ended is consistent; otherwise it runs again, and after a few
+tries under the engine's `WriteLock`, which every engine write, relink batch and erasure of this
+process holds. Writers never wait for readers. Writes by other processes are outside this
+guarantee (README: one server per database; run the relink through the server).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """identity-demo: the refrigerator story played through the real gRPC API, printed as a transcript.
 
 A server (identity.v1 and session.v1) starts in this process on 127.0.0.1 with a free port and an
-embedded DuckDB store; the story then talks to it only through generated client stubs: a web chat
+embedded SQLite store; the story then talks to it only through generated client stubs: a web chat
 (cookie and a typed email), SMS from the phone given on the web, WhatsApp from the same number,
 and a handoff code that takes the conversation to a second device.
 """
@@ -21,7 +21,7 @@ from google.protobuf import json_format
 
 from identity.v1 import identity_pb2 as ipb
 from identity_graph.engine import IdentityGraph
-from identity_graph.store.duckdb import DuckDBStore
+from identity_graph.store import open_store
 from session.policy import DEFAULT_HANDOFF_RULES, SessionPolicy
 from session.service import Sessions
 from session.store import conversation_store_for
@@ -328,13 +328,13 @@ class Story:
 
 
 def run(db: str, out: Callable[[str], None] = print) -> pb.Conversation:
-    """Plays the story against an in-process server over the DuckDB file `db`."""
-    with DuckDBStore(db) as store:
+    """Plays the story against an in-process server over the SQLite file `db`."""
+    with open_store(db) as store:
         graph = IdentityGraph(store)
         sessions = Sessions(graph, conversation_store_for(store), DEMO_POLICY)
         with serve_in_background(graph, sessions) as port:
             out("identity-demo: the refrigerator story through the real gRPC API")
-            out(f"server: identity.v1 + session.v1 on 127.0.0.1:{port}; embedded DuckDB {db}")
+            out(f"server: identity.v1 + session.v1 on 127.0.0.1:{port}; embedded SQLite {db}")
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
                 grpc.channel_ready_future(channel).result(TIMEOUT)
                 stub = pb_grpc.SessionServiceStub(channel)
@@ -378,15 +378,15 @@ def _summary(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="identity-demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--db", help="embedded DuckDB file (recreated); default: a temporary directory")
+    parser.add_argument("--db", help="embedded SQLite file (recreated); default: a temporary directory")
     args = parser.parse_args(argv)
     if args.db:
-        for suffix in ("", ".wal"):
+        for suffix in ("", "-wal", "-shm"):
             Path(args.db + suffix).unlink(missing_ok=True)
         run(args.db)
         return 0
     with tempfile.TemporaryDirectory(prefix="identity-demo-") as tmp:
-        run(str(Path(tmp) / "demo.duckdb"))
+        run(str(Path(tmp) / "demo.db"))
     return 0
 
 

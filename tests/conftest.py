@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-BACKENDS = ("duckdb", "neo4j")
+BACKENDS = ("sqlite", "neo4j")
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,9 @@ class Neo4jServer:
     uri: str
     user: str
     password: str
+    state: Path | None = None
+    """The server's state directory (conf, data, logs) when this machine runs it: the one
+    started for the test run, or `$NEO4J_STATE_DIR` beside `$NEO4J_URI`."""
 
 
 def _parse_env(text: str) -> dict[str, str]:
@@ -40,6 +43,7 @@ def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo4jServ
             os.environ["NEO4J_URI"],
             os.environ.get("NEO4J_USER", "neo4j"),
             os.environ.get("NEO4J_PASSWORD", ""),
+            Path(os.environ["NEO4J_STATE_DIR"]) if os.environ.get("NEO4J_STATE_DIR") else None,
         )
         return
     state = tmp_path_factory.mktemp("neo4j")
@@ -57,7 +61,7 @@ def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo4jServ
         print(f"Neo4j did not start (attempt {attempt}), retrying:\n{started.stderr}", file=sys.stderr)
     values = _parse_env(started.stdout)
     try:
-        yield Neo4jServer(values["NEO4J_URI"], values["NEO4J_USER"], values["NEO4J_PASSWORD"])
+        yield Neo4jServer(values["NEO4J_URI"], values["NEO4J_USER"], values["NEO4J_PASSWORD"], state)
     finally:
         subprocess.run(["bash", str(script), "stop", str(state)], env=env, check=False)
 
@@ -70,19 +74,17 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def store(backend: str, tmp_path: Path, request: pytest.FixtureRequest):
     """An empty store of each backend; the Neo4j one is wiped before and after the test."""
-    if backend == "duckdb":
-        from identity_graph.store.duckdb import DuckDBStore
+    from identity_graph.store import open_store
 
-        s = DuckDBStore(str(tmp_path / "graph.duckdb"))
+    if backend == "sqlite":
+        s = open_store(str(tmp_path / "identity.db"))
         try:
             yield s
         finally:
             s.close()
         return
     server: Neo4jServer = request.getfixturevalue("neo4j_server")
-    from identity_graph.store.neo4j import Neo4jStore
-
-    s = Neo4jStore(server.uri, server.user, server.password)
+    s = open_store(neo4j_uri=server.uri, neo4j_user=server.user, neo4j_password=server.password)
     s.clear()
     try:
         yield s

@@ -26,7 +26,7 @@ from batch.report import render_html, write_report
 from identity_graph.components import assign_ids_by_overlap
 from identity_graph.config import GraphConfig
 from identity_graph.matching.model import STARTER_MODEL_PATH
-from identity_graph.store.duckdb import DuckDBStore
+from identity_graph.store import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTER = str(STARTER_MODEL_PATH)
@@ -178,7 +178,7 @@ def test_ingest_from_a_trusted_source_links_verified(tmp_path: Path) -> None:
     src = tmp_path / "accounts.csv"
     _write_csv(src, [{"source": "accounts", "record_id": "u1", "email": "v@example.com"},
                      {"source": "crm", "record_id": "c1", "email": "w@example.com"}])
-    with DuckDBStore(str(tmp_path / "g.duckdb")) as store:
+    with open_store(str(tmp_path / "g.db")) as store:
         ingest(store, src, Mapping_(identifiers={"email": "email"}),
                config=GraphConfig(trusted_sources=("accounts",)), progress=False)
         [trusted] = store.links(["source_record:accounts/u1"])
@@ -195,7 +195,7 @@ def test_ingest_parquet_with_flags_mapping(tmp_path: Path) -> None:
                              "dob": ["03/02/1980", "1990-01-01"]}), path)
     m = Mapping_(source="shop", record_id_column="id", identifiers={"mail": "email"},
                  attributes={"dob": "date_of_birth"}, date_formats=["%d/%m/%Y"])
-    with DuckDBStore(str(tmp_path / "g.duckdb")) as store:
+    with open_store(str(tmp_path / "g.db")) as store:
         r = ingest(store, path, m, progress=False)
         assert (r.loaded, r.rejected, r.links_new) == (2, 0, 2)
         assert [o.value for o in store.observations(["source_record:shop/7"])] == ["1980-02-03"]
@@ -243,7 +243,7 @@ def test_relink_on_generated_data(store, tmp_path: Path) -> None:
 
 
 def test_relink_merges_splits_and_replaces_old_versions(tmp_path: Path) -> None:
-    with DuckDBStore(str(tmp_path / "g.duckdb")) as store:
+    with open_store(str(tmp_path / "g.db")) as store:
         load_synthetic(store, 120, seed=5)
         strict = GraphConfig(link_threshold=0.9999, review_threshold=0.9)
         relink(store, strict, _opts())
@@ -267,7 +267,7 @@ def test_relink_merges_splits_and_replaces_old_versions(tmp_path: Path) -> None:
 
 
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
-    with DuckDBStore(str(tmp_path / "g.duckdb")) as store:
+    with open_store(str(tmp_path / "g.db")) as store:
         load_synthetic(store, 60, seed=3)
         before = store.export_tables()
         res = relink(store, options=_opts(dry_run=True, charts=True, samples=3))
@@ -279,7 +279,7 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_report_is_self_contained(tmp_path: Path) -> None:
-    with DuckDBStore(":memory:") as store:
+    with open_store(":memory:") as store:
         load_synthetic(store, 60, seed=4, labels_out=tmp_path / "labels.parquet")
         res = relink(store, options=_opts(charts=True, labels_path=str(tmp_path / "labels.parquet")))
     rep = res.report
@@ -296,12 +296,12 @@ def test_report_is_self_contained(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_killed_relink_converges(tmp_path: Path) -> None:
-    db = tmp_path / "g.duckdb"
-    with DuckDBStore(str(db)) as store:
+    db = tmp_path / "g.db"
+    with open_store(str(db)) as store:
         load_synthetic(store, 300, seed=9)
         relink(store, GraphConfig(link_threshold=0.9999, review_threshold=0.9), _opts())
         preexisting = _state(store)["assign"]
-    copy = tmp_path / "copy.duckdb"
+    copy = tmp_path / "copy.db"
     shutil.copy(db, copy)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     base = [sys.executable, "-m", "batch.cli", "relink", "--model", STARTER, "--quiet",
@@ -309,7 +309,7 @@ def test_killed_relink_converges(tmp_path: Path) -> None:
     killed = subprocess.run([*base, "--db", str(db), "--fail-after-batches", "2"], env=env,
                             capture_output=True, text=True, cwd=tmp_path)
     assert killed.returncode == -9, killed.stderr
-    with DuckDBStore(str(db)) as store:
+    with open_store(str(db)) as store:
         partial = _state(store)
     # some batches were written, the run's closing "relink" event was not
     assert partial["event_types"]["relink"] == 1 and partial["assign"] != preexisting
@@ -317,7 +317,7 @@ def test_killed_relink_converges(tmp_path: Path) -> None:
         done = subprocess.run([*base, "--db", str(path)], env=env, capture_output=True, text=True,
                               cwd=tmp_path)
         assert done.returncode == 0, done.stderr
-    with DuckDBStore(str(db)) as a, DuckDBStore(str(copy)) as b:
+    with open_store(str(db)) as a, open_store(str(copy)) as b:
         sa, sb = _state(a), _state(b)
     assert _partition(sa["assign"]) == _partition(sb["assign"])
     assert sa["assign"] == sb["assign"]  # the same ids, preexisting customers' included
@@ -330,7 +330,7 @@ def test_killed_relink_converges(tmp_path: Path) -> None:
 
 
 def test_export_tables_query_with_duckdb(tmp_path: Path) -> None:
-    with DuckDBStore(str(tmp_path / "g.duckdb")) as store:
+    with open_store(str(tmp_path / "g.db")) as store:
         load_synthetic(store, 50, seed=2)
         relink(store, options=_opts())
         counts = export(store, tmp_path / "out", progress=False)
@@ -373,7 +373,7 @@ def test_quality_floor(tmp_path: Path) -> None:
 
     Floors sit just under what this build measured (see the run report), to catch regressions.
     """
-    with DuckDBStore(":memory:") as store:
+    with open_store(":memory:") as store:
         data = load_synthetic(store, 800, seed=21)
         relink(store, options=_opts())
         truth, household = true_labels(data)
@@ -388,8 +388,8 @@ def test_quality_floor(tmp_path: Path) -> None:
 def test_db_flag_wins_over_neo4j_uri_in_the_environment(tmp_path: Path) -> None:
     """`--db FILE` means that file even when the shell exports NEO4J_URI (here: nothing listens
     there, so using it would fail); both flags at once is refused."""
-    db = tmp_path / "g.duckdb"
-    with DuckDBStore(str(db)) as store:
+    db = tmp_path / "g.db"
+    with open_store(str(db)) as store:
         load_synthetic(store, 5, seed=3)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NEO4J_URI": "bolt://127.0.0.1:9"}
     cmd = [sys.executable, "-m", "batch.cli", "export", "--quiet"]

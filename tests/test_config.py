@@ -92,9 +92,9 @@ def test_the_server_refuses_a_bad_file_naming_the_key(tmp_path: Path) -> None:
     path = write(tmp_path, '[session]\nhandoff_ttl = "soon"\n')
     run = subprocess.run(
         [sys.executable, "-c", "import sys, server; sys.exit(server.main(sys.argv[1:]))",
-         "--config", str(path), "--db", str(tmp_path / "g.duckdb"), "--address", "127.0.0.1:0"],
+         "--config", str(path), "--db", str(tmp_path / "g.db"), "--address", "127.0.0.1:0"],
         capture_output=True, text=True, timeout=120, cwd=ROOT,
     )
     assert run.returncode == 2
     assert f"identity-server: error: {path}: session.handoff_ttl: expected a duration" in run.stderr
-    assert "Traceback" not in run.stderr and not (tmp_path / "g.duckdb").exists()
+    assert "Traceback" not in run.stderr and not (tmp_path / "g.db").exists()

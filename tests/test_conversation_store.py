@@ -1,4 +1,4 @@
-"""Contract tests for `ConversationStore`: every test runs on DuckDB and on a real Neo4j."""
+"""Contract tests for `ConversationStore`: every test runs on SQLite and on a real Neo4j."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import pytest
 
 from identity_graph.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 from identity_graph.model import ChangeSet, IdentifierUpsert
-from identity_graph.store.duckdb import DuckDBStore
 from identity_graph.store.neo4j import Neo4jStore
 from session.model import (
     Consent,
@@ -30,9 +29,8 @@ from session.model import (
     StepUp,
     Turn,
 )
+from session.store import conversation_store_for
 from session.store.base import ConversationStore
-from session.store.duckdb import DuckDBConversationStore
-from session.store.neo4j import Neo4jConversationStore
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -50,13 +48,7 @@ EVIL = (
 @pytest.fixture
 def conversations(store: Any) -> Iterator[ConversationStore]:
     """The conversation store beside `store`, empty before and after the test."""
-    cs: ConversationStore
-    if isinstance(store, DuckDBStore):
-        cs = DuckDBConversationStore(store)
-    elif isinstance(store, Neo4jStore):
-        cs = Neo4jConversationStore(store)
-    else:
-        raise TypeError(f"no conversation store for {type(store).__name__}")
+    cs = conversation_store_for(store)
     cs.clear()
     try:
         yield cs
@@ -658,8 +650,6 @@ def test_came_in_through_relationship(conversations: ConversationStore, store: A
     assert conversations.get("conv_unknown").anchor == "email:ghost@example.com"  # type: ignore[union-attr]
     assert store.get_identifiers(["email:ghost@example.com"]) == {}  # no placeholder was created
     if isinstance(store, Neo4jStore):
-        records = store._driver.execute_query(
-            "MATCH (c:Conversation)-[:CAME_IN_THROUGH]->(i:Identifier) RETURN c.id AS c, i.key AS k",
-            database_=store._database,
-        ).records
+        records = store.database.read(
+            "MATCH (c:Conversation)-[:CAME_IN_THROUGH]->(i:Identifier) RETURN c.id AS c, i.key AS k")
         assert [(r["c"], r["k"]) for r in records] == [("conv_known", key)]

@@ -15,7 +15,7 @@ ARRIVAL = re.compile(r"^  \[(web|sms|whatsapp)[^\]]*\] conversation (conv_\w+) \
 def test_the_demo_transcript_shows_one_conversation_across_three_channels(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["--db", str(tmp_path / "demo.duckdb")]) == 0
+    assert main(["--db", str(tmp_path / "demo.db")]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     arrivals = [m.groups() for line in lines if (m := ARRIVAL.match(line))]

@@ -114,20 +114,22 @@ Snapshot = dict[str, list[str]]
 
 def snapshot(store: GraphStore, mask_step_up_attempts: bool = False) -> Snapshot:
     """Everything the database holds: the graph tables (`export_tables`) and, read through the
-    backend's own connection, every table (DuckDB) or every node and relationship (Neo4j), which
+    backend's own connection, every table (SQLite) or every node and relationship (Neo4j), which
     covers the conversation store that lives beside the graph."""
     out = {
         f"graph.{name}": sorted(repr(row) for row in table.to_pylist())
         for name, table in store.export_tables().items()
     }
-    if store.name == "duckdb":
-        rows: Callable[[str], list[tuple[Any, ...]]] = store._rows  # type: ignore[attr-defined]
-        tables = rows("SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'")
+    if store.name == "sqlite":
+        rows: Callable[..., list[tuple[Any, ...]]] = store.database.rows  # type: ignore[attr-defined]
+        tables = rows("SELECT name FROM sqlite_master WHERE type = 'table'")
         for (t,) in sorted(tables):
             if mask_step_up_attempts and t == "attempt_counters":
                 continue
-            exclude = ' EXCLUDE ("attempts")' if mask_step_up_attempts and t == "step_ups" else ""
-            out[f"db.{t}"] = sorted(repr(r) for r in rows(f'SELECT *{exclude} FROM "{t}"'))
+            cols = [r[1] for r in rows(f'PRAGMA table_info("{t}")')
+                    if not (mask_step_up_attempts and t == "step_ups" and r[1] == "attempts")]
+            select = ", ".join(f'"{c}"' for c in cols)
+            out[f"db.{t}"] = sorted(repr(r) for r in rows(f'SELECT {select} FROM "{t}"'))
         return out
 
     def node(labels: list[str], props: dict[str, Any]) -> str:
@@ -135,21 +137,20 @@ def snapshot(store: GraphStore, mask_step_up_attempts: bool = False) -> Snapshot
             props = {k: v for k, v in props.items() if k != "attempts"}
         return repr((sorted(labels), sorted(props.items())))
 
-    driver, database = store._driver, store._database  # type: ignore[attr-defined]
-    nodes = driver.execute_query("MATCH (n) RETURN labels(n) AS l, properties(n) AS p", database_=database)
-    rels = driver.execute_query(
+    read = store.database.read  # type: ignore[attr-defined]
+    nodes = read("MATCH (n) RETURN labels(n) AS l, properties(n) AS p")
+    rels = read(
         "MATCH (a)-[r]->(b) RETURN type(r) AS t, properties(r) AS p, "
         "labels(a) AS la, properties(a) AS pa, labels(b) AS lb, properties(b) AS pb",
-        database_=database,
     )
     out["neo4j.nodes"] = sorted(
         node(r["l"], r["p"])
-        for r in nodes.records
+        for r in nodes
         if not (mask_step_up_attempts and "AttemptCounter" in r["l"])
     )
     out["neo4j.relationships"] = sorted(
         repr((r["t"], sorted(r["p"].items()), node(r["la"], r["pa"]), node(r["lb"], r["pb"])))
-        for r in rels.records
+        for r in rels
     )
     return out
 

@@ -827,7 +827,7 @@ def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
             "--address",
             "127.0.0.1:0",
             "--db",
-            str(tmp_path / "graph.duckdb"),
+            str(tmp_path / "identity.db"),
             "--grace",
             "5",
         ],

@@ -157,27 +157,24 @@ def personal_values(doc: dict[str, Any]) -> list[str]:
 
 
 def scan(store: GraphStore, values: list[str]) -> list[str]:
-    """Every hit of any of `values` in every table and column (DuckDB), or every node label and
+    """Every hit of any of `values` in every table and column (SQLite), or every node label and
     relationship type with every property (Neo4j)."""
     cells: list[tuple[str, str]] = []
-    if store.name == "duckdb":
-        rows = store._rows  # type: ignore[attr-defined]
-        tables = rows("SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'")
+    if store.name == "sqlite":
+        rows = store.database.rows  # type: ignore[attr-defined]
+        tables = rows("SELECT name FROM sqlite_master WHERE type = 'table'")
         assert {"identifiers", "events", "conversations", "turns", "audit_log", "suppressed"} <= {
             t for (t,) in tables
         }
         for (t,) in tables:
-            cols = [c for (c,) in rows("SELECT column_name FROM information_schema.columns "
-                                       "WHERE table_name = ?", [t])]
-            for row in rows(f'SELECT {", ".join(f"CAST({json.dumps(c)} AS VARCHAR)" for c in cols)} '
+            cols = [r[1] for r in rows(f'PRAGMA table_info("{t}")')]
+            for row in rows(f'SELECT {", ".join(f"CAST({json.dumps(c)} AS TEXT)" for c in cols)} '
                             f'FROM "{t}"'):
                 cells.extend((f"{t}.{c}", str(v)) for c, v in zip(cols, row, strict=True))
     else:
-        driver, database = store._driver, store._database  # type: ignore[attr-defined]
-        nodes = driver.execute_query("MATCH (n) RETURN labels(n) AS l, properties(n) AS p",
-                                     database_=database).records
-        rels = driver.execute_query("MATCH ()-[r]->() RETURN type(r) AS t, properties(r) AS p",
-                                    database_=database).records
+        read = store.database.read  # type: ignore[attr-defined]
+        nodes = read("MATCH (n) RETURN labels(n) AS l, properties(n) AS p")
+        rels = read("MATCH ()-[r]->() RETURN type(r) AS t, properties(r) AS p")
         assert nodes
         for r in nodes:
             cells.extend((f"{':'.join(r['l'])}.{k}", str(v)) for k, v in r["p"].items())

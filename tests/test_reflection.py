@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from identity_graph.engine import IdentityGraph
-from identity_graph.store.duckdb import DuckDBStore
+from identity_graph.store import open_store
 from server import BackgroundServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +28,7 @@ V1_METHOD = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServer]:
-    store = DuckDBStore(str(tmp_path_factory.mktemp("reflection") / "g.duckdb"))
+    store = open_store(str(tmp_path_factory.mktemp("reflection") / "g.db"))
     srv = BackgroundServer(IdentityGraph(store), timeout_s=TIMEOUT)
     try:
         yield srv

@@ -11,6 +11,7 @@ from batch.renormalise import renormalise
 from identity_graph.engine import IdentityGraph
 from identity_graph.identifiers import IdentifierTypes
 from identity_graph.model import ChangeSet, IdentifierUpsert, Link, LinkKind
+from identity_graph.store import open_store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -81,10 +82,8 @@ def test_a_changed_custom_normaliser_is_found(store) -> None:
 
 
 def test_cli_dry_run_reports_and_writes_nothing(tmp_path: Path, capsys) -> None:
-    from identity_graph.store.duckdb import DuckDBStore
-
-    db = str(tmp_path / "g.duckdb")
-    with DuckDBStore(db) as store:
+    db = str(tmp_path / "g.db")
+    with open_store(db) as store:
         _graph(store)
         _legacy(store, "email:Ann.Work@Example.com", "phone:+15551230001")
     assert main(["renormalise", "--db", db, "--dry-run", "--quiet", "--json"]) == 0
@@ -94,5 +93,5 @@ def test_cli_dry_run_reports_and_writes_nothing(tmp_path: Path, capsys) -> None:
     assert report["applied"] == []
     assert main(["renormalise", "--db", db, "--quiet"]) == 0
     assert "got its current form email:ann.work@example.com" in capsys.readouterr().out
-    with DuckDBStore(db) as store:
+    with open_store(db) as store:
         assert store.get_identifier("email:ann.work@example.com") is not None

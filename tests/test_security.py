@@ -113,9 +113,9 @@ class Client:
 
 @pytest.fixture
 def duck_graph(tmp_path: Path) -> Iterator[IdentityGraph]:
-    from identity_graph.store.duckdb import DuckDBStore
+    from identity_graph.store import open_store
 
-    store = DuckDBStore(str(tmp_path / "graph.duckdb"))
+    store = open_store(str(tmp_path / "identity.db"))
     try:
         yield IdentityGraph(store)
     finally:
@@ -720,7 +720,7 @@ def test_create_server_refuses_non_loopback_without_auth(duck_graph: IdentityGra
 
 def _spawn(args: list[str], cwd: Path) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "server.py"), "--db", str(cwd / "graph.duckdb"), "--grace", "2", *args],
+        [sys.executable, str(ROOT / "server.py"), "--db", str(cwd / "identity.db"), "--grace", "2", *args],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=_env(), cwd=cwd,
     )  # fmt: skip
     lines: queue.Queue[str] = queue.Queue()
@@ -766,13 +766,13 @@ def test_non_loopback_bind_needs_auth_and_tls_or_force(tmp_path: Path, tokens: T
     for extra, missing in (([], "without token auth"), (["--tokens-file", str(tokens.path)], "without TLS")):
         proc = subprocess.run(
             [sys.executable, str(ROOT / "server.py"), "--address", "0.0.0.0:0", "--db",
-             str(tmp_path / "graph.duckdb"), *extra],
+             str(tmp_path / "identity.db"), *extra],
             capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=120,
         )  # fmt: skip
         assert proc.returncode == 2, proc.stderr
         assert "refusing to bind non-loopback address 0.0.0.0:0" in proc.stderr
         assert missing in proc.stderr and "--allow-insecure-non-loopback" in proc.stderr
-        assert not (tmp_path / "graph.duckdb").exists()  # refused before opening the store
+        assert not (tmp_path / "identity.db").exists()  # refused before opening the store
 
     forced, lines = _spawn(["--address", "0.0.0.0:0", "--allow-insecure-non-loopback"], tmp_path)
     try:
@@ -809,7 +809,7 @@ def test_bad_security_flags_exit_with_a_message(tmp_path: Path) -> None:
         (["--tokens-file", str(tmp_path / "none.json")], "cannot read tokens file"),
     ):
         proc = subprocess.run(
-            [sys.executable, str(ROOT / "server.py"), "--db", str(tmp_path / "g.duckdb"), *args],
+            [sys.executable, str(ROOT / "server.py"), "--db", str(tmp_path / "g.db"), *args],
             capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=120,
         )  # fmt: skip
         assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)

@@ -25,6 +25,7 @@ from identity_graph.model import (
     stable_id,
 )
 from identity_graph.store import neo4j as neo4j_module
+from identity_graph.store import open_store
 from identity_graph.store.neo4j import CONSTRAINTS, INDEXES, Neo4jStore
 from identity_graph.store.tables import TABLES
 
@@ -33,7 +34,8 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 @pytest.fixture
 def graph(neo4j_server) -> Iterator[Neo4jStore]:
-    s = Neo4jStore(neo4j_server.uri, neo4j_server.user, neo4j_server.password)
+    s = open_store(neo4j_uri=neo4j_server.uri, neo4j_user=neo4j_server.user,
+                   neo4j_password=neo4j_server.password)
     s.clear()
     try:
         yield s
@@ -79,7 +81,8 @@ def test_constraints_and_indexes_exist_after_construction(graph, cypher):
 def test_constructing_twice_is_harmless(graph, neo4j_server, cypher):
     graph.upsert_identifiers([IdentifierUpsert("email:a@x.com", "email", "a@x.com", T0)])
     before = _schema(cypher)
-    again = Neo4jStore(neo4j_server.uri, neo4j_server.user, neo4j_server.password)
+    again = open_store(neo4j_uri=neo4j_server.uri, neo4j_user=neo4j_server.user,
+                   neo4j_password=neo4j_server.password)
     try:
         assert _schema(cypher) == before
         assert again.get_identifier("email:a@x.com") is not None
@@ -90,7 +93,8 @@ def test_constructing_twice_is_harmless(graph, neo4j_server, cypher):
 
 def test_two_clients_upserting_the_same_new_key_create_one_node(graph, neo4j_server, cypher):
     rounds = 25
-    clients = [Neo4jStore(neo4j_server.uri, neo4j_server.user, neo4j_server.password)
+    clients = [open_store(neo4j_uri=neo4j_server.uri, neo4j_user=neo4j_server.user,
+                   neo4j_password=neo4j_server.password)
                for _ in range(2)]
     barrier = threading.Barrier(len(clients))
     seqs: list[list[int]] = [[] for _ in clients]

@@ -19,15 +19,5 @@ def privacy_store_for(graph: GraphStore, pepper: str | None = None) -> PrivacySt
     Args:
         graph: the identity graph's store.
         pepper: the suppression pepper; default `$IDENTITY_SUPPRESSION_PEPPER` (or the dev one).
-    Raises:
-        ValueError: no privacy store for this kind of graph store.
     """
-    if graph.name == "duckdb":
-        from identity_graph.privacy_store.duckdb import DuckDBPrivacyStore
-
-        return DuckDBPrivacyStore(graph, pepper)  # type: ignore[arg-type]
-    if graph.name == "neo4j":
-        from identity_graph.privacy_store.neo4j import Neo4jPrivacyStore
-
-        return Neo4jPrivacyStore(graph, pepper)  # type: ignore[arg-type]
-    raise ValueError(f"no privacy store for a {graph.name} graph store")
+    return graph.database.privacy_store(pepper)

@@ -1,8 +1,9 @@
 """`PrivacyStore`: the suppression list, the audit table and the erasure primitives, on one backend.
 
 Like `GraphStore`, public methods are `@final`, validate and wrap errors; each backend implements a
-few private primitives. A backend lives beside its graph store and shares its database (DuckDB
-connection or Neo4j driver), so erasure reaches the graph's own tables.
+few private primitives. A backend takes the backend's `Database` (SQLite
+connections or Neo4j driver), the same object as the graph store's, so erasure reaches the graph's
+own tables, inside the caller's transaction when one is open (Forget).
 
 The suppression list never holds a plaintext identifier: an entry is the SHA-256 of a server-side
 pepper and the normalised key (`suppression_hash`). The pepper comes from

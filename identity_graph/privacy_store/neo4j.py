@@ -29,7 +29,7 @@ from neo4j import time as neo4j_time
 from identity_graph.errors import StoreError
 from identity_graph.model import Event
 from identity_graph.privacy_store.base import AuditRecord, PrivacyStore, audit_table
-from identity_graph.store.neo4j import Neo4jStore
+from identity_graph.store.neo4j_database import Neo4jDatabase
 
 SCHEMA: tuple[LiteralString, ...] = (
     "CREATE CONSTRAINT pv_suppressed_hash IF NOT EXISTS FOR (s:Suppressed) REQUIRE s.hash IS UNIQUE",
@@ -150,20 +150,16 @@ class Neo4jPrivacyStore(PrivacyStore):
 
     name = "neo4j"
 
-    def __init__(self, graph: Neo4jStore, pepper: str | None = None) -> None:
+    def __init__(self, database: Neo4jDatabase, pepper: str | None = None) -> None:
         super().__init__(pepper)
-        # The graph store's driver and database name are private attributes of a sibling backend,
-        # used on purpose, as the conversation store does: one driver per database.
-        self.graph = graph
-        self._driver = graph._driver
-        self._database = graph._database
-        graph.ensure_schema(SCHEMA)
+        self.database = database
+        database.ensure_schema(SCHEMA)
 
     def _read(self, query: LiteralString, **params: Any) -> list[Any]:
-        return self.graph.read(query, **params)
+        return self.database.read(query, **params)
 
     def _write(self, work: Callable[[ManagedTransaction], Any]) -> Any:
-        return self.graph.write(work)
+        return self.database.write(work)
 
     def _count(self, query: LiteralString, **params: Any) -> int:
         return int(self._write(lambda tx: tx.run(query, **params).single(strict=True)["n"]))

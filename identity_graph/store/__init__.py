@@ -1,4 +1,7 @@
-"""Graph stores: one `GraphStore` interface, an embedded DuckDB backend and a Neo4j backend."""
+"""Graph stores: one `GraphStore` interface over a `Database`, embedded SQLite or Neo4j.
+
+`open_database` is the one place a backend is chosen; the graph, conversation and privacy stores
+are then asked of the database it returns."""
 
 from __future__ import annotations
 
@@ -6,12 +9,13 @@ import os
 
 from identity_graph.errors import InvalidArgument
 from identity_graph.store.base import GraphStore
+from identity_graph.store.database import Database, Snapshot
 
-__all__ = ["GraphStore", "choose_store", "open_store"]
+__all__ = ["Database", "GraphStore", "Snapshot", "choose_store", "open_database", "open_store"]
 
 
 def choose_store(db: str | None, neo4j_uri: str | None, default_db: str) -> tuple[str | None, str | None]:
-    """(DuckDB path, Neo4j URI) from a command's `--db` and `--neo4j-uri`, one of them None.
+    """(SQLite path, Neo4j URI) from a command's `--db` and `--neo4j-uri`, one of them None.
 
     The flags exclude each other. `NEO4J_URI` in the environment counts only when neither is
     given, so `--db FILE` always means that file, whatever the shell exports."""
@@ -25,6 +29,24 @@ def choose_store(db: str | None, neo4j_uri: str | None, default_db: str) -> tupl
     return (None, env_uri) if env_uri else (default_db, None)
 
 
+def open_database(
+    path: str | None = None,
+    *,
+    neo4j_uri: str | None = None,
+    neo4j_user: str = "neo4j",
+    neo4j_password: str = "",
+    neo4j_database: str = "neo4j",
+) -> Database:
+    """Neo4j when a URI is given, else the embedded SQLite file at `path` (default in memory)."""
+    if neo4j_uri:
+        from identity_graph.store.neo4j_database import Neo4jDatabase
+
+        return Neo4jDatabase(neo4j_uri, neo4j_user, neo4j_password, database=neo4j_database)
+    from identity_graph.store.sqlite import SQLiteDatabase
+
+    return SQLiteDatabase(path or ":memory:")
+
+
 def open_store(
     path: str | None = None,
     *,
@@ -33,11 +55,15 @@ def open_store(
     neo4j_password: str = "",
     neo4j_database: str = "neo4j",
 ) -> GraphStore:
-    """Opens Neo4j when a URI is given, else the embedded DuckDB file at `path` (default in memory)."""
-    if neo4j_uri:
-        from identity_graph.store.neo4j import Neo4jStore
+    """The graph store of `open_database(...)`; closing it closes the database.
 
-        return Neo4jStore(neo4j_uri, neo4j_user, neo4j_password, database=neo4j_database)
-    from identity_graph.store.duckdb import DuckDBStore
-
-    return DuckDBStore(path or ":memory:")
+    Raises:
+        StoreError: the database cannot be opened.
+    """
+    database = open_database(path, neo4j_uri=neo4j_uri, neo4j_user=neo4j_user,
+                             neo4j_password=neo4j_password, neo4j_database=neo4j_database)
+    try:
+        return database.graph_store()
+    except BaseException:
+        database.close()
+        raise

@@ -1,7 +1,7 @@
 """`GraphStore`: the one storage interface, with algorithms written once over a few backend primitives.
 
 Shape borrowed from Splink's `DatabaseAPI`: public methods are `@final`, validate and wrap errors;
-each backend (`duckdb.py`, `neo4j.py`) implements only the private primitives below.
+each backend (`sqlite.py`, `neo4j.py`) implements only the private primitives below.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from identity_graph.model import (
     utcnow,
 )
 from identity_graph.paths import widest_paths
+from identity_graph.store.database import Database
 from identity_graph.store.tables import TABLES
 from identity_graph.writelock import WriteTracker
 
@@ -51,6 +52,8 @@ class GraphStore(ABC):
     """Identifiers, links with evidence, customers, aliases and the event log, on one backend."""
 
     name: str = "abstract"
+    database: Database
+    """The backend's database object: connection or driver, write tracker, transactions."""
 
     # ---- primitives each backend implements -------------------------------------------------
 
@@ -145,12 +148,9 @@ class GraphStore(ABC):
 
     @property
     def writes(self) -> WriteTracker:
-        """Counts the writes through this object, so that multi-statement reads can tell whether
-        one overlapped them (`identity_graph.writelock`)."""
-        tracker = self.__dict__.get("_writes")
-        if tracker is None:
-            tracker = self.__dict__.setdefault("_writes", WriteTracker())
-        return tracker
+        """The database's write tracker: multi-statement reads use it to tell whether a write
+        (through any store on this database) overlapped them (`identity_graph.writelock`)."""
+        return self.database.writes
 
     @final
     def on_events(self, listener: Callable[[int], None]) -> Callable[[], None]:

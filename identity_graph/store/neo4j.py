@@ -48,8 +48,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, LiteralString, cast
@@ -58,13 +56,9 @@ import pyarrow as pa
 from neo4j import (
     READ_ACCESS,
     WRITE_ACCESS,
-    GraphDatabase,
     ManagedTransaction,
-    NotificationDisabledClassification,
-    RoutingControl,
     Session,
 )
-from neo4j.exceptions import ClientError, DriverError, Neo4jError, ResultFailedError
 
 from identity_graph.errors import StoreError
 from identity_graph.model import (
@@ -78,6 +72,7 @@ from identity_graph.model import (
     Observation,
 )
 from identity_graph.store.base import GraphStore
+from identity_graph.store.neo4j_database import Neo4jDatabase, retrying
 from identity_graph.store.tables import TABLES
 
 log = logging.getLogger(__name__)
@@ -112,13 +107,6 @@ SCHEMA: tuple[LiteralString, ...] = (
 CONSTRAINTS = ("ig_identifier_key", "ig_observation_id", "ig_link_id", "ig_customer_id",
                "ig_alias_alias", "ig_event_seq", "ig_sequence_name")
 INDEXES = ("ig_identifier_customer", "ig_observation_attribute_value", "ig_alias_customer")
-
-# Another client creating the same schema at the same moment: harmless.
-_SCHEMA_RACES = frozenset({
-    "Neo.ClientError.Schema.EquivalentSchemaRuleAlreadyExists",
-    "Neo.ClientError.Schema.ConstraintAlreadyExists",
-    "Neo.ClientError.Schema.IndexAlreadyExists",
-})
 
 # ---- Cypher fragments: times cross Bolt as epoch microseconds --------------------------------
 # Packing and unpacking DateTime values is most of the driver's CPU time on bulk work, so times
@@ -561,81 +549,31 @@ class Neo4jStore(GraphStore):
 
     name = "neo4j"
 
-    def __init__(self, uri: str, user: str, password: str, database: str = "neo4j") -> None:
-        """Connects, and creates the constraints and indexes that are missing.
+    def __init__(self, database: Neo4jDatabase) -> None:
+        """Creates the constraints and indexes that are missing.
 
-        Args:
-            uri: a Bolt URI, e.g. `bolt://127.0.0.1:7687` or `neo4j://host:7687`.
-            user: the user name.
-            password: the password.
-            database: the database to use.
         Raises:
             StoreError: the server cannot be reached, refuses the login, or the schema.
         """
-        self._database = database
-        # "Property key does not exist" (on an empty graph) is noise: not even logged.
-        self._driver = GraphDatabase.driver(
-            uri, auth=(user, password),
-            notifications_disabled_classifications=[NotificationDisabledClassification.UNRECOGNIZED],
-        )
-        try:
-            self._ensure_schema()
-        except Exception as e:
-            self._driver.close()
-            raise StoreError(f"neo4j store: cannot open {uri}: {type(e).__name__}") from e
-
-    def _ensure_schema(self) -> None:
-        self.ensure_schema(SCHEMA)
-
-    # ---- shared with the stores that live beside this one (conversations, privacy) -----------
-
-    def ensure_schema(self, statements: Sequence[LiteralString]) -> None:
-        """Creates constraints and indexes, idempotently and safely against a concurrent creator,
-        then waits for them to come online."""
-        with self._driver.session(database=self._database) as session:
-            for statement in statements:
-                try:
-                    session.run(statement).consume()
-                except ClientError as e:
-                    if e.code not in _SCHEMA_RACES:
-                        raise
-            session.run("CALL db.awaitIndexes(300)").consume()
-
-    def read(self, query: LiteralString, **params: Any) -> list[Any]:
-        """A read on this store's driver, chained by bookmarks to its writes."""
-        return self._read(query, **params)
-
-    def write(self, work: Callable[[ManagedTransaction], Any]) -> Any:
-        """A managed write transaction on this store's driver (re-run on transient errors)."""
-        return self._write(work)
+        self.database = database
+        self.database.ensure_schema(SCHEMA)
 
     def close(self) -> None:
-        self._driver.close()
+        self.database.close()
 
     def __repr__(self) -> str:
-        return f"Neo4jStore(database={self._database!r})"
+        return f"Neo4jStore({self.database!r})"
 
     # ---- plumbing -----------------------------------------------------------------------------
 
     def _read(self, query: LiteralString, **params: Any) -> list[Any]:
-        return self._driver.execute_query(
-            query, params, routing_=RoutingControl.READ, database_=self._database
-        ).records
+        return self.database.read(query, **params)
 
     def _session(self, access_mode: str = WRITE_ACCESS) -> Session:
-        """A session chained (by bookmarks) to `execute_query`: reads see earlier writes, on a
-        cluster too."""
-        return self._driver.session(
-            database=self._database, default_access_mode=access_mode,
-            bookmark_manager=self._driver.execute_query_bookmark_manager,
-        )
+        return self.database.session(access_mode)
 
     def _write(self, work: Callable[[ManagedTransaction], Any]) -> Any:
-        def attempt() -> Any:
-            with self._session() as session:
-                return session.execute_write(work)
-
-        return _retrying(attempt)
+        return self.database.write(work)
 
     # ---- writes -------------------------------------------------------------------------------
 
@@ -791,7 +729,7 @@ class Neo4jStore(GraphStore):
                 after: Any = -1 if name == "events" else ""
                 rows: list[list[Any]] = []
                 while True:
-                    page = _retrying(lambda q=_EXPORT[name], a=after, cols=schema.names:
+                    page = retrying(lambda q=_EXPORT[name], a=after, cols=schema.names:
                                      session.execute_read(
                                          lambda tx: tx.run(q, after=a, limit=BATCH).values(*cols)))
                     rows.extend(page)
@@ -819,32 +757,9 @@ class Neo4jStore(GraphStore):
                 query = _LOAD[name]
                 for start in range(0, table.num_rows, BATCH):
                     rows = _arrow_rows(table.slice(start, BATCH))
-                    _retrying(lambda q=query, rs=rows: session.execute_write(
+                    retrying(lambda q=query, rs=rows: session.execute_write(
                         lambda tx: tx.run(q, rows=rs).consume()))
 
-
-_MASKED_RETRIES = 8
-
-
-def _retrying(attempt: Callable[[], Any]) -> Any:
-    """Runs `attempt` (a managed transaction) again when the driver masked a transient error.
-
-    When a statement fails while its records stream (a deadlock found at a lock, say), the
-    driver's rollback re-reads the failed result and raises `ResultFailedError` in place of the
-    `TransientError`, and `execute_read`/`execute_write` do not retry that, although the cause
-    is retryable (seen with neo4j 6.4 under 20 writers on one node)."""
-    for n in range(_MASKED_RETRIES):
-        try:
-            return attempt()
-        except ResultFailedError as e:
-            cause = e.__cause__
-            if not (isinstance(cause, Neo4jError | DriverError) and cause.is_retryable()):
-                raise
-            if n == _MASKED_RETRIES - 1:
-                raise cause from None
-            log.info("retrying a transaction after a masked %s", type(cause).__name__)
-            time.sleep(random.uniform(0, 0.05 * 2**n))
-    raise AssertionError("unreachable")
 
 __all__ = ["CONSTRAINTS", "INDEXES", "Neo4jStore"]
 

@@ -1,7 +1,8 @@
 """`ConversationStore`: conversations, turns, handoffs, step-ups, consents and the outbox.
 
 Like `GraphStore`, public methods are written once and each backend implements private
-primitives. A backend lives beside its graph store and shares its database.
+primitives. A backend takes the backend's `Database`, the same object as the graph store's
+(`graph.database.conversation_store()`).
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ from neo4j import time as neo4j_time
 from neo4j.exceptions import ConstraintError
 
 from identity_graph.errors import Conflict, FailedPrecondition, NotFound, StoreError
-from identity_graph.store.neo4j import Neo4jStore
+from identity_graph.store.neo4j_database import Neo4jDatabase
 from session.model import (
     Consent,
     Context,
@@ -425,36 +425,28 @@ class Neo4jConversationStore(ConversationStore):
 
     name = "neo4j"
 
-    def __init__(self, graph: Neo4jStore) -> None:
-        """Shares `graph`'s driver and database, and creates the missing constraints and indexes.
-
-        Args:
-            graph: the identity graph's store.
-        """
-        # The graph store's driver and database name are private attributes of a sibling backend,
-        # used on purpose: one driver (one connection pool) per database.
-        self.graph = graph
-        self._driver = graph._driver
-        self._database = graph._database
+    def __init__(self, database: Neo4jDatabase) -> None:
+        """Uses `database`'s driver, and creates the missing constraints and indexes."""
+        self.database = database
         # Writers to one conversation queue here rather than in Neo4j: under 20 concurrent
         # writers Neo4j reports lock cycles on the conversation node (its turns make it dense)
         # and the driver's retry backs off for a second or more. Other processes still meet in
         # Neo4j's locks, where the retry keeps them correct.
         self._stripes = [threading.Lock() for _ in range(_STRIPES)]
-        graph.ensure_schema(SCHEMA)
+        database.ensure_schema(SCHEMA)
 
     # ---- helpers ------------------------------------------------------------------------------
 
     def _read(self, query: LiteralString, **params: Any) -> list[Any]:
-        return self.graph.read(query, **params)
+        return self.database.read(query, **params)
 
     def _write(self, work: Callable[[ManagedTransaction], Any]) -> Any:
-        return self.graph.write(work)
+        return self.database.write(work)
 
     def _write_conversation(self, conversation_id: str,
                             work: Callable[[ManagedTransaction], Any]) -> Any:
         with self._stripes[hash(conversation_id) % _STRIPES]:
-            return self.graph.write(work)
+            return self.database.write(work)
 
     def _create_node(self, query: LiteralString, props: dict[str, Any], what: str) -> None:
         try:
@@ -680,7 +672,7 @@ class Neo4jConversationStore(ConversationStore):
         return {r["anchor"]: _time(r["before"]) for r in self._read(_SEALS, anchors=list(anchors))}
 
     def _clear(self) -> None:
-        with self._driver.session(database=self._database) as session:
+        with self.database.session() as session:
             session.run(_CLEAR).consume()
 
 

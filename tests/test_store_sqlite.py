@@ -1,9 +1,10 @@
-"""DuckDB-only behaviour of `DuckDBStore`: durability on disk, reopening, bulk speed, the schema."""
+"""SQLite-only behaviour of `SQLiteStore`: durability on disk, reopening, pragmas, bulk speed, the schema."""
 
 from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -11,7 +12,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from identity_graph.errors import StoreError
@@ -25,7 +25,7 @@ from identity_graph.model import (
     Observation,
 )
 from identity_graph.store import open_store
-from identity_graph.store.duckdb import DuckDBStore
+from identity_graph.store.sqlite import SQLiteStore
 from identity_graph.store.tables import TABLES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +45,7 @@ def _changes() -> ChangeSet:
     )
 
 
-def _assert_written(store: DuckDBStore) -> None:
+def _assert_written(store: SQLiteStore) -> None:
     assert set(store.get_identifiers([A, B])) == {A, B}
     assert [o.value for o in store.observations([A])] == ["Ann"]
     assert [lk.kind for lk in store.links([A])] == [LinkKind.VERIFIED]
@@ -54,22 +54,22 @@ def _assert_written(store: DuckDBStore) -> None:
 
 
 def test_reopen_after_close_keeps_data(tmp_path: Path):
-    path = str(tmp_path / "graph.duckdb")
-    with DuckDBStore(path) as store:
+    path = str(tmp_path / "identity.db")
+    with SQLiteStore(path) as store:
         store.apply(_changes())
-    with DuckDBStore(path) as store:  # the schema statements are harmless on an existing file
+    with SQLiteStore(path) as store:  # the schema statements are harmless on an existing file
         _assert_written(store)
         assert store.apply(ChangeSet(events=[Event("next", {})])) == [2]
 
 
 def test_data_survives_sigkill_after_apply_returned(tmp_path: Path):
-    path = tmp_path / "graph.duckdb"
+    path = tmp_path / "identity.db"
     script = textwrap.dedent("""
         import sys, time
         sys.path.insert(0, sys.argv[2])
-        from tests.test_store_duckdb import _changes
-        from identity_graph.store.duckdb import DuckDBStore
-        store = DuckDBStore(sys.argv[1])
+        from tests.test_store_sqlite import _changes
+        from identity_graph.store.sqlite import SQLiteStore
+        store = SQLiteStore(sys.argv[1])
         store.apply(_changes())
         print("ok", flush=True)
         time.sleep(120)
@@ -80,7 +80,7 @@ def test_data_survives_sigkill_after_apply_returned(tmp_path: Path):
         line = proc.stdout.readline().strip()
         assert line == "ok", proc.stderr.read() if line == "" else line
         # the commit is in the write-ahead log only: no checkpoint has run yet
-        assert Path(f"{path}.wal").exists()
+        assert Path(f"{path}-wal").stat().st_size > 0
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait(timeout=30) == -signal.SIGKILL
     finally:
@@ -89,14 +89,14 @@ def test_data_survives_sigkill_after_apply_returned(tmp_path: Path):
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
-    with DuckDBStore(str(path)) as store:
+    with SQLiteStore(str(path)) as store:
         _assert_written(store)
 
 
 def test_in_memory_store_and_open_store():
     store = open_store()
     try:
-        assert isinstance(store, DuckDBStore) and store.path == ":memory:"
+        assert isinstance(store, SQLiteStore) and store.path == ":memory:"
         store.apply(_changes())
         _assert_written(store)
     finally:
@@ -104,7 +104,7 @@ def test_in_memory_store_and_open_store():
 
 
 def test_closed_store_raises_store_error(tmp_path: Path):
-    store = DuckDBStore(str(tmp_path / "g.duckdb"))
+    store = SQLiteStore(str(tmp_path / "g.db"))
     store.close()
     store.close()  # idempotent
     with pytest.raises(StoreError):
@@ -114,16 +114,16 @@ def test_closed_store_raises_store_error(tmp_path: Path):
 
 
 def test_database_errors_are_wrapped_and_roll_back(tmp_path: Path):
-    with DuckDBStore(str(tmp_path / "g.duckdb")) as store:
+    with SQLiteStore(str(tmp_path / "g.db")) as store:
         store.apply(_changes())
         bad = _changes()
         bad.events.append(Event("x", {}))
-        # NOT NULL created_at: DuckDB rejects it after the identifiers were written
+        # NOT NULL created_at: SQLite rejects it after the identifiers were written
         bad.links_added.append(Link(A, "email:new@example.com", LinkKind.OBSERVED,
                                     created_at=None))  # type: ignore[arg-type]
         with pytest.raises(StoreError) as info:
             store.apply(bad)
-        assert isinstance(info.value.__cause__, duckdb.Error)
+        assert isinstance(info.value.__cause__, sqlite3.Error)
         assert [e.seq for e in store.events()] == [1]
         assert store.links(["email:new@example.com"]) == []
         # the connection is usable after the rollback
@@ -131,28 +131,38 @@ def test_database_errors_are_wrapped_and_roll_back(tmp_path: Path):
 
 
 def test_schema_has_the_tables_and_indexes(tmp_path: Path):
-    path = str(tmp_path / "g.duckdb")
-    DuckDBStore(path).close()
-    con = duckdb.connect(path, read_only=True)
+    path = str(tmp_path / "g.db")
+    SQLiteStore(path).close()
+    con = sqlite3.connect(path)
     try:
         for name, schema in TABLES.items():
-            cols = [r[0] for r in con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
-                "ORDER BY ordinal_position", [name]).fetchall()]
+            cols = [r[1] for r in con.execute(f"PRAGMA table_info({name})")]
             assert cols == schema.names, name
-        indexes = {r[0] for r in con.execute("SELECT index_name FROM duckdb_indexes()").fetchall()}
-        assert {"links_a", "links_b", "observations_key", "observations_value",
+        indexes = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"links_a", "links_b", "observations_key", "observations_attribute_value_key",
                 "identifiers_customer"} <= indexes
-        assert "observations_attribute_value" not in indexes  # unused by DuckDB's planner
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        # one file for everything online: graph, conversations, privacy
+        assert {"conversations", "turns", "consents", "handoffs", "step_ups", "suppressed",
+                "audit_log"} <= tables
     finally:
         con.close()
 
 
-def test_link_kind_is_stored_as_its_lower_case_label(tmp_path: Path):
-    path = str(tmp_path / "g.duckdb")
-    with DuckDBStore(path) as store:
+def test_pragmas_wal_normal_secure_delete(tmp_path: Path):
+    with SQLiteStore(str(tmp_path / "g.db")) as store:
         store.apply(_changes())
-    con = duckdb.connect(path, read_only=True)
+        rows = store.database.rows
+        assert rows("PRAGMA journal_mode") == [("wal",)]
+        assert rows("PRAGMA synchronous") == [(1,)]  # NORMAL
+        assert rows("PRAGMA secure_delete") == [(1,)]
+
+
+def test_link_kind_is_stored_as_its_lower_case_label(tmp_path: Path):
+    path = str(tmp_path / "g.db")
+    with SQLiteStore(path) as store:
+        store.apply(_changes())
+    con = sqlite3.connect(path)
     try:
         assert con.execute("SELECT kind FROM links").fetchall() == [("verified",)]
     finally:
@@ -160,11 +170,11 @@ def test_link_kind_is_stored_as_its_lower_case_label(tmp_path: Path):
 
 
 def test_load_into_a_second_fresh_store(tmp_path: Path):
-    with DuckDBStore(str(tmp_path / "one.duckdb")) as one:
+    with SQLiteStore(str(tmp_path / "one.db")) as one:
         one.apply(_changes())
         one.export_parquet(tmp_path / "export")
         expected = {n: t.to_pylist() for n, t in one.export_tables().items()}
-    with DuckDBStore(str(tmp_path / "two.duckdb")) as two:
+    with SQLiteStore(str(tmp_path / "two.db")) as two:
         two.load_parquet(tmp_path / "export")
         assert {n: t.to_pylist() for n, t in two.export_tables().items()} == expected
         _assert_written(two)
@@ -181,7 +191,7 @@ def test_a_large_change_set_is_written_set_wise(tmp_path: Path):
            for i in range(n)]
     links = [Link(f"web_cookie:c{i}", f"web_cookie:c{i + 1}", LinkKind.OBSERVED, created_at=T0)
              for i in range(n - 1)]
-    with DuckDBStore(str(tmp_path / "big.duckdb")) as store:
+    with SQLiteStore(str(tmp_path / "big.db")) as store:
         started = time.perf_counter()
         store.apply(ChangeSet(identifiers=ids, links_added=links,
                               events=[Event("bulk", {"i": i}) for i in range(1000)]))
@@ -197,19 +207,19 @@ def test_a_large_change_set_is_written_set_wise(tmp_path: Path):
 def test_a_file_from_before_claimants_is_migrated_in_place(tmp_path: Path):
     """An existing links table gets the `claimant` column on open; its links read as claimed by
     both ends (empty claimant), the safe reading."""
-    path = str(tmp_path / "old.duckdb")
-    con = duckdb.connect(path)
+    path = str(tmp_path / "old.db")
+    con = sqlite3.connect(path)
     con.execute(
-        "CREATE TABLE links (link_id VARCHAR PRIMARY KEY, a VARCHAR NOT NULL, b VARCHAR NOT NULL, "
-        "kind VARCHAR NOT NULL, source VARCHAR, channel VARCHAR, event_id VARCHAR, "
-        "model_version VARCHAR, probability DOUBLE, match_weight DOUBLE, comparisons VARCHAR, "
-        "created_at TIMESTAMPTZ NOT NULL, actor VARCHAR, removed_at TIMESTAMPTZ, removed_by VARCHAR, "
-        "removal_reason VARCHAR)"
+        "CREATE TABLE links (link_id TEXT NOT NULL PRIMARY KEY, a TEXT NOT NULL, b TEXT NOT NULL, "
+        "kind TEXT NOT NULL, source TEXT, channel TEXT, event_id TEXT, model_version TEXT, "
+        "probability REAL, match_weight REAL, comparisons TEXT, created_at INTEGER NOT NULL, "
+        "actor TEXT, removed_at INTEGER, removed_by TEXT, removal_reason TEXT)"
     )
     con.execute("INSERT INTO links VALUES ('l1', 'phone:+15551234567', 'web_cookie:c1', 'observed', "
-                "'web', 'web', '', '', NULL, NULL, NULL, now(), 'web', NULL, '', '')")
+                "'web', 'web', '', '', NULL, NULL, NULL, 1700000000000000, 'web', NULL, '', '')")
+    con.commit()
     con.close()
-    with DuckDBStore(path) as store:
+    with open_store(path) as store:
         [old] = store.links(["web_cookie:c1"])
         assert old.kind is LinkKind.OBSERVED and old.claimant == ""
         new = Link("web_cookie:c2", "phone:+15551234567", LinkKind.OBSERVED, claimant="web_cookie:c2")
@@ -217,3 +227,4 @@ def test_a_file_from_before_claimants_is_migrated_in_place(tmp_path: Path):
         phone = "phone:+15551234567"
         assert {lk.other(phone): lk.claimant for lk in store.links([phone])} == {
             "web_cookie:c1": "", "web_cookie:c2": "web_cookie:c2"}
+
