@@ -316,6 +316,9 @@ def _cmd_copy(args: argparse.Namespace) -> int:
             counts = target.load_parquet(tmp)
             bar.update(1)
     print(", ".join(f"{n:,} {name}" for name, n in counts.items()) + f" copied to {args.to_neo4j}")
+    return 0
+
+
 def _cmd_renormalise(args: argparse.Namespace) -> int:
     from batch.renormalise import renormalise
 

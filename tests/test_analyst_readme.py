@@ -77,7 +77,7 @@ def test_analyst_walkthrough_runs_as_printed(tmp_path: Path) -> None:
 
 def _check_outputs(folder: Path, said: dict[str, str]) -> None:
     explain = next(out for line, out in said.items() if "explain" in line and "--json" not in line)
-    assert "the same customer" in explain and "—observed→" in explain
+    assert "the same customer" in explain and "phone:+12127939914 —" in explain
     as_json = next(out for line, out in said.items() if "explain" in line and "--json" in line)
     assert '"assurance": "equivalent"' in as_json
     for table in ("identifiers", "links", "customers", "events", "observations", "audit"):
