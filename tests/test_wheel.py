@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,7 +14,12 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_wheel_ships_protos_and_descriptor_set(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
            "-w", str(tmp_path)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    leftover = not (ROOT / "build").exists()  # setuptools builds in the tree; leave it as found
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    finally:
+        if leftover:
+            shutil.rmtree(ROOT / "build", ignore_errors=True)
     assert out.returncode == 0, out.stderr
     (wheel,) = tmp_path.glob("identity_graph-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
