@@ -161,6 +161,7 @@ def _bulk_tables(n_links: int) -> dict[str, pa.Table]:
         "removed_at": [None] * n_links,
         "removed_by": [""] * n_links,
         "removal_reason": [""] * n_links,
+        "claimant": [""] * n_links,
     }
     identifiers = {
         "key": keys,
