@@ -3,7 +3,8 @@
     identifiers.parquet  key, type, value, customer_id, first_seen, last_seen, generic
     links.parquet        link_id, a, b, kind, probability, match_weight, model_version, source,
                          channel, event_id, actor, created_at, active, removed_at, removed_by,
-                         removal_reason, comparisons (JSON text)
+                         removal_reason, comparisons (JSON text), claimant (observed: the end
+                         that asserted it; NULL: unknown, read as both ends)
     customers.parquet    customer_id, size, channels (list), created_at, aliases (list)
     events.parquet       seq, type, customer_id, at, payload (JSON text)
     observations.parquet key, attribute, value, source, channel, observed_at
@@ -30,7 +31,7 @@ _QUERIES = {
     "links": """
         SELECT link_id, a, b, kind, probability, match_weight, nullif(model_version, '') AS model_version,
                source, channel, event_id, actor, created_at, removed_at IS NULL AS active,
-               removed_at, removed_by, removal_reason, comparisons
+               removed_at, removed_by, removal_reason, comparisons, nullif(claimant, '') AS claimant
         FROM s_links ORDER BY a, b, created_at, link_id""",
     "customers": """
         WITH members AS (

@@ -156,7 +156,7 @@ def build_tables(n_customers: int, seed: int) -> dict[str, pa.Table]:
         {"link_id": lk.id, "a": lk.a, "b": lk.b, "kind": lk.kind.label, "source": lk.source,
          "channel": lk.channel, "event_id": lk.event_id, "model_version": "", "probability": None,
          "match_weight": None, "comparisons": None, "created_at": lk.created_at, "actor": lk.actor,
-         "removed_at": None, "removed_by": "", "removal_reason": ""}
+         "removed_at": None, "removed_by": "", "removal_reason": "", "claimant": lk.claimant}
         for lk in sorted(links.values(), key=lambda lk: lk.id)
     ]
     profiles = [{c: p.get(c) for c in PROFILE_COLUMNS} for p in data.customers]
