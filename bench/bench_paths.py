@@ -1,5 +1,6 @@
 """What the one-way rule costs: `widest_paths` with directed steps against the undirected version
-it replaced (read from git, default `c3bb8fc:identity_graph/paths.py`, the last commit before it), on the same random customers.
+it replaced (read from git, default `c3bb8fc:identity_graph/paths.py`, the last commit before it),
+on the same random customers.
 
     .venv/bin/python bench/bench_paths.py [--members 50] [--customers 200] [--repeats 7]
 """
