@@ -202,3 +202,11 @@ def test_a_large_change_set_is_written_set_wise(tmp_path: Path):
         assert len(store.keys_by_attribute("city", ["city7"], limit=10_000)) == n // 50
         assert len(store.links(["web_cookie:c500"])) == 2
     assert elapsed < 10, elapsed
+
+
+def test_a_file_that_is_not_sqlite_is_a_store_error(tmp_path: Path):
+    path = tmp_path / "old.duckdb"
+    path.write_bytes(b"\x00" * 8 + b"DUCK" + b"\x01" * 4096)  # e.g. the DuckDB file of an older version
+    with pytest.raises(StoreError, match="not a database"):
+        open_store(str(path))
+    assert path.read_bytes()[8:12] == b"DUCK"  # left as it was
