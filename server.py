@@ -41,7 +41,7 @@ from identity_graph.api.ratelimit import RateLimiter, RateLimitInterceptor
 from identity_graph.api.reflection import enable_reflection
 from identity_graph.config import ConfigError
 from identity_graph.engine import IdentityGraph, Scorer
-from identity_graph.errors import InvalidArgument
+from identity_graph.errors import InvalidArgument, StoreError
 from identity_graph.privacy import Privacy
 from identity_graph.privacy_store import privacy_store_for
 from identity_graph.store import choose_store, open_store
@@ -626,12 +626,16 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidArgument as e:
         print(f"identity-server: error: {e}", file=sys.stderr)
         return 2
-    store = open_store(
-        db,
-        neo4j_uri=uri,
-        neo4j_user=args.neo4j_user,
-        neo4j_password=args.neo4j_password,
-    )
+    try:
+        store = open_store(
+            db,
+            neo4j_uri=uri,
+            neo4j_user=args.neo4j_user,
+            neo4j_password=args.neo4j_password,
+        )
+    except StoreError as e:
+        print(f"identity-server: error: {e}", file=sys.stderr)
+        return 1
     try:
         graph = IdentityGraph(store, settings.graph, scorer=load_scorer(args.model))
         sessions = Sessions(graph, conversation_store_for(store), settings.session)

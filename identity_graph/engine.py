@@ -281,7 +281,12 @@ class IdentityGraph:
         """Read-only path: known identifiers of one customer, nothing new to record."""
         if attributes or proven:
             return None
-        nodes = self.store.get_identifiers(keys)
+        subgraph = None
+        if len(keys) == 1:  # the common case: the node and its customer's subgraph in one read
+            node, subgraph = self.store.identifier_subgraph(keys[0])
+            nodes = {} if node is None else {node.key: node}
+        else:
+            nodes = self.store.get_identifiers(keys)
         if len(nodes) != len(keys):
             return None
         cids = {n.customer_id for n in nodes.values()}
@@ -294,7 +299,7 @@ class IdentityGraph:
             return None
         if len(keys) > 1 and not self._already_linked(keys):
             return None
-        return next(iter(cids)), self._assurance(nodes[keys[0]], None)  # type: ignore[return-value]
+        return next(iter(cids)), self._assurance(nodes[keys[0]], None, subgraph)  # type: ignore[return-value]
 
     def _already_linked(self, keys: list[str]) -> bool:
         """Whether the anchor's claims of `keys[1:]` are on record already (a link of another
@@ -705,11 +710,14 @@ class IdentityGraph:
 
         return self._read(read)
 
-    def _assurance(self, node: IdentifierNode, keys: Iterable[str] | None) -> dict[str, LinkKind | None]:
+    def _assurance(self, node: IdentifierNode, keys: Iterable[str] | None,
+                   subgraph: tuple[list[str], list[Link], dict[str, IdentifierNode]] | None = None,
+                   ) -> dict[str, LinkKind | None]:
+        """`subgraph`: the node's `customer_subgraph`, when the caller read it already."""
         anchor = node.key
         wanted = set(keys) if keys is not None else None
         if not node.generic:
-            local = self._customer_subgraph(node)
+            local = self._customer_subgraph(node, subgraph)
             if local is not None:
                 members, links_by_key, generic = local
                 targets = members if wanted is None else wanted
@@ -737,7 +745,8 @@ class IdentityGraph:
         return {k: (bottleneck(paths[k], anchor) if k in paths else None) for k in sorted(targets)}
 
     def _customer_subgraph(
-        self, node: IdentifierNode
+        self, node: IdentifierNode,
+        subgraph: tuple[list[str], list[Link], dict[str, IdentifierNode]] | None = None,
     ) -> tuple[set[str], dict[str, list[Link]], dict[str, bool]] | None:
         """`node`'s component with every active link of its members, in one store read.
 
@@ -752,7 +761,7 @@ class IdentityGraph:
         """
         if node.customer_id is None:
             return None
-        member_keys, links, nodes = self.store.customer_subgraph(node.customer_id)
+        member_keys, links, nodes = subgraph or self.store.customer_subgraph(node.customer_id)
         assigned = set(member_keys)
         if node.key not in assigned or len(assigned) >= MAX_TRAVERSAL:
             return None

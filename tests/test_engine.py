@@ -390,3 +390,8 @@ def test_customer_subgraph_is_what_the_separate_reads_return(graph: IdentityGrap
         assert any(lk.kind is LinkKind.POSSIBLE for lk in got[1]) or cid not in {
             graph.customer_id_of("email:s1@x.io"), graph.customer_id_of("email:s9@x.io")}
     assert store.customer_subgraph("cus_nobody") == ([], [], {})
+    for key in ("email:s1@x.io", "phone:+15550003333", "email:s9@x.io", "web_cookie:s1"):
+        node = store.get_identifier(key)
+        assert node is not None
+        assert store.identifier_subgraph(key) == (node, store.customer_subgraph(node.customer_id)), key
+    assert store.identifier_subgraph("email:nobody@x.io") == (None, ([], [], {}))

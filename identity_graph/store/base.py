@@ -279,6 +279,22 @@ class GraphStore(ABC):
         with self._wrapped("customer_subgraph"):
             return self._customer_subgraph(customer_id)
 
+    @final
+    def identifier_subgraph(self, key: str) -> tuple[IdentifierNode | None, tuple[list[str], list[Link],
+                                                                                dict[str, IdentifierNode]]]:
+        """`key`'s node and, when it belongs to a customer, that customer's `customer_subgraph`
+        (else empty parts): what a known Resolve reads, in one read where the backend can."""
+        with self._wrapped("identifier_subgraph"):
+            return self._identifier_subgraph(key)
+
+    def _identifier_subgraph(self, key: str) -> tuple[IdentifierNode | None, tuple[list[str], list[Link],
+                                                                                  dict[str, IdentifierNode]]]:
+        nodes = self._get_identifiers([key])
+        node = nodes[0] if nodes else None
+        if node is None or node.customer_id is None:
+            return node, ([], [], {})
+        return node, self._customer_subgraph(node.customer_id)
+
     def _customer_subgraph(self, customer_id: str) -> tuple[list[str], list[Link], dict[str, IdentifierNode]]:
         members = sorted(self._members(customer_id))
         if not members:

@@ -312,6 +312,34 @@ RETURN [m IN members | m.key] AS members,
          customer_id: n.customer_id, generic: coalesce(n.generic, false)}] AS nodes
 """
 
+# The known-Resolve read: the presented identifier and its customer's subgraph, one round trip.
+# The anchor joins `nodes` always (so a node without a customer still comes back).
+_IDENTIFIER_SUBGRAPH = """
+MATCH (a:Identifier {key: $key})
+WHERE a.type IS NOT NULL
+CALL (a) {
+  OPTIONAL MATCH (m:Identifier {customer_id: a.customer_id})
+  WHERE m.type IS NOT NULL
+  OPTIONAL MATCH (m)-[l:LINK]-()
+  WHERE l.removed_at IS NULL
+  WITH collect(DISTINCT m) AS members, collect(DISTINCT l) AS links
+  UNWIND [a] + members + [l IN links | startNode(l)] + [l IN links | endNode(l)] AS n
+  WITH members, links, collect(DISTINCT n) AS nodes
+  RETURN members, links, nodes
+}
+RETURN [m IN members | m.key] AS members,
+       [l IN links | {link_id: l.link_id, a: startNode(l).key, b: endNode(l).key, kind: l.kind,
+         source: l.source, channel: l.channel, event_id: l.event_id,
+         model_version: l.model_version, probability: l.probability,
+         match_weight: l.match_weight, comparisons: l.comparisons,
+         created_at: """ + _us("l.created_at") + """, actor: l.actor,
+         removed_at: """ + _us("l.removed_at") + """, removed_by: l.removed_by,
+         removal_reason: l.removal_reason}] AS links,
+       [n IN nodes WHERE n.type IS NOT NULL | {key: n.key, type: n.type, value: n.value,
+         first_seen: """ + _us("n.first_seen") + """, last_seen: """ + _us("n.last_seen") + """,
+         customer_id: n.customer_id, generic: coalesce(n.generic, false)}] AS nodes
+"""
+
 _MEMBERS: LiteralString = """
 MATCH (n:Identifier {customer_id: $customer_id})
 WHERE n.type IS NOT NULL
@@ -528,6 +556,17 @@ def _link(r: Any) -> Link:
     )
 
 
+def _subgraph(r: Any) -> tuple[list[str], list[Link], dict[str, IdentifierNode]]:
+    links = sorted((_link(lk) for lk in r["links"]), key=_link_order)
+    nodes = {
+        n["key"]: IdentifierNode(key=n["key"], type=n["type"], value=n["value"],
+                                 first_seen=_utc(n["first_seen"]), last_seen=_utc(n["last_seen"]),
+                                 customer_id=n["customer_id"], generic=n["generic"])
+        for n in r["nodes"]
+    }
+    return sorted(r["members"]), links, nodes
+
+
 def _link_order(link: Link) -> tuple[str, str, datetime, str]:
     return (link.a, link.b, link.created_at, link.id)
 
@@ -690,15 +729,18 @@ class Neo4jStore(GraphStore):
         records = self._read(_CUSTOMER_SUBGRAPH, customer_id=customer_id)
         if not records:
             return [], [], {}
-        r = records[0]
-        links = sorted((_link(lk) for lk in r["links"]), key=_link_order)
-        nodes = {
-            n["key"]: IdentifierNode(key=n["key"], type=n["type"], value=n["value"],
-                                     first_seen=_utc(n["first_seen"]), last_seen=_utc(n["last_seen"]),
-                                     customer_id=n["customer_id"], generic=n["generic"])
-            for n in r["nodes"]
-        }
-        return sorted(r["members"]), links, nodes
+        return _subgraph(records[0])
+
+    def _identifier_subgraph(self, key: str) -> tuple[IdentifierNode | None, tuple[list[str], list[Link],
+                                                                                  dict[str, IdentifierNode]]]:
+        records = self._read(_IDENTIFIER_SUBGRAPH, key=key)
+        if not records:
+            return None, ([], [], {})
+        members, links, nodes = _subgraph(records[0])
+        anchor = nodes.get(key)
+        if not members:  # no customer: `nodes` holds the anchor alone
+            return anchor, ([], [], {})
+        return anchor, (members, links, nodes)
 
     def _members(self, customer_id: str) -> list[str]:
         return [r["key"] for r in self._read(_MEMBERS, customer_id=customer_id)]
