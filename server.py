@@ -39,6 +39,7 @@ from identity_graph.api.auth import (
 )
 from identity_graph.api.identity_servicer import DEFAULT_POLL_INTERVAL_S
 from identity_graph.api.ratelimit import RateLimiter, RateLimitInterceptor
+from identity_graph.api.wire import DecodeGuardInterceptor
 from identity_graph.config import GraphConfig
 from identity_graph.engine import IdentityGraph, Scorer
 from identity_graph.errors import InvalidArgument
@@ -265,7 +266,8 @@ async def create_server(
     """Builds (does not start) an aio server with the identity, session and batch services, health
     and reflection, and starts the session housekeeping task (stopped by `shutdown`).
 
-    Interceptors run auth → rate limit → access log. A non-loopback `address` needs `auth` and
+    Interceptors run auth → rate limit → access log → decode guard (unparseable requests get
+    INVALID_ARGUMENT). A non-loopback `address` needs `auth` and
     `tls` unless `allow_insecure_non_loopback` (see `identity_graph.api.auth.check_bind`).
 
     Call it inside the event loop that will run the server.
@@ -313,6 +315,7 @@ async def create_server(
         interceptors.append(RateLimitInterceptor(rate_limit))
     if access_log_enabled:
         interceptors.append(AccessLogInterceptor())
+    interceptors.append(DecodeGuardInterceptor())
     # gRPC sets SO_REUSEPORT by default: a second server on a taken port would start silently and
     # share its calls with the first (and its database). Off, the second one fails to bind.
     server = grpc.aio.server(interceptors=interceptors or None, options=SERVER_OPTIONS)

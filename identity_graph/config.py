@@ -43,6 +43,8 @@ class GraphConfig:
     max_candidates: int = 50
     last_seen_granularity_s: float = 300.0
     default_region: str = "US"
+    max_label_length: int = 200
+    """Longest `source`, `actor`, `event_id`, `channel` or `model_version` a call may record."""
 
     def __post_init__(self) -> None:
         if not 0 < self.review_threshold <= self.link_threshold <= 1:
