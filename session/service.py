@@ -650,10 +650,14 @@ class Sessions:
         node = self.graph.store.get_identifier(key)
         if node is None:
             raise NotFound(f"unknown identifier {key}")
+        # Seal first, detach second: between the two steps the number is still the earlier
+        # holder's customer's, but its conversations are already sealed, so no moment exists in
+        # which the new holder (texting from it) could resume them.
+        now = self.clock()
+        closed = self.store.seal(key, now, reason or "recycled", actor, now)
         if any(lk.kind.merges for lk in self.graph.store.links([key])):
             with contextlib.suppress(FailedPrecondition):  # its links held nothing together
                 self.graph.split(detach=[key], actor=actor)
-        closed = self.store.seal(key, self.clock(), reason or "recycled", actor, self.clock())
         return closed, self.graph.customer_id_of(key)
 
     # ---- consent ----------------------------------------------------------------------------

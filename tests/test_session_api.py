@@ -731,6 +731,61 @@ def test_recycling_a_number_seals_the_conversations_that_came_in_through_it(api:
     assert code_of(api.stub.RecycleIdentifier, missing) is grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_a_recycled_number_has_no_window_between_seal_and_detach(api: Api) -> None:
+    """RecycleIdentifier takes two steps (seal, detach). The new holder texts in right after each
+    step, interleaved by events (the recycle waits until that call has answered): neither call
+    resumes, or sees, the conversation that came in through the number."""
+    number = "phone:+14155550166"
+    first = start(api, "sms", number, attributes={"first_name": "Olga"})
+    cid = first.conversation.conversation_id
+    plant_secrets(api, first.conversation, number)
+    start(api, "web", "web_cookie:olga-2", number)
+    seen: list[pb.StartOrResumeResponse] = []
+
+    def new_holder_texts_in() -> None:
+        """Runs on the server's worker thread between the steps: a call on another channel."""
+        done = threading.Event()
+
+        def call() -> None:
+            channel, stub = api.new_stub()
+            try:
+                req = pb.StartOrResumeRequest(channel="sms", identifiers=[ident(number)])
+                seen.append(stub.StartOrResume(req, timeout=TIMEOUT))
+            finally:
+                channel.close()
+                done.set()
+
+        threading.Thread(target=call).start()
+        assert done.wait(TIMEOUT)
+
+    def after(fn: Any) -> Any:
+        def wrapped(*args: Any, **kw: Any) -> Any:
+            out = fn(*args, **kw)
+            new_holder_texts_in()
+            return out
+
+        return wrapped
+
+    store, graph = api.sessions.store, api.sessions.graph
+    store.seal = after(store.seal)  # type: ignore[method-assign]
+    graph.split = after(graph.split)  # type: ignore[method-assign]
+    try:
+        sealed = api.stub.RecycleIdentifier(
+            pb.RecycleIdentifierRequest(identifier=ident(number), actor="ops", reason="carrier reissued"),
+            timeout=TIMEOUT,
+        )
+    finally:
+        del store.seal, graph.split  # type: ignore[attr-defined]
+    assert sealed.conversations_sealed == 1
+    assert len(seen) == 2  # one call after each step
+    assert not seen[0].resumed  # after the seal: a new conversation of the new holder ...
+    assert seen[1].conversation.conversation_id == seen[0].conversation.conversation_id  # ... his
+    for r in seen:
+        assert r.conversation.conversation_id != cid and not r.carried_over_from
+        assert_no_leak(r, *SECRETS, "olga")
+    assert_locked_out(api, cid, number, *SECRETS)
+
+
 # ---- concurrency ----------------------------------------------------------------------------
 
 WRITERS = 20
