@@ -540,6 +540,9 @@ def _arrow_rows(table: pa.Table) -> list[dict[str, Any]]:
     return table.to_pylist()
 
 
+CONNECT_TIMEOUT_S = 3.0
+RETRY_TIME_S = 5.0
+
 # ---- the store -------------------------------------------------------------------------------
 
 
@@ -548,7 +551,16 @@ class Neo4jStore(GraphStore):
 
     name = "neo4j"
 
-    def __init__(self, uri: str, user: str, password: str, database: str = "neo4j") -> None:
+    def __init__(
+        self,
+        uri: str,
+        user: str,
+        password: str,
+        database: str = "neo4j",
+        *,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        retry_time_s: float = RETRY_TIME_S,
+    ) -> None:
         """Connects, and creates the constraints and indexes that are missing.
 
         Args:
@@ -556,6 +568,11 @@ class Neo4jStore(GraphStore):
             user: the user name.
             password: the password.
             database: the database to use.
+            connect_timeout_s: how long one connection attempt may take.
+            retry_time_s: how long the driver re-runs a transaction that failed transiently
+                (a deadlock, a lost connection). With the connect timeout it bounds how long a
+                call waits for an unreachable server before it fails (driver defaults: 30 s
+                each, about a minute per call).
         Raises:
             StoreError: the server cannot be reached, refuses the login, or the schema.
         """
@@ -564,6 +581,9 @@ class Neo4jStore(GraphStore):
         self._driver = GraphDatabase.driver(
             uri, auth=(user, password),
             notifications_disabled_classifications=[NotificationDisabledClassification.UNRECOGNIZED],
+            connection_timeout=connect_timeout_s,
+            connection_acquisition_timeout=connect_timeout_s + retry_time_s,
+            max_transaction_retry_time=retry_time_s,
         )
         try:
             self._ensure_schema()
@@ -598,6 +618,9 @@ class Neo4jStore(GraphStore):
 
     def close(self) -> None:
         self._driver.close()
+
+    def _ping(self) -> None:
+        self._read("RETURN 1 AS ok")
 
     def __repr__(self) -> str:
         return f"Neo4jStore(database={self._database!r})"
