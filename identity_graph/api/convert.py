@@ -12,6 +12,7 @@ from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from identity.v1 import identity_pb2 as pb
+from identity_graph.api.auth import current_caller
 from identity_graph.engine import (
     ChangeResult,
     CustomerView,
@@ -54,6 +55,16 @@ def require(value: str, field: str) -> str:
     return value.strip()
 
 
+def acting(typed: str, *, required: bool = False) -> str:
+    """The actor to record on what a call writes: the authenticated caller when auth is on (a
+    caller cannot sign its writes with another name; what it typed in `actor` is not used), else
+    the `actor` the request typed (required when `required`)."""
+    caller = current_caller.get()
+    if caller is not None:
+        return caller
+    return require(typed, "actor") if required else typed.strip()
+
+
 # ---- identifiers ----------------------------------------------------------------------------
 
 
@@ -89,7 +100,7 @@ def resolve_request(req: pb.ResolveRequest) -> ResolveRequest:
         proof=proof,
         source=req.source,
         event_id=req.event_id,
-        actor=req.actor,
+        actor=acting(req.actor),
     )
 
 
@@ -104,7 +115,7 @@ def link_args(req: pb.LinkRequest) -> dict[str, Any]:
         "b": key_from_pb(req.b, "b"),
         "kind": kind_from_pb(req.kind),
         "source": require(req.source, "source"),
-        "actor": require(req.actor, "actor"),
+        "actor": acting(req.actor, required=True),
         "channel": req.channel,
         "event_id": req.event_id,
         "model_version": req.model_version,
@@ -122,7 +133,7 @@ def unlink_args(req: pb.UnlinkRequest) -> dict[str, Any]:
     return {
         "a": key_from_pb(req.a, "a"),
         "b": key_from_pb(req.b, "b"),
-        "actor": require(req.actor, "actor"),
+        "actor": acting(req.actor, required=True),
         "reason": req.reason,
         "kinds": [kind_from_pb(k, f"kinds[{i}]") for i, k in enumerate(req.kinds)] or None,
     }
@@ -136,7 +147,7 @@ def split_args(req: pb.SplitRequest, *, actor_required: bool) -> dict[str, Any]:
             raise InvalidArgument(f"cut[{i}]", "a pair needs both a and b")
         cut.append((key_from_pb(pair.a, f"cut[{i}].a"), key_from_pb(pair.b, f"cut[{i}].b")))
     detach = [key_from_pb(d, f"detach[{i}]") for i, d in enumerate(req.detach)]
-    actor = require(req.actor, "actor") if actor_required else req.actor
+    actor = acting(req.actor, required=actor_required)
     return {"cut": cut, "detach": detach, "actor": actor}
 
 

@@ -110,7 +110,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         if not request.HasField("identifier"):
             raise InvalidArgument("identifier", "is required")
         key = convert.key_from_pb(request.identifier, "identifier")
-        actor = convert.require(request.actor, "actor")
+        actor = convert.acting(request.actor, required=True)
         result = await run_blocking(context, self.graph.set_generic, key, request.generic, actor=actor)
         return pb.SetGenericResponse(**convert.change_fields(result))
 
