@@ -349,7 +349,7 @@ async def create_server(
     # gRPC sets SO_REUSEPORT by default: a second server on a taken port would start silently and
     # share its calls with the first (and its database). Off, the second one fails to bind.
     server = grpc.aio.server(interceptors=interceptors or None, options=SERVER_OPTIONS)
-    servicer = IdentityServicer(graph, poll_interval_s=poll_interval_s)
+    servicer = IdentityServicer(graph, poll_interval_s=poll_interval_s, splits=sessions)
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, server)
     session_pb2_grpc.add_SessionServiceServicer_to_server(SessionServicer(sessions), server)
     batch_pb2_grpc.add_BatchServiceServicer_to_server(BatchServicer(graph), server)

@@ -19,7 +19,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from identity_graph.engine import MAX_IDENTIFIERS_PER_CALL, CustomerView, IdentityGraph, Proof, ResolveRequest
+from identity_graph.engine import (
+    MAX_IDENTIFIERS_PER_CALL,
+    CustomerView,
+    IdentityGraph,
+    Proof,
+    ResolveRequest,
+    SplitPlan,
+)
 from identity_graph.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -659,6 +666,61 @@ class Sessions:
             with contextlib.suppress(FailedPrecondition):  # its links held nothing together
                 self.graph.split(detach=[key], actor=actor)
         return closed, self.graph.customer_id_of(key)
+
+    # ---- splits -----------------------------------------------------------------------------
+
+    def moving_conversations(self, plan: SplitPlan) -> list[list[str]]:
+        """For each part of `plan` (in order): the conversations that came in through its
+        identifiers and so leave the original customer with them (empty for the part that keeps
+        the original id)."""
+        return [
+            [c.id for c in self.store.by_anchors(p.members, limit=1000)] if p.is_new else []
+            for p in plan.parts
+        ]
+
+    def preview_split(
+        self, *, cut: Sequence[tuple[str, str]] = (), detach: Sequence[str] = (), actor: str = ""
+    ) -> tuple[SplitPlan, list[list[str]]]:
+        """`IdentityGraph.preview_split`, with the conversations each new part would take along."""
+        plan = self.graph.preview_split(cut=cut, detach=detach, actor=actor)
+        return plan, self.moving_conversations(plan)
+
+    def split(
+        self,
+        *,
+        cut: Sequence[tuple[str, str]] = (),
+        detach: Sequence[str] = (),
+        actor: str,
+        seal_moving: bool = False,
+    ) -> tuple[SplitPlan, list[list[str]], int]:
+        """`IdentityGraph.split`. With `seal_moving`, the conversations that would move are
+        sealed first (as RecycleIdentifier does), so that no moment exists in which the other
+        part's holder opens them; any that a concurrent change added to the moving parts are
+        sealed right after.
+
+        Returns:
+            (the plan as applied, the moving conversations per part, how many the seal closed)
+        """
+        sealed: set[str] = set()
+        closed = 0
+
+        def seal(plan: SplitPlan) -> None:
+            nonlocal closed
+            now = self.clock()
+            for part in plan.parts:
+                if not part.is_new:
+                    continue
+                anchors = {c.anchor for c in self.store.by_anchors(part.members, limit=1000)} - sealed
+                for anchor in sorted(anchors):
+                    closed += self.store.seal(anchor, now, "moved by a split", actor, now)
+                    sealed.add(anchor)
+
+        if seal_moving:
+            seal(self.graph.preview_split(cut=cut, detach=detach, actor=actor))
+        plan = self.graph.split(cut=cut, detach=detach, actor=actor)
+        if seal_moving:
+            seal(plan)
+        return plan, self.moving_conversations(plan), closed
 
     # ---- consent ----------------------------------------------------------------------------
 

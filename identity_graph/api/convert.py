@@ -333,7 +333,11 @@ def explain_response(ex: Explanation) -> pb.ExplainResponse:
     )
 
 
-def split_response(plan: SplitPlan) -> pb.SplitResponse:
+def split_response(
+    plan: SplitPlan, moving: Sequence[Sequence[str]] = (), sealed: int = 0
+) -> pb.SplitResponse:
+    """`moving`: the conversations that move with each part, in the order of `plan.parts`."""
+    moving = list(moving) or [[] for _ in plan.parts]
     return pb.SplitResponse(
         original_customer_id=plan.original,
         parts=[
@@ -341,8 +345,10 @@ def split_response(plan: SplitPlan) -> pb.SplitResponse:
                 customer_id=p.customer_id,
                 identifiers=[identifier_to_pb(k) for k in p.members],
                 is_new=p.is_new,
+                moving_conversations=list(convs),
             )
-            for p in plan.parts
+            for p, convs in zip(plan.parts, moving, strict=True)
         ],
         cut=[link_to_pb(lk) for lk in plan.cut],
+        conversations_sealed=sealed,
     )
