@@ -48,6 +48,8 @@ class GraphConfig:
     trusted_sources: tuple[str, ...] = ()
     """Sources whose pairs count as proof (e.g. the retailer's account system with verified
     emails): their observed links are recorded `verified`. Nothing is trusted by default."""
+    max_label_length: int = 200
+    """Longest `source`, `actor`, `event_id`, `channel` or `model_version` a call may record."""
 
     def __post_init__(self) -> None:
         if not 0 < self.review_threshold <= self.link_threshold <= 1:

@@ -27,6 +27,7 @@ from identity_graph.config import GraphConfig
 from identity_graph.errors import FailedPrecondition, InvalidArgument, NotFound
 from identity_graph.guardrails import Profile, Violation, clearly_different, limit_violation, type_of
 from identity_graph.identifiers import Identifier, IdentifierTypes
+from identity_graph.limits import check_text
 from identity_graph.model import (
     ATTRIBUTES,
     AttributeMatch,
@@ -227,6 +228,11 @@ class IdentityGraph:
             raise InvalidArgument(field_name, "an identifier key is 'type:value'")
         return self.identifier(type_.strip().lower(), value, field_name).key
 
+    def _labels(self, **labels: str) -> None:
+        """Refuses an over-long (or NUL-carrying) evidence label: source, actor, event id, ..."""
+        for name, value in labels.items():
+            check_text(name, value, self.config.max_label_length)
+
     # ---- Resolve ----------------------------------------------------------------------------
 
     def resolve(self, req: ResolveRequest) -> ResolveResult:
@@ -239,6 +245,7 @@ class IdentityGraph:
             raise InvalidArgument("identifiers", "at least one identifier is required")
         if len(req.identifiers) > MAX_IDENTIFIERS_PER_CALL:
             raise InvalidArgument("identifiers", f"at most {MAX_IDENTIFIERS_PER_CALL} per call")
+        self._labels(channel=req.channel, source=req.source, event_id=req.event_id, actor=req.actor)
         idents: list[Identifier] = []
         for i, (type_, value) in enumerate(req.identifiers):
             ident = self.identifier(type_, value, f"identifiers[{i}]")
@@ -481,6 +488,8 @@ class IdentityGraph:
             kind = LinkKind.VERIFIED
         if a == b:
             raise InvalidArgument("b", "an identifier cannot link to itself")
+        self._labels(source=source, actor=actor, channel=channel, event_id=event_id,
+                     model_version=model_version)
         if kind in (LinkKind.PROBABLE, LinkKind.POSSIBLE) and probability is None:
             raise InvalidArgument("probability", f"a {kind.label} link needs a probability")
         if probability is not None and not 0 <= probability <= 1:
@@ -789,6 +798,8 @@ class IdentityGraph:
 
     def explain(self, a: str, b: str) -> Explanation:
         a, b = self.key(a, "a"), self.key(b, "b")
+        if a == b:
+            raise InvalidArgument("b", "must be another identifier than a")
         return self._read(lambda: self._explain(a, b))
 
     def _explain(self, a: str, b: str) -> Explanation:

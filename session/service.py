@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import secrets
 import statistics
 from collections import defaultdict
@@ -19,7 +20,14 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from identity_graph.attributes import clean_attributes
-from identity_graph.engine import MAX_IDENTIFIERS_PER_CALL, CustomerView, IdentityGraph, Proof, ResolveRequest
+from identity_graph.engine import (
+    MAX_IDENTIFIERS_PER_CALL,
+    CustomerView,
+    IdentityGraph,
+    Proof,
+    ResolveRequest,
+    SplitPlan,
+)
 from identity_graph.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -28,6 +36,7 @@ from identity_graph.errors import (
     TooManyAttempts,
 )
 from identity_graph.guardrails import PERSON_ATTRIBUTES, contradicts
+from identity_graph.limits import check_text
 from identity_graph.model import LinkKind
 from session.model import (
     Consent,
@@ -44,8 +53,8 @@ from session.model import (
 from session.policy import CHANNEL_OF_TYPE, SENDABLE_TYPES, SessionPolicy
 from session.store.base import ConversationStore
 
-MAX_TURN_TEXT = 4000
-MAX_SLOTS = 100
+MAX_TURN_TEXT = SessionPolicy.max_turn_text
+MAX_SLOTS = SessionPolicy.max_slots
 CHANNELS = ("web", "sms", "whatsapp", "email", "agent")
 OPEN = (Status.ACTIVE, Status.INACTIVE, Status.ESCALATED)
 
@@ -379,11 +388,9 @@ class Sessions:
             raise InvalidArgument("role", "one of customer, bot, agent") from e
         if not isinstance(text, str) or not text.strip():
             raise InvalidArgument("text", "must not be empty")
-        if len(text) > MAX_TURN_TEXT:
-            raise InvalidArgument("text", f"at most {MAX_TURN_TEXT} characters")
-        for name, value in (("intent", intent), ("topic", topic)):
-            if len(value) > 200:
-                raise InvalidArgument(name, "at most 200 characters")
+        check_text("text", text, self.policy.max_turn_text)
+        check_text("intent", intent, self.policy.max_intent)
+        check_text("topic", topic, self.policy.max_topic)
         conv = self._conversation(conversation_id)
         self._require_disclosed(conv, caller)
         if conv.status == Status.CLOSED:
@@ -394,15 +401,34 @@ class Sessions:
     def update_context(
         self, conversation_id: str, caller: Caller, expected_version: int, context: Context
     ) -> Conversation:
-        if len(context.slots) > MAX_SLOTS:
-            raise InvalidArgument("context.slots", f"at most {MAX_SLOTS} slots")
+        self._check_context(context)
         conv = self._conversation(conversation_id)
         self._require_disclosed(conv, caller)
         return self.store.update(conv.id, expected_version, context=context, at=self.clock())
 
+    def _check_context(self, context: Context) -> None:
+        p = self.policy
+        check_text("context.topic", context.topic, p.max_topic)
+        check_text("context.intent", context.intent, p.max_intent)
+        if len(context.slots) > p.max_slots:
+            raise InvalidArgument("context.slots", f"at most {p.max_slots} slots")
+        for name, value in context.slots.items():
+            check_text("context.slots", name, p.max_slot_name)
+            check_text(f"context.slots.{name}", value, p.max_slot_value)
+
+    def _check_state(self, state: State) -> None:
+        check_text("state.flow", state.flow, self.policy.max_flow)
+        check_text("state.step", state.step, self.policy.max_flow)
+        size = len(json.dumps(dict(state.data), ensure_ascii=False).encode())
+        if size > self.policy.max_state_bytes:
+            raise InvalidArgument("state.data", f"at most {self.policy.max_state_bytes} bytes as JSON")
+        if _has_nul(state.data):
+            raise InvalidArgument("state.data", "must not contain NUL bytes")
+
     def update_state(
         self, conversation_id: str, caller: Caller, expected_version: int, state: State
     ) -> Conversation:
+        self._check_state(state)
         conv = self._conversation(conversation_id)
         self._require_disclosed(conv, caller)
         return self.store.update(conv.id, expected_version, state=state, at=self.clock())
@@ -655,9 +681,10 @@ class Sessions:
         """Hands the conversation to a human with everything the caller may see, in one package."""
         if not reason.strip():
             raise InvalidArgument("reason", "say why the conversation is escalated")
+        check_text("reason", reason, self.policy.max_reason)
         conv = self._conversation(conversation_id)
         self._require_disclosed(conv, caller)
-        conv = self.store.set_status(conv.id, Status.ESCALATED, self.clock(), reason=reason[:500])
+        conv = self.store.set_status(conv.id, Status.ESCALATED, self.clock(), reason=reason)
         profile = self.graph.get_customer(caller.identifier, viewer=caller.identifier)
         visible = [n.key for n in profile.identifiers]
         reach = self._assurance(caller, visible)
@@ -691,11 +718,70 @@ class Sessions:
         node = self.graph.store.get_identifier(key)
         if node is None:
             raise NotFound(f"unknown identifier {key}")
+        # Seal first, detach second: between the two steps the number is still the earlier
+        # holder's customer's, but its conversations are already sealed, so no moment exists in
+        # which the new holder (texting from it) could resume them.
+        now = self.clock()
+        closed = self.store.seal(key, now, reason or "recycled", actor, now)
         if any(lk.kind.merges for lk in self.graph.store.links([key])):
             with contextlib.suppress(FailedPrecondition):  # its links held nothing together
                 self.graph.split(detach=[key], actor=actor)
-        closed = self.store.seal(key, self.clock(), reason or "recycled", actor, self.clock())
         return closed, self.graph.customer_id_of(key)
+
+    # ---- splits -----------------------------------------------------------------------------
+
+    def moving_conversations(self, plan: SplitPlan) -> list[list[str]]:
+        """For each part of `plan` (in order): the conversations that came in through its
+        identifiers and so leave the original customer with them (empty for the part that keeps
+        the original id)."""
+        return [
+            [c.id for c in self.store.by_anchors(p.members, limit=1000)] if p.is_new else []
+            for p in plan.parts
+        ]
+
+    def preview_split(
+        self, *, cut: Sequence[tuple[str, str]] = (), detach: Sequence[str] = (), actor: str = ""
+    ) -> tuple[SplitPlan, list[list[str]]]:
+        """`IdentityGraph.preview_split`, with the conversations each new part would take along."""
+        plan = self.graph.preview_split(cut=cut, detach=detach, actor=actor)
+        return plan, self.moving_conversations(plan)
+
+    def split(
+        self,
+        *,
+        cut: Sequence[tuple[str, str]] = (),
+        detach: Sequence[str] = (),
+        actor: str,
+        seal_moving: bool = False,
+    ) -> tuple[SplitPlan, list[list[str]], int]:
+        """`IdentityGraph.split`. With `seal_moving`, the conversations that would move are
+        sealed first (as RecycleIdentifier does), so that no moment exists in which the other
+        part's holder opens them; any that a concurrent change added to the moving parts are
+        sealed right after.
+
+        Returns:
+            (the plan as applied, the moving conversations per part, how many the seal closed)
+        """
+        sealed: set[str] = set()
+        closed = 0
+
+        def seal(plan: SplitPlan) -> None:
+            nonlocal closed
+            now = self.clock()
+            for part in plan.parts:
+                if not part.is_new:
+                    continue
+                anchors = {c.anchor for c in self.store.by_anchors(part.members, limit=1000)} - sealed
+                for anchor in sorted(anchors):
+                    closed += self.store.seal(anchor, now, "moved by a split", actor, now)
+                    sealed.add(anchor)
+
+        if seal_moving:
+            seal(self.graph.preview_split(cut=cut, detach=detach, actor=actor))
+        plan = self.graph.split(cut=cut, detach=detach, actor=actor)
+        if seal_moving:
+            seal(plan)
+        return plan, self.moving_conversations(plan), closed
 
     # ---- consent ----------------------------------------------------------------------------
 
@@ -707,6 +793,8 @@ class Sessions:
             raise InvalidArgument("channel", f"one of {', '.join(CHANNELS)}")
         if not purpose or len(purpose) > 64:
             raise InvalidArgument("purpose", "a short purpose name, or '*' for all")
+        check_text("purpose", purpose, 64)
+        check_text("source", source, self.graph.config.max_label_length)
         consent = Consent(key, channel, purpose, granted, source or "unknown", self.clock())
         self.store.add_consent(consent)
         return consent
@@ -750,6 +838,16 @@ class Sessions:
             escalation_rate=(sum(1 for c in convs if c.escalation_reason) / n) if n else 0.0,
             median_time_to_close_s={ch: statistics.median(v) for ch, v in sorted(closed.items())},
         )
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _sealed(conv: Conversation, seals: Mapping[str, datetime]) -> bool:

@@ -735,6 +735,92 @@ def test_recycling_a_number_seals_the_conversations_that_came_in_through_it(api:
     assert code_of(api.stub.RecycleIdentifier, missing) is grpc.StatusCode.INVALID_ARGUMENT
 
 
+@pytest.mark.parametrize("seal", [False, True], ids=["move", "seal"])
+def test_split_preview_lists_the_conversations_that_move_and_split_can_seal_them(
+    api: Api, seal: bool
+) -> None:
+    """A phone detached from a customer takes the conversation that came in through it along
+    (it follows whoever holds the phone). PreviewSplit names it under the part that leaves, and
+    Split with `seal_moving_conversations` seals it instead: nobody opens it afterwards."""
+    phone = "phone:+14155550155"
+    sms = start(api, "sms", phone)
+    moving = sms.conversation.conversation_id
+    web = start(api, "web", "web_cookie:s1", "email:s1@example.com")
+    start(api, "web", "web_cookie:s1", phone)  # the web visitor gives the phone: one customer
+    staying = web.conversation.conversation_id
+    request = ipb.SplitRequest(detach=[ident(phone)], actor="ops", seal_moving_conversations=seal)
+    preview = api.identity.PreviewSplit(request, timeout=TIMEOUT)
+    parts = {tuple(sorted(key_of(i) for i in p.identifiers)): p for p in preview.parts}
+    assert list(parts[(phone,)].moving_conversations) == [moving] and parts[(phone,)].is_new
+    kept = parts[("email:s1@example.com", "web_cookie:s1")]
+    assert not kept.is_new and not kept.moving_conversations and preview.conversations_sealed == 0
+    assert get(api, moving, phone).disclosed  # a preview changes nothing
+
+    done = api.identity.Split(request, timeout=TIMEOUT)
+    part = next(p for p in done.parts if p.is_new)
+    assert list(part.moving_conversations) == [moving]
+    assert done.conversations_sealed == (1 if seal else 0)
+    assert get(api, moving, phone).disclosed is not seal
+    again = start(api, "sms", phone)
+    assert again.resumed is not seal and (again.conversation.conversation_id == moving) is not seal
+    assert get(api, staying, "web_cookie:s1").disclosed  # the other part's conversation stays
+
+
+def test_a_recycled_number_has_no_window_between_seal_and_detach(api: Api) -> None:
+    """RecycleIdentifier takes two steps (seal, detach). The new holder texts in right after each
+    step, interleaved by events (the recycle waits until that call has answered): neither call
+    resumes, or sees, the conversation that came in through the number."""
+    number = "phone:+14155550166"
+    first = start(api, "sms", number, attributes={"first_name": "Olga"})
+    cid = first.conversation.conversation_id
+    plant_secrets(api, first.conversation, number)
+    start(api, "web", "web_cookie:olga-2", number)
+    seen: list[pb.StartOrResumeResponse] = []
+
+    def new_holder_texts_in() -> None:
+        """Runs on the server's worker thread between the steps: a call on another channel."""
+        done = threading.Event()
+
+        def call() -> None:
+            channel, stub = api.new_stub()
+            try:
+                req = pb.StartOrResumeRequest(channel="sms", identifiers=[ident(number)])
+                seen.append(stub.StartOrResume(req, timeout=TIMEOUT))
+            finally:
+                channel.close()
+                done.set()
+
+        threading.Thread(target=call).start()
+        assert done.wait(TIMEOUT)
+
+    def after(fn: Any) -> Any:
+        def wrapped(*args: Any, **kw: Any) -> Any:
+            out = fn(*args, **kw)
+            new_holder_texts_in()
+            return out
+
+        return wrapped
+
+    store, graph = api.sessions.store, api.sessions.graph
+    store.seal = after(store.seal)  # type: ignore[method-assign]
+    graph.split = after(graph.split)  # type: ignore[method-assign]
+    try:
+        sealed = api.stub.RecycleIdentifier(
+            pb.RecycleIdentifierRequest(identifier=ident(number), actor="ops", reason="carrier reissued"),
+            timeout=TIMEOUT,
+        )
+    finally:
+        del store.seal, graph.split  # type: ignore[attr-defined]
+    assert sealed.conversations_sealed == 1
+    assert len(seen) == 2  # one call after each step
+    assert not seen[0].resumed  # after the seal: a new conversation of the new holder ...
+    assert seen[1].conversation.conversation_id == seen[0].conversation.conversation_id  # ... his
+    for r in seen:
+        assert r.conversation.conversation_id != cid and not r.carried_over_from
+        assert_no_leak(r, *SECRETS, "olga")
+    assert_locked_out(api, cid, number, *SECRETS)
+
+
 # ---- concurrency ----------------------------------------------------------------------------
 
 WRITERS = 20

@@ -334,34 +334,40 @@ class IdentifierPair(_message.Message):
     def __init__(self, a: _Optional[_Union[Identifier, _Mapping]] = ..., b: _Optional[_Union[Identifier, _Mapping]] = ...) -> None: ...
 
 class SplitRequest(_message.Message):
-    __slots__ = ("cut", "detach", "actor")
+    __slots__ = ("cut", "detach", "actor", "seal_moving_conversations")
     CUT_FIELD_NUMBER: _ClassVar[int]
     DETACH_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
+    SEAL_MOVING_CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
     cut: _containers.RepeatedCompositeFieldContainer[IdentifierPair]
     detach: _containers.RepeatedCompositeFieldContainer[Identifier]
     actor: str
-    def __init__(self, cut: _Optional[_Iterable[_Union[IdentifierPair, _Mapping]]] = ..., detach: _Optional[_Iterable[_Union[Identifier, _Mapping]]] = ..., actor: _Optional[str] = ...) -> None: ...
+    seal_moving_conversations: bool
+    def __init__(self, cut: _Optional[_Iterable[_Union[IdentifierPair, _Mapping]]] = ..., detach: _Optional[_Iterable[_Union[Identifier, _Mapping]]] = ..., actor: _Optional[str] = ..., seal_moving_conversations: _Optional[bool] = ...) -> None: ...
 
 class SplitPart(_message.Message):
-    __slots__ = ("customer_id", "identifiers", "is_new")
+    __slots__ = ("customer_id", "identifiers", "is_new", "moving_conversations")
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     IDENTIFIERS_FIELD_NUMBER: _ClassVar[int]
     IS_NEW_FIELD_NUMBER: _ClassVar[int]
+    MOVING_CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
     customer_id: str
     identifiers: _containers.RepeatedCompositeFieldContainer[Identifier]
     is_new: bool
-    def __init__(self, customer_id: _Optional[str] = ..., identifiers: _Optional[_Iterable[_Union[Identifier, _Mapping]]] = ..., is_new: _Optional[bool] = ...) -> None: ...
+    moving_conversations: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, customer_id: _Optional[str] = ..., identifiers: _Optional[_Iterable[_Union[Identifier, _Mapping]]] = ..., is_new: _Optional[bool] = ..., moving_conversations: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SplitResponse(_message.Message):
-    __slots__ = ("original_customer_id", "parts", "cut")
+    __slots__ = ("original_customer_id", "parts", "cut", "conversations_sealed")
     ORIGINAL_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     PARTS_FIELD_NUMBER: _ClassVar[int]
     CUT_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATIONS_SEALED_FIELD_NUMBER: _ClassVar[int]
     original_customer_id: str
     parts: _containers.RepeatedCompositeFieldContainer[SplitPart]
     cut: _containers.RepeatedCompositeFieldContainer[Link]
-    def __init__(self, original_customer_id: _Optional[str] = ..., parts: _Optional[_Iterable[_Union[SplitPart, _Mapping]]] = ..., cut: _Optional[_Iterable[_Union[Link, _Mapping]]] = ...) -> None: ...
+    conversations_sealed: int
+    def __init__(self, original_customer_id: _Optional[str] = ..., parts: _Optional[_Iterable[_Union[SplitPart, _Mapping]]] = ..., cut: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., conversations_sealed: _Optional[int] = ...) -> None: ...
 
 class WatchEventsRequest(_message.Message):
     __slots__ = ("from_seq", "types")

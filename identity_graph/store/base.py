@@ -113,6 +113,10 @@ class GraphStore(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def _ping(self) -> None:
+        """Raises when the database cannot answer. Backends with a cheaper check override it."""
+        self._get_identifiers(["ping:"])
+
     # ---- public API -------------------------------------------------------------------------
 
     @contextmanager
@@ -124,6 +128,20 @@ class GraphStore(ABC):
         except Exception as e:  # a driver or database error: wrap it, keep the cause
             log.exception("%s store: %s failed", self.name, what)
             raise StoreError(f"{self.name} store: {what} failed: {type(e).__name__}") from e
+
+    @final
+    def ping(self) -> None:
+        """One small round trip to the database, for health checks.
+
+        Raises:
+            StoreError: the database did not answer.
+        """
+        try:  # not `_wrapped`: a health check of a store that is down would log every round
+            self._ping()
+        except IdentityGraphError:
+            raise
+        except Exception as e:
+            raise StoreError(f"{self.name} store: ping failed: {type(e).__name__}") from e
 
     @final
     def apply(self, changes: ChangeSet) -> list[int]:

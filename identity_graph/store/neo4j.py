@@ -600,6 +600,9 @@ class Neo4jStore(GraphStore):
     def close(self) -> None:
         self.database.close()
 
+    def _ping(self) -> None:
+        self._read("RETURN 1 AS ok")
+
     def __repr__(self) -> str:
         return f"Neo4jStore({self.database!r})"
 
