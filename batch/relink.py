@@ -259,14 +259,15 @@ def snapshot(store: GraphStore, options: RelinkOptions) -> Snapshot:
 
 
 def record_columns(snap: Snapshot) -> list[str]:
-    """Every attribute observed in the graph that can be a record column (built-in ones first)."""
+    """The built-in attributes (NULL where never observed: the model then leaves them out and
+    says so) and every other attribute observed in the graph that can be a record column."""
     from identity_graph.matching.builder import RESERVED
 
     names = [a for (a,) in snap.con.execute(
         "SELECT DISTINCT attribute FROM observations WHERE value <> '' ORDER BY 1").fetchall()]
     ok = [a for a in names if a.isidentifier() and a not in RESERVED
           and not a.startswith(("tf_", "gamma_", "bf_"))]
-    return [c for c in RECORD_COLUMNS if c in ok] + [a for a in ok if a not in RECORD_COLUMNS]
+    return [*RECORD_COLUMNS, *(a for a in ok if a not in RECORD_COLUMNS)]
 
 
 def attribute_kinds(snap: Snapshot, columns: Sequence[str]) -> dict[str, Kind]:
@@ -291,7 +292,7 @@ def build_records(snap: Snapshot) -> int:
     """One Splink record per identifier that carries attributes, with a column for EVERY
     attribute the graph holds: per attribute, the most often observed value (ties: the latest,
     then the smallest). Returns the number of records."""
-    columns = record_columns(snap) or list(RECORD_COLUMNS)
+    columns = record_columns(snap)
     cols = ", ".join(
         f"max(v) FILTER (WHERE attribute = '{c}') AS \"{c}\"" for c in columns
     )
@@ -438,6 +439,31 @@ def get_model(snap: Snapshot, options: RelinkOptions) -> tuple[MatchModel, dict[
     info["version"] = model.version
     info["explain"] = explain_model(model)
     return model, info
+
+
+def explain_text(explain: dict[str, Any]) -> str:
+    """`explain_model` for a terminal: what is compared and how, what was left out and why."""
+    lines = ["compared:"]
+    kinds = {c["comparison"]: c for c in explain.get("compared_columns", [])}
+    for c in explain["comparisons"]:
+        col = kinds.get(c["comparison"], {})
+        what = ", ".join(col.get("columns", [])) or c["comparison"]
+        tf = f"  (term frequencies: {', '.join(c['term_frequencies'])})" if c["term_frequencies"] else ""
+        lines.append(f"  {c['comparison']:<16}{col.get('kind', ''):<13}{what}{tf}")
+        lines.append(f"  {'':<16}levels: {' > '.join(c['levels'])}")
+    if explain.get("left_out"):
+        lines.append("left out:")
+        lines += [f"  {c}: {why}" for c, why in explain["left_out"].items()]
+    if explain.get("junk_values"):
+        lines.append("junk values (treated as missing):")
+        lines += [f"  {c}: {', '.join(v[:5])}" for c, v in explain["junk_values"].items()]
+    lines.append("blocking rules (prediction):")
+    lines += [f"  {r}" for r in explain["blocking_rules"]]
+    if explain.get("em_rules"):
+        lines.append("EM blocked on: " + "; ".join(explain["em_rules"]))
+    for n in explain.get("training_notes", []):
+        lines.append(f"note: {n}")
+    return "\n".join(lines)
 
 
 def explain_model(model: MatchModel) -> dict[str, Any]:

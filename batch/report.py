@@ -190,6 +190,7 @@ def build_report(
             "limits": config.limits, "link_threshold": config.link_threshold,
             "review_threshold": config.review_threshold,
         },
+        "blocking": predict_info.get("blocking"),
         "model": {
             **model_info, "version": model.version, "metadata": model.metadata,
             "probability_two_random_records_match": model.probability_two_random_records_match,
@@ -253,6 +254,15 @@ def summary_text(report: dict[str, Any]) -> str:
         "  steps           " + ", ".join(f"{k} {v:.1f}s" for k, v in r["step_seconds"].items())
         + f"  (total {r['total_seconds']:.1f}s)",
     ]
+    b = report.get("blocking") or {}
+    if b.get("rules"):
+        cut = [r["rule"] for r in b["rules"] if not r["kept"]]
+        lines.append(f"  blocking        {b['comparisons_before']:,} comparisons before the budget, "
+                     f"{b['comparisons_after']:,} after (budget {b['budget']:,})"
+                     + (f"; left out: {'; '.join(cut)}" if cut else ""))
+    left_out = (report["model"].get("explain") or {}).get("left_out") or {}
+    for col, why in left_out.items():
+        lines.append(f"  left out        {col}: {why}")
     q = report.get("quality")
     if q:
         lines.append(f"  quality         precision {q['precision']:.4f}  recall {q['recall']:.4f}  "

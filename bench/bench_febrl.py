@@ -54,7 +54,7 @@ def febrl(name: str) -> dict[str, list[dict[str, str]]]:
     for source, df in frames.items():
         rows = []
         for rec_id, row in df.iterrows():
-            r = {k: ("" if v is None else str(v).strip()) for k, v in row.items()}
+            r = {k: ("" if v is None or v != v else str(v).strip()) for k, v in row.items()}  # NaN
             r["rec_id"] = str(rec_id).strip()
             rows.append(r)
         out[source] = rows

@@ -127,9 +127,22 @@ class ModelPlan:
 # ==== comparisons by kind ==========================================================================
 
 
-def _name(col: str, first: bool) -> Any:
+def _name(col: str, first: bool, other: str | None) -> Any:
+    """Exact (term frequencies), first and last name swapped (a common entry error: a form's
+    fields filled the other way round; a typo allowed, Jaro-Winkler >= 0.88 both ways), then
+    Jaro-Winkler >= 0.92 / 0.88 (/ 0.7 first name)."""
     thresholds = [0.92, 0.88, 0.7] if first else [0.92, 0.88]
-    return cl.NameComparison(col, jaro_winkler_thresholds=thresholds)
+    levels = [cll.NullLevel(col), cll.ExactMatchLevel(col, term_frequency_adjustments=True)]
+    if other:
+        a, b = (col, other)
+        levels.append(cll.CustomLevel(
+            f"jaro_winkler_similarity({a}_l, {b}_r) >= 0.88 AND "
+            f"jaro_winkler_similarity({a}_r, {b}_l) >= 0.88",
+            label_for_charts="first and last name swapped"))
+    levels += [cll.JaroWinklerLevel(col, t) for t in thresholds]
+    levels.append(cll.ElseLevel())
+    return cl.CustomComparison(output_column_name=col, comparison_levels=levels,
+                               comparison_description=f"{col} as a person's name")
 
 
 def _same_year(col: str) -> str:
@@ -218,7 +231,8 @@ def _address(street: str | None, postcode: str | None, city: str | None) -> Any:
 
 
 _HOW = {
-    Kind.PERSON_NAME: "name: exact (term frequencies), Jaro-Winkler >= 0.92 / 0.88 (/ 0.7 first name)",
+    Kind.PERSON_NAME: "name: exact (term frequencies), first and last name swapped, "
+                      "Jaro-Winkler >= 0.92 / 0.88 (/ 0.7 first name)",
     Kind.DATE: "date: exact, one typo in month or day, same year, one typo in the year",
     Kind.CODE: "code: exact, Damerau-Levenshtein <= 1, <= 2",
     Kind.TEXT: "text: exact, Jaro-Winkler >= 0.9 / 0.7",
@@ -261,7 +275,8 @@ def plan_model(profiles: Mapping[str, ColumnProfile], n_records: int) -> ModelPl
             continue
         kind = prof.kind
         if kind is Kind.PERSON_NAME:
-            comparisons.append(_name(col, col == first))
+            other = (last if col == first else first) if col in (first, last) else None
+            comparisons.append(_name(col, col == first, other))
             tf.append(col)
         elif kind is Kind.DATE:
             comparisons.append(_date(col))
@@ -272,7 +287,10 @@ def plan_model(profiles: Mapping[str, ColumnProfile], n_records: int) -> ModelPl
         else:  # text, and a second address line, postcode or city
             kind = Kind.TEXT
             comparisons.append(_text(col))
-        explain.append({"comparison": col, "columns": [col], "kind": prof.kind.value,
+        columns = [col]
+        if prof.kind is Kind.PERSON_NAME and col in (first, last) and first and last:
+            columns = [first, last]  # the swapped-names level reads both
+        explain.append({"comparison": col, "columns": columns, "kind": prof.kind.value,
                         "how": _HOW[kind]})
     if address_parts:
         comparisons.append(_address(street, postcode, city))
