@@ -244,3 +244,13 @@ def test_cli_explain_model_and_max_reject_rate(tmp_path: Path, records, capsys) 
     text = capsys.readouterr().out
     assert "member_number" in text and "code" in text
     assert "date_of_birth" in text and "blocking rules" in text
+
+
+def test_quality_counts_records_that_were_not_loaded() -> None:
+    from batch.quality import pairwise_scores
+
+    truth = {"a": "p1", "b": "p1", "c": "p2", "d": "p2"}
+    loaded = {"a": "c1", "b": "c1", "c": "c2"}  # d was rejected at ingest
+    scores = pairwise_scores(loaded, truth)
+    assert scores["identifiers_evaluated"] == 4 and scores["identifiers_not_placed"] == 1
+    assert scores["recall"] == 0.5 and scores["precision"] == 1.0
