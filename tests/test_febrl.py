@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-from bench_febrl import febrl, person, run_project, scores  # noqa: E402
+from bench_febrl import febrl, person, run_project, scores
 
 
 @pytest.mark.slow
