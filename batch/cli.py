@@ -107,6 +107,11 @@ def parser() -> argparse.ArgumentParser:
     rl.add_argument("--explain-model", action="store_true",
                     help="print what the model compares and how (training it if no --model), "
                     "what it leaves out and why, and its blocking rules; write nothing")
+    rl.add_argument("--configured-threshold", action="store_true",
+                    help="use the configured link threshold even when labelled pairs (--labels, "
+                    "verified links) could choose one")
+    rl.add_argument("--precision-floor", type=float, default=0.99,
+                    help="a threshold chosen from labelled pairs keeps at least this precision")
     rl.add_argument("--comparisons-per-record", type=float, default=30.0,
                     help="comparison budget of prediction, per record (default 30)")
     rl.add_argument("--batch-size", type=int, default=None,
@@ -218,6 +223,7 @@ def _cmd_relink(args: argparse.Namespace) -> int:
         model_path=args.model, settings_path=args.settings, models_dir=args.models_dir,
         seed=args.seed, dry_run=args.dry_run or args.explain_model, batch_size=args.batch_size,
         comparisons_per_record=args.comparisons_per_record,
+        threshold_from_labels=not args.configured_threshold, precision_floor=args.precision_floor,
         apply_workers=args.apply_workers,
         fail_after_batches=args.fail_after_batches, labels_path=args.labels,
         work_dir=args.work_dir, progress=not args.quiet, charts=not args.no_charts)

@@ -40,6 +40,7 @@ to be exposed as an admin RPC. On Neo4j the CLI and the server can run side by s
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -125,6 +126,13 @@ class RelinkOptions:
     samples: int = 10
     giant_cluster: int = 200
     """Warn about customers with more identifiers than this."""
+    threshold_from_labels: bool = True
+    """Choose the link threshold from labelled pairs when there are enough (`choose_threshold`);
+    False: always the configured one."""
+    precision_floor: float = 0.99
+    """With labelled pairs, the link threshold is the one of best F1 at this precision or more."""
+    min_label_pairs: int = 20
+    """Fewer labelled true pairs than this: the configured link threshold is kept."""
     comparisons_per_record: float = 30.0
     """Comparison budget of prediction: blocking rules are kept, most specific first, while the
     pairs they make stay within this many per record (DESIGN "cost is bounded")."""
@@ -607,6 +615,89 @@ def _count_pairs(linker: Any, settings: dict[str, Any], n_records: int) -> tuple
     value = last["cumulative_comparison_count"] if isinstance(last, dict) else \
         last.cumulative_comparison_count
     return int(value), exact
+
+
+def _labelled_truth(snap: Snapshot, options: RelinkOptions) -> tuple[dict[str, str], str]:
+    """key -> true person, from `--labels`, else from the graph's verified/equivalent links
+    (identifiers in one such component are one person; two components, two people)."""
+    if options.labels_path:
+        from batch.quality import read_labels
+
+        truth, _ = read_labels(options.labels_path)
+        return {k: str(v) for k, v in truth.items() if v is not None}, "labels file"
+    out: dict[str, str] = {}
+    pairs = _label_pairs(snap, 1_000_000)
+    if not pairs:
+        return out, "verified/equivalent links"
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    for a, b in pairs:  # _label_pairs gives star pairs per component: one root each
+        parent[b] = a
+        parent.setdefault(a, a)
+    for k in parent:
+        out[k] = root(k)
+    return out, "verified/equivalent links"
+
+
+def choose_threshold(snap: Snapshot, config: GraphConfig,
+                     options: RelinkOptions) -> tuple[float, dict[str, Any]]:
+    """Step 3b: the link threshold. With enough labelled pairs, the threshold of best pairwise
+    F1 whose precision is at least `options.precision_floor` (never below the review
+    threshold: pairs under it were not kept); otherwise the configured one."""
+    truth, source = _labelled_truth(snap, options) if options.threshold_from_labels else ({}, "off")
+    info: dict[str, Any] = {"default": config.link_threshold, "chosen": config.link_threshold,
+                            "source": "configured", "labels": source,
+                            "precision_floor": options.precision_floor}
+    if not truth:
+        return config.link_threshold, info
+    t = pa.table({"key": pa.array(list(truth), pa.string()),
+                  "person": pa.array(list(truth.values()), pa.string())})
+    snap.con.register("_truth", t)
+    try:
+        total = int(snap.scalar(
+            "SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM (SELECT count(*) AS n FROM _truth "
+            "JOIN records ON records.unique_id = _truth.key GROUP BY person)"))
+        rows = snap.con.execute("""
+            SELECT p.probability, ta.person = tb.person AS same
+            FROM pairs p JOIN _truth ta ON ta.key = p.a JOIN _truth tb ON tb.key = p.b
+            ORDER BY p.probability DESC""").fetchall()
+    finally:
+        snap.con.unregister("_truth")
+    info["labelled_true_pairs"] = total
+    if total < options.min_label_pairs:
+        info["note"] = f"{total} labelled true pairs, fewer than {options.min_label_pairs}"
+        return config.link_threshold, info
+    curve = []
+    tp = fp = 0
+    best: tuple[float, float] | None = None
+    i = 0
+    while i < len(rows):
+        p = rows[i][0]
+        while i < len(rows) and rows[i][0] == p:  # every pair at this probability
+            tp += rows[i][1]
+            fp += not rows[i][1]
+            i += 1
+        precision, recall = tp / (tp + fp), tp / total
+        f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+        curve.append((p, precision, recall, f1))
+        if precision >= options.precision_floor and (best is None or f1 > best[1]):
+            best = (p, f1)
+    grid = (0.999, 0.995, 0.99, 0.98, 0.95, 0.9, 0.85, 0.8)
+    info["curve"] = [
+        {"threshold": g, "precision": round(pr, 6), "recall": round(rc, 6), "f1": round(f, 6)}
+        for g in grid if g >= config.review_threshold
+        for (_, pr, rc, f) in [next((c for c in reversed(curve) if c[0] >= g), (g, 1.0, 0.0, 0.0))]]
+    if best is None:
+        info["note"] = f"no threshold reaches precision {options.precision_floor}"
+        return config.link_threshold, info
+    chosen = max(min(best[0], 1.0), config.review_threshold)
+    info.update(chosen=chosen, source="labelled pairs", f1_at_chosen=round(best[1], 6))
+    return chosen, info
 
 
 # ==== cluster ======================================================================================
@@ -1216,8 +1307,10 @@ def relink(
         with step("predict"):
             predict_info = predict(snap, model, config, options)
         steps.update(1)
+        threshold, predict_info["threshold"] = choose_threshold(snap, config, options)
         with step("cluster"):
-            target = cluster(snap, model, config, options)
+            target = cluster(snap, model, dataclasses.replace(config, link_threshold=threshold),
+                             options)
         steps.update(1)
         with step("plan"):
             the_plan = plan(snap, target, model, options)

@@ -191,6 +191,7 @@ def build_report(
             "review_threshold": config.review_threshold,
         },
         "blocking": predict_info.get("blocking"),
+        "threshold": predict_info.get("threshold"),
         "model": {
             **model_info, "version": model.version, "metadata": model.metadata,
             "probability_two_random_records_match": model.probability_two_random_records_match,
@@ -260,6 +261,11 @@ def summary_text(report: dict[str, Any]) -> str:
         lines.append(f"  blocking        {b['comparisons_before']:,} comparisons before the budget, "
                      f"{b['comparisons_after']:,} after (budget {b['budget']:,})"
                      + (f"; left out: {'; '.join(cut)}" if cut else ""))
+    th = report.get("threshold") or {}
+    if th:
+        lines.append(f"  link threshold  {th['chosen']:.6g} ({th['source']}"
+                     + (f", best F1 {th['f1_at_chosen']} at precision >= {th['precision_floor']}"
+                        if th["source"] == "labelled pairs" else "") + ")")
     left_out = (report["model"].get("explain") or {}).get("left_out") or {}
     for col, why in left_out.items():
         lines.append(f"  left out        {col}: {why}")

@@ -200,6 +200,8 @@ def main() -> None:
                         choices=["febrl3", "febrl4"])
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
+    with open("/proc/loadavg") as f:
+        print(f"load={f.read().split()[0]}")
     print(f"{'data':<8}{'system':<14}{'precision':>10}{'recall':>10}{'F1':>10}{'cluster F1':>12}"
           f"{'seconds':>9}")
     for name in args.data:

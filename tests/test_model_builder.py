@@ -254,3 +254,22 @@ def test_quality_counts_records_that_were_not_loaded() -> None:
     scores = pairwise_scores(loaded, truth)
     assert scores["identifiers_evaluated"] == 4 and scores["identifiers_not_placed"] == 1
     assert scores["recall"] == 0.5 and scores["precision"] == 1.0
+
+
+def test_threshold_is_chosen_from_labelled_pairs(tmp_path: Path) -> None:
+    from batch.quality import load_synthetic
+    from identity_graph.matching.model import STARTER_MODEL_PATH
+
+    labels = tmp_path / "labels.parquet"
+    with DuckDBStore(str(tmp_path / "g.duckdb")) as store:
+        load_synthetic(store, 400, seed=3, labels_out=labels)
+        report = _relink(store, model_path=str(STARTER_MODEL_PATH), labels_path=str(labels))
+        unlabelled = _relink(store, model_path=str(STARTER_MODEL_PATH))
+    th = report["threshold"]
+    assert th["source"] == "labelled pairs" and th["labelled_true_pairs"] >= 20
+    assert 0.8 <= th["chosen"] <= 1.0
+    at = [c for c in th["curve"] if c["threshold"] >= th["chosen"]]
+    assert at and all(c["precision"] >= 0.99 for c in at)
+    assert max(c["f1"] for c in th["curve"] if c["precision"] >= 0.99) <= th["f1_at_chosen"] + 1e-9
+    assert unlabelled["threshold"]["source"] == "configured"
+    assert unlabelled["threshold"]["chosen"] == 0.99
