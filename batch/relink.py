@@ -388,15 +388,15 @@ def null_junk(snap: Snapshot, junk: dict[str, list[str]]) -> int:
     return changed
 
 
-def select_rules(snap: Snapshot, candidates: Sequence[Sequence[str]],
-                 options: RelinkOptions) -> tuple[list[tuple[str, ...]], list[dict[str, Any]], int]:
-    """The candidate blocking rules that fit the comparison budget on `records`, with each
-    rule's count (before) and the budget."""
+def select_rules(snap: Snapshot, candidates: Sequence[Sequence[str]], options: RelinkOptions,
+                 tighten: Sequence[str] = ()) -> tuple[list[tuple[str, ...]], list[dict[str, Any]], int]:
+    """The candidate blocking rules that fit the comparison budget on `records` (tightened
+    with `tighten` where that makes them fit), with each rule's count and the budget."""
     from identity_graph.matching.builder import select_blocking_rules
 
     n = int(snap.scalar("SELECT count(*) FROM records"))
     budget = max(int(options.comparisons_per_record * n), 1)
-    counts = select_blocking_rules(snap.con, "records", candidates, budget)
+    counts = select_blocking_rules(snap.con, "records", candidates, budget, tighten)
     return [c.rule for c in counts if c.kept], [c.as_dict() for c in counts], budget
 
 
@@ -422,7 +422,8 @@ def get_model(snap: Snapshot, options: RelinkOptions) -> tuple[MatchModel, dict[
         kinds = attribute_kinds(snap, [c for c in table.column_names if c != "unique_id"])
         plan = plan_for_records(table, kinds)
         null_junk(snap, plan.junk)
-        plan.blocking_rules, rule_counts, budget = select_rules(snap, plan.blocking_rules, options)
+        plan.blocking_rules, rule_counts, budget = select_rules(snap, plan.blocking_rules, options,
+                                                                plan.tighten)
         sampled = set(table.column("unique_id").to_pylist())
         labels = [p for p in _label_pairs(snap, options.max_label_pairs * 4)
                   if p[0] in sampled and p[1] in sampled][: options.max_label_pairs]
@@ -541,12 +542,14 @@ def predict(snap: Snapshot, model: MatchModel, config: GraphConfig,
     if candidates is None:
         info["blocking"] = {"note": "the model's blocking rules are not equalities; used as given"}
     else:
-        kept, counts, budget = select_rules(snap, candidates, options)
+        kept, counts, budget = select_rules(snap, candidates, options,
+                                            model.metadata.get("tighten_blocking_with") or ())
         settings["blocking_rules_to_generate_predictions"] = [_rule_sql(r) for r in kept]
         info["blocking"] = {
             "budget": budget, "comparisons_per_record": options.comparisons_per_record,
             "rules": counts,
-            "comparisons_before": sum(c["comparisons"] for c in counts),
+            "comparisons_before": sum(c["comparisons"] for c in counts
+                                      if not c["reason"].startswith("tightened")),
             "comparisons_after": sum(c["comparisons"] for c in counts if c["kept"]),
         }
         dropped = [c["rule"] for c in counts if not c["kept"]]

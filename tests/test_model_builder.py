@@ -273,3 +273,18 @@ def test_threshold_is_chosen_from_labelled_pairs(tmp_path: Path) -> None:
     assert max(c["f1"] for c in th["curve"] if c["precision"] >= 0.99) <= th["f1_at_chosen"] + 1e-9
     assert unlabelled["threshold"]["source"] == "configured"
     assert unlabelled["threshold"]["chosen"] == 0.99
+
+
+def test_expensive_rules_are_tightened_or_dropped_to_fit_the_budget(tmp_path: Path, records) -> None:
+    with DuckDBStore(str(tmp_path / "g.duckdb")) as store:
+        _ingest(store, tmp_path, [dict(r) for r in records[:2500]], COLUMNS)
+        report = _relink(store, comparisons_per_record=3)
+    b = report["blocking"]
+    n = report["counts"]["records_compared"]
+    assert b["budget"] == 3 * n and b["comparisons_after"] <= b["budget"]
+    assert report["counts"]["pairs_scored"] <= b["budget"]
+    assert b["comparisons_before"] > b["budget"], "the budget really cut something"
+    cut = [r for r in b["rules"] if not r["kept"]]
+    assert cut and all("over budget" in r["reason"] for r in cut)
+    tightened = [r for r in b["rules"] if r["reason"].startswith("tightened")]
+    assert all(r["kept"] for r in tightened)

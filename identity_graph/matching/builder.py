@@ -109,6 +109,8 @@ class ModelPlan:
     deterministic_rules: list[tuple[str, ...]]
     tf_columns: list[str]
     junk: dict[str, list[str]] = field(default_factory=dict)
+    tighten: list[str] = field(default_factory=list)
+    """expressions that narrow a rule over budget, in order (`select_blocking_rules`)"""
 
     def settings(self, rules: Sequence[tuple[str, ...]] | None = None,
                  prior: float = 1e-4) -> SettingsCreator:
@@ -320,8 +322,10 @@ def plan_model(profiles: Mapping[str, ColumnProfile], n_records: int) -> ModelPl
     deterministic = [r for r in _dedupe([(first, last, dob), *((c,) for c in codes),
                                          (first, last, street, postcode)]) if all(r)]
     junk = {c: list(p.junk) for c, p in profiles.items() if p.junk and c in used}
+    tighten = [x for x in (f"substr({first}, 1, 1)" if first else None, year,
+                           f"substr({last}, 1, 1)" if last else None) if x]
     return ModelPlan(comparisons, explain, left_out, rules, em,  # type: ignore[arg-type]
-                     deterministic, tf, junk)
+                     deterministic, tf, junk, tighten)
 
 
 def _dedupe(rules: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -384,20 +388,35 @@ def count_rule_pairs(con: duckdb.DuckDBPyConnection, table: str, rule: Sequence[
 
 
 def select_blocking_rules(con: duckdb.DuckDBPyConnection, table: str,
-                          rules: Sequence[Sequence[str]], budget: int) -> list[RuleCount]:
+                          rules: Sequence[Sequence[str]], budget: int,
+                          tighten: Sequence[str] = ()) -> list[RuleCount]:
     """Keeps candidate rules, most specific first, while their comparisons fit `budget`.
 
-    A rule that alone would overrun what is left of the budget is dropped (the more specific
-    rules before it already cover its best pairs); the report lists each rule's count.
+    A rule that would overrun what is left of the budget is tightened with the first of
+    `tighten` (e.g. the first name's initial) that it lacks and that makes it fit; failing that
+    it is dropped (the more specific rules before it already cover its best pairs). The result
+    lists each rule's count, kept or not, and the tightened rules that replaced them.
     """
     out = []
     total = 0
+    chosen: set[tuple[str, ...]] = set()
     for rule in rules:
         n = count_rule_pairs(con, table, rule)
         if total + n <= budget:
             total += n
+            chosen.add(tuple(rule))
             out.append(RuleCount(tuple(rule), n, True))
-        else:
-            out.append(RuleCount(tuple(rule), n, False,
-                                 f"over budget ({total + n:,} > {budget:,} comparisons)"))
+            continue
+        out.append(RuleCount(tuple(rule), n, False,
+                             f"over budget ({total + n:,} > {budget:,} comparisons)"))
+        for extra in tighten:
+            tighter = (*rule, extra)
+            if _column(extra) in {_column(x) for x in rule} or tighter in chosen:
+                continue
+            m = count_rule_pairs(con, table, tighter)
+            if total + m <= budget:
+                total += m
+                chosen.add(tighter)
+                out.append(RuleCount(tighter, m, True, f"tightened from {' AND '.join(rule)}"))
+                break
     return out

@@ -289,6 +289,7 @@ def train_model(
         meta.update(compared=plan.explain, left_out=plan.left_out,
                     em_rules=[_rule_text(r) for r in em_sessions(plan)],
                     candidate_blocking_rules=[list(r) for r in plan.blocking_rules],
+                    tighten_blocking_with=plan.tighten,
                     junk_values=plan.junk)
     meta.update(metadata or {})
     model = MatchModel(
