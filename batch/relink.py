@@ -110,6 +110,8 @@ class RelinkOptions:
     seed: int = 42
     max_training_records: int = 300_000
     max_label_pairs: int = 50_000
+    min_label_pairs_for_m: int = 50
+    """Fewer verified/equivalent pairs than this teach m nothing reliable: EM estimates it."""
     dry_run: bool = False
     batch_size: int | None = None
     """Identifiers per change set (whole units, so a batch may be larger); None: see
@@ -427,6 +429,10 @@ def get_model(snap: Snapshot, options: RelinkOptions) -> tuple[MatchModel, dict[
         sampled = set(table.column("unique_id").to_pylist())
         labels = [p for p in _label_pairs(snap, options.max_label_pairs * 4)
                   if p[0] in sampled and p[1] in sampled][: options.max_label_pairs]
+        if len(labels) < options.min_label_pairs_for_m:
+            info["labels_not_used"] = (f"{len(labels)} verified/equivalent pairs, fewer than "
+                                       f"{options.min_label_pairs_for_m}: m from EM alone")
+            labels = []
         base = None
         if options.settings_path:
             base = plan.settings().get_settings("duckdb").as_dict()

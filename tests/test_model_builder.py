@@ -288,3 +288,17 @@ def test_expensive_rules_are_tightened_or_dropped_to_fit_the_budget(tmp_path: Pa
     assert cut and all("over budget" in r["reason"] for r in cut)
     tightened = [r for r in b["rules"] if r["reason"].startswith("tightened")]
     assert all(r["kept"] for r in tightened)
+
+
+def test_m_comes_from_verified_pairs_when_there_are_enough(tmp_path: Path) -> None:
+    from batch.quality import load_synthetic
+
+    with DuckDBStore(str(tmp_path / "g.duckdb")) as store:
+        load_synthetic(store, 400, seed=9)
+        report = _relink(store)
+        few = _relink(store, min_label_pairs_for_m=10**9)
+    meta = report["model"]["metadata"]
+    assert report["model"]["label_pairs"] >= 50
+    assert meta["n_label_pairs"] == report["model"]["label_pairs"] and meta["m_from_labels_levels"] > 0
+    assert "fewer than" in few["model"]["labels_not_used"]
+    assert few["model"]["metadata"]["n_label_pairs"] == 0
