@@ -43,6 +43,7 @@ can run side by side.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -112,6 +113,8 @@ class RelinkOptions:
     seed: int = 42
     max_training_records: int = 300_000
     max_label_pairs: int = 50_000
+    min_label_pairs_for_m: int = 50
+    """Fewer verified/equivalent pairs than this teach m nothing reliable: EM estimates it."""
     dry_run: bool = False
     batch_size: int | None = None
     """Identifiers per change set (whole units, so a batch may be larger); None: see
@@ -128,6 +131,13 @@ class RelinkOptions:
     samples: int = 10
     giant_cluster: int = 200
     """Warn about customers with more identifiers than this."""
+    threshold_from_labels: bool = True
+    """Choose the link threshold from labelled pairs when there are enough (`choose_threshold`);
+    False: always the configured one."""
+    precision_floor: float = 0.99
+    """With labelled pairs, the link threshold is the one of best F1 at this precision or more."""
+    min_label_pairs: int = 20
+    """Fewer labelled true pairs than this: the configured link threshold is kept."""
     comparisons_per_record: float = 30.0
     """Comparison budget of prediction: blocking rules are kept, most specific first, while the
     pairs they make stay within this many per record (DESIGN "cost is bounded")."""
@@ -234,14 +244,15 @@ def snapshot(store: GraphStore, options: RelinkOptions) -> Snapshot:
 
 
 def record_columns(snap: Snapshot) -> list[str]:
-    """Every attribute observed in the graph that can be a record column (built-in ones first)."""
+    """The built-in attributes (NULL where never observed: the model then leaves them out and
+    says so) and every other attribute observed in the graph that can be a record column."""
     from identity_graph.matching.builder import RESERVED
 
     names = [a for (a,) in snap.con.execute(
         "SELECT DISTINCT attribute FROM observations WHERE value <> '' ORDER BY 1").fetchall()]
     ok = [a for a in names if a.isidentifier() and a not in RESERVED
           and not a.startswith(("tf_", "gamma_", "bf_"))]
-    return [c for c in RECORD_COLUMNS if c in ok] + [a for a in ok if a not in RECORD_COLUMNS]
+    return [*RECORD_COLUMNS, *(a for a in ok if a not in RECORD_COLUMNS)]
 
 
 def attribute_kinds(snap: Snapshot, columns: Sequence[str]) -> dict[str, Kind]:
@@ -266,7 +277,7 @@ def build_records(snap: Snapshot) -> int:
     """One Splink record per identifier that carries attributes, with a column for EVERY
     attribute the graph holds: per attribute, the most often observed value (ties: the latest,
     then the smallest). Returns the number of records."""
-    columns = record_columns(snap) or list(RECORD_COLUMNS)
+    columns = record_columns(snap)
     cols = ", ".join(
         f"max(v) FILTER (WHERE attribute = '{c}') AS \"{c}\"" for c in columns
     )
@@ -354,15 +365,15 @@ def null_junk(snap: Snapshot, junk: dict[str, list[str]]) -> int:
     return changed
 
 
-def select_rules(snap: Snapshot, candidates: Sequence[Sequence[str]],
-                 options: RelinkOptions) -> tuple[list[tuple[str, ...]], list[dict[str, Any]], int]:
-    """The candidate blocking rules that fit the comparison budget on `records`, with each
-    rule's count (before) and the budget."""
+def select_rules(snap: Snapshot, candidates: Sequence[Sequence[str]], options: RelinkOptions,
+                 tighten: Sequence[str] = ()) -> tuple[list[tuple[str, ...]], list[dict[str, Any]], int]:
+    """The candidate blocking rules that fit the comparison budget on `records` (tightened
+    with `tighten` where that makes them fit), with each rule's count and the budget."""
     from identity_graph.matching.builder import select_blocking_rules
 
     n = int(snap.scalar("SELECT count(*) FROM records"))
     budget = max(int(options.comparisons_per_record * n), 1)
-    counts = select_blocking_rules(snap.con, "records", candidates, budget)
+    counts = select_blocking_rules(snap.con, "records", candidates, budget, tighten)
     return [c.rule for c in counts if c.kept], [c.as_dict() for c in counts], budget
 
 
@@ -388,10 +399,15 @@ def get_model(snap: Snapshot, options: RelinkOptions) -> tuple[MatchModel, dict[
         kinds = attribute_kinds(snap, [c for c in table.column_names if c != "unique_id"])
         plan = plan_for_records(table, kinds)
         null_junk(snap, plan.junk)
-        plan.blocking_rules, rule_counts, budget = select_rules(snap, plan.blocking_rules, options)
+        plan.blocking_rules, rule_counts, budget = select_rules(snap, plan.blocking_rules, options,
+                                                                plan.tighten)
         sampled = set(table.column("unique_id").to_pylist())
         labels = [p for p in _label_pairs(snap, options.max_label_pairs * 4)
                   if p[0] in sampled and p[1] in sampled][: options.max_label_pairs]
+        if len(labels) < options.min_label_pairs_for_m:
+            info["labels_not_used"] = (f"{len(labels)} verified/equivalent pairs, fewer than "
+                                       f"{options.min_label_pairs_for_m}: m from EM alone")
+            labels = []
         base = None
         if options.settings_path:
             base = plan.settings().get_settings("duckdb").as_dict()
@@ -413,6 +429,31 @@ def get_model(snap: Snapshot, options: RelinkOptions) -> tuple[MatchModel, dict[
     info["version"] = model.version
     info["explain"] = explain_model(model)
     return model, info
+
+
+def explain_text(explain: dict[str, Any]) -> str:
+    """`explain_model` for a terminal: what is compared and how, what was left out and why."""
+    lines = ["compared:"]
+    kinds = {c["comparison"]: c for c in explain.get("compared_columns", [])}
+    for c in explain["comparisons"]:
+        col = kinds.get(c["comparison"], {})
+        what = ", ".join(col.get("columns", [])) or c["comparison"]
+        tf = f"  (term frequencies: {', '.join(c['term_frequencies'])})" if c["term_frequencies"] else ""
+        lines.append(f"  {c['comparison']:<16}{col.get('kind', ''):<13}{what}{tf}")
+        lines.append(f"  {'':<16}levels: {' > '.join(c['levels'])}")
+    if explain.get("left_out"):
+        lines.append("left out:")
+        lines += [f"  {c}: {why}" for c, why in explain["left_out"].items()]
+    if explain.get("junk_values"):
+        lines.append("junk values (treated as missing):")
+        lines += [f"  {c}: {', '.join(v[:5])}" for c, v in explain["junk_values"].items()]
+    lines.append("blocking rules (prediction):")
+    lines += [f"  {r}" for r in explain["blocking_rules"]]
+    if explain.get("em_rules"):
+        lines.append("EM blocked on: " + "; ".join(explain["em_rules"]))
+    for n in explain.get("training_notes", []):
+        lines.append(f"note: {n}")
+    return "\n".join(lines)
 
 
 def explain_model(model: MatchModel) -> dict[str, Any]:
@@ -482,12 +523,14 @@ def predict(snap: Snapshot, model: MatchModel, config: GraphConfig,
     if candidates is None:
         info["blocking"] = {"note": "the model's blocking rules are not equalities; used as given"}
     else:
-        kept, counts, budget = select_rules(snap, candidates, options)
+        kept, counts, budget = select_rules(snap, candidates, options,
+                                            model.metadata.get("tighten_blocking_with") or ())
         settings["blocking_rules_to_generate_predictions"] = [_rule_sql(r) for r in kept]
         info["blocking"] = {
             "budget": budget, "comparisons_per_record": options.comparisons_per_record,
             "rules": counts,
-            "comparisons_before": sum(c["comparisons"] for c in counts),
+            "comparisons_before": sum(c["comparisons"] for c in counts
+                                      if not c["reason"].startswith("tightened")),
             "comparisons_after": sum(c["comparisons"] for c in counts if c["kept"]),
         }
         dropped = [c["rule"] for c in counts if not c["kept"]]
@@ -556,6 +599,89 @@ def _count_pairs(linker: Any, settings: dict[str, Any], n_records: int) -> tuple
     value = last["cumulative_comparison_count"] if isinstance(last, dict) else \
         last.cumulative_comparison_count
     return int(value), exact
+
+
+def _labelled_truth(snap: Snapshot, options: RelinkOptions) -> tuple[dict[str, str], str]:
+    """key -> true person, from `--labels`, else from the graph's verified/equivalent links
+    (identifiers in one such component are one person; two components, two people)."""
+    if options.labels_path:
+        from batch.quality import read_labels
+
+        truth, _ = read_labels(options.labels_path)
+        return {k: str(v) for k, v in truth.items() if v is not None}, "labels file"
+    out: dict[str, str] = {}
+    pairs = _label_pairs(snap, 1_000_000)
+    if not pairs:
+        return out, "verified/equivalent links"
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    for a, b in pairs:  # _label_pairs gives star pairs per component: one root each
+        parent[b] = a
+        parent.setdefault(a, a)
+    for k in parent:
+        out[k] = root(k)
+    return out, "verified/equivalent links"
+
+
+def choose_threshold(snap: Snapshot, config: GraphConfig,
+                     options: RelinkOptions) -> tuple[float, dict[str, Any]]:
+    """Step 3b: the link threshold. With enough labelled pairs, the threshold of best pairwise
+    F1 whose precision is at least `options.precision_floor` (never below the review
+    threshold: pairs under it were not kept); otherwise the configured one."""
+    truth, source = _labelled_truth(snap, options) if options.threshold_from_labels else ({}, "off")
+    info: dict[str, Any] = {"default": config.link_threshold, "chosen": config.link_threshold,
+                            "source": "configured", "labels": source,
+                            "precision_floor": options.precision_floor}
+    if not truth:
+        return config.link_threshold, info
+    t = pa.table({"key": pa.array(list(truth), pa.string()),
+                  "person": pa.array(list(truth.values()), pa.string())})
+    snap.con.register("_truth", t)
+    try:
+        total = int(snap.scalar(
+            "SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM (SELECT count(*) AS n FROM _truth "
+            "JOIN records ON records.unique_id = _truth.key GROUP BY person)"))
+        rows = snap.con.execute("""
+            SELECT p.probability, ta.person = tb.person AS same
+            FROM pairs p JOIN _truth ta ON ta.key = p.a JOIN _truth tb ON tb.key = p.b
+            ORDER BY p.probability DESC""").fetchall()
+    finally:
+        snap.con.unregister("_truth")
+    info["labelled_true_pairs"] = total
+    if total < options.min_label_pairs:
+        info["note"] = f"{total} labelled true pairs, fewer than {options.min_label_pairs}"
+        return config.link_threshold, info
+    curve = []
+    tp = fp = 0
+    best: tuple[float, float] | None = None
+    i = 0
+    while i < len(rows):
+        p = rows[i][0]
+        while i < len(rows) and rows[i][0] == p:  # every pair at this probability
+            tp += rows[i][1]
+            fp += not rows[i][1]
+            i += 1
+        precision, recall = tp / (tp + fp), tp / total
+        f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+        curve.append((p, precision, recall, f1))
+        if precision >= options.precision_floor and (best is None or f1 > best[1]):
+            best = (p, f1)
+    grid = (0.999, 0.995, 0.99, 0.98, 0.95, 0.9, 0.85, 0.8)
+    info["curve"] = [
+        {"threshold": g, "precision": round(pr, 6), "recall": round(rc, 6), "f1": round(f, 6)}
+        for g in grid if g >= config.review_threshold
+        for (_, pr, rc, f) in [next((c for c in reversed(curve) if c[0] >= g), (g, 1.0, 0.0, 0.0))]]
+    if best is None:
+        info["note"] = f"no threshold reaches precision {options.precision_floor}"
+        return config.link_threshold, info
+    chosen = max(min(best[0], 1.0), config.review_threshold)
+    info.update(chosen=chosen, source="labelled pairs", f1_at_chosen=round(best[1], 6))
+    return chosen, info
 
 
 # ==== cluster ======================================================================================
@@ -1110,8 +1236,10 @@ def relink(
         with step("predict"):
             predict_info = predict(snap, model, config, options)
         steps.update(1)
+        threshold, predict_info["threshold"] = choose_threshold(snap, config, options)
         with step("cluster"):
-            target = cluster(snap, model, config, options)
+            target = cluster(snap, model, dataclasses.replace(config, link_threshold=threshold),
+                             options)
         steps.update(1)
         with step("plan"):
             the_plan = plan(snap, target, model, options)

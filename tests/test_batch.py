@@ -37,6 +37,7 @@ def _opts(**kw) -> RelinkOptions:
     kw.setdefault("progress", False)
     kw.setdefault("charts", False)
     kw.setdefault("models_dir", None)
+    kw.setdefault("threshold_from_labels", False)  # these tests steer with GraphConfig's threshold
     return RelinkOptions(**kw)
 
 
