@@ -726,7 +726,7 @@ def test_redeem_handoff_refused_before_the_code_is_used(client: Client) -> None:
     s = seed(client)
     bad = [
         (keys("h", MAX_IDENTIFIERS_PER_CALL + 1), "identifiers"),
-        ([ident(PHONE), ipb.Identifier(type="email", value="not an email")], "identifiers[1].email"),
+        ([ident(PHONE), ipb.Identifier(type="email", value="not an email")], "identifiers[1].value"),
         ([ident("email:test@test.com")], "identifiers[0]"),  # blocked by default: it cannot link
     ]
     for identifiers, field in bad:
@@ -769,7 +769,7 @@ def test_identifier_value_limit(client: Client) -> None:
         client,
         client.identity.Resolve,
         ipb.ResolveRequest(channel="web", identifiers=[ident(COOKIE), long]),
-        "identifiers[1].web_cookie",
+        "identifiers[1].value",
     )
     rejected(client, client.identity.Explain, ipb.ExplainRequest(a=ident(COOKIE), b=long), "b.web_cookie")
 

@@ -230,7 +230,7 @@ def test_link_and_unlink_with_evidence(api: Api) -> None:
             kind=pb.OBSERVED,
             source="crm",
             actor="agent-7",
-            channel="backoffice",
+            channel="agent",
             event_id="ticket-1",
         ),
         timeout=TIMEOUT,
