@@ -26,11 +26,12 @@ from identity.v1 import identity_pb2 as ipb
 from identity.v1 import identity_pb2_grpc as ipb_grpc
 from identity_graph.api.wire import UNPARSEABLE_DETAIL
 from identity_graph.attributes import MAX_ATTRIBUTE_LENGTH, MAX_ATTRIBUTES
+from identity_graph.config import GraphConfig
 from identity_graph.engine import MAX_IDENTIFIERS_PER_CALL, IdentityGraph
 from identity_graph.identifiers import MAX_VALUE_LENGTH, IdentifierTypes
 from identity_graph.store.base import GraphStore
 from server import SERVICE_NAMES, BackgroundServer
-from session.service import CHANNELS, MAX_SLOTS, MAX_TURN_TEXT, Sessions
+from session.service import MAX_SLOTS, MAX_TURN_TEXT, Sessions
 from session.store import conversation_store_for
 from session.v1 import session_pb2 as spb
 from session.v1 import session_pb2_grpc as spb_grpc
@@ -497,7 +498,7 @@ def vocabulary(s: Seed) -> Vocabulary:
                 "anonymous",
                 "x" * (MAX_VALUE_LENGTH + 1),
             ],
-            "channel": [*CHANNELS, "WEB", "web ", "telegram"],
+            "channel": [*GraphConfig().channels, "WEB", "web ", "telegram"],
             "kind": ["login", "otp", "handoff"],
             "customer_id": [s.customer_id, "cus_", "cus_missing", s.customer_id + "\x00"],
             "conversation_id": [s.conversation_id, "conv_missing", " " + s.conversation_id],
