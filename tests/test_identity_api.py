@@ -241,7 +241,7 @@ def test_link_and_unlink_with_evidence(api: Api) -> None:
         pb.OBSERVED,
         "crm",
         "agent-7",
-        "backoffice",
+        "agent",
         "ticket-1",
     )
     assert list(linked.customer_ids) == [x.customer_id]
