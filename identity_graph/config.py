@@ -48,6 +48,9 @@ class GraphConfig:
     trusted_sources: tuple[str, ...] = ()
     """Sources whose pairs count as proof (e.g. the retailer's account system with verified
     emails): their observed links are recorded `verified`. Nothing is trusted by default."""
+    channels: tuple[str, ...] = ("web", "sms", "whatsapp", "email", "app", "agent")
+    """The channels a message can come in on (Resolve, StartOrResume, AppendTurn, Link): any
+    other value is INVALID_ARGUMENT naming `channel`, so a typo cannot start a channel of its own."""
     max_label_length: int = 200
     """Longest `source`, `actor`, `event_id`, `channel` or `model_version` a call may record."""
 

@@ -217,9 +217,18 @@ class IdentityGraph:
         try:
             return self.types.make(type_, value)
         except InvalidArgument as e:
-            raise InvalidArgument(
-                f"{field_name}.{e.field}" if e.field != "type" else f"{field_name}.type", e.reason
-            ) from e
+            # the normaliser names the type; the caller's field is `value` (or `type`)
+            raise InvalidArgument(f"{field_name}.{'type' if e.field == 'type' else 'value'}", e.reason) from e
+
+    def channel(self, value: str, field_name: str = "channel") -> str:
+        """`value` when it is one of the configured channels.
+
+        Raises:
+            InvalidArgument: any other value, naming `field_name`.
+        """
+        if value not in self.config.channels:
+            raise InvalidArgument(field_name, f"one of {', '.join(self.config.channels)}")
+        return value
 
     def key(self, raw_key: str, field_name: str = "identifier") -> str:
         """Normalises a `type:value` key given by a caller."""
@@ -245,6 +254,7 @@ class IdentityGraph:
             raise InvalidArgument("identifiers", "at least one identifier is required")
         if len(req.identifiers) > MAX_IDENTIFIERS_PER_CALL:
             raise InvalidArgument("identifiers", f"at most {MAX_IDENTIFIERS_PER_CALL} per call")
+        self.channel(req.channel)
         self._labels(channel=req.channel, source=req.source, event_id=req.event_id, actor=req.actor)
         idents: list[Identifier] = []
         for i, (type_, value) in enumerate(req.identifiers):
@@ -488,6 +498,8 @@ class IdentityGraph:
             kind = LinkKind.VERIFIED
         if a == b:
             raise InvalidArgument("b", "an identifier cannot link to itself")
+        if channel:  # where the pair was seen, if anywhere
+            self.channel(channel)
         self._labels(source=source, actor=actor, channel=channel, event_id=event_id,
                      model_version=model_version)
         if kind in (LinkKind.PROBABLE, LinkKind.POSSIBLE) and probability is None:

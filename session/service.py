@@ -55,8 +55,8 @@ from session.store.base import ConversationStore
 
 MAX_TURN_TEXT = SessionPolicy.max_turn_text
 MAX_SLOTS = SessionPolicy.max_slots
-CHANNELS = ("web", "sms", "whatsapp", "email", "agent")
 OPEN = (Status.ACTIVE, Status.INACTIVE, Status.ESCALATED)
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 class Sender(Protocol):
@@ -199,8 +199,7 @@ class Sessions:
     # ---- helpers ----------------------------------------------------------------------------
 
     def caller(self, channel: str, type_: str, value: str) -> Caller:
-        if channel not in CHANNELS:
-            raise InvalidArgument("channel", f"one of {', '.join(CHANNELS)}")
+        self.graph.channel(channel)
         return Caller(channel, self.graph.identifier(type_, value, "caller").key)
 
     def _assurance(self, caller: Caller, keys: Sequence[str]) -> dict[str, LinkKind | None]:
@@ -240,8 +239,8 @@ class Sessions:
         shared: bool | None = None,
     ) -> ConversationView:
         if seals is None:
-            seals = self.store.seals([conv.anchor])
-        if _sealed(conv, seals):  # an earlier holder's conversation: hidden from everyone
+            seals = self.store.seals([conv.anchor, caller.identifier])
+        if _sealed(conv, seals, caller):  # an earlier holder's conversation: hidden from everyone
             return ConversationView(replace(conv, context=Context(), state=State()), [], False, None)
         if not self._same_person(conv, caller, self._shared(caller) if shared is None else shared):
             return ConversationView(replace(conv, context=Context(), state=State()), [], False, None)
@@ -264,7 +263,7 @@ class Sessions:
         kind = self._assurance(caller, [conv.anchor]).get(conv.anchor)
         if not self._allowed(kind):
             raise PermissionDenied("the caller's assurance does not reach this conversation; step up first")
-        if _sealed(conv, self.store.seals([conv.anchor])):
+        if _sealed(conv, self.store.seals([conv.anchor, caller.identifier]), caller):
             raise PermissionDenied("this conversation belongs to an earlier holder of the identifier")
         if not self._same_person(conv, caller, self._shared(caller)):
             raise PermissionDenied("this identifier is shared: say who you are (name, birth date)")
@@ -290,8 +289,7 @@ class Sessions:
         Raises:
             InvalidArgument: a bad channel, identifier or attribute.
         """
-        if channel not in CHANNELS:
-            raise InvalidArgument("channel", f"one of {', '.join(CHANNELS)}")
+        self.graph.channel(channel)
         resolved = self.graph.resolve(
             ResolveRequest(channel, identifiers, attributes or {}, proof, source=channel, actor=actor)
         )
@@ -303,7 +301,10 @@ class Sessions:
         reach = resolved.assurance
         members = list(reach)
         recent = self.store.by_anchors(members, statuses=OPEN, limit=20)
-        window_start = now - self.policy.resume_window
+        # A recycled number's new holder starts from its seal: nothing from before it, anchored
+        # at the number or reached through it, is theirs.
+        window_start = max(now - self.policy.resume_window,
+                           self.store.seals([caller.identifier]).get(caller.identifier, _EPOCH))
         # On a shared identifier, another person's conversation is not even offered for step-up.
         candidates = [
             c for c in recent
@@ -363,9 +364,9 @@ class Sessions:
         self, members: list[str], reach: Mapping[str, LinkKind | None], caller: Caller, shared: bool
     ) -> tuple[Context, str]:
         recent = self.store.by_anchors(members, limit=10)
-        seals = self.store.seals([c.anchor for c in recent])
+        seals = self.store.seals([c.anchor for c in recent] + [caller.identifier])
         for conv in recent:
-            if not self._allowed(reach.get(conv.anchor)) or _sealed(conv, seals):
+            if not self._allowed(reach.get(conv.anchor)) or _sealed(conv, seals, caller):
                 continue
             if not self._same_person(conv, caller, shared):
                 continue
@@ -453,7 +454,7 @@ class Sessions:
         visible = [k for k in members if self._allowed(reach.get(k))]
         page = self.store.by_anchors(visible, statuses, channel, after, page_size + 1)
         token = _encode_token(page[page_size - 1]) if len(page) > page_size else ""
-        seals = self.store.seals([c.anchor for c in page])
+        seals = self.store.seals([c.anchor for c in page] + [caller.identifier])
         shared = self._shared(caller)
         views = [self._view(c, caller, reach, seals=seals, shared=shared) for c in page[:page_size]]
         return [v for v in views if v.disclosed], token
@@ -538,8 +539,7 @@ class Sessions:
         """
         if not code or len(code) > 64:
             raise InvalidArgument("code", "must be a handoff code")
-        if channel not in CHANNELS:
-            raise InvalidArgument("channel", f"one of {', '.join(CHANNELS)}")
+        self.graph.channel(channel)
         if not identifiers:
             raise InvalidArgument("identifiers", "at least one identifier is required")
         # Every check that StartOrResume would make comes before the single-use code is spent.
@@ -789,8 +789,7 @@ class Sessions:
         self, identifier: tuple[str, str], channel: str, purpose: str, granted: bool, source: str
     ) -> Consent:
         key = self.graph.identifier(identifier[0], identifier[1], "identifier").key
-        if channel not in CHANNELS:
-            raise InvalidArgument("channel", f"one of {', '.join(CHANNELS)}")
+        self.graph.channel(channel)
         if not purpose or len(purpose) > 64:
             raise InvalidArgument("purpose", "a short purpose name, or '*' for all")
         check_text("purpose", purpose, 64)
@@ -850,9 +849,15 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def _sealed(conv: Conversation, seals: Mapping[str, datetime]) -> bool:
+def _sealed(conv: Conversation, seals: Mapping[str, datetime], caller: Caller | None = None) -> bool:
+    """Sealed by its anchor's seal (an earlier holder's conversation, hidden from everyone), or,
+    for `caller`, by the seal of the identifier the caller holds: a recycled number's new holder
+    sees nothing from before the reissue, wherever it hangs."""
     before = seals.get(conv.anchor)
-    return before is not None and conv.created_at < before
+    if before is not None and conv.created_at < before:
+        return True
+    held = seals.get(caller.identifier) if caller is not None else None
+    return held is not None and conv.created_at < held
 
 
 def _encode_token(conv: Conversation) -> str:

@@ -206,7 +206,7 @@ def test_unlink_of_a_recycled_number_moves_it_out(graph: IdentityGraph) -> None:
 def test_bad_input_names_the_field(graph: IdentityGraph) -> None:
     with pytest.raises(InvalidArgument) as err:
         graph.resolve(ResolveRequest("web", [("web_cookie", "ok"), ("phone", "not a phone")]))
-    assert err.value.field == "identifiers[1].phone"
+    assert err.value.field == "identifiers[1].value"
     with pytest.raises(InvalidArgument) as err:
         graph.resolve(ResolveRequest("web", [("web_cookie", "ok")], {"date_of_birth": "31/12/1980"}))
     assert err.value.field == "attributes.date_of_birth"

@@ -26,11 +26,12 @@ from identity.v1 import identity_pb2 as ipb
 from identity.v1 import identity_pb2_grpc as ipb_grpc
 from identity_graph.api.wire import UNPARSEABLE_DETAIL
 from identity_graph.attributes import MAX_ATTRIBUTE_LENGTH, MAX_ATTRIBUTES
+from identity_graph.config import GraphConfig
 from identity_graph.engine import MAX_IDENTIFIERS_PER_CALL, IdentityGraph
 from identity_graph.identifiers import MAX_VALUE_LENGTH, IdentifierTypes
 from identity_graph.store.base import GraphStore
 from server import SERVICE_NAMES, BackgroundServer
-from session.service import CHANNELS, MAX_SLOTS, MAX_TURN_TEXT, Sessions
+from session.service import MAX_SLOTS, MAX_TURN_TEXT, Sessions
 from session.store import conversation_store_for
 from session.v1 import session_pb2 as spb
 from session.v1 import session_pb2_grpc as spb_grpc
@@ -497,7 +498,7 @@ def vocabulary(s: Seed) -> Vocabulary:
                 "anonymous",
                 "x" * (MAX_VALUE_LENGTH + 1),
             ],
-            "channel": [*CHANNELS, "WEB", "web ", "telegram"],
+            "channel": [*GraphConfig().channels, "WEB", "web ", "telegram"],
             "kind": ["login", "otp", "handoff"],
             "customer_id": [s.customer_id, "cus_", "cus_missing", s.customer_id + "\x00"],
             "conversation_id": [s.conversation_id, "conv_missing", " " + s.conversation_id],
@@ -726,7 +727,7 @@ def test_redeem_handoff_refused_before_the_code_is_used(client: Client) -> None:
     s = seed(client)
     bad = [
         (keys("h", MAX_IDENTIFIERS_PER_CALL + 1), "identifiers"),
-        ([ident(PHONE), ipb.Identifier(type="email", value="not an email")], "identifiers[1].email"),
+        ([ident(PHONE), ipb.Identifier(type="email", value="not an email")], "identifiers[1].value"),
         ([ident("email:test@test.com")], "identifiers[0]"),  # blocked by default: it cannot link
     ]
     for identifiers, field in bad:
@@ -769,9 +770,9 @@ def test_identifier_value_limit(client: Client) -> None:
         client,
         client.identity.Resolve,
         ipb.ResolveRequest(channel="web", identifiers=[ident(COOKIE), long]),
-        "identifiers[1].web_cookie",
+        "identifiers[1].value",
     )
-    rejected(client, client.identity.Explain, ipb.ExplainRequest(a=ident(COOKIE), b=long), "b.web_cookie")
+    rejected(client, client.identity.Explain, ipb.ExplainRequest(a=ident(COOKIE), b=long), "b.value")
 
 
 def test_details_quoting_huge_input_stay_small(client: Client) -> None:
@@ -1129,7 +1130,7 @@ def test_injection_strings_round_trip(client: Client) -> None:
         ).customer
         assert [key_of(i.identifier) for i in found.identifiers] == [f"web_cookie:{value}"]
 
-    # Link evidence: source, actor, channel, event id and model version.
+    # Link evidence: source, actor, event id and model version (the channel is one of a list).
     for i, text in enumerate(INJECTIONS):
         b = ident(f"device_id:dev-{i}")
         req = ipb.LinkRequest(
@@ -1138,13 +1139,13 @@ def test_injection_strings_round_trip(client: Client) -> None:
             kind=ipb.OBSERVED,
             source=text,
             actor=text,
-            channel=text,
+            channel="agent",
             event_id=text,
             model_version=text,
         )
         made = client.identity.Link(req, timeout=TIMEOUT)
         (link,) = made.links
-        assert (link.source, link.actor, link.channel, link.event_id, link.model_version) == (text,) * 5
+        assert (link.source, link.actor, link.event_id, link.model_version) == (text,) * 4
         assert any(e.payload["source"] == text and e.payload["actor"] == text for e in made.events)
         path = client.identity.Explain(ipb.ExplainRequest(a=ident(COOKIE), b=b), timeout=TIMEOUT).path
         assert [(lk.source, lk.actor) for lk in path] == [(text, text)]

@@ -230,7 +230,7 @@ def test_link_and_unlink_with_evidence(api: Api) -> None:
             kind=pb.OBSERVED,
             source="crm",
             actor="agent-7",
-            channel="backoffice",
+            channel="agent",
             event_id="ticket-1",
         ),
         timeout=TIMEOUT,
@@ -241,7 +241,7 @@ def test_link_and_unlink_with_evidence(api: Api) -> None:
         pb.OBSERVED,
         "crm",
         "agent-7",
-        "backoffice",
+        "agent",
         "ticket-1",
     )
     assert list(linked.customer_ids) == [x.customer_id]

@@ -334,7 +334,7 @@ RETURN [m IN members | m.key] AS members,
          match_weight: l.match_weight, comparisons: l.comparisons,
          created_at: """ + _us("l.created_at") + """, actor: l.actor,
          removed_at: """ + _us("l.removed_at") + """, removed_by: l.removed_by,
-         removal_reason: l.removal_reason}] AS links,
+         removal_reason: l.removal_reason, claimant: l.claimant}] AS links,
        [n IN nodes WHERE n.type IS NOT NULL | {key: n.key, type: n.type, value: n.value,
          first_seen: """ + _us("n.first_seen") + """, last_seen: """ + _us("n.last_seen") + """,
          customer_id: n.customer_id, generic: coalesce(n.generic, false)}] AS nodes
