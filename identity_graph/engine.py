@@ -18,14 +18,11 @@ from typing import Any, Protocol, TypeVar
 from identity_graph.attributes import clean_attributes
 from identity_graph.components import (
     IdAssignment,
-    UnionFind,
-    assign_ids_incremental,
-    components,
     new_customer_id,
 )
 from identity_graph.config import GraphConfig
 from identity_graph.errors import FailedPrecondition, InvalidArgument, NotFound
-from identity_graph.guardrails import Profile, Violation, clearly_different, limit_violation, type_of
+from identity_graph.guardrails import Violation, record_of, sightings, type_of
 from identity_graph.identifiers import Identifier, IdentifierTypes
 from identity_graph.model import (
     ATTRIBUTES,
@@ -41,6 +38,7 @@ from identity_graph.model import (
     utcnow,
 )
 from identity_graph.paths import bottleneck, widest_paths
+from identity_graph.rules import Region, Rules, decide
 from identity_graph.store.base import MAX_TRAVERSAL, GraphStore
 from identity_graph.writelock import WriteLock, read_consistently
 
@@ -50,7 +48,6 @@ T = TypeVar("T")
 
 MAX_IDENTIFIERS_PER_CALL = 20
 PROOF_KINDS = ("login", "otp", "handoff")
-SHAREABLE_PRIORITY = ("phone", "whatsapp", "email", "device_id", "web_cookie")
 CANDIDATE_LOOKUP_LIMIT = 500
 CHANNEL_OF_TYPE = {"web_cookie": "web", "phone": "sms", "whatsapp": "whatsapp", "email": "email"}
 SUPPRESSED_REASON = "an erased identifier is not recorded again"
@@ -439,11 +436,11 @@ class IdentityGraph:
         return links
 
     def candidate_records(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """One record per identifier: the latest observed value of each attribute."""
-        out: dict[str, dict[str, Any]] = {k: dict.fromkeys(ATTRIBUTES) for k in keys}
-        for o in self.store.observations(keys):  # sorted by time: later wins
-            out[o.key][o.attribute] = o.value
-        return out
+        """One record per identifier, built as the relink builds it (`guardrails.record_of`)."""
+        by_key: dict[str, list[Observation]] = {k: [] for k in keys}
+        for o in self.store.observations(keys):
+            by_key[o.key].append(o)
+        return {k: {**dict.fromkeys(ATTRIBUTES), **record_of(obs)} for k, obs in by_key.items()}
 
     # ---- explicit links ---------------------------------------------------------------------
 
@@ -836,69 +833,34 @@ class IdentityGraph:
             region.links.pop(lid, None)
         region.new_keys = set(new_keys)
 
-        violations: list[Violation] = []
-        set_apart: list[Violation] = []
-        accepted: list[Link] = []
-        proposals = sorted(cs.links_added, key=lambda lk: (-lk.kind, lk.a, lk.b))
-        observations: dict[str, list[Observation]] = {}
-        for up in cs.identifiers:
-            for o in up.observations:
-                observations.setdefault(o.key, []).append(o)
-        for _ in range(4):  # marking an identifier generic re-opens the question once or twice
-            changed = False
-            uf = UnionFind(region.generic)
-            for a, b in _edges(region.links.values(), region.generic):
-                uf.union(a, b)
-            members: dict[Any, set[str]] = {}
-            for k in region.generic:
-                members.setdefault(uf.find(k), set()).add(k)
-            accepted, violations = [], []
-            for lk in proposals:
-                if not lk.kind.merges or region.generic.get(lk.a) or region.generic.get(lk.b):
-                    accepted.append(lk)
-                    continue
-                ra, rb = uf.find(lk.a), uf.find(lk.b)
-                if ra == rb:
-                    accepted.append(lk)
-                    continue
-                union = members[ra] | members[rb]
-                reason = limit_violation(union, self.config.limits)
-                if reason:
-                    violations.append(
-                        Violation("limit", lk.b if lk.b not in region.new_keys else lk.a, reason)
-                    )
-                    continue
-                shared = self._household_bridge(lk, members[ra], members[rb], region, observations)
-                if shared is not None:
-                    region.generic[shared] = True
-                    cs.generic[shared] = True
-                    set_apart.append(
-                        Violation("generic", shared, "shared by people with different names and birth dates")
-                    )
-                    changed = True
-                    break
-                uf.union(ra, rb)
-                root = uf.find(ra)
-                members[root] = union
-                accepted.append(lk)
-            if not changed:
-                break
-        violations = set_apart + violations
-        cs.links_added = accepted
-        for lk in accepted:
-            region.links[lk.id] = lk
-
-        comps = components(region.generic, _edges(region.links.values(), region.generic))
+        observed = _RegionObservations(self.store, set(region.generic) - region.new_keys, cs)
         previous = {k: n.customer_id for k, n in region.nodes.items()}
         old_ids = sorted({c for c in previous.values() if c})
-        created = {c.id: c.created_at for c in self.store.customers(old_ids).values()}
-        verified_keys = {
-            k for lk in region.links.values() if lk.kind is LinkKind.VERIFIED for k in (lk.a, lk.b)
-        }
-        first_seen = {k: n.first_seen for k, n in region.nodes.items()}
-        ids = assign_ids_incremental(
-            comps, previous, created, verified_keys.__contains__, first_seen, self.new_id, leaving
+        decision = decide(
+            Region(
+                keys=region.generic.keys(),
+                links=region.links.values(),
+                generic=region.generic,
+                records=observed.records,
+                sightings=observed.sightings,
+                previous=previous,
+                created_at={c.id: c.created_at for c in self.store.customers(old_ids).values()},
+                first_seen={k: n.first_seen for k, n in region.nodes.items()},
+                new_keys=region.new_keys,
+                leaving=leaving,
+            ),
+            cs.links_added,
+            Rules.of(self.config),
+            new_id=self.new_id,
         )
+        accepted, violations = decision.made, decision.violations
+        cs.links_added = accepted
+        for key, flag in decision.generic.items():
+            region.generic[key] = flag
+            cs.generic[key] = flag
+        for lk in accepted:
+            region.links[lk.id] = lk
+        comps, ids = decision.components, decision.ids
         assignment = ids.by_key(comps)
         for key, cid in assignment.items():
             if previous.get(key) != cid:
@@ -960,40 +922,47 @@ class IdentityGraph:
             )
         return _Outcome(comps, ids, assignment, accepted, violations, region)
 
-    def _household_bridge(
-        self,
-        lk: Link,
-        left: set[str],
-        right: set[str],
-        region: _Region,
-        pending_obs: Mapping[str, list[Observation]],
-    ) -> str | None:
-        """The identifier to set apart when `lk` would join two clearly different people.
 
-        It is the endpoint that, left out of both sides, leaves two people whose first names and
-        birth dates disagree: a family phone, a shop's email.
-        """
-        keys = (left | right) - region.new_keys
+class _RegionObservations:
+    """The records and sightings of a region's identifiers, read from the store (with the
+    change's own observations) the first time the rules ask for one, then kept."""
+
+    def __init__(self, store: GraphStore, keys: set[str], cs: ChangeSet) -> None:
+        self._store, self._keys, self._cs = store, keys, cs
+        self._records: dict[str, dict[str, str]] | None = None
+        self._sightings: dict[str, list[dict[str, str]]] = {}
+        self.records: Mapping[str, Mapping[str, str | None]] = _Lazy(self, "_records")
+        self.sightings: Mapping[str, Sequence[Mapping[str, str | None]]] = _Lazy(self, "_sightings")
+
+    def load(self) -> None:
+        if self._records is not None:
+            return
         by_key: dict[str, list[Observation]] = {}
-        for o in self.store.observations(keys):
+        for o in self._store.observations(self._keys) if self._keys else ():
             by_key.setdefault(o.key, []).append(o)
-        for k, extra in pending_obs.items():
-            by_key.setdefault(k, []).extend(extra)
-        side_a, side_b = (left, right) if lk.a in left else (right, left)
-
-        def profile(members: set[str]) -> Profile:
-            return Profile.of(o for k in members for o in by_key.get(k, ()))
-
-        existing = [k for k in (lk.a, lk.b) if k not in region.new_keys] or [lk.a, lk.b]
-        for candidate in sorted(existing, key=_shareable_rank):
-            if clearly_different(profile(side_a - {candidate}), profile(side_b - {candidate})):
-                return candidate
-        return None
+        for up in self._cs.identifiers:
+            for o in up.observations:
+                by_key.setdefault(o.key, []).append(o)
+        self._records = {k: record_of(obs) for k, obs in by_key.items()}
+        self._sightings = {k: sightings(obs) for k, obs in by_key.items()}
 
 
-def _shareable_rank(key: str) -> tuple[int, str]:
-    t = type_of(key)
-    return (SHAREABLE_PRIORITY.index(t) if t in SHAREABLE_PRIORITY else len(SHAREABLE_PRIORITY), key)
+class _Lazy(Mapping[str, Any]):
+    def __init__(self, owner: _RegionObservations, name: str) -> None:
+        self._owner, self._name = owner, name
+
+    def _data(self) -> dict[str, Any]:
+        self._owner.load()
+        return getattr(self._owner, self._name)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data()[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._data())
+
+    def __len__(self) -> int:
+        return len(self._data())
 
 
 def _edges(links: Iterable[Link], generic: Mapping[str, bool]) -> Iterable[tuple[str, str]]:
