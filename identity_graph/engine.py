@@ -22,7 +22,7 @@ from identity_graph.components import (
 )
 from identity_graph.config import GraphConfig
 from identity_graph.errors import FailedPrecondition, InvalidArgument, NotFound
-from identity_graph.guardrails import Violation, record_of, sightings, type_of
+from identity_graph.guardrails import Violation, record_of, type_of
 from identity_graph.identifiers import Identifier, IdentifierTypes
 from identity_graph.model import (
     ATTRIBUTES,
@@ -38,6 +38,7 @@ from identity_graph.model import (
     utcnow,
 )
 from identity_graph.paths import bottleneck, widest_paths
+from identity_graph.region_data import RegionObservations
 from identity_graph.rules import Region, Rules, decide
 from identity_graph.store.base import MAX_TRAVERSAL, GraphStore
 from identity_graph.writelock import WriteLock, read_consistently
@@ -833,7 +834,7 @@ class IdentityGraph:
             region.links.pop(lid, None)
         region.new_keys = set(new_keys)
 
-        observed = _RegionObservations(self.store, set(region.generic) - region.new_keys, cs)
+        observed = RegionObservations(self.store, set(region.generic) - region.new_keys, cs)
         previous = {k: n.customer_id for k, n in region.nodes.items()}
         old_ids = sorted({c for c in previous.values() if c})
         decision = decide(
@@ -921,48 +922,6 @@ class IdentityGraph:
                 )
             )
         return _Outcome(comps, ids, assignment, accepted, violations, region)
-
-
-class _RegionObservations:
-    """The records and sightings of a region's identifiers, read from the store (with the
-    change's own observations) the first time the rules ask for one, then kept."""
-
-    def __init__(self, store: GraphStore, keys: set[str], cs: ChangeSet) -> None:
-        self._store, self._keys, self._cs = store, keys, cs
-        self._records: dict[str, dict[str, str]] | None = None
-        self._sightings: dict[str, list[dict[str, str]]] = {}
-        self.records: Mapping[str, Mapping[str, str | None]] = _Lazy(self, "_records")
-        self.sightings: Mapping[str, Sequence[Mapping[str, str | None]]] = _Lazy(self, "_sightings")
-
-    def load(self) -> None:
-        if self._records is not None:
-            return
-        by_key: dict[str, list[Observation]] = {}
-        for o in self._store.observations(self._keys) if self._keys else ():
-            by_key.setdefault(o.key, []).append(o)
-        for up in self._cs.identifiers:
-            for o in up.observations:
-                by_key.setdefault(o.key, []).append(o)
-        self._records = {k: record_of(obs) for k, obs in by_key.items()}
-        self._sightings = {k: sightings(obs) for k, obs in by_key.items()}
-
-
-class _Lazy(Mapping[str, Any]):
-    def __init__(self, owner: _RegionObservations, name: str) -> None:
-        self._owner, self._name = owner, name
-
-    def _data(self) -> dict[str, Any]:
-        self._owner.load()
-        return getattr(self._owner, self._name)
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data()[key]
-
-    def __iter__(self) -> Any:
-        return iter(self._data())
-
-    def __len__(self) -> int:
-        return len(self._data())
 
 
 def _edges(links: Iterable[Link], generic: Mapping[str, bool]) -> Iterable[tuple[str, str]]:

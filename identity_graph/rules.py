@@ -27,7 +27,8 @@ links being considered, strongest first. For each proposal, in order:
 Setting an identifier apart re-opens the merges made through it, so the pass repeats until no
 new identifier is set apart (each repeat sets at least one apart; usually one repeat). Then
 components and ids: `incremental` (online: the oldest id survives, the most-verified part keeps
-it) or `overlap` (nightly: largest overlap, each id once). Every refusal is a `Violation`.
+it), `overlap` (nightly: largest overlap, each id once) or `none` (ingest: links only).
+Every refusal is a `Violation`.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def decide(
     proposals: Iterable[Link],
     rules: Rules,
     *,
-    policy: Literal["incremental", "overlap"] = "incremental",
+    policy: Literal["incremental", "overlap", "none"] = "incremental",
     new_id: Callable[[], str] = new_customer_id,
 ) -> Decision:
     """The decision on `proposals` over `region`: links made and refused, identifiers set apart,
@@ -165,8 +166,10 @@ def decide(
         verified = {k for lk in [*settled, *made] if lk.kind is LinkKind.VERIFIED for k in (lk.a, lk.b)}
         ids = assign_ids_incremental(comps, region.previous, region.created_at, verified.__contains__,
                                      region.first_seen, new_id, region.leaving)
-    else:
+    elif policy == "overlap":
         ids = assign_ids_by_overlap(comps, region.previous, region.created_at, new_id)
+    else:  # links only (ingest): customers are assigned by the next relink
+        ids = IdAssignment()
     refused = blocked + refused
     violations = [*marks.values(), *(v for _, v in refused), *chains]
     return Decision(made, refused, {k: True for k in marks}, violations, comps, ids)
