@@ -242,7 +242,7 @@ def _pass(
             continue
         reason = limit_violation(counts[ra] + counts[rb], rules.limits)
         if reason:
-            at = b if b not in region.new_keys else a
+            at = a if len(members[ra]) < len(members[rb]) else b  # the end that would join
             refused.append((lk, Violation("limit", at, reason, lk.other(at))))
             continue
         side_a, side_b = members[ra], members[rb]
