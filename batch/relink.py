@@ -183,8 +183,8 @@ _SNAPSHOT_SQL = {
     "identifiers": "SELECT key, type, value, first_seen, last_seen, customer_id, generic "
                    "FROM identifiers",
     "observations": "SELECT key, attribute, value, source, channel, observed_at FROM observations",
-    "links": "SELECT link_id, a, b, kind, source, model_version, probability, match_weight "
-             "FROM links WHERE removed_at IS NULL",
+    "links": "SELECT link_id, a, b, kind, source, model_version, probability, match_weight, "
+             "revision FROM links WHERE removed_at IS NULL",
     "customers": "SELECT id, created_at FROM customers",
     "aliases": "SELECT alias, customer_id FROM aliases",
     # kinds that ingest mappings declared for custom attributes (batch.ingest.KINDS_EVENT)
@@ -763,11 +763,19 @@ def plan(snap: Snapshot, target: Target, model: MatchModel, options: RelinkOptio
         if target.previous[i] != cid:
             changes[find(comp[i])].assignments[k] = cid
     # links: add the target's new ones, remove active batch links it does not hold
-    existing = {lid: (a, b) for lid, a, b in snap.con.execute(
-        f"SELECT link_id, a, b FROM links WHERE source = '{SOURCE}'").fetchall()}
+    existing: dict[str, tuple[str, str]] = {}
+    revised: dict[str, str] = {}
+    """first revision's id -> the active revision's id (a batch link linked again after an unlink)"""
+    for lid, a, b, kind, mv, rev in snap.con.execute(
+            f"SELECT link_id, a, b, kind, model_version, revision FROM links "
+            f"WHERE source = '{SOURCE}'").fetchall():
+        existing[lid] = (a, b)
+        if rev:
+            revised[Link(a, b, LinkKind.parse(kind), source=SOURCE, model_version=mv).id] = lid
+    kept = {revised[lid] for lid in target.links if lid in revised}
     n_added = n_removed = 0
     for lid, lk in target.links.items():
-        if lid not in existing:
+        if lid not in existing and revised.get(lid) not in existing:
             changes[find(comp[index[lk.a]])].links_added.append(lk)
             n_added += 1
     reason = f"replaced by relink with model {model.version}"
@@ -776,7 +784,7 @@ def plan(snap: Snapshot, target: Target, model: MatchModel, options: RelinkOptio
         ends.update({lid: (a, b) for lid, a, b in snap.con.execute(
             "SELECT link_id, a, b FROM links WHERE link_id IN (SELECT unnest(?::VARCHAR[]))",
             [sorted(target.removed)]).fetchall()})
-    dropped = {lid: reason for lid in existing if lid not in target.links}
+    dropped = {lid: reason for lid in existing if lid not in target.links and lid not in kept}
     dropped.update(target.removed)
     for lid, why in sorted(dropped.items()):
         a, b = ends[lid]
@@ -926,6 +934,7 @@ def apply(store: GraphStore, the_plan: Plan, options: RelinkOptions,
                     out.units_skipped += 1
                     out.skipped_keys.extend(sorted(u.expected)[:3])
             cs = _combine([u.changes for u in ok])
+            cs.links_added = store.revise(cs.links_added)  # a pair unlinked since: a new revision
             out.events += len(store.apply(cs)) if cs else 0
         out.units_applied += len(ok)
         return out

@@ -362,7 +362,8 @@ class IdentityGraph:
         for lk in pending:
             if (lk.a, lk.b, lk.kind, lk.claimant) not in known:
                 fresh.setdefault(lk.id, lk)
-        cs.links_added = list(fresh.values())
+        cs.links_added = self.store.revise(fresh.values())
+        fresh = {lk.id: lk for lk in cs.links_added}
 
         new_keys = {k for k in presented if k not in existing}
         outcome = self._settle(
@@ -510,8 +511,7 @@ class IdentityGraph:
                     claimant=claimant,
                 )
             )
-            if any(lk.id == cs.links_added[0].id for lk in self.store.links([a])):
-                cs.links_added = []
+            cs.links_added = self.store.revise(cs.links_added)
             outcome = self._settle(cs, {a, b}, {k for k in (a, b) if k not in existing}, now, actor)
             seqs = self.store.apply(cs)
         return ChangeResult(

@@ -195,3 +195,72 @@ def test_rule_case_on_every_path(store, case: Case, path: str, tmp_path: Path) -
     reported = {(SET_APART.get(e.payload["kind"], e.payload["kind"]), e.payload["key"])
                 for e in events if e.type == "violation"}
     assert set(case.violations) <= reported, reported
+
+
+# ---- links over time: Link -> Unlink -> Link ------------------------------------------------
+
+
+def _active(store, a: str, b: str) -> list[Link]:
+    return [lk for lk in store.links([a]) if lk.other(a) == b]
+
+
+def test_link_unlink_link_makes_a_new_active_link(store) -> None:
+    graph = IdentityGraph(store, CONFIG)
+    a, b = "email:kim@mail.example", "phone:+12025550177"
+    first = graph.link(a, b, LinkKind.OBSERVED, source="agent", actor="t")
+    graph.unlink(a, b, actor="t", reason="wrong person")
+    assert _active(store, a, b) == []
+    assert store.get_identifier(a).customer_id != store.get_identifier(b).customer_id
+    again = graph.link(a, b, LinkKind.OBSERVED, source="agent", actor="t")
+    [active] = _active(store, a, b)
+    assert [lk.id for lk in again.links] == [active.id] and active.revision == 1
+    assert active.id != first.links[0].id
+    # the engine and the store agree: one customer again, and the old revision stays removed
+    assert store.get_identifier(a).customer_id == store.get_identifier(b).customer_id
+    [old] = store.links_by_id([first.links[0].id])
+    assert not old.active and old.removal_reason == "wrong person"
+    # the same evidence once more is a no-op
+    assert graph.link(a, b, LinkKind.OBSERVED, source="agent", actor="t").links == []
+    assert len(_active(store, a, b)) == 1
+
+
+def test_resolve_after_unlink_links_again(store) -> None:
+    graph = IdentityGraph(store, CONFIG)
+    req = ResolveRequest("web", [("web_cookie", "ck1"), ("email", "sam@mail.example")])
+    first = graph.resolve(req)
+    graph.unlink("web_cookie:ck1", "email:sam@mail.example", actor="t")
+    again = graph.resolve(req)
+    assert again.customer_id == store.get_identifier("email:sam@mail.example").customer_id
+    [active] = _active(store, "email:sam@mail.example", "web_cookie:ck1")
+    assert active.revision == 1 and [lk.id for lk in again.links] == [active.id]
+    assert first.links[0].id != active.id
+
+
+def test_relink_keeps_a_relinked_pair_and_relinks_a_batch_link_after_unlink(store) -> None:
+    graph = IdentityGraph(store, CONFIG)
+    a, b = "email:kim@mail.example", "phone:+12025550177"
+    graph.link(a, b, LinkKind.OBSERVED, source="agent", actor="t")
+    graph.unlink(a, b, actor="t")
+    graph.link(a, b, LinkKind.OBSERVED, source="agent", actor="t")
+    relink(store, CONFIG, _opts())
+    assert len(_active(store, a, b)) == 1
+    assert store.get_identifier(a).customer_id == store.get_identifier(b).customer_id
+    # a batch link (here: a probable one, threshold lowered) unlinked by an operator is linked
+    # again by the next relink as a new revision, and the run after that changes nothing
+    loose = GraphConfig(link_threshold=0.5, review_threshold=0.5)
+    rows = [Row("r1", email="pat1@mail.example", first_name="Pat", last_name="Quinn",
+                date_of_birth="1960-01-01"),
+            Row("r2", email="pat2@mail.example", first_name="Pat", last_name="Quinn",
+                date_of_birth="1960-01-01")]
+    online(store, Case("pat", rows, []), Path("."))
+    res = relink(store, loose, _opts())
+    made = [lk for lk in res.target.links.values() if {lk.a, lk.b} == {rows[0].record, rows[1].record}]
+    assert made and made[0].kind is LinkKind.PROBABLE
+    graph.unlink(rows[0].record, rows[1].record, actor="t")
+    relink(store, loose, _opts())
+    [back] = _active(store, rows[0].record, rows[1].record)
+    assert back.revision == 1
+    owners = store.get_identifiers([rows[0].record, rows[1].record])
+    assert owners[rows[0].record].customer_id == owners[rows[1].record].customer_id
+    c = relink(store, loose, _opts()).report["counts"]
+    assert (c["links_added"], c["links_removed"], c["assignments_changed"]) == (0, 0, 0)
