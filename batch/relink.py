@@ -13,14 +13,12 @@ The pipeline is six steps, each a function with its own progress bar:
   (`models/<version>.json`), the file the online engine's scorer loads.
 - **predict** scores blocked pairs with Splink on DuckDB: `probable` at or above the link
   threshold, `possible` in the review band.
-- **cluster** joins identifiers over the merging links that are not batch-made, then adds this
-  run's probable links strongest first under the guardrails: blocked values never link,
-  generic identifiers carry no merges (identifiers whose own sightings show clearly different
-  people are marked generic here), a link that would push a customer over a per-type limit is
-  not made, and a link between two clearly different people (first names and birth dates
-  disagree: the chain through one weak edge) is kept only as `possible`.
-  Components map to stable ids by largest overlap (`assign_ids`); new ids are hashes of the
-  component, so the target state is a pure function of the snapshot and the model.
+- **cluster** applies the customer rules (`identity_graph.rules.decide`) to the whole graph:
+  every deterministic link (verified, equivalent, observed, from any source) and this run's
+  scored pairs are proposed, strongest first; blocked values never link, a link over a per-type
+  limit is refused (and removed when it was stored), a household bridge or junk value is marked
+  generic, a probable link between clearly different people is kept only as `possible`.
+  Components map to stable ids by largest overlap, each id once; new ids are random.
 - **plan** diffs the target against the snapshot, per *unit*: the new customers that share any old
   customer, so that a merge or split is always written whole.
 - **apply** writes units in batches, one `store.apply` (one transaction) per batch, under the
@@ -29,8 +27,8 @@ The pipeline is six steps, each a function with its own progress bar:
   the same change set as the new links of the same customers.
 
 Re-running after a kill converges: links have deterministic ids, already-applied units diff to
-nothing, and the rest plans exactly as before. A run on unchanged data with the same model
-writes nothing.
+nothing (their ids are in the store now), and the rest plans as before. A run on unchanged data
+with the same model writes nothing.
 
 Embedded store while `identity-server` runs: the SQLite file is in WAL mode, so the CLI reads
 its snapshot beside the server; its batches wait for the server's write transactions (and the
