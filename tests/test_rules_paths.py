@@ -61,18 +61,21 @@ PEOPLE = [("Ann", "Lee", "1971-02-03"), ("Raj", "Patel", "1984-11-30"), ("Olga",
           ("Mia", "Santos", "1999-12-01"), ("Ben", "Okafor", "1977-07-07")]
 
 
-def _strangers(value_col: str, value: str, n: int, prefix: str) -> list[Row]:
+def _strangers(value_col: str, value: str, n: int, prefix: str, dob: str = "") -> list[Row]:
+    """`n` different people, each with an identifier of their own, all giving `value`."""
     rows = []
-    for i, (fn, ln, dob) in enumerate(PEOPLE[:n]):
+    for i, (fn, ln, born) in enumerate(PEOPLE[:n]):
         own = {"email": f"{fn.lower()}.{prefix}@mail.example"} if value_col == "phone" else \
               {"phone": f"20255501{i:02d}"}
         rows.append(Row(f"{prefix}{i}", **own, **{value_col: value}, first_name=fn, last_name=ln,
-                        date_of_birth=dob))
+                        date_of_birth=dob or born))
     return rows
 
 
 def _junk_case(value_col: str, value: str, key: str, prefix: str) -> Case:
-    rows = _strangers(value_col, value, 4, prefix)
+    # one birth date for all (a default form value): no two are "clearly different" households,
+    # only the junk rule (names that contradict each other) can tell them apart
+    rows = _strangers(value_col, value, 4, prefix, dob="1990-01-01")
     own = [{r.record, f"phone:+1{r.phone}" if value_col == "email" else f"email:{r.email}"}
            for r in rows]
     return Case(f"junk {value}", rows, [*own, {key}], {key}, {("generic", key)})
