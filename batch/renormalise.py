@@ -111,7 +111,7 @@ def _blocker(store: GraphStore, config: GraphConfig, old: str, new: str) -> str 
         if other != cid:
             return f"{new} already belongs to {other}; joining it to {cid} is a merge, not a re-normalisation"
         return None
-    if cid and (reason := limit_violation(type_counts([*store.members(cid), new]), config.limits)):
+    if cid and (reason := limit_violation(config.limits, type_counts([*store.members(cid), new]))):
         return reason
     return None
 

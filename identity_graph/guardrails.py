@@ -33,11 +33,13 @@ def type_of(key: str) -> str:
     return key.partition(":")[0]
 
 
-def limit_violation(counts: Mapping[str, int], limits: Mapping[str, int]) -> str | None:
-    """The first per-type limit that identifier `counts` (type -> n) exceed, as a reason."""
+def limit_violation(limits: Mapping[str, int], *counts: Mapping[str, int]) -> str | None:
+    """The first per-type limit that the identifiers counted in `counts` (type -> n, summed:
+    the two sides of a would-be merge) exceed, as a reason; None when within limits."""
     for type_, limit in sorted(limits.items()):
-        if counts.get(type_, 0) > limit:
-            return f"a customer may hold at most {limit} {type_} identifiers ({counts[type_]} would)"
+        n = sum(c.get(type_, 0) for c in counts)
+        if n > limit:
+            return f"a customer may hold at most {limit} {type_} identifiers ({n} would)"
     return None
 
 

@@ -34,7 +34,6 @@ Every refusal is a `Violation`.
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -197,20 +196,22 @@ def _pass(
     is final)."""
     uf = UnionFind()
     members: dict[object, list[str]] = {}
-    counts: dict[object, Counter[str]] = {}
+    counts: dict[object, dict[str, int]] = {}
     neighbours: dict[str, set[str]] = {}
 
     def add(k: str) -> None:
         if k not in uf.parent:
             uf.add(k)
             members[k] = [k]
-            counts[k] = Counter({type_of(k): 1})
+            counts[k] = {type_of(k): 1}
 
     def join(ra: object, rb: object) -> None:
         uf.union(ra, rb)  # type: ignore[arg-type]
         root, other = (ra, rb) if uf.find(ra) == ra else (rb, ra)  # type: ignore[arg-type]
         members[root].extend(members.pop(other))
-        counts[root] += counts.pop(other)
+        into = counts[root]
+        for t, n in counts.pop(other).items():
+            into[t] = into.get(t, 0) + n
 
     for lk in settled:
         for k in (lk.a, lk.b):
@@ -240,7 +241,7 @@ def _pass(
         if ra == rb:
             made.append(lk)
             continue
-        reason = limit_violation(counts[ra] + counts[rb], rules.limits)
+        reason = limit_violation(rules.limits, counts[ra], counts[rb])
         if reason:
             at = a if len(members[ra]) < len(members[rb]) else b  # the end that would join
             refused.append((lk, Violation("limit", at, reason, lk.other(at))))
@@ -263,13 +264,14 @@ def _pass(
                     made.append(lk)
                     continue
         if shared:
-            seen = next((k for k in sorted((a, b), key=_shareable_rank)
-                         if _shareable(k) and _two_people_seen(k, region, rules)), None)
+            ends = (a, b) if _shareable_rank(a) <= _shareable_rank(b) else (b, a)
+            seen = next((k for k in ends if _shareable(k) and _two_people_seen(k, region, rules)),
+                        None)
             if seen is not None:
                 found[seen] = Violation("generic", seen, SIGHTINGS_REASON, lk.other(seen))
                 made.append(lk)
                 continue
-            junk = _junk_end(lk, neighbours, region, rules)
+            junk = _junk_end(lk, ends, neighbours, region, rules)
             if junk is not None:
                 found[junk] = Violation("junk", junk, f"joins {rules.junk_people} or more people "
                                         "whose names or birth dates contradict each other",
@@ -304,16 +306,18 @@ def _two_people_seen(key: str, region: Region, rules: Rules) -> bool:
     return any(rules.similarity.two_people(x, y) for i, x in enumerate(seen) for y in seen[i + 1:])
 
 
-def _junk_end(lk: Link, neighbours: Mapping[str, set[str]], region: Region, rules: Rules) -> str | None:
+def _junk_end(lk: Link, ends: tuple[str, str], neighbours: Mapping[str, set[str]], region: Region,
+              rules: Rules) -> str | None:
     """The end of `lk` that, with it, would join `junk_people` people who contradict each
     other (its neighbours' records and its own sightings)."""
-    for k in sorted((lk.a, lk.b), key=_shareable_rank):
-        near = neighbours.get(k, set()) | {lk.other(k)}
-        if len(near) < 2:
+    for k in ends:
+        near = neighbours.get(k)
+        if not near:
+            continue  # one neighbour (this link's other end) joins nobody
+        seen = region.sightings.get(k) or ()
+        if len(near) + 1 + len(seen) < rules.junk_people:
             continue
-        descriptions = [*(region.records.get(n) or {} for n in sorted(near)), *region.sightings.get(k, ())]
-        if len(descriptions) < rules.junk_people:
-            continue
+        descriptions = [*(region.records.get(n) or {} for n in sorted(near | {lk.other(k)})), *seen]
         if rules.similarity.people_among(descriptions, rules.junk_people) >= rules.junk_people:
             return k
     return None
