@@ -65,7 +65,7 @@ from batch.components import labels as component_labels
 from identity_graph.attributes import BUILTIN_KINDS, Kind
 from identity_graph.components import UnionFind
 from identity_graph.config import GraphConfig
-from identity_graph.guardrails import Violation
+from identity_graph.guardrails import PERSON_ATTRIBUTES, Violation
 from identity_graph.matching.model import MatchModel, load_model, save_model
 from identity_graph.model import (
     ChangeSet,
@@ -588,11 +588,14 @@ def _profiles(snap: Snapshot) -> tuple[dict[str, dict[str, str]], dict[str, list
     """Each identifier's record (the `records` table: `guardrails.record_of`'s policy) as a
     person's description, and the sightings of those whose own observations name more than one
     person (a family phone, a junk value), as the rules compare them."""
-    records = {k: {"first_name": fn, "last_name": ln, "date_of_birth": dob}
-               for k, fn, ln, dob in snap.con.execute(
-                   "SELECT unique_id, first_name, last_name, date_of_birth FROM records "
-                   "WHERE first_name IS NOT NULL OR last_name IS NOT NULL "
-                   "OR date_of_birth IS NOT NULL").fetchall()}
+    have = {d[0] for d in snap.con.execute("SELECT * FROM records LIMIT 0").description}
+    cols = [c for c in PERSON_ATTRIBUTES if c in have]
+    records: dict[str, dict[str, str]] = {}
+    if cols:
+        for k, *values in snap.con.execute(
+                f"SELECT unique_id, {', '.join(cols)} FROM records WHERE "
+                + " OR ".join(f"{c} IS NOT NULL" for c in cols)).fetchall():
+            records[k] = dict(zip(cols, values, strict=True))
     rows = snap.con.execute("""
         WITH multi AS (
             SELECT key FROM observations
