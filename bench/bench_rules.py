@@ -4,7 +4,8 @@ Builds a graph of `--identifiers` keys as the relink sees it: people of one sour
 email, a phone and a cookie each (observed links), 1% of emails shared as junk by 4 people,
 prior customer ids for every key, and one probable pair per 20 people. Times `decide(...,
 policy="overlap")` (every rule, components and ids) against the obvious floor: union-find
-components over the same links with nothing checked. Medians of `--repeat` runs.
+components over the same links with nothing checked. Medians of `--repeat` runs, wall and CPU
+(this process: on a shared machine the CPU time is what an idle one would need).
 
     .venv/bin/python bench/bench_rules.py --identifiers 1000000 --repeat 3
 """
@@ -63,8 +64,9 @@ def main() -> None:
     args = ap.parse_args()
     region, links = build(args.identifiers, 1)
     rules = Rules.of(GraphConfig())
-    floor, full = [], []
+    floor, full, floor_cpu, full_cpu = [], [], [], []
     for _ in range(args.repeat):
+        c = time.process_time()
         t = time.perf_counter()
         uf = UnionFind(region.keys)
         for lk in links:
@@ -72,9 +74,12 @@ def main() -> None:
                 uf.union(lk.a, lk.b)
         uf.groups()
         floor.append(time.perf_counter() - t)
+        floor_cpu.append(time.process_time() - c)
+        c = time.process_time()
         t = time.perf_counter()
         decision = decide(region, links, rules, policy="overlap")
         full.append(time.perf_counter() - t)
+        full_cpu.append(time.process_time() - c)
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
     print(f"identifiers {len(region.keys):,}, links {len(links):,}, "
@@ -83,7 +88,9 @@ def main() -> None:
           f"{sum(v.kind == 'chain' for v in decision.violations)}")
     print(f"union-find only: median {statistics.median(floor):.2f} s; "
           f"decide (all rules + ids): median {statistics.median(full):.2f} s; "
-          f"ratio {statistics.median(full) / statistics.median(floor):.1f}x; loadavg {' '.join(load)}")
+          f"ratio {statistics.median(full) / statistics.median(floor):.1f}x; CPU s: union-find "
+          f"{statistics.median(floor_cpu):.2f}, decide {statistics.median(full_cpu):.2f} (ratio "
+          f"{statistics.median(full_cpu) / statistics.median(floor_cpu):.1f}x); loadavg {' '.join(load)}")
 
 
 if __name__ == "__main__":
