@@ -138,7 +138,8 @@ def decide(
     for lk in ordered:
         keys.add(lk.a)
         keys.add(lk.b)
-    settled = [lk for lk in region.links if lk.active and lk.kind.merges]
+    # a settled link leaving the region (to a key outside it) carries nothing inside it
+    settled = [lk for lk in region.links if lk.active and lk.kind.merges and lk.a in keys and lk.b in keys]
     generic = {k: bool(region.generic.get(k, False)) for k in keys}
     marks: dict[str, Violation] = {}
     blocked: list[tuple[Link, Violation]] = []
