@@ -8,6 +8,7 @@ offline. The cluster-size histogram is an inline SVG drawn here and needs no scr
 from __future__ import annotations
 
 import copy
+import dataclasses
 import html
 import json
 import logging
@@ -186,7 +187,7 @@ def build_report(
         "warnings": [],
         "guardrails": {
             "violations_by_kind": dict(sorted(violations.items())),
-            "sample": [v.__dict__ for v in target.violations[: options.samples * 2]],
+            "sample": [dataclasses.asdict(v) for v in target.violations[: options.samples * 2]],
             "limits": config.limits, "link_threshold": config.link_threshold,
             "review_threshold": config.review_threshold,
         },

@@ -18,14 +18,11 @@ from typing import Any, Protocol, TypeVar
 from identity_graph.attributes import clean_attributes
 from identity_graph.components import (
     IdAssignment,
-    UnionFind,
-    assign_ids_incremental,
-    components,
     new_customer_id,
 )
 from identity_graph.config import GraphConfig
 from identity_graph.errors import FailedPrecondition, InvalidArgument, NotFound
-from identity_graph.guardrails import Profile, Violation, clearly_different, limit_violation, type_of
+from identity_graph.guardrails import Violation, record_of, type_of
 from identity_graph.identifiers import Identifier, IdentifierTypes
 from identity_graph.limits import check_text
 from identity_graph.model import (
@@ -42,6 +39,8 @@ from identity_graph.model import (
     utcnow,
 )
 from identity_graph.paths import bottleneck, widest_paths
+from identity_graph.region_data import RegionObservations
+from identity_graph.rules import Region, Rules, decide
 from identity_graph.store.base import MAX_TRAVERSAL, GraphStore
 from identity_graph.writelock import WriteLock, read_consistently
 
@@ -51,7 +50,6 @@ T = TypeVar("T")
 
 MAX_IDENTIFIERS_PER_CALL = 20
 PROOF_KINDS = ("login", "otp", "handoff")
-SHAREABLE_PRIORITY = ("phone", "whatsapp", "email", "device_id", "web_cookie")
 CANDIDATE_LOOKUP_LIMIT = 500
 CHANNEL_OF_TYPE = {"web_cookie": "web", "phone": "sms", "whatsapp": "whatsapp", "email": "email"}
 SUPPRESSED_REASON = "an erased identifier is not recorded again"
@@ -386,7 +384,8 @@ class IdentityGraph:
         for lk in pending:
             if (lk.a, lk.b, lk.kind, lk.claimant) not in known:
                 fresh.setdefault(lk.id, lk)
-        cs.links_added = list(fresh.values())
+        cs.links_added = self.store.revise(fresh.values())
+        fresh = {lk.id: lk for lk in cs.links_added}
 
         new_keys = {k for k in presented if k not in existing}
         outcome = self._settle(
@@ -461,11 +460,11 @@ class IdentityGraph:
         return links
 
     def candidate_records(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """One record per identifier: the latest observed value of each attribute."""
-        out: dict[str, dict[str, Any]] = {k: dict.fromkeys(ATTRIBUTES) for k in keys}
-        for o in self.store.observations(keys):  # sorted by time: later wins
-            out[o.key][o.attribute] = o.value
-        return out
+        """One record per identifier, built as the relink builds it (`guardrails.record_of`)."""
+        by_key: dict[str, list[Observation]] = {k: [] for k in keys}
+        for o in self.store.observations(keys):
+            by_key[o.key].append(o)
+        return {k: {**dict.fromkeys(ATTRIBUTES), **record_of(obs)} for k, obs in by_key.items()}
 
     # ---- explicit links ---------------------------------------------------------------------
 
@@ -538,8 +537,7 @@ class IdentityGraph:
                     claimant=claimant,
                 )
             )
-            if any(lk.id == cs.links_added[0].id for lk in self.store.links([a])):
-                cs.links_added = []
+            cs.links_added = self.store.revise(cs.links_added)
             outcome = self._settle(cs, {a, b}, {k for k in (a, b) if k not in existing}, now, actor)
             seqs = self.store.apply(cs)
         return ChangeResult(
@@ -868,69 +866,34 @@ class IdentityGraph:
             region.links.pop(lid, None)
         region.new_keys = set(new_keys)
 
-        violations: list[Violation] = []
-        set_apart: list[Violation] = []
-        accepted: list[Link] = []
-        proposals = sorted(cs.links_added, key=lambda lk: (-lk.kind, lk.a, lk.b))
-        observations: dict[str, list[Observation]] = {}
-        for up in cs.identifiers:
-            for o in up.observations:
-                observations.setdefault(o.key, []).append(o)
-        for _ in range(4):  # marking an identifier generic re-opens the question once or twice
-            changed = False
-            uf = UnionFind(region.generic)
-            for a, b in _edges(region.links.values(), region.generic):
-                uf.union(a, b)
-            members: dict[Any, set[str]] = {}
-            for k in region.generic:
-                members.setdefault(uf.find(k), set()).add(k)
-            accepted, violations = [], []
-            for lk in proposals:
-                if not lk.kind.merges or region.generic.get(lk.a) or region.generic.get(lk.b):
-                    accepted.append(lk)
-                    continue
-                ra, rb = uf.find(lk.a), uf.find(lk.b)
-                if ra == rb:
-                    accepted.append(lk)
-                    continue
-                union = members[ra] | members[rb]
-                reason = limit_violation(union, self.config.limits)
-                if reason:
-                    violations.append(
-                        Violation("limit", lk.b if lk.b not in region.new_keys else lk.a, reason)
-                    )
-                    continue
-                shared = self._household_bridge(lk, members[ra], members[rb], region, observations)
-                if shared is not None:
-                    region.generic[shared] = True
-                    cs.generic[shared] = True
-                    set_apart.append(
-                        Violation("generic", shared, "shared by people with different names and birth dates")
-                    )
-                    changed = True
-                    break
-                uf.union(ra, rb)
-                root = uf.find(ra)
-                members[root] = union
-                accepted.append(lk)
-            if not changed:
-                break
-        violations = set_apart + violations
-        cs.links_added = accepted
-        for lk in accepted:
-            region.links[lk.id] = lk
-
-        comps = components(region.generic, _edges(region.links.values(), region.generic))
+        observed = RegionObservations(self.store, set(region.generic) - region.new_keys, cs)
         previous = {k: n.customer_id for k, n in region.nodes.items()}
         old_ids = sorted({c for c in previous.values() if c})
-        created = {c.id: c.created_at for c in self.store.customers(old_ids).values()}
-        verified_keys = {
-            k for lk in region.links.values() if lk.kind is LinkKind.VERIFIED for k in (lk.a, lk.b)
-        }
-        first_seen = {k: n.first_seen for k, n in region.nodes.items()}
-        ids = assign_ids_incremental(
-            comps, previous, created, verified_keys.__contains__, first_seen, self.new_id, leaving
+        decision = decide(
+            Region(
+                keys=region.generic.keys(),
+                links=region.links.values(),
+                generic=region.generic,
+                records=observed.records,
+                sightings=observed.sightings,
+                previous=previous,
+                created_at={c.id: c.created_at for c in self.store.customers(old_ids).values()},
+                first_seen={k: n.first_seen for k, n in region.nodes.items()},
+                new_keys=region.new_keys,
+                leaving=leaving,
+            ),
+            cs.links_added,
+            Rules.of(self.config),
+            new_id=self.new_id,
         )
+        accepted, violations = decision.made, decision.violations
+        cs.links_added = accepted
+        for key, flag in decision.generic.items():
+            region.generic[key] = flag
+            cs.generic[key] = flag
+        for lk in accepted:
+            region.links[lk.id] = lk
+        comps, ids = decision.components, decision.ids
         assignment = ids.by_key(comps)
         for key, cid in assignment.items():
             if previous.get(key) != cid:
@@ -991,41 +954,6 @@ class IdentityGraph:
                 )
             )
         return _Outcome(comps, ids, assignment, accepted, violations, region)
-
-    def _household_bridge(
-        self,
-        lk: Link,
-        left: set[str],
-        right: set[str],
-        region: _Region,
-        pending_obs: Mapping[str, list[Observation]],
-    ) -> str | None:
-        """The identifier to set apart when `lk` would join two clearly different people.
-
-        It is the endpoint that, left out of both sides, leaves two people whose first names and
-        birth dates disagree: a family phone, a shop's email.
-        """
-        keys = (left | right) - region.new_keys
-        by_key: dict[str, list[Observation]] = {}
-        for o in self.store.observations(keys):
-            by_key.setdefault(o.key, []).append(o)
-        for k, extra in pending_obs.items():
-            by_key.setdefault(k, []).extend(extra)
-        side_a, side_b = (left, right) if lk.a in left else (right, left)
-
-        def profile(members: set[str]) -> Profile:
-            return Profile.of(o for k in members for o in by_key.get(k, ()))
-
-        existing = [k for k in (lk.a, lk.b) if k not in region.new_keys] or [lk.a, lk.b]
-        for candidate in sorted(existing, key=_shareable_rank):
-            if clearly_different(profile(side_a - {candidate}), profile(side_b - {candidate})):
-                return candidate
-        return None
-
-
-def _shareable_rank(key: str) -> tuple[int, str]:
-    t = type_of(key)
-    return (SHAREABLE_PRIORITY.index(t) if t in SHAREABLE_PRIORITY else len(SHAREABLE_PRIORITY), key)
 
 
 def _edges(links: Iterable[Link], generic: Mapping[str, bool]) -> Iterable[tuple[str, str]]:

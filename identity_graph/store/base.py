@@ -6,6 +6,7 @@ each backend (`sqlite.py`, `neo4j.py`) implements only the private primitives be
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -243,6 +244,26 @@ class GraphStore(ABC):
             return self._links_by_id(ids)
 
     @final
+    def revise(self, links: Iterable[Link]) -> list[Link]:
+        """The links to add for `links`: one whose id is active already is left out (the same
+        evidence twice); one whose id was removed takes the next free revision, so linking a
+        removed pair again makes a new active link that the store and the engine both see."""
+        pending = {lk.id: lk for lk in links}
+        out: list[Link] = []
+        while pending:
+            stored = {lk.id: lk for lk in self.links_by_id(pending)}
+            again: dict[str, Link] = {}
+            for lid, lk in pending.items():
+                old = stored.get(lid)
+                if old is None:
+                    out.append(lk)
+                elif not old.active:
+                    nxt = dataclasses.replace(lk, revision=lk.revision + 1)
+                    again[nxt.id] = nxt
+            pending = again
+        return out
+
+    @final
     def neighbours(self, key: str, kinds: Iterable[LinkKind] | None = None) -> list[tuple[str, Link]]:
         """(neighbour key, link) for each active link of `key`, strongest first."""
         wanted = set(kinds) if kinds is not None else set(LinkKind)
@@ -463,8 +484,9 @@ class GraphStore(ABC):
             if not path.exists():
                 raise InvalidArgument("directory", f"{path} is missing")
             table = pq.read_table(path)
-            if name == "links" and "claimant" not in table.column_names:  # exported before claimants
-                table = table.append_column("claimant", pa.nulls(table.num_rows, pa.string()))
+            for col, typ in (("claimant", pa.string()), ("revision", pa.int64())):
+                if name == "links" and col not in table.column_names:  # exported before it existed
+                    table = table.append_column(col, pa.nulls(table.num_rows, typ))
             tables[name] = table.select(schema.names).cast(schema)
         with self._wrapped("load"), self.writes.writing():
             self._load_tables(tables)

@@ -103,6 +103,7 @@ SCHEMA: tuple[LiteralString, ...] = (
     "CALL db.createProperty('probability')",
     "CALL db.createProperty('match_weight')",
     "CALL db.createProperty('comparisons')",
+    "CALL db.createProperty('revision')",
 )
 CONSTRAINTS = ("ig_identifier_key", "ig_observation_id", "ig_link_id", "ig_customer_id",
                "ig_alias_alias", "ig_event_seq", "ig_sequence_name")
@@ -169,7 +170,7 @@ ON CREATE SET l.kind = row.kind, l.source = row.source, l.channel = row.channel,
               l.comparisons = row.comparisons, l.created_at = """ + _dt("row.created_at") + """,
               l.actor = row.actor, l.removed_at = """ + _dt("row.removed_at") + """,
               l.removed_by = row.removed_by, l.removal_reason = row.removal_reason,
-              l.claimant = row.claimant
+              l.claimant = row.claimant, l.revision = row.revision
 """
 
 _REMOVE_LINKS = """
@@ -237,7 +238,8 @@ RETURN l.link_id AS link_id, a.key AS a, b.key AS b, l.kind AS kind, l.source AS
        l.probability AS probability, l.match_weight AS match_weight,
        l.comparisons AS comparisons, """ + _us("l.created_at") + """ AS created_at,
        l.actor AS actor, """ + _us("l.removed_at") + """ AS removed_at,
-       l.removed_by AS removed_by, l.removal_reason AS removal_reason, l.claimant AS claimant
+       l.removed_by AS removed_by, l.removal_reason AS removal_reason, l.claimant AS claimant,
+       l.revision AS revision
 """
 
 _CUSTOMER_COLUMNS = """
@@ -306,7 +308,7 @@ RETURN [m IN members | m.key] AS members,
          match_weight: l.match_weight, comparisons: l.comparisons,
          created_at: """ + _us("l.created_at") + """, actor: l.actor,
          removed_at: """ + _us("l.removed_at") + """, removed_by: l.removed_by,
-         removal_reason: l.removal_reason, claimant: l.claimant}] AS links,
+         removal_reason: l.removal_reason, claimant: l.claimant, revision: l.revision}] AS links,
        [n IN nodes WHERE n.type IS NOT NULL | {key: n.key, type: n.type, value: n.value,
          first_seen: """ + _us("n.first_seen") + """, last_seen: """ + _us("n.last_seen") + """,
          customer_id: n.customer_id, generic: coalesce(n.generic, false)}] AS nodes
@@ -532,6 +534,7 @@ def _link_row(link: Link) -> dict[str, Any]:
         "removed_by": link.removed_by,
         "removal_reason": link.removal_reason,
         "claimant": link.claimant,
+        "revision": link.revision or None,
     }
 
 
@@ -553,6 +556,7 @@ def _link(r: Any) -> Link:
         removed_by=r["removed_by"] or "",
         removal_reason=r["removal_reason"] or "",
         claimant=r.get("claimant") or "",
+        revision=r.get("revision") or 0,
     )
 
 

@@ -278,7 +278,7 @@ def _node(row: Sequence[Any]) -> IdentifierNode:
 
 def _link(row: Sequence[Any]) -> Link:
     (_id, a, b, kind, source, channel, event_id, model_version, probability, match_weight,
-     comparisons, created_at, actor, removed_at, removed_by, removal_reason, claimant) = row
+     comparisons, created_at, actor, removed_at, removed_by, removal_reason, claimant, revision) = row
     return Link(
         a=a, b=b, kind=LinkKind.parse(kind), source=source or "", channel=channel or "",
         event_id=event_id or "", model_version=model_version or "", probability=probability,
@@ -286,7 +286,7 @@ def _link(row: Sequence[Any]) -> Link:
         comparisons=None if comparisons is None else json.loads(comparisons),
         created_at=from_us(created_at), actor=actor or "",  # type: ignore[arg-type]
         removed_at=from_us(removed_at), removed_by=removed_by or "",
-        removal_reason=removal_reason or "", claimant=claimant or "",
+        removal_reason=removal_reason or "", claimant=claimant or "", revision=revision or 0,
     )
 
 
@@ -376,7 +376,7 @@ class SQLiteStore(GraphStore):
                     lk.id, lk.a, lk.b, lk.kind.label, lk.source, lk.channel, lk.event_id,
                     lk.model_version, lk.probability, lk.match_weight, lk.comparisons_json(),
                     to_us(lk.created_at), lk.actor, to_us(lk.removed_at), lk.removed_by,
-                    lk.removal_reason, lk.claimant or None,
+                    lk.removal_reason, lk.claimant or None, lk.revision or None,
                 ))
             con.executemany(f"INSERT INTO links ({_LINK_COLS}) VALUES "
                             f"({sqlite_schema.placeholders('links')}) ON CONFLICT (link_id) DO NOTHING",
