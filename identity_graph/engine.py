@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -160,6 +160,14 @@ class SplitPlan:
     parts: list[SplitPart]
     cut: list[Link]
     changes: ChangeSet
+
+
+@dataclass(frozen=True)
+class UnlinkResult(ChangeResult):
+    """An unlink's outcome, with the customers of its two ends afterwards as `parts` (two when it
+    splits one, the leaving one `is_new`), so that the conversations moving with it are known."""
+
+    parts: list[SplitPart] = field(default_factory=list)
 
 
 # ---- the engine -----------------------------------------------------------------------------
@@ -549,25 +557,42 @@ class IdentityGraph:
 
     def unlink(
         self, a: str, b: str, *, actor: str, reason: str = "", kinds: Iterable[LinkKind] | None = None
-    ) -> ChangeResult:
+    ) -> UnlinkResult:
         """Records the removal of the active links between `a` and `b` (of `kinds`, default all).
 
         Raises:
             NotFound: no such active link.
         """
+        with self._write_lock:
+            result, cs = self._plan_unlink(a, b, actor, reason, kinds)
+            seqs = self.store.apply(cs)
+        return replace(result, events=_with_seqs(cs.events, seqs))
+
+    def preview_unlink(
+        self, a: str, b: str, *, actor: str = "", reason: str = "", kinds: Iterable[LinkKind] | None = None
+    ) -> UnlinkResult:
+        """What `unlink` would do (its events without seq), written nowhere."""
+        return self._read(lambda: self._plan_unlink(a, b, actor, reason, kinds)[0])
+
+    def _plan_unlink(
+        self, a: str, b: str, actor: str, reason: str, kinds: Iterable[LinkKind] | None
+    ) -> tuple[UnlinkResult, ChangeSet]:
         a, b = self.key(a, "a"), self.key(b, "b")
         wanted = set(kinds) if kinds else set(LinkKind)
         now = self.clock()
-        with self._write_lock:
-            found = [lk for lk in self.store.links([a]) if lk.other(a) == b and lk.kind in wanted]
-            if not found:
-                raise NotFound(f"no active link between {a} and {b}")
-            cs = ChangeSet(links_removed=[(lk.id, now, actor, reason) for lk in found])
-            outcome = self._settle(cs, {a, b}, set(), now, actor)
-            seqs = self.store.apply(cs)
-        return ChangeResult(
-            found, outcome.violations, sorted(set(outcome.assignment.values())), _with_seqs(cs.events, seqs)
+        found = [lk for lk in self.store.links([a]) if lk.other(a) == b and lk.kind in wanted]
+        if not found:
+            raise NotFound(f"no active link between {a} and {b}")
+        cs = ChangeSet(links_removed=[(lk.id, now, actor, reason) for lk in found])
+        outcome = self._settle(cs, {a, b}, set(), now, actor)
+        result = UnlinkResult(
+            found,
+            outcome.violations,
+            sorted(set(outcome.assignment.values())),
+            list(cs.events),
+            _parts(outcome),
         )
+        return result, cs
 
     def set_generic(self, key: str, generic: bool, *, actor: str) -> ChangeResult:
         """Marks an identifier shared by different people: it keeps its links but carries no merge."""
@@ -629,15 +654,12 @@ class IdentityGraph:
             links_removed=[(lk.id, now, actor, "split") for lk in {lk.id: lk for lk in removed}.values()]
         )
         outcome = self._settle(cs, touched, set(), now, actor, leaving=frozenset(detached))
-        parts = [
-            SplitPart(cid, sorted(c), cid in outcome.ids.created)
-            for c, cid in zip(outcome.comps, outcome.ids.ids, strict=True)
-        ]
+        parts = _parts(outcome)
         if len(parts) < 2:
             raise FailedPrecondition("the cut leaves the customer in one piece")
         return SplitPlan(
             original,
-            sorted(parts, key=lambda p: (p.is_new, p.customer_id)),
+            parts,
             list({lk.id: lk for lk in removed}.values()),
             cs,
         )
@@ -967,6 +989,15 @@ def _edges(links: Iterable[Link], generic: Mapping[str, bool]) -> Iterable[tuple
             and not generic[lk.b]
         ):
             yield lk.a, lk.b
+
+
+def _parts(outcome: _Outcome) -> list[SplitPart]:
+    """The customers a settled change leaves, the one keeping an existing id first."""
+    parts = [
+        SplitPart(cid, sorted(c), cid in outcome.ids.created)
+        for c, cid in zip(outcome.comps, outcome.ids.ids, strict=True)
+    ]
+    return sorted(parts, key=lambda p: (p.is_new, p.customer_id))
 
 
 def _with_seqs(events: list[Event], seqs: list[int]) -> list[Event]:

@@ -13,7 +13,7 @@ import json
 import secrets
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -26,7 +26,9 @@ from identity_graph.engine import (
     IdentityGraph,
     Proof,
     ResolveRequest,
+    SplitPart,
     SplitPlan,
+    UnlinkResult,
 )
 from identity_graph.errors import (
     FailedPrecondition,
@@ -730,13 +732,13 @@ class Sessions:
 
     # ---- splits -----------------------------------------------------------------------------
 
-    def moving_conversations(self, plan: SplitPlan) -> list[list[str]]:
-        """For each part of `plan` (in order): the conversations that came in through its
+    def moving_conversations(self, parts: Sequence[SplitPart]) -> list[list[str]]:
+        """For each of `parts` (in order): the conversations that came in through its
         identifiers and so leave the original customer with them (empty for the part that keeps
         the original id)."""
         return [
             [c.id for c in self.store.by_anchors(p.members, limit=1000)] if p.is_new else []
-            for p in plan.parts
+            for p in parts
         ]
 
     def preview_split(
@@ -744,7 +746,7 @@ class Sessions:
     ) -> tuple[SplitPlan, list[list[str]]]:
         """`IdentityGraph.preview_split`, with the conversations each new part would take along."""
         plan = self.graph.preview_split(cut=cut, detach=detach, actor=actor)
-        return plan, self.moving_conversations(plan)
+        return plan, self.moving_conversations(plan.parts)
 
     def split(
         self,
@@ -764,24 +766,66 @@ class Sessions:
         """
         sealed: set[str] = set()
         closed = 0
-
-        def seal(plan: SplitPlan) -> None:
-            nonlocal closed
-            now = self.clock()
-            for part in plan.parts:
-                if not part.is_new:
-                    continue
-                anchors = {c.anchor for c in self.store.by_anchors(part.members, limit=1000)} - sealed
-                for anchor in sorted(anchors):
-                    closed += self.store.seal(anchor, now, "moved by a split", actor, now)
-                    sealed.add(anchor)
-
         if seal_moving:
-            seal(self.graph.preview_split(cut=cut, detach=detach, actor=actor))
+            planned = self.graph.preview_split(cut=cut, detach=detach, actor=actor)
+            closed += self._seal_leaving(planned.parts, sealed, actor, "moved by a split")
         plan = self.graph.split(cut=cut, detach=detach, actor=actor)
         if seal_moving:
-            seal(plan)
-        return plan, self.moving_conversations(plan), closed
+            closed += self._seal_leaving(plan.parts, sealed, actor, "moved by a split")
+        return plan, self.moving_conversations(plan.parts), closed
+
+    def unlink(
+        self,
+        a: str,
+        b: str,
+        *,
+        actor: str,
+        reason: str = "",
+        kinds: Iterable[LinkKind] | None = None,
+        preview: bool = False,
+        seal_moving: bool = False,
+    ) -> tuple[UnlinkResult, list[str], int]:
+        """`IdentityGraph.unlink` (or, with `preview`, what it would do, written nowhere). When it
+        splits a customer, the conversations that came in through the leaving part's identifiers
+        move with them; with `seal_moving` they are sealed first, as `split` does.
+
+        Returns:
+            (the outcome, the conversations that move, how many the seal closed)
+        """
+        kinds = list(kinds) if kinds else None
+        if preview:
+            result = self.graph.preview_unlink(a, b, actor=actor, reason=reason, kinds=kinds)
+            return result, self._moving(result.parts), 0
+        sealed: set[str] = set()
+        closed = 0
+        if seal_moving:
+            planned = self.graph.preview_unlink(a, b, actor=actor, reason=reason, kinds=kinds)
+            closed += self._seal_leaving(planned.parts, sealed, actor, "moved by an unlink")
+        result = self.graph.unlink(a, b, actor=actor, reason=reason, kinds=kinds)
+        if seal_moving:
+            closed += self._seal_leaving(result.parts, sealed, actor, "moved by an unlink")
+        return result, self._moving(result.parts), closed
+
+    def _moving(self, parts: Sequence[SplitPart]) -> list[str]:
+        return [c for convs in self.moving_conversations(parts) for c in convs]
+
+    def _seal_leaving(self, parts: Sequence[SplitPart], sealed: set[str], actor: str, why: str) -> int:
+        """Seals the conversations that came in through the identifiers of the new `parts`
+        (those leaving their customer), skipping anchors in `sealed` and adding to it.
+
+        Returns:
+            how many conversations the seal closed
+        """
+        closed = 0
+        now = self.clock()
+        for part in parts:
+            if not part.is_new:
+                continue
+            anchors = {c.anchor for c in self.store.by_anchors(part.members, limit=1000)} - sealed
+            for anchor in sorted(anchors):
+                closed += self.store.seal(anchor, now, why, actor, now)
+                sealed.add(anchor)
+        return closed
 
     # ---- consent ----------------------------------------------------------------------------
 

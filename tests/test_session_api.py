@@ -766,6 +766,68 @@ def test_split_preview_lists_the_conversations_that_move_and_split_can_seal_them
     assert get(api, staying, "web_cookie:s1").disclosed  # the other part's conversation stays
 
 
+def unlink_fixture(api: Api, phone: str, cookie: str, email: str) -> tuple[str, str]:
+    """A phone that texted in, then given by a web visitor: one customer, two conversations.
+    Returns (the SMS conversation, the web conversation)."""
+    sms = start(api, "sms", phone)
+    web = start(api, "web", cookie, email)
+    start(api, "web", cookie, phone)  # the web visitor gives the phone: one customer
+    return sms.conversation.conversation_id, web.conversation.conversation_id
+
+
+def test_unlink_preview_lists_the_conversation_that_would_move_and_writes_nothing(api: Api) -> None:
+    """Unlink with `preview` names the conversation that came in through the phone the unlink
+    would split off, and changes nothing (even with `seal_moving_conversations` set): the same
+    event log, customer and links afterwards, and the conversation still opens for the phone."""
+    phone, cookie, email = "phone:+14155550177", "web_cookie:u1", "email:u1@example.com"
+    moving, staying = unlink_fixture(api, phone, cookie, email)
+    whole = api.identity.GetCustomer(ipb.GetCustomerRequest(identifier=ident(phone)), timeout=TIMEOUT)
+    by_id = ipb.GetCustomerRequest(customer_id=whole.customer.customer_id)
+    before = api.identity.GetCustomer(by_id, timeout=TIMEOUT).customer
+    assert {key_of(i.identifier) for i in before.identifiers} == {phone, cookie, email}
+    between = [lk.link_id for lk in before.links if {key_of(lk.a), key_of(lk.b)} == {phone, cookie}]
+    events_before = api.sessions.graph.events(0, 100_000)
+    for seal in (False, True):
+        request = ipb.UnlinkRequest(
+            a=ident(cookie), b=ident(phone), preview=True, seal_moving_conversations=seal
+        )
+        preview = api.identity.Unlink(request, timeout=TIMEOUT)
+        assert list(preview.moving_conversations) == [moving] and preview.conversations_sealed == 0
+        assert [lk.link_id for lk in preview.links] == between
+        assert len(preview.customer_ids) == 2 and before.customer_id in preview.customer_ids
+        assert {e.type for e in preview.events} >= {"unlink", "split"}
+        assert all(e.seq == 0 for e in preview.events)  # events it would append, not appended
+    assert api.sessions.graph.events(0, 100_000) == events_before
+    assert api.identity.GetCustomer(by_id, timeout=TIMEOUT).customer == before
+    assert get(api, moving, phone).disclosed and get(api, staying, cookie).disclosed  # none sealed
+
+
+@pytest.mark.parametrize("seal", [False, True], ids=["move", "seal"])
+def test_unlink_moves_the_conversation_with_the_phone_or_seals_it(api: Api, seal: bool) -> None:
+    """Unlinking a phone from the web visitor who gave it splits the phone off: the conversation
+    that came in through it moves along (its holder still opens it), or, with
+    `seal_moving_conversations`, is sealed first and nobody opens it afterwards."""
+    phone, cookie, email = "phone:+14155550188", "web_cookie:u2", "email:u2@example.com"
+    moving, staying = unlink_fixture(api, phone, cookie, email)
+    request = ipb.UnlinkRequest(
+        a=ident(cookie), b=ident(phone), actor="ops", reason="typo", seal_moving_conversations=seal
+    )
+    done = api.identity.Unlink(request, timeout=TIMEOUT)
+    assert list(done.moving_conversations) == [moving]
+    assert done.conversations_sealed == (1 if seal else 0)
+    assert len(done.customer_ids) == 2 and all(e.seq > 0 for e in done.events)
+    apart = [
+        api.identity.GetCustomer(ipb.GetCustomerRequest(identifier=ident(k)), timeout=TIMEOUT).customer
+        for k in (phone, cookie)
+    ]
+    assert apart[0].customer_id != apart[1].customer_id
+    assert get(api, moving, phone).disclosed is not seal
+    assert not get(api, moving, cookie).disclosed  # it left the web visitor's customer either way
+    again = start(api, "sms", phone)
+    assert again.resumed is not seal and (again.conversation.conversation_id == moving) is not seal
+    assert get(api, staying, cookie).disclosed  # the staying part's conversation stays
+
+
 def test_a_recycled_number_has_no_window_between_seal_and_detach(api: Api) -> None:
     """RecycleIdentifier takes two steps (seal, detach). The new holder texts in right after each
     step, interleaved by events (the recycle waits until that call has answered): neither call

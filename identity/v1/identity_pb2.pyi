@@ -210,30 +210,38 @@ class LinkResponse(_message.Message):
     def __init__(self, links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., violations: _Optional[_Iterable[_Union[Violation, _Mapping]]] = ..., customer_ids: _Optional[_Iterable[str]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class UnlinkRequest(_message.Message):
-    __slots__ = ("a", "b", "actor", "reason", "kinds")
+    __slots__ = ("a", "b", "actor", "reason", "kinds", "preview", "seal_moving_conversations")
     A_FIELD_NUMBER: _ClassVar[int]
     B_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     KINDS_FIELD_NUMBER: _ClassVar[int]
+    PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    SEAL_MOVING_CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
     a: Identifier
     b: Identifier
     actor: str
     reason: str
     kinds: _containers.RepeatedScalarFieldContainer[LinkKind]
-    def __init__(self, a: _Optional[_Union[Identifier, _Mapping]] = ..., b: _Optional[_Union[Identifier, _Mapping]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ..., kinds: _Optional[_Iterable[_Union[LinkKind, str]]] = ...) -> None: ...
+    preview: bool
+    seal_moving_conversations: bool
+    def __init__(self, a: _Optional[_Union[Identifier, _Mapping]] = ..., b: _Optional[_Union[Identifier, _Mapping]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ..., kinds: _Optional[_Iterable[_Union[LinkKind, str]]] = ..., preview: _Optional[bool] = ..., seal_moving_conversations: _Optional[bool] = ...) -> None: ...
 
 class UnlinkResponse(_message.Message):
-    __slots__ = ("links", "violations", "customer_ids", "events")
+    __slots__ = ("links", "violations", "customer_ids", "events", "moving_conversations", "conversations_sealed")
     LINKS_FIELD_NUMBER: _ClassVar[int]
     VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_IDS_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    MOVING_CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATIONS_SEALED_FIELD_NUMBER: _ClassVar[int]
     links: _containers.RepeatedCompositeFieldContainer[Link]
     violations: _containers.RepeatedCompositeFieldContainer[Violation]
     customer_ids: _containers.RepeatedScalarFieldContainer[str]
     events: _containers.RepeatedCompositeFieldContainer[Event]
-    def __init__(self, links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., violations: _Optional[_Iterable[_Union[Violation, _Mapping]]] = ..., customer_ids: _Optional[_Iterable[str]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+    moving_conversations: _containers.RepeatedScalarFieldContainer[str]
+    conversations_sealed: int
+    def __init__(self, links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., violations: _Optional[_Iterable[_Union[Violation, _Mapping]]] = ..., customer_ids: _Optional[_Iterable[str]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., moving_conversations: _Optional[_Iterable[str]] = ..., conversations_sealed: _Optional[int] = ...) -> None: ...
 
 class SetGenericRequest(_message.Message):
     __slots__ = ("identifier", "generic", "actor")

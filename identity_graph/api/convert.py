@@ -135,7 +135,7 @@ def unlink_args(req: pb.UnlinkRequest) -> dict[str, Any]:
     return {
         "a": key_from_pb(req.a, "a"),
         "b": key_from_pb(req.b, "b"),
-        "actor": acting(req.actor, required=True),
+        "actor": acting(req.actor, required=not req.preview),
         "reason": req.reason,
         "kinds": [kind_from_pb(k, f"kinds[{i}]") for i, k in enumerate(req.kinds)] or None,
     }
@@ -343,6 +343,16 @@ def explain_response(ex: Explanation) -> pb.ExplainResponse:
         assurance=kind_to_pb(ex.assurance),
         same_customer=ex.same_customer,
         steps=[kind_to_pb(k) for k in steps(ex.path, ex.a)],
+    )
+
+
+def unlink_response(result: ChangeResult, moving: Sequence[str] = (), sealed: int = 0) -> pb.UnlinkResponse:
+    """`moving`: the conversations that leave with the part the unlink splits off."""
+    return pb.UnlinkResponse(
+        links=[link_to_pb(lk) for lk in result.links],
+        moving_conversations=list(moving),
+        conversations_sealed=sealed,
+        **change_fields(result),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Protocol
 
 import grpc
@@ -12,8 +12,9 @@ from identity.v1 import identity_pb2 as pb
 from identity.v1 import identity_pb2_grpc as pb_grpc
 from identity_graph.api import convert
 from identity_graph.api.errors import handle_errors, run_blocking
-from identity_graph.engine import IdentityGraph, SplitPlan
+from identity_graph.engine import IdentityGraph, SplitPlan, UnlinkResult
 from identity_graph.errors import FailedPrecondition, InvalidArgument
+from identity_graph.model import LinkKind
 
 DEFAULT_POLL_INTERVAL_S = 1.0
 DEFAULT_EVENT_BATCH = 500
@@ -57,8 +58,8 @@ class EventBell:
 
 
 class Splits(Protocol):
-    """Splits that know the conversations moving with each part: the session service
-    (`session.service.Sessions`), which lives beside the graph."""
+    """Splits and unlinks that know the conversations moving with each part: the session
+    service (`session.service.Sessions`), which lives beside the graph."""
 
     def preview_split(
         self, *, cut: Sequence[tuple[str, str]] = ..., detach: Sequence[str] = ..., actor: str = ...
@@ -68,6 +69,11 @@ class Splits(Protocol):
         self, *, cut: Sequence[tuple[str, str]] = ..., detach: Sequence[str] = ..., actor: str,
         seal_moving: bool = ...,
     ) -> tuple[SplitPlan, list[list[str]], int]: ...
+
+    def unlink(
+        self, a: str, b: str, *, actor: str, reason: str = ..., kinds: Iterable[LinkKind] | None = ...,
+        preview: bool = ..., seal_moving: bool = ...,
+    ) -> tuple[UnlinkResult, list[str], int]: ...
 
 
 class IdentityServicer(pb_grpc.IdentityServiceServicer):
@@ -114,10 +120,19 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     @handle_errors
     async def Unlink(self, request: pb.UnlinkRequest, context: grpc.aio.ServicerContext) -> pb.UnlinkResponse:
         args = convert.unlink_args(request)
-        result = await run_blocking(context, self.graph.unlink, **args)
-        return pb.UnlinkResponse(
-            links=[convert.link_to_pb(lk) for lk in result.links], **convert.change_fields(result)
+        if self.splits is None:
+            if request.seal_moving_conversations:
+                raise FailedPrecondition("this server runs no session service: nothing to seal")
+            unlink = self.graph.preview_unlink if request.preview else self.graph.unlink
+            return convert.unlink_response(await run_blocking(context, unlink, **args))
+        result, moving, sealed = await run_blocking(
+            context,
+            self.splits.unlink,
+            **args,
+            preview=request.preview,
+            seal_moving=request.seal_moving_conversations,
         )
+        return convert.unlink_response(result, moving, sealed)
 
     @handle_errors
     async def SetGeneric(
