@@ -34,6 +34,7 @@ Every refusal is a `Violation`.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -150,13 +151,22 @@ def decide(
             open_.append(lk)
         else:
             blocked.append((lk, Violation("blocked", bad, "a blocked value never links", lk.other(bad))))
+    # only proposals where some rule may act go through the passes; the rest are made as they are
+    contested = _contested(settled, open_, generic, region, rules)
+    at = [i for i, lk in enumerate(open_) if contested(lk)]
+    todo = [open_[i] for i in at]
+    settled_todo = [lk for lk in settled if contested(lk)]
     while True:
-        made, refused, chains, found = _pass(region, settled, open_, keys, generic, rules)
+        outcome, refused, chains, found = _pass(region, settled_todo, todo, keys, generic, rules)
         if not found:
             break
         for k, v in found.items():
             generic[k] = True
             marks[k] = v
+    decided: list[Link | None] = list(open_)
+    for i, lk in zip(at, outcome, strict=True):
+        decided[i] = lk
+    made = [lk for lk in decided if lk is not None]
     uf = UnionFind(keys)
     for lk in [*settled, *made]:
         if lk.kind.merges and not generic[lk.a] and not generic[lk.b]:
@@ -184,6 +194,41 @@ def _strength(lk: Link) -> tuple:
     return (-lk.kind, -(lk.probability if lk.probability is not None else 1.0), lk.a, lk.b)
 
 
+def _contested(settled: list[Link], proposals: list[Link], generic: Mapping[str, bool],
+               region: Region, rules: Rules) -> Callable[[Link], bool]:
+    """Whether a rule may act on a link: it lies in a group (identifiers joined by merging links
+    whose ends are not set apart) holding more identifiers of a type than its limit, two
+    identifiers that describe someone (household, chain, junk) or one whose own sightings differ.
+    In any other group every proposal is made as it is, so `_pass` need not see it: most of a
+    relink, where each person's records and identifiers form a group of their own."""
+    uf = UnionFind()
+    for lk in (*settled, *proposals):
+        if lk.kind.merges and not generic[lk.a] and not generic[lk.b]:
+            uf.add(lk.a)
+            uf.add(lk.b)
+            uf.union(lk.a, lk.b)
+    find, size = uf.find, uf.size
+    hard: set[object] = set()
+    if rules.limits:
+        smallest = min(rules.limits.values())
+        counts: dict[object, Counter[str]] = {}
+        for k in uf.parent:
+            root = find(k)
+            if size[root] > smallest:
+                counts.setdefault(root, Counter())[type_of(k)] += 1
+        hard.update(r for r, c in counts.items() if limit_violation(rules.limits, c))
+    inside = uf.parent
+    seen = {k: len(s) for k, s in region.sightings.items() if s and k in inside}
+    hard.update(find(k) for k, n in seen.items() if n > 1)
+    describing = seen.keys() | {k for k, r in region.records.items() if r and k in inside}
+    described: set[object] = set()
+    for k in describing:
+        root = find(k)
+        if root in described:
+            hard.add(root)
+        described.add(root)
+    return lambda lk: lk.a in uf.parent and find(lk.a) in hard
+
 def _pass(
     region: Region,
     settled: list[Link],
@@ -191,10 +236,10 @@ def _pass(
     keys: set[str],
     generic: Mapping[str, bool],
     rules: Rules,
-) -> tuple[list[Link], list[tuple[Link, Violation]], list[Violation], dict[str, Violation]]:
-    """One pass over the proposals with the current generic flags; returns what it made,
-    refused and downgraded, and the identifiers it found must be set apart (none: the decision
-    is final)."""
+) -> tuple[list[Link | None], list[tuple[Link, Violation]], list[Violation], dict[str, Violation]]:
+    """One pass over the proposals with the current generic flags; returns what it made of each
+    proposal (None: refused), what it refused and downgraded, and the identifiers it found must
+    be set apart (none: the decision is final)."""
     uf = UnionFind()
     members: dict[object, list[str]] = {}
     counts: dict[object, dict[str, int]] = {}
@@ -223,7 +268,7 @@ def _pass(
             ra, rb = uf.find(lk.a), uf.find(lk.b)
             if ra != rb:
                 join(ra, rb)
-    made: list[Link] = []
+    made: list[Link | None] = []
     refused: list[tuple[Link, Violation]] = []
     found: dict[str, Violation] = {}
     chains: list[Violation] = []
@@ -246,6 +291,7 @@ def _pass(
         if reason:
             at = a if len(members[ra]) < len(members[rb]) else b  # the end that would join
             refused.append((lk, Violation("limit", at, reason, lk.other(at))))
+            made.append(None)
             continue
         side_a, side_b = members[ra], members[rb]
         shared = lk.kind > LinkKind.PROBABLE  # evidence that a value is shared, not a score
@@ -304,6 +350,8 @@ def _descriptions(key: str, region: Region) -> Sequence[Record]:
 
 def _two_people_seen(key: str, region: Region, rules: Rules) -> bool:
     seen = region.sightings.get(key) or ()
+    if len(seen) < 2:
+        return False
     return any(rules.similarity.two_people(x, y) for i, x in enumerate(seen) for y in seen[i + 1:])
 
 
