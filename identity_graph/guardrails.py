@@ -109,7 +109,11 @@ class Similarity:
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """The first names and birth dates seen across one side of a would-be merge."""
+    """The first names and birth dates seen across one side of a would-be merge.
+
+    Only descriptions that give both count: one with a first name and no birth date ("Ann")
+    fits anyone of that name, and would otherwise let a chain through it join clearly
+    different people (Ann born 1971 -- "Ann" -- Raj born 1984)."""
 
     first_names: frozenset[str]
     birth_dates: frozenset[str]
@@ -118,9 +122,10 @@ class Profile:
     def of(cls, descriptions: Iterable[Mapping[str, str | None]]) -> Profile:
         names, dobs = set(), set()
         for d in descriptions:
-            if (fn := (d.get("first_name") or "").strip()):
+            fn = (d.get("first_name") or "").strip()
+            dob = (d.get("date_of_birth") or "").strip()
+            if fn and dob:
                 names.add(fn.lower())
-            if (dob := (d.get("date_of_birth") or "").strip()):
                 dobs.add(dob)
         return cls(frozenset(names), frozenset(dobs))
 

@@ -56,6 +56,9 @@ class Case:
     violations: set[tuple[str, str]] = frozenset()  # type: ignore[assignment]
     """(kind, key) the rules must report (in events) on every path; `generic` covers a value
     set apart as a household bridge or as junk (which one depends on the order rows arrive)."""
+    unlink: tuple[str, str] | None = None
+    """A pair an operator unlinks after the rows are in; the nightly relink then runs (on every
+    path) and must keep the pair apart: `customers` are the groups after both."""
 
 
 PEOPLE = [("Ann", "Lee", "1971-02-03"), ("Raj", "Patel", "1984-11-30"), ("Olga", "Berg", "1990-06-12"),
@@ -111,6 +114,47 @@ CASES = [
             last_name="Ruiz", date_of_birth="1988-08-08")],
         [{"source_record:crm/d1", "source_record:crm/d2", "email:dana@mail.example",
           "phone:+12025550120", "phone:+12025550121"}]),
+    # A chain: Ann's two records share an email; the second names only "Ann" (no birth date), so
+    # alone it fits anyone called Ann, and shares a phone with Raj. A-B and B-C are each made
+    # of strong (observed) links and fit, but A-B-C would join Ann and Raj, clearly different
+    # people: the phone that bridges them is set apart, whichever end of the chain comes first.
+    Case("chain", [
+        Row("c1", email="lee.home@mail.example", phone="2025550161", first_name="Ann",
+            last_name="Lee", date_of_birth="1971-02-03"),
+        Row("c2", email="lee.home@mail.example", phone="2025550162", first_name="Ann",
+            last_name="Lee"),
+        Row("c3", email="raj.c@mail.example", phone="2025550162", first_name="Raj",
+            last_name="Patel", date_of_birth="1984-11-30")],
+        [{"source_record:crm/c1", "source_record:crm/c2", "email:lee.home@mail.example",
+          "phone:+12025550161"},
+         {"source_record:crm/c3", "email:raj.c@mail.example"}, {"phone:+12025550162"}],
+        {"phone:+12025550162"}, {("generic", "phone:+12025550162")}),
+    # The same chain with a settled middle: Ann's records and Raj's are in first (no shared
+    # value yet), then a third record, Ann with no birth date, claims both a phone of Ann's
+    # and Raj's email. It fits each alone; it must not make Ann and Raj one customer. (It joins
+    # Raj first on every path, by arrival and by key order, so the phone to Ann is set apart.)
+    Case("chain, middle last", [
+        Row("m1", email="ann.m@mail.example", phone="2025550171", first_name="Ann",
+            last_name="Lee", date_of_birth="1971-02-03"),
+        Row("m2", email="raj.m@mail.example", phone="2025550172", first_name="Raj",
+            last_name="Patel", date_of_birth="1984-11-30"),
+        Row("m3", email="raj.m@mail.example", phone="2025550171", first_name="Ann",
+            last_name="Lee")],
+        [{"source_record:crm/m1", "email:ann.m@mail.example"},
+         {"source_record:crm/m2", "source_record:crm/m3", "email:raj.m@mail.example",
+          "phone:+12025550172"}, {"phone:+12025550171"}],
+        {"phone:+12025550171"}, {("generic", "phone:+12025550171")}),
+    # Unlink, then relink: one person on two records, an operator unlinks the second record
+    # from the shared email; the nightly relink keeps the pair apart (it does not re-propose a
+    # removed link) and every path ends in the same two customers.
+    Case("unlink then relink", [
+        Row("u1", email="uma@mail.example", phone="2025550130", first_name="Uma",
+            last_name="Das", date_of_birth="1986-06-06"),
+        Row("u2", email="uma@mail.example", phone="2025550131", first_name="Uma",
+            last_name="Das", date_of_birth="1986-06-06")],
+        [{"source_record:crm/u1", "email:uma@mail.example", "phone:+12025550130"},
+         {"source_record:crm/u2", "phone:+12025550131"}],
+        unlink=("source_record:crm/u2", "email:uma@mail.example")),
     # A per-type limit: one phone on seven records of one person, each with its own email; the
     # customer stops at five emails, and the links beyond are refused with a violation.
     Case("limit", rows := [Row(f"l{i}", email=f"lee{i}@mail.example", phone="2025550150",
@@ -185,6 +229,12 @@ PATHS = {"online": online, "ingest+relink": ingest_then_relink, "relink": raw_th
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_rule_case_on_every_path(store, case: Case, path: str, tmp_path: Path) -> None:
     PATHS[path](store, case, tmp_path)
+    if case.unlink:
+        a, b = case.unlink
+        IdentityGraph(store, CONFIG).unlink(a, b, actor="t", reason="two people")
+        relink(store, CONFIG, _opts())
+        assert _active(store, a, b) == [], "the relink does not bring an unlinked pair back"
+        assert any(e.type == "unlink" for e in store.events(0, 100_000))
     keys = sorted({k for group in case.customers for k in group})
     nodes = store.get_identifiers(keys)
     assert sorted(nodes) == keys, "every identifier of the case is recorded"
