@@ -197,7 +197,10 @@ _SNAPSHOT_SQL = {
     "aliases": "SELECT alias, customer_id FROM aliases",
     # kinds that ingest mappings declared for custom attributes (batch.ingest.KINDS_EVENT)
     "declared_kinds": "SELECT seq, payload FROM events WHERE type = 'attribute_kinds'",
+    # refusals already in the event log: each is written once, not again every night
+    "logged_violations": "SELECT seq, payload FROM events WHERE type = 'violation'",
 }
+_EVENTS_OF = {"declared_kinds": "attribute_kinds", "logged_violations": "violation"}
 
 
 def _read_tables(store: GraphStore, progress: bool) -> tuple[dict[str, pa.Table], int]:
@@ -208,8 +211,8 @@ def _read_tables(store: GraphStore, progress: bool) -> tuple[dict[str, pa.Table]
     out = {}
     for name, sql in _SNAPSHOT_SQL.items():
         cols = sql.split("SELECT ", 1)[1].split(" FROM")[0].split(", ")
-        if name == "declared_kinds":
-            t = tables["events"].filter(pa.compute.equal(tables["events"]["type"], "attribute_kinds"))
+        if name in _EVENTS_OF:
+            t = tables["events"].filter(pa.compute.equal(tables["events"]["type"], _EVENTS_OF[name]))
         else:
             t = tables[name]
         if name == "links":
@@ -863,6 +866,8 @@ class Plan:
     merges: list[dict[str, Any]] = field(default_factory=list)
     splits: list[dict[str, Any]] = field(default_factory=list)
     generic: int = 0
+    violations_logged: int = 0
+    """violation events this run writes (refusals not in the event log yet)"""
 
 
 def plan(snap: Snapshot, target: Target, model: MatchModel, options: RelinkOptions) -> Plan:
@@ -946,8 +951,12 @@ def plan(snap: Snapshot, target: Target, model: MatchModel, options: RelinkOptio
         cs.generic[k] = True
         cs.events.append(Event("generic", {"key": k, "generic": True, "actor": ACTOR},
                                ids[comp[index[k]]], now))
+    logged = _logged_violations(snap)
     for v in target.violations:
-        if v.kind in ("blocked", "limit", "chain", "generic", "junk") and v.key in index:
+        if (v.kind in ("blocked", "limit", "chain", "generic", "junk") and v.key in index
+                and (v.kind, v.key, v.other) not in logged):
+            logged.add((v.kind, v.key, v.other))
+            out.violations_logged += 1
             changes[find(comp[index[v.key]])].events.append(Event(
                 "violation", {"kind": v.kind, "key": v.key, "other": v.other, "reason": v.reason,
                               "actor": ACTOR}, "", now))
@@ -976,9 +985,22 @@ def plan(snap: Snapshot, target: Target, model: MatchModel, options: RelinkOptio
 
 
 def _substantive(cs: ChangeSet) -> bool:
-    """A change set that writes more than violation events (those alone change no state)."""
+    """A change set that writes anything, a violation event alone included: a refusal that
+    changes no state (a pair refused by a limit) is still reported, once (`_logged_violations`)."""
     return any((cs.links_added, cs.links_removed, cs.customers_created, cs.assignments,
-                cs.aliases, cs.generic)) or any(e.type != "violation" for e in cs.events)
+                cs.aliases, cs.generic, cs.events))
+
+
+def _logged_violations(snap: Snapshot) -> set[tuple[str, str, str]]:
+    """(kind, key, other) of the violations the event log holds already."""
+    out = set()
+    for (payload,) in snap.con.execute("SELECT payload FROM logged_violations").fetchall():
+        try:
+            p = json.loads(payload)
+            out.add((p["kind"], p["key"], p.get("other", "")))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out
 
 
 # ==== apply ========================================================================================

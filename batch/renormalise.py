@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 from identity_graph.config import GraphConfig
 from identity_graph.errors import InvalidArgument
-from identity_graph.guardrails import limit_violation, type_counts
 from identity_graph.identifiers import IdentifierTypes
 from identity_graph.model import ChangeSet, Event, IdentifierUpsert, Link, LinkKind, utcnow
+from identity_graph.rules import Region, Rules, decide
 from identity_graph.store import GraphStore
 
 SOURCE = "renormalise"
@@ -111,9 +111,17 @@ def _blocker(store: GraphStore, config: GraphConfig, old: str, new: str) -> str 
         if other != cid:
             return f"{new} already belongs to {other}; joining it to {cid} is a merge, not a re-normalisation"
         return None
-    if cid and (reason := limit_violation(config.limits, type_counts([*store.members(cid), new]))):
-        return reason
-    return None
+    if cid is None:
+        return None
+    # the customer rules decide (a per-type limit, a blocked value); the new key is the same
+    # address as the old one and describes nobody, so no person rule has anything to compare
+    members = store.members(cid)
+    proposal = Link(old, new, LinkKind.EQUIVALENT, source=SOURCE, actor=ACTOR)
+    decision = decide(
+        Region(keys=[*members, new], links=store.links(members),
+               generic={k: n.generic for k, n in store.get_identifiers(members).items()}),
+        [proposal], Rules.of(config), policy="none")
+    return decision.refused[0][1].reason if decision.refused else None
 
 
 def _equivalence(store: GraphStore, old: str, new: str, types: IdentifierTypes) -> ChangeSet:

@@ -187,6 +187,7 @@ def build_report(
         "warnings": [],
         "guardrails": {
             "violations_by_kind": dict(sorted(violations.items())),
+            "violations_logged": plan.violations_logged,
             "sample": [dataclasses.asdict(v) for v in target.violations[: options.samples * 2]],
             "limits": config.limits, "link_threshold": config.link_threshold,
             "review_threshold": config.review_threshold,

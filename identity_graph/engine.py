@@ -40,7 +40,7 @@ from identity_graph.model import (
 )
 from identity_graph.paths import bottleneck, widest_paths
 from identity_graph.region_data import RegionObservations
-from identity_graph.rules import Region, Rules, decide
+from identity_graph.rules import Region, Rules, blocked_violation, decide
 from identity_graph.store.base import MAX_TRAVERSAL, GraphStore
 from identity_graph.writelock import WriteLock, read_consistently
 
@@ -277,7 +277,7 @@ class IdentityGraph:
                 raise InvalidArgument("proof.identifier", "must be one of the presented identifiers")
 
         violations = [
-            Violation("blocked", i.key, "a blocked value never links")
+            blocked_violation(i.key)
             for i in idents
             if self.config.is_blocked(i.key)
         ]
@@ -291,7 +291,8 @@ class IdentityGraph:
         if not idents:
             return ResolveResult(None, False, [], [], violations, {})
 
-        fast = self._read(lambda: self._resolve_known(keys, attributes, proven))
+        # a refused value is written to the event log, so a call presenting one takes the write path
+        fast = None if blocked else self._read(lambda: self._resolve_known(keys, attributes, proven))
         if fast is not None:
             return ResolveResult(fast[0], False, keys, [], violations, fast[1])
 
@@ -403,6 +404,7 @@ class IdentityGraph:
             now=now,
             actor=req.actor or source,
         )
+        cs.events.extend(_violation_event(v, now) for v in violations if v.kind == "blocked")
         self.store.apply(cs)
         cid = outcome.assignment.get(anchor) or (existing[anchor].customer_id if anchor in existing else None)
         is_new = all(k not in outcome.region.nodes for k in outcome.components_of(anchor))
@@ -517,7 +519,10 @@ class IdentityGraph:
             raise InvalidArgument("match_weight", "must be a finite number")
         for k in (a, b):
             if self.config.is_blocked(k):
-                return ChangeResult([], [Violation("blocked", k, "a blocked value never links")], [], [])
+                refused = blocked_violation(k, b if k == a else a)
+                with self._write_lock:
+                    self.store.apply(ChangeSet(events=[_violation_event(refused, self.clock())]))
+                return ChangeResult([], [refused], [], [])
             if self.suppressed is not None and self.suppressed(k):  # privacy: erased, never relinked
                 erased = Violation("suppressed", f"{type_of(k)}:", SUPPRESSED_REASON)
                 return ChangeResult([], [erased], [], [])
@@ -946,7 +951,7 @@ class IdentityGraph:
                 Event("generic", {"key": key, "generic": flag, "actor": actor}, assignment.get(key, ""), now)
             )
         for v in violations:
-            events.append(Event("violation", {"kind": v.kind, "key": v.key, "reason": v.reason}, "", now))
+            events.append(_violation_event(v, now))
         for cid in ids.created:
             events.append(Event("customer_created", {"customer_id": cid}, cid, now))
         for m in ids.merges:
@@ -976,6 +981,11 @@ class IdentityGraph:
                 )
             )
         return _Outcome(comps, ids, assignment, accepted, violations, region)
+
+
+def _violation_event(v: Violation, at: datetime) -> Event:
+    return Event("violation", {"kind": v.kind, "key": v.key, "other": v.other, "reason": v.reason},
+                 "", at)
 
 
 def _edges(links: Iterable[Link], generic: Mapping[str, bool]) -> Iterable[tuple[str, str]]:

@@ -8,7 +8,6 @@ whether a link is made. The one similarity measure for "clearly different people
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from difflib import SequenceMatcher
@@ -41,10 +40,6 @@ def limit_violation(limits: Mapping[str, int], *counts: Mapping[str, int]) -> st
         if n > limit:
             return f"a customer may hold at most {limit} {type_} identifiers ({n} would)"
     return None
-
-
-def type_counts(members: Iterable[str]) -> Counter[str]:
-    return Counter(type_of(k) for k in members)
 
 
 PERSON_ATTRIBUTES = ("first_name", "last_name", "date_of_birth")

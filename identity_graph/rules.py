@@ -150,7 +150,7 @@ def decide(
         if bad is None:
             open_.append(lk)
         else:
-            blocked.append((lk, Violation("blocked", bad, "a blocked value never links", lk.other(bad))))
+            blocked.append((lk, blocked_violation(bad, lk.other(bad))))
     # only proposals where some rule may act go through the passes; the rest are made as they are
     contested = _contested(settled, open_, generic, region, rules)
     at = [i for i, lk in enumerate(open_) if contested(lk)]
@@ -183,6 +183,12 @@ def decide(
     refused = blocked + refused
     violations = [*marks.values(), *(v for _, v in refused), *chains]
     return Decision(made, refused, {k: True for k in marks}, violations, comps, ids)
+
+
+def blocked_violation(key: str, other: str = "") -> Violation:
+    """The refusal of a link to a blocked value (`Rules.is_blocked`), also for callers that drop
+    the value before anything is proposed (Resolve, Link)."""
+    return Violation("blocked", key, "a blocked value never links", other)
 
 
 CHAIN_REASON = "joins clearly different people through one weak link; kept as possible"

@@ -95,3 +95,18 @@ def test_cli_dry_run_reports_and_writes_nothing(tmp_path: Path, capsys) -> None:
     assert "got its current form email:ann.work@example.com" in capsys.readouterr().out
     with open_store(db) as store:
         assert store.get_identifier("email:ann.work@example.com") is not None
+
+
+def test_a_current_form_beyond_a_per_type_limit_is_left_for_an_operator(store) -> None:
+    """The customer rules decide whether the `equivalent` link may be made: five emails already
+    (the stale one among them), so a sixth is refused with the rules' own reason."""
+    g = IdentityGraph(store)
+    for i in range(4):
+        g.link("phone:+15551230001", f"email:ann{i}@example.com", LinkKind.VERIFIED, source="t",
+               actor="t")
+    _legacy(store, "email:Ann.Work@Example.com", "phone:+15551230001")
+    out = renormalise(store, dry_run=False)
+    assert [(a, b) for a, b, _ in out.skipped] == [("email:Ann.Work@Example.com",
+                                                    "email:ann.work@example.com")]
+    assert "at most 5 email identifiers (6 would)" in out.skipped[0][2]
+    assert out.applied == [] and store.get_identifier("email:ann.work@example.com") is None

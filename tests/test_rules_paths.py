@@ -178,14 +178,19 @@ def _attrs(row: Row) -> dict[str, str]:
                               ("country", "US")) if v}
 
 
-def online(store, case: Case, tmp_path: Path) -> None:
+def online(store, case: Case, tmp_path: Path) -> set[tuple[str, str]]:
+    """Each row through Resolve; returns the violations the responses carried."""
     graph = IdentityGraph(store, CONFIG)
+    said = set()
     for row in case.rows:
-        graph.resolve(ResolveRequest("crm", [("source_record", f"crm/{row.rid}"), *_identifiers(row)],
-                                     _attrs(row), source="crm"))
+        res = graph.resolve(ResolveRequest("crm", [("source_record", f"crm/{row.rid}"),
+                                                   *_identifiers(row)], _attrs(row), source="crm"))
+        said |= {(v.kind, v.key) for v in res.violations}
+    return said
 
 
-def ingest_then_relink(store, case: Case, tmp_path: Path) -> None:
+def ingest_then_relink(store, case: Case, tmp_path: Path) -> set[tuple[str, str]]:
+    """Returns the violations the ingest result and the relink report carried."""
     src = tmp_path / "rows.csv"
     with src.open("w", newline="") as f:
         w = csv.writer(f)
@@ -193,11 +198,11 @@ def ingest_then_relink(store, case: Case, tmp_path: Path) -> None:
         w.writerow(["source", "record_id", "email", "phone", *attrs])
         for r in case.rows:
             w.writerow(["crm", r.rid, r.email, r.phone, *(_attrs(r).get(a, "") for a in attrs)])
-    ingest(store, src, Mapping_(), config=CONFIG, observed_at=T0, progress=False)
-    relink(store, CONFIG, _opts())
+    loaded = ingest(store, src, Mapping_(), config=CONFIG, observed_at=T0, progress=False)
+    return {(v.kind, v.key) for v in loaded.violations} | _reported(relink(store, CONFIG, _opts()))
 
 
-def raw_then_relink(store, case: Case, tmp_path: Path) -> None:
+def raw_then_relink(store, case: Case, tmp_path: Path) -> set[tuple[str, str]]:
     """The rows as evidence with no rule applied (how ingest wrote them before), then relink."""
     types = IdentifierTypes("US")
     cs = ChangeSet()
@@ -213,7 +218,14 @@ def raw_then_relink(store, case: Case, tmp_path: Path) -> None:
                                        event_id=row.record, created_at=at, actor="t",
                                        claimant=row.record))
     store.apply(cs)
-    relink(store, CONFIG, _opts())
+    return _reported(relink(store, CONFIG, _opts()))
+
+
+def _reported(res) -> set[tuple[str, str]]:
+    """The violations a relink report counts (its sample, and the target it counts from)."""
+    guardrails = res.report["guardrails"]
+    assert sum(guardrails["violations_by_kind"].values()) == len(res.target.violations)
+    return {(v.kind, v.key) for v in res.target.violations}
 
 
 def _opts() -> RelinkOptions:
@@ -228,7 +240,10 @@ PATHS = {"online": online, "ingest+relink": ingest_then_relink, "relink": raw_th
 @pytest.mark.parametrize("path", list(PATHS))
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_rule_case_on_every_path(store, case: Case, path: str, tmp_path: Path) -> None:
-    PATHS[path](store, case, tmp_path)
+    said = PATHS[path](store, case, tmp_path)
+    # no silent drop: what the rules refused is in the path's own answer (Resolve's response,
+    # the ingest result, the relink report) as well as in the event log (below)
+    assert set(case.violations) <= {(SET_APART.get(k, k), key) for k, key in said}, said
     if case.unlink:
         a, b = case.unlink
         IdentityGraph(store, CONFIG).unlink(a, b, actor="t", reason="two people")
@@ -319,3 +334,61 @@ def test_relink_keeps_a_relinked_pair_and_relinks_a_batch_link_after_unlink(stor
     assert owners[rows[0].record].customer_id == owners[rows[1].record].customer_id
     c = relink(store, loose, _opts()).report["counts"]
     assert (c["links_added"], c["links_removed"], c["assignments_changed"]) == (0, 0, 0)
+
+
+# ---- no silent drops -------------------------------------------------------------------------
+
+
+def _violations(store) -> list[dict]:
+    return [e.payload for e in store.events(0, 100_000) if e.type == "violation"]
+
+
+def test_resolve_and_link_report_a_blocked_value_in_the_response_and_the_event_log(store) -> None:
+    graph = IdentityGraph(store, CONFIG)
+    req = ResolveRequest("web", [("email", "kai@mail.example"), ("email", "test@test.com")])
+    first = graph.resolve(req)
+    again = graph.resolve(req)  # known identifiers: still refused, and still on record
+    for res in (first, again):
+        assert [(v.kind, v.key) for v in res.violations] == [("blocked", "email:test@test.com")]
+    logged = [v for v in _violations(store) if v["kind"] == "blocked"]
+    assert len(logged) == 2 and logged[0]["key"] == "email:test@test.com"
+    assert logged[0]["reason"] == "a blocked value never links"
+    done = graph.link("email:kai@mail.example", "email:test@test.com", LinkKind.OBSERVED,
+                      source="agent", actor="t")
+    assert done.links == [] and [v.kind for v in done.violations] == ["blocked"]
+    assert _violations(store)[-1] == {"kind": "blocked", "key": "email:test@test.com",
+                                      "other": "email:kai@mail.example",
+                                      "reason": "a blocked value never links"}
+    assert store.get_identifier("email:test@test.com") is None
+
+
+def test_a_relink_whose_only_change_is_a_refusal_logs_it_once(store) -> None:
+    """Pat's two records score as one person, but together they would hold six emails: the
+    relink refuses the pair (nothing else changes) and says so in the event log and its
+    report; the next relink, refusing it again, does not log it again."""
+    graph = IdentityGraph(store, CONFIG)
+    pat = Row("v1", first_name="Pat", last_name="Quinn", date_of_birth="1960-01-01")
+    graph.resolve(ResolveRequest("crm", [("source_record", "crm/v1"),
+                                         *(("email", f"pat{i}@mail.example") for i in range(5))],
+                                 _attrs(pat), source="crm"))
+    graph.resolve(ResolveRequest("crm", [("source_record", "crm/v2"), ("email", "pq@mail.example")],
+                                 _attrs(Row("v2", first_name="Pat", last_name="Quinn",
+                                            date_of_birth="1960-01-01")), source="crm"))
+    loose = GraphConfig(link_threshold=0.5, review_threshold=0.5)
+    before = len(_violations(store))
+    res = relink(store, loose, _opts())
+    c = res.report["counts"]
+    assert (c["links_added"], c["links_removed"], c["assignments_changed"]) == (0, 0, 0)
+    limits = [v for v in res.target.violations if v.kind == "limit"]
+    assert {(v.key, v.other) for v in limits} in ({("source_record:crm/v1", "source_record:crm/v2")},
+                                                  {("source_record:crm/v2", "source_record:crm/v1")})
+    assert res.report["guardrails"]["violations_by_kind"]["limit"] == 1
+    assert res.report["guardrails"]["violations_logged"] == 1
+    [logged] = _violations(store)[before:]
+    assert logged["kind"] == "limit" and "at most 5 email identifiers (6 would)" in logged["reason"]
+    again = relink(store, loose, _opts())
+    assert again.report["guardrails"]["violations_by_kind"]["limit"] == 1
+    assert again.report["guardrails"]["violations_logged"] == 0
+    assert len(_violations(store)) == before + 1
+    owners = store.get_identifiers(["source_record:crm/v1", "source_record:crm/v2"])
+    assert owners["source_record:crm/v1"].customer_id != owners["source_record:crm/v2"].customer_id
