@@ -199,7 +199,8 @@ def ingest_then_relink(store, case: Case, tmp_path: Path) -> set[tuple[str, str]
         for r in case.rows:
             w.writerow(["crm", r.rid, r.email, r.phone, *(_attrs(r).get(a, "") for a in attrs)])
     loaded = ingest(store, src, Mapping_(), config=CONFIG, observed_at=T0, progress=False)
-    return {(v.kind, v.key) for v in loaded.violations} | _reported(relink(store, CONFIG, _opts()))
+    relinked = relink(store, CONFIG, _opts())
+    return _reported(relinked) | {(v.kind, v.key) for v in loaded.violations}
 
 
 def raw_then_relink(store, case: Case, tmp_path: Path) -> set[tuple[str, str]]:
