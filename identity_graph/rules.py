@@ -145,17 +145,18 @@ def decide(
     marks: dict[str, Violation] = {}
     blocked: list[tuple[Link, Violation]] = []
     open_: list[Link] = []
+    refuse = {k for k in keys if rules.is_blocked(k)}
     for lk in ordered:
-        bad = next((k for k in (lk.a, lk.b) if rules.is_blocked(k)), None)
+        bad = lk.a if lk.a in refuse else lk.b if lk.b in refuse else None
         if bad is None:
             open_.append(lk)
         else:
             blocked.append((lk, blocked_violation(bad, lk.other(bad))))
     # only proposals where some rule may act go through the passes; the rest are made as they are
-    contested = _contested(settled, open_, generic, region, rules)
-    at = [i for i, lk in enumerate(open_) if contested(lk)]
+    groups = _Groups(settled, open_, generic, region, rules)
+    at = [i for i, lk in enumerate(open_) if groups.contested(lk)]
     todo = [open_[i] for i in at]
-    settled_todo = [lk for lk in settled if contested(lk)]
+    settled_todo = [lk for lk in settled if groups.contested(lk)]
     while True:
         outcome, refused, chains, found = _pass(region, settled_todo, todo, keys, generic, rules)
         if not found:
@@ -167,11 +168,8 @@ def decide(
     for i, lk in zip(at, outcome, strict=True):
         decided[i] = lk
     made = [lk for lk in decided if lk is not None]
-    uf = UnionFind(keys)
-    for lk in [*settled, *made]:
-        if lk.kind.merges and not generic[lk.a] and not generic[lk.b]:
-            uf.union(lk.a, lk.b)
-    comps = [frozenset(g) for g in uf.groups()]
+    comps = groups.components(keys, [*settled_todo, *(lk for lk in outcome if lk is not None)],
+                              generic)
     if policy == "incremental":
         verified = {k for lk in [*settled, *made] if lk.kind is LinkKind.VERIFIED for k in (lk.a, lk.b)}
         ids = assign_ids_incremental(comps, region.previous, region.created_at, verified.__contains__,
@@ -200,19 +198,49 @@ def _strength(lk: Link) -> tuple:
     return (-lk.kind, -(lk.probability if lk.probability is not None else 1.0), lk.a, lk.b)
 
 
-def _contested(settled: list[Link], proposals: list[Link], generic: Mapping[str, bool],
-               region: Region, rules: Rules) -> Callable[[Link], bool]:
-    """Whether a rule may act on a link: it lies in a group (identifiers joined by merging links
-    whose ends are not set apart) holding more identifiers of a type than its limit, two
-    identifiers that describe someone (household, chain, junk) or one whose own sightings differ.
-    In any other group every proposal is made as it is, so `_pass` need not see it: most of a
-    relink, where each person's records and identifiers form a group of their own."""
-    uf = UnionFind()
-    for lk in (*settled, *proposals):
-        if lk.kind.merges and not generic[lk.a] and not generic[lk.b]:
-            uf.add(lk.a)
-            uf.add(lk.b)
-            uf.union(lk.a, lk.b)
+class _Groups:
+    """The groups of a decision: identifiers joined by the merging links (settled and proposed)
+    whose ends are not set apart. A group is contested when a rule may act in it: more
+    identifiers of a type than its limit, two identifiers that describe someone (household,
+    chain, junk) or one whose own sightings differ. In any other group every proposal is made
+    as it is and the group is one customer, so `_pass` need not see it: most of a relink, where
+    each person's records and identifiers form a group of their own. (A new rule in `_pass`
+    must mark the groups it may act in here.)"""
+
+    def __init__(self, settled: list[Link], proposals: list[Link], generic: Mapping[str, bool],
+                 region: Region, rules: Rules) -> None:
+        self.uf = uf = UnionFind()
+        for lk in (*settled, *proposals):
+            if lk.kind.merges and not generic[lk.a] and not generic[lk.b]:
+                uf.add(lk.a)
+                uf.add(lk.b)
+                uf.union(lk.a, lk.b)
+        self.hard = _contested_roots(uf, region, rules)
+
+    def contested(self, lk: Link) -> bool:
+        return bool(self.hard) and lk.a in self.uf.parent and self.uf.find(lk.a) in self.hard
+
+    def components(self, keys: Iterable[str], decided: Iterable[Link],
+                   generic: Mapping[str, bool]) -> list[frozenset[str]]:
+        """The customers: each uncontested group whole, the contested ones by the links
+        `decided` there; in the order of their first member in `keys`."""
+        inside = UnionFind()
+        for lk in decided:
+            if lk.kind.merges and not generic[lk.a] and not generic[lk.b]:
+                inside.add(lk.a)
+                inside.add(lk.b)
+                inside.union(lk.a, lk.b)
+        parent, find, hard = self.uf.parent, self.uf.find, self.hard
+        out: dict[str, list[str]] = {}
+        for k in keys:
+            root = find(k) if k in parent else k
+            if root in hard:
+                root = inside.find(k) if k in inside.parent else k
+            out.setdefault(root, []).append(k)  # type: ignore[arg-type]
+        return [frozenset(g) for g in out.values()]
+
+
+def _contested_roots(uf: UnionFind, region: Region, rules: Rules) -> set[object]:
     find, size = uf.find, uf.size
     hard: set[object] = set()
     if rules.limits:
@@ -233,7 +261,7 @@ def _contested(settled: list[Link], proposals: list[Link], generic: Mapping[str,
         if root in described:
             hard.add(root)
         described.add(root)
-    return lambda lk: lk.a in uf.parent and find(lk.a) in hard
+    return hard
 
 def _pass(
     region: Region,
