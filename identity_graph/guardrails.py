@@ -68,12 +68,19 @@ class Similarity:
 
     def clearly_different(self, x: Profile, y: Profile) -> bool:
         """Both sides name a person, and no first name nor birth date of one fits the other:
-        two members of a household, or two strangers joined by a weak edge."""
+        two members of a household, or two strangers joined by a weak edge.
+
+        A name entered the other way round (first name in the surname field and back, a common
+        entry error) fits: family members share a surname, never each other's first name as
+        their surname, so this does not let a household through."""
         if not (x.first_names and y.first_names and x.birth_dates and y.birth_dates):
             return False
         if x.birth_dates & y.birth_dates:
             return False
-        return not any(self.names_fit(a, b) for a in x.first_names for b in y.first_names)
+        if any(self.names_fit(a, b) for a in x.first_names for b in y.first_names):
+            return False
+        return not any(self.names_fit(fa, lb) and self.names_fit(la, fb)
+                       for fa, la in x.full_names for fb, lb in y.full_names)
 
     def two_people(self, x: Mapping[str, str | None], y: Mapping[str, str | None]) -> bool:
         """Two sightings of one value that are two people: first names that do not fit, and
@@ -113,16 +120,20 @@ class Profile:
 
     first_names: frozenset[str]
     birth_dates: frozenset[str]
+    full_names: frozenset[tuple[str, str]] = frozenset()
+    """(first name, last name) of each description that gives both"""
 
     @classmethod
     def of(cls, descriptions: Iterable[Mapping[str, str | None]]) -> Profile:
-        names, dobs = set(), set()
+        names, dobs, full = set(), set(), set()
         for d in descriptions:
-            if (fn := (d.get("first_name") or "").strip()):
-                names.add(fn.lower())
+            if (fn := (d.get("first_name") or "").strip().lower()):
+                names.add(fn)
+                if (ln := (d.get("last_name") or "").strip().lower()):
+                    full.add((fn, ln))
             if (dob := (d.get("date_of_birth") or "").strip()):
                 dobs.add(dob)
-        return cls(frozenset(names), frozenset(dobs))
+        return cls(frozenset(names), frozenset(dobs), frozenset(full))
 
 
 DEFAULT_SIMILARITY = Similarity()

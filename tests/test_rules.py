@@ -67,6 +67,19 @@ def test_a_probable_link_between_clearly_different_people_is_kept_as_possible() 
     assert len(d.components) == 2
 
 
+def test_a_name_entered_the_other_way_round_is_not_a_different_person() -> None:
+    """First and last name swapped (and a typo) is one person; a household member is not."""
+    records = {"source_record:crm/1": person("Emily", "1978-05-27", "Berry"),
+               "source_record:crm/2": person("Berry", "1938-01-01", "Emiily"),
+               "source_record:crm/3": person("Tom", "2001-02-03", "Berry")}
+    links = [Link("source_record:crm/1", f"source_record:crm/{i}", LinkKind.PROBABLE, source="batch",
+                  probability=0.995, created_at=T) for i in (2, 3)]
+    d = decide(Region(keys=list(records), records=records), links, RULES)
+    assert [(m.b, m.kind) for m in d.made] == [("source_record:crm/2", LinkKind.PROBABLE),
+                                               ("source_record:crm/3", LinkKind.POSSIBLE)]
+    assert [(v.kind, v.key) for v in d.violations] == [("chain", "source_record:crm/3")]
+
+
 def test_junk_needs_several_people_and_the_similarity_is_configurable() -> None:
     records = {f"source_record:crm/{i}": person(fn, "1990-01-01")
                for i, fn in enumerate(["Jon", "John", "Johnny"])}
