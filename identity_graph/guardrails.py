@@ -60,6 +60,10 @@ class Similarity:
     """
 
     name_threshold: float = 0.8
+    identifying: tuple[str, ...] = ()
+    """Attributes that identify one person (declared of kind `code`: a national ID). Two sides
+    that share a value of one are not clearly different, whatever their names say: family
+    members share a surname and an address, never such a number."""
 
     def names_fit(self, a: str, b: str) -> bool:
         if a == b or a.startswith(b) or b.startswith(a):
@@ -75,7 +79,7 @@ class Similarity:
         their surname, so this does not let a household through."""
         if not (x.first_names and y.first_names and x.birth_dates and y.birth_dates):
             return False
-        if x.birth_dates & y.birth_dates:
+        if x.birth_dates & y.birth_dates or x.codes & y.codes:
             return False
         if any(self.names_fit(a, b) for a in x.first_names for b in y.first_names):
             return False
@@ -122,18 +126,25 @@ class Profile:
     birth_dates: frozenset[str]
     full_names: frozenset[tuple[str, str]] = frozenset()
     """(first name, last name) of each description that gives both"""
+    codes: frozenset[tuple[str, str]] = frozenset()
+    """(attribute, value) of the identifying attributes the descriptions give"""
 
     @classmethod
-    def of(cls, descriptions: Iterable[Mapping[str, str | None]]) -> Profile:
-        names, dobs, full = set(), set(), set()
+    def of(cls, descriptions: Iterable[Mapping[str, str | None]],
+           identifying: Iterable[str] = ()) -> Profile:
+        names, dobs, full, codes = set(), set(), set(), set()
+        identifying = tuple(identifying)
         for d in descriptions:
+            for a in identifying:
+                if (v := (d.get(a) or "").strip()):
+                    codes.add((a, v))
             if (fn := (d.get("first_name") or "").strip().lower()):
                 names.add(fn)
                 if (ln := (d.get("last_name") or "").strip().lower()):
                     full.add((fn, ln))
             if (dob := (d.get("date_of_birth") or "").strip()):
                 dobs.add(dob)
-        return cls(frozenset(names), frozenset(dobs), frozenset(full))
+        return cls(frozenset(names), frozenset(dobs), frozenset(full), frozenset(codes))
 
 
 DEFAULT_SIMILARITY = Similarity()
