@@ -95,12 +95,14 @@ def main() -> None:
     print("blocking:", json.dumps(info.get("blocking", {}).get("rules"), default=str)[:2000])
     by_person: dict[str, list[str]] = defaultdict(list)
     for k, p in truth.items():
-        by_person[p].append(k)
+        if p is not None:  # a shared identifier's record: nobody's (as batch.quality scores)
+            by_person[p].append(k)
     fn = [(a, b) for ks in by_person.values() for a, b in combinations(sorted(ks), 2)
           if pred.get(a, a) != pred.get(b, b)]
     by_cluster: dict[str, list[str]] = defaultdict(list)
-    for k in truth:
-        by_cluster[pred.get(k, k)].append(k)
+    for k, p in truth.items():
+        if p is not None:
+            by_cluster[pred.get(k, k)].append(k)
     fp = [(a, b) for ks in by_cluster.values() for a, b in combinations(sorted(ks), 2)
           if truth[a] != truth[b]]
     cols = [c for c in next(iter(recs.values())) if c != "unique_id"]
@@ -123,8 +125,12 @@ def main() -> None:
                 levels[s[2]] += 1
                 if s[0] >= threshold and different(a, b):
                     why["scored >= threshold, names and birth dates clearly different"] += 1
-            if household and household.get(a) and household.get(a) == household.get(b):
+            if household and truth[a] != truth[b] and household.get(a) == household.get(b):
                 why["same household"] += 1
+            ra, rb = recs.get(a, {}), recs.get(b, {})
+            if not any(ra.get(c) and rb.get(c) for c in cols
+                       if c not in ("first_name", "last_name")):
+                why["no field but the names given on both sides"] += 1
         print(f"\n== {kind}: {len(items)} pairs: {dict(why)}")
         for lv, n in levels.most_common(8):
             print(f"   {n:5d} x {lv}")
