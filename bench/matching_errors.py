@@ -78,6 +78,14 @@ def main() -> None:
         snap = rl.snapshot(store, options)
         rl.build_records(snap)
         model, _ = rl.get_model(snap, options)
+        import math
+
+        print(f"prior {model.settings.get('probability_two_random_records_match'):.3g}")
+        for cc in model.settings["comparisons"]:
+            print(f"  {cc['output_column_name']}: " + "; ".join(
+                f"{lv.get('label_for_charts') or lv['sql_condition'][:40]} "
+                f"{math.log2(lv['m_probability'] / lv['u_probability']):+.1f}"
+                for lv in cc["comparison_levels"] if not lv.get("is_null_level")))
         info = rl.predict(snap, model, config, options)
         threshold, tinfo = rl.choose_threshold(snap, config, options)
         target = rl.cluster(snap, model, dataclasses.replace(config, link_threshold=threshold), options)
