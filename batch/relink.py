@@ -713,12 +713,20 @@ class Target:
     possible link of another source, re-scored here as a batch link)"""
 
 
-def _profiles(snap: Snapshot) -> tuple[dict[str, dict[str, str]], dict[str, list[dict[str, str]]]]:
+def identifying_columns(snap: Snapshot) -> tuple[str, ...]:
+    """Record columns declared of kind `code` (a national ID): `Similarity.identifying`."""
+    have = [d[0] for d in snap.con.execute("SELECT * FROM records LIMIT 0").description]
+    kinds = attribute_kinds(snap, [c for c in have if c != "unique_id"])
+    return tuple(c for c, k in kinds.items() if k is Kind.CODE)
+
+
+def _profiles(snap: Snapshot, identifying: Sequence[str] = ()
+              ) -> tuple[dict[str, dict[str, str]], dict[str, list[dict[str, str]]]]:
     """Each identifier's record (the `records` table: `guardrails.record_of`'s policy) as a
     person's description, and the sightings of those whose own observations name more than one
     person (a family phone, a junk value), as the rules compare them."""
     have = {d[0] for d in snap.con.execute("SELECT * FROM records LIMIT 0").description}
-    cols = [c for c in PERSON_ATTRIBUTES if c in have]
+    cols = [c for c in (*PERSON_ATTRIBUTES, *identifying) if c in have]
     records: dict[str, dict[str, str]] = {}
     if cols:
         for k, *values in snap.con.execute(
@@ -773,6 +781,11 @@ def _rescored(snap: Snapshot, model: MatchModel, config: GraphConfig) -> list[tu
     return out
 
 
+def _rules_with(rules: Rules, identifying: Sequence[str]) -> Rules:
+    return dataclasses.replace(rules, similarity=dataclasses.replace(
+        rules.similarity, identifying=tuple(identifying)))
+
+
 def cluster(snap: Snapshot, model: MatchModel, config: GraphConfig,
             options: RelinkOptions) -> Target:
     """Step 4: the rules (`identity_graph.rules.decide`) over the whole graph: the target.
@@ -788,7 +801,8 @@ def cluster(snap: Snapshot, model: MatchModel, config: GraphConfig,
     keys = [r[0] for r in rows]
     previous = [r[1] for r in rows]
     index = {k: i for i, k in enumerate(keys)}
-    records, seen = _profiles(snap)
+    identifying = identifying_columns(snap)
+    records, seen = _profiles(snap, identifying)
     bar.update(1)
 
     now = snap.taken_at
@@ -816,7 +830,7 @@ def cluster(snap: Snapshot, model: MatchModel, config: GraphConfig,
         Region(keys=keys, generic={r[0]: bool(r[2]) for r in rows if r[2]}, records=records,
                sightings=seen, previous=dict(zip(keys, previous, strict=True)),
                created_at=created_at),
-        proposals, Rules.of(config), policy="overlap")
+        proposals, _rules_with(Rules.of(config), identifying), policy="overlap")
     bar.update(1)
 
     links = {lk.id: lk for lk in decision.made if lk.source == SOURCE}

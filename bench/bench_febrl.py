@@ -38,7 +38,7 @@ ATTRIBUTES: dict[str, Any] = {
     "street": "street",
     "suburb": "city",
     "postcode": "postcode",
-    "address_2": {"name": "address_2", "kind": "text"},
+    "address_2": {"name": "address_2", "kind": "address"},
     "state": {"name": "state", "kind": "exact"},
     "soc_sec_id": {"name": "national_id", "kind": "code"},
 }

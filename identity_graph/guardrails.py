@@ -55,6 +55,10 @@ class Similarity:
     """
 
     name_threshold: float = 0.8
+    identifying: tuple[str, ...] = ()
+    """Attributes that identify one person (declared of kind `code`: a national ID). Two sides
+    that share a value of one are not clearly different, whatever their names say: family
+    members share a surname and an address, never such a number."""
 
     def names_fit(self, a: str, b: str) -> bool:
         if a == b or a.startswith(b) or b.startswith(a):
@@ -63,12 +67,19 @@ class Similarity:
 
     def clearly_different(self, x: Profile, y: Profile) -> bool:
         """Both sides name a person, and no first name nor birth date of one fits the other:
-        two members of a household, or two strangers joined by a weak edge."""
+        two members of a household, or two strangers joined by a weak edge.
+
+        A name entered the other way round (first name in the surname field and back, a common
+        entry error) fits: family members share a surname, never each other's first name as
+        their surname, so this does not let a household through."""
         if not (x.first_names and y.first_names and x.birth_dates and y.birth_dates):
             return False
-        if x.birth_dates & y.birth_dates:
+        if x.birth_dates & y.birth_dates or x.codes & y.codes:
             return False
-        return not any(self.names_fit(a, b) for a in x.first_names for b in y.first_names)
+        if any(self.names_fit(a, b) for a in x.first_names for b in y.first_names):
+            return False
+        return not any(self.names_fit(fa, lb) and self.names_fit(la, fb)
+                       for fa, la in x.full_names for fb, lb in y.full_names)
 
     def two_people(self, x: Mapping[str, str | None], y: Mapping[str, str | None]) -> bool:
         """Two sightings of one value that are two people: first names that do not fit, and
@@ -112,17 +123,28 @@ class Profile:
 
     first_names: frozenset[str]
     birth_dates: frozenset[str]
+    full_names: frozenset[tuple[str, str]] = frozenset()
+    """(first name, last name) of each description that gives both"""
+    codes: frozenset[tuple[str, str]] = frozenset()
+    """(attribute, value) of the identifying attributes the descriptions give"""
 
     @classmethod
-    def of(cls, descriptions: Iterable[Mapping[str, str | None]]) -> Profile:
-        names, dobs = set(), set()
+    def of(cls, descriptions: Iterable[Mapping[str, str | None]],
+           identifying: Iterable[str] = ()) -> Profile:
+        names, dobs, full, codes = set(), set(), set(), set()
+        identifying = tuple(identifying)
         for d in descriptions:
-            fn = (d.get("first_name") or "").strip()
+            for a in identifying:
+                if (v := (d.get(a) or "").strip()):
+                    codes.add((a, v))
+            fn = (d.get("first_name") or "").strip().lower()
             dob = (d.get("date_of_birth") or "").strip()
             if fn and dob:
-                names.add(fn.lower())
+                names.add(fn)
+                if (ln := (d.get("last_name") or "").strip().lower()):
+                    full.add((fn, ln))
                 dobs.add(dob)
-        return cls(frozenset(names), frozenset(dobs))
+        return cls(frozenset(names), frozenset(dobs), frozenset(full), frozenset(codes))
 
 
 DEFAULT_SIMILARITY = Similarity()

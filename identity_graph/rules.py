@@ -308,7 +308,8 @@ def _pass(
     chains: list[Violation] = []
 
     def profile(side: list[str], without: str) -> Profile:
-        return Profile.of(d for k in side if k != without for d in _descriptions(k, region))
+        return Profile.of((d for k in side if k != without for d in _descriptions(k, region)),
+                          rules.similarity.identifying)
 
     for lk in proposals:
         a, b = lk.a, lk.b

@@ -24,4 +24,7 @@ def test_febrl3_default_ingest_and_relink(tmp_path: Path) -> None:
     assert info["rejected"] == 0
     s = scores(predicted, truth)
     assert s["precision"] >= 0.999
-    assert s["f1"] >= 0.99, s
+    # measured 0.9996 pairwise and 0.998 cluster F1 (seeded training: the same every run); the
+    # floors leave room for ~25 missed pairs, not for the 70 of a swapped-name regression
+    assert s["f1"] >= 0.998, s
+    assert s["cluster_f1"] >= 0.995, s

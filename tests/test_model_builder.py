@@ -13,6 +13,7 @@ import pytest
 from batch.cli import main as batch_main
 from batch.ingest import Mapping_, ingest
 from batch.relink import RelinkOptions, relink
+from identity_graph.attributes import Kind
 from identity_graph.matching.model import MatchModel
 from identity_graph.matching.scorer import OnlineScorer
 from identity_graph.matching.settings import ATTRIBUTE_COLUMNS
@@ -20,6 +21,7 @@ from identity_graph.matching.training import (
     ModelCheckError,
     check_model,
     linker_for_model,
+    plan_for_records,
     records_table,
     train_model,
 )
@@ -302,3 +304,31 @@ def test_m_comes_from_verified_pairs_when_there_are_enough(tmp_path: Path) -> No
     assert meta["n_label_pairs"] == report["model"]["label_pairs"] and meta["m_from_labels_levels"] > 0
     assert "fewer than" in few["model"]["labels_not_used"]
     assert few["model"]["metadata"]["n_label_pairs"] == 0
+
+
+def test_address_lines_entered_the_other_way_round_are_their_own_level(records) -> None:
+    """A second address line (kind address) adds "address lines swapped" to the one address
+    comparison; the online scorer reproduces it, and the household's lines in order are not it."""
+    rng = random.Random(4)
+    rows, line2 = [], {}
+    for r in records[:3000]:
+        r = _input(r)
+        street = r["street"]
+        word = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(8))
+        r["address_2"] = line2.setdefault(street, word) if street else None
+        if r["street"] and rng.random() < 0.1:
+            r["street"], r["address_2"] = r["address_2"], r["street"]
+        rows.append(r)
+    table = records_table(rows, [*ATTRIBUTE_COLUMNS, "address_2"])
+    plan = plan_for_records(table, {"address_2": Kind.ADDRESS})
+    address = next(e for e in plan.explain if e["comparison"] == "address")
+    assert address["columns"] == ["street", "postcode", "city", "address_2"]
+    model = train_model(table, seed=3, plan=plan)
+    a = next(r for r in rows if r["street"] and r["address_2"] and r["street"][0].isdigit())
+    b = {**a, "unique_id": "b", "street": a["address_2"], "address_2": a["street"]}
+    got = OnlineScorer(model).score_pair(a, b)
+    assert {c.comparison: c.level for c in got.comparisons}["address"] == "address lines swapped"
+    expected = linker_for_model(model, [a, b]).inference.score_pairs([a], [b]).as_record_list()
+    assert abs(got.match_probability - expected[0]["match_probability"]) <= 1e-9
+    same = OnlineScorer(model).score_pair(a, {**a, "unique_id": "c"})
+    assert {c.comparison: c.level for c in same.comparisons}["address"] != "address lines swapped"

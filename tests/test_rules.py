@@ -67,6 +67,36 @@ def test_a_probable_link_between_clearly_different_people_is_kept_as_possible() 
     assert len(d.components) == 2
 
 
+def test_a_name_entered_the_other_way_round_is_not_a_different_person() -> None:
+    """First and last name swapped (and a typo) is one person; a household member is not."""
+    records = {"source_record:crm/1": person("Emily", "1978-05-27", "Berry"),
+               "source_record:crm/2": person("Berry", "1938-01-01", "Emiily"),
+               "source_record:crm/3": person("Tom", "2001-02-03", "Berry")}
+    links = [Link("source_record:crm/1", f"source_record:crm/{i}", LinkKind.PROBABLE, source="batch",
+                  probability=0.995, created_at=T) for i in (2, 3)]
+    d = decide(Region(keys=list(records), records=records), links, RULES)
+    assert [(m.b, m.kind) for m in d.made] == [("source_record:crm/2", LinkKind.PROBABLE),
+                                               ("source_record:crm/3", LinkKind.POSSIBLE)]
+    assert [(v.kind, v.key) for v in d.violations] == [("chain", "source_record:crm/3")]
+
+
+def test_a_shared_identifying_number_is_one_person_whatever_the_names_say() -> None:
+    """Declared identifying attributes (kind `code`) overrule names and birth dates that
+    disagree; without the declaration the same link is only possible."""
+    records = {"source_record:crm/1": {**person("Madison", "1934-10-24", "Weller"), "national_id": "6281502"},
+               "source_record:crm/2": {**person("Emmet", "1927-05-16", "Weller"), "national_id": "6281502"},
+               "source_record:crm/3": {**person("Emmet", "1927-05-16", "Weller"), "national_id": "7000001"}}
+    links = [Link("source_record:crm/1", f"source_record:crm/{i}", LinkKind.PROBABLE, source="batch",
+                  probability=0.995, created_at=T) for i in (2, 3)]
+    ids = Rules(RULES.is_blocked, RULES.limits, Similarity(identifying=("national_id",)))
+    d = decide(Region(keys=list(records), records=records), links[:1], ids)
+    assert [m.kind for m in d.made] == [LinkKind.PROBABLE] and not d.violations
+    d = decide(Region(keys=list(records), records=records), links[1:], ids)
+    assert [m.kind for m in d.made] == [LinkKind.POSSIBLE]
+    d = decide(Region(keys=list(records), records=records), links[:1], RULES)
+    assert [m.kind for m in d.made] == [LinkKind.POSSIBLE]
+
+
 def test_junk_needs_several_people_and_the_similarity_is_configurable() -> None:
     records = {f"source_record:crm/{i}": person(fn, "1990-01-01")
                for i, fn in enumerate(["Jon", "John", "Johnny"])}

@@ -186,12 +186,20 @@ def _exact(col: str) -> Any:
     return cl.ExactMatch(col)
 
 
-def _address(street: str | None, postcode: str | None, city: str | None) -> Any:
+SWAPPED_LINES_JW = 0.8
+"""Address lines swapped: each line at least this Jaro-Winkler-similar to the other record's
+other line (a house number on one side only still passes: '25 rosebery hill' / 'rosebery hill')."""
+
+
+def _address(street: str | None, postcode: str | None, city: str | None,
+             line2: str | None = None) -> Any:
     """Street, postcode and city as ONE comparison (DESIGN: they move together in a family).
 
     Summed separately, a shared address would be counted three times and outweigh a first-name
     and birth-date disagreement. The exact street levels carry the street's term frequency,
-    based on the level's own u (there is no street-only exact level to borrow it from).
+    based on the level's own u (there is no street-only exact level to borrow it from). With a
+    second address line, lines entered the other way round (line 1 in line 2 and back, a common
+    form and export error) are their own level: a household shares its lines in order.
     """
     s, p, c = street, postcode, city
     levels: list[Any] = []
@@ -219,6 +227,12 @@ def _address(street: str | None, postcode: str | None, city: str | None) -> Any:
             levels.append(cll.And(cll.JaroWinklerLevel(s, 0.9),
                                   cll.Or(*near) if len(near) > 1 else near[0]).configure(
                 label_for_charts="similar street, near postcode or same city"))
+    if s and line2:
+        t = SWAPPED_LINES_JW
+        levels.append(cll.CustomLevel(
+            f"jaro_winkler_similarity({s}_l, {line2}_r) >= {t} AND "
+            f"jaro_winkler_similarity({line2}_l, {s}_r) >= {t}",
+            label_for_charts="address lines swapped"))
     if p:
         levels.append(cll.ExactMatchLevel(p).configure(label_for_charts="same postcode"))
     if s:
@@ -268,6 +282,8 @@ def plan_model(profiles: Mapping[str, ColumnProfile], n_records: int) -> ModelPl
     street = _first(used, Kind.ADDRESS, "street")
     postcode = _first(used, Kind.POSTCODE, "postcode")
     city = _first(used, Kind.CITY, "city")
+    line2 = _first({c: p for c, p in used.items() if c != street}, Kind.ADDRESS, "address_2") \
+        if street else None
     comparisons: list[Any] = []
     explain: list[dict[str, Any]] = []
     tf: list[str] = []
@@ -295,13 +311,15 @@ def plan_model(profiles: Mapping[str, ColumnProfile], n_records: int) -> ModelPl
         explain.append({"comparison": col, "columns": columns, "kind": prof.kind.value,
                         "how": _HOW[kind]})
     if address_parts:
-        comparisons.append(_address(street, postcode, city))
+        comparisons.append(_address(street, postcode, city, line2))
         if street:
             tf.append(street)
-        explain.append({"comparison": "address", "columns": address_parts, "kind": "address",
+        swapped = "address lines swapped, " if line2 else ""
+        explain.append({"comparison": "address",
+                        "columns": address_parts + ([line2] if line2 else []), "kind": "address",
                         "how": "one comparison: same street and postcode (street term frequencies), "
                                "similar street and postcode, same street and city, same street, "
-                               "similar street near postcode or same city, same postcode, "
+                               f"similar street near postcode or same city, {swapped}same postcode, "
                                "similar street"})
 
     codes = [c for c, p in used.items() if p.kind is Kind.CODE]
