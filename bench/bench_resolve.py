@@ -279,6 +279,51 @@ async def in_process_server(args: argparse.Namespace, target: dict[str, Any]) ->
     return srv, store, port
 
 
+def store_floor(args: argparse.Namespace, target: dict[str, Any], directory: Path, n: int = 2000) -> str:
+    """The store's floor, measured from this process on the server's database while it runs: a
+    point read of a random preloaded identifier, and a one-row write + commit (c=1)."""
+    keys = preload.identifier_keys(directory)
+    rng = random.Random(args.seed + 1)
+    with open_store(target.get("db"), neo4j_uri=target.get("neo4j_uri"), neo4j_user=args.neo4j_user,
+                    neo4j_password=args.neo4j_password) as store:
+        database = store.database
+        if "db" in target:
+            def read(k: str) -> Any:
+                return database.rows("SELECT key, customer_id FROM identifiers WHERE key = ?", [k])
+
+            def commit(i: int) -> None:
+                with database.transaction() as con:
+                    con.execute("INSERT INTO meta (name, value) VALUES ('bench_floor', ?) "
+                                "ON CONFLICT (name) DO UPDATE SET value = excluded.value", [str(i)])
+        else:
+            def read(k: str) -> Any:
+                return database.read("MATCH (n:Identifier {key: $k}) RETURN n.customer_id AS c", k=k)
+
+            def commit(i: int) -> None:
+                database.write(lambda tx: tx.run("MERGE (m:StoreMeta {name: 'bench_floor'}) SET m.value = $v",
+                                                 v=str(i)).consume())
+        reads, writes = [], []
+        for i in range(n):
+            k = keys[rng.randrange(len(keys))]
+            t = time.perf_counter()
+            read(k)
+            reads.append(time.perf_counter() - t)
+            if i % 4 == 0:
+                t = time.perf_counter()
+                commit(i)
+                writes.append(time.perf_counter() - t)
+    reads.sort()
+    writes.sort()
+
+    def q(xs: list[float], p: float) -> float:
+        return xs[min(len(xs) - 1, int(p * len(xs)))] * 1e6
+
+    return (f"# store floor ({args.backend}, c=1, from the client process): "
+            f"point read p50={q(reads, .5):.0f}us "
+            f"p99={q(reads, .99):.0f}us; one-row write + commit p50={q(writes, .5):.0f}us "
+            f"p99={q(writes, .99):.0f}us loadavg={os.getloadavg()[0]:.1f}")
+
+
 # ---- main -----------------------------------------------------------------------------------
 
 
@@ -294,10 +339,11 @@ def neo4j_pid(args: argparse.Namespace) -> int | None:
 async def run(args: argparse.Namespace) -> int:
     levels = [int(c) for c in args.concurrency.split(",")]
     directory = preload.ensure(args.identifiers, args.seed)
-    total = args.max_calls * (len(levels) * args.runs + 1)
+    measured = len(levels) * args.runs * (2 if args.open_share else 1) + 1
+    total = args.max_calls * measured
     if args.rate is None:
         per_level = int(args.duration * args.max_rate_guess) + args.max_rate_guess
-        total = min(total, (len(levels) * args.runs + 1) * per_level)
+        total = min(total, measured * per_level)
     prefix = 0
     if args.mode == "known":
         requests, prefix = known_requests(directory, total, args.seed, args.hot)
@@ -331,6 +377,8 @@ async def run(args: argparse.Namespace) -> int:
                           f"{time.perf_counter() - t0:.1f}s ({touched.line()})", flush=True)
                 warm, idx = await drive(stub, requests, idx, max(levels), args.warmup, args.max_calls,
                                         None, args.timeout)
+                if args.floor:
+                    print(store_floor(args, target, directory), flush=True)
                 print(f"# warm-up: {warm.calls} calls, {sum(warm.errors.values())} errors", flush=True)
                 spid = None if args.in_process else proc.pid
                 npid = neo4j_pid(args)
@@ -353,6 +401,18 @@ async def run(args: argparse.Namespace) -> int:
                             print(f"run={run_no + 1} ceiling (empty health Check) {ceiling.line()} "
                                   f"ratio={res.rate() / ceiling.rate():.2f} "
                                   f"loadavg={os.getloadavg()[0]:.1f}", flush=True)
+                            if args.open_share and args.rate is None:
+                                # open loop at a share of this run's ceiling rate, both calls
+                                rate = args.open_share * ceiling.rate()
+                                workers = max(c, 64)
+                                opened, idx = await drive(stub, requests, idx, workers, args.duration,
+                                                          args.max_calls, rate, args.timeout)
+                                print(f"run={run_no + 1} open loop at {args.open_share:g} x ceiling "
+                                      f"= {rate:.0f}/s: {opened.line()}", flush=True)
+                                empty, _ = await drive(empty_call(channel), requests, 0, workers,
+                                                       args.duration, args.max_calls, rate, args.timeout)
+                                print(f"run={run_no + 1} open loop ceiling at {rate:.0f}/s: {empty.line()} "
+                                      f"loadavg={os.getloadavg()[0]:.1f}", flush=True)
                         if idx >= len(requests):
                             print("# ran out of prepared requests; raise --max-calls", flush=True)
                             return 1
@@ -382,6 +442,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ceiling", action="store_true",
                    help="after each level, the same load of empty RPCs (health Check): the ceiling")
     p.add_argument("--rate", type=float, help="open loop: calls per second (default: closed loop)")
+    p.add_argument("--open-share", type=float, default=0.0,
+                   help="with --ceiling: after each level, an open loop at this share of the ceiling's "
+                        "rate (Resolve, then the empty call at the same rate)")
+    p.add_argument("--floor", action="store_true",
+                   help="print the store floor (point read, one-row commit) before the levels")
     p.add_argument("--timeout", type=float, default=10.0, help="per-call deadline, seconds")
     p.add_argument("--identifiers", type=int, default=100_000, help="preloaded identifiers (about)")
     p.add_argument("--seed", type=int, default=7)

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, LiteralString
+from typing import TYPE_CHECKING, Any, LiteralString, TypeVar
 
 from neo4j import (
     WRITE_ACCESS,
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from session.store.base import ConversationStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Another client creating the same schema at the same moment: harmless.
 _SCHEMA_RACES = frozenset({
@@ -149,6 +150,22 @@ class Neo4jDatabase(Database):
             finally:
                 self._local.tx = None
 
+    def atomically(self, work: Callable[[], T]) -> T:
+        """One explicit transaction, run again (a few times, with jitter) when Neo4j reports a
+        transient error (deadlock, lost leader) anywhere in it, also when a store wrapped it."""
+        if self._current() is not None:  # joined: the outer transaction re-runs, if anyone
+            return work()
+        for n in range(_MASKED_RETRIES):
+            try:
+                with self.transaction():
+                    return work()
+            except Exception as e:
+                if not _transient(e) or n == _MASKED_RETRIES - 1:
+                    raise
+                log.info("re-running a transaction after a transient %s", type(e).__name__)
+                time.sleep(random.uniform(0, 0.05 * 2**n))
+        raise AssertionError("unreachable")
+
     # ---- bulk, erasure ------------------------------------------------------------------------
 
     def last_seq(self) -> int:
@@ -219,6 +236,16 @@ class Neo4jDatabase(Database):
 
 
 _MASKED_RETRIES = 8
+
+
+def _transient(error: BaseException | None) -> bool:
+    """Whether `error`, or an error it was raised from, is one Neo4j says to retry."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, Neo4jError | DriverError) and error.is_retryable():
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
 
 
 def retrying(attempt: Callable[[], Any]) -> Any:
