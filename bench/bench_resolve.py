@@ -87,7 +87,7 @@ def new_requests(directory: Path, n: int, seed: int, fresh_share: float) -> list
             channel = "email"
         else:
             ident = pb.Identifier(type="web_cookie", value=f"b{tag}{i:08d}")
-            channel = "web_form"
+            channel = "web"
         out.append(pb.ResolveRequest(channel=channel, identifiers=[ident], attributes=attrs,
                                      source="bench", event_id=f"bench-{tag}-{i}"))
     return out
@@ -130,6 +130,18 @@ class Result:
                 f"p50={self.pct(0.50) * ms:7.2f}ms p90={self.pct(0.90) * ms:7.2f}ms "
                 f"p99={self.pct(0.99) * ms:7.2f}ms max={max(self.latencies, default=0) * ms:7.2f}ms "
                 f"errors={errs}{detail}{cpu} client_cpu={self.client_cpu_s / self.seconds:.2f}cores")
+
+
+def memory(pid: int | None) -> str:
+    """` server_rss=… peak=…` (MB, Linux /proc), or '' when unknown."""
+    if pid is None:
+        return ""
+    try:
+        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    except (OSError, ValueError):
+        return ""
+    rss, peak = (int(status[k].split()[0]) // 1024 for k in ("VmRSS", "VmHWM"))
+    return f" server_rss={rss}MB peak={peak}MB"
 
 
 def proc_cpu(pid: int | None) -> float | None:
@@ -220,12 +232,16 @@ def prepare_store(args: argparse.Namespace, directory: Path, workdir: Path) -> d
     return target
 
 
-def start_subprocess(args: argparse.Namespace, target: dict[str, Any], port: int) -> subprocess.Popen:
-    cmd = [sys.executable, str(ROOT / "server.py"), "--address", f"127.0.0.1:{port}",
+def start_subprocess(args: argparse.Namespace, target: dict[str, Any], port: int,
+                     root: Path = ROOT) -> subprocess.Popen:
+    """`server.py` of the checkout at `root` (another one: its code first on PYTHONPATH)."""
+    cmd = [sys.executable, str(root / "server.py"), "--address", f"127.0.0.1:{port}",
            "--log-level", args.server_log_level]
     if "db" in target:
         cmd += ["--db", target["db"]]
     env = dict(os.environ)
+    if root != ROOT:
+        env["PYTHONPATH"] = str(root)
     if "neo4j_uri" in target:
         cmd += ["--neo4j-uri", target["neo4j_uri"], "--neo4j-user", args.neo4j_user]
         env["NEO4J_PASSWORD"] = args.neo4j_password
@@ -233,7 +249,7 @@ def start_subprocess(args: argparse.Namespace, target: dict[str, Any], port: int
         cmd += ["--model", args.model]
     log = open(Path(tempfile.gettempdir()) / f"bench-resolve-server-{port}.log", "w")  # noqa: SIM115
     print(f"# server: {' '.join(cmd)}  (log {log.name})", flush=True)
-    return subprocess.Popen(cmd, env=env, stdout=log, stderr=log, cwd=ROOT)
+    return subprocess.Popen(cmd, env=env, stdout=log, stderr=log, cwd=root)
 
 
 def empty_call(channel: grpc.aio.Channel) -> Callable[[Any, float], Awaitable[Any]]:
@@ -339,7 +355,7 @@ def neo4j_pid(args: argparse.Namespace) -> int | None:
 async def run(args: argparse.Namespace) -> int:
     levels = [int(c) for c in args.concurrency.split(",")]
     directory = preload.ensure(args.identifiers, args.seed)
-    measured = len(levels) * args.runs * (2 if args.open_share else 1) + 1
+    measured = len(levels) * args.runs * (2 if args.open_share else 1) * (2 if args.baseline_root else 1) + 1
     total = args.max_calls * measured
     if args.rate is None:
         per_level = int(args.duration * args.max_rate_guess) + args.max_rate_guess
@@ -360,10 +376,21 @@ async def run(args: argparse.Namespace) -> int:
             port = free_port()
             proc = start_subprocess(args, target, port)
         options = [("grpc.max_concurrent_streams", 1000)]
+        base_proc = None
+        if args.baseline_root:
+            base_port = free_port()
+            base_proc = start_subprocess(args, target, base_port, Path(args.baseline_root).resolve())
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
                 await wait_serving(channel, proc)
                 stub = pb_grpc.IdentityServiceStub(channel)
+                base_channel = base_stub = None
+                if base_proc is not None:
+                    base_channel = grpc.aio.insecure_channel(f"127.0.0.1:{base_port}", options=options)
+                    await wait_serving(base_channel, base_proc)
+                    base_stub = pb_grpc.IdentityServiceStub(base_channel)
+                    print(f"# baseline server: {args.baseline_root} (pid {base_proc.pid}), same store",
+                          flush=True)
                 where = "in-process" if args.in_process else f"subprocess pid {proc.pid}"
                 print(f"# backend={args.backend} mode={args.mode} model={args.model} server={where} "
                       f"duration={args.duration}s warmup={args.warmup}s rate={args.rate or 'closed-loop'} "
@@ -394,7 +421,8 @@ async def run(args: argparse.Namespace) -> int:
                             res.server_cpu_s = cpu1 - cpu0
                         if ncpu0 is not None and ncpu1 is not None:
                             res.extra_cpu_s = ncpu1 - ncpu0
-                        print(f"run={run_no + 1} {res.line()} loadavg={os.getloadavg()[0]:.1f}", flush=True)
+                        print(f"run={run_no + 1} {res.line()} loadavg={os.getloadavg()[0]:.1f}"
+                              f"{memory(spid)}", flush=True)
                         if args.ceiling:
                             ceiling, _ = await drive(empty_call(channel), requests, 0, c, args.duration,
                                                      args.max_calls, args.rate, args.timeout)
@@ -413,6 +441,19 @@ async def run(args: argparse.Namespace) -> int:
                                                        args.duration, args.max_calls, rate, args.timeout)
                                 print(f"run={run_no + 1} open loop ceiling at {rate:.0f}/s: {empty.line()} "
                                       f"loadavg={os.getloadavg()[0]:.1f}", flush=True)
+                        if base_stub is not None:  # the same level on the baseline server
+                            b0 = proc_cpu(base_proc.pid)
+                            base, idx = await drive(base_stub, requests, idx, c, args.duration,
+                                                    args.max_calls, args.rate, args.timeout)
+                            b1 = proc_cpu(base_proc.pid)
+                            if b0 is not None and b1 is not None:
+                                base.server_cpu_s = b1 - b0
+                            bceil, _ = await drive(empty_call(base_channel), requests, 0, c, args.duration,
+                                                   args.max_calls, args.rate, args.timeout)
+                            print(f"run={run_no + 1} baseline {base.line()}\n"
+                                  f"run={run_no + 1} baseline ceiling {bceil.line()} "
+                                  f"ratio={base.rate() / bceil.rate():.2f} "
+                                  f"loadavg={os.getloadavg()[0]:.1f}", flush=True)
                         if idx >= len(requests):
                             print("# ran out of prepared requests; raise --max-calls", flush=True)
                             return 1
@@ -420,6 +461,9 @@ async def run(args: argparse.Namespace) -> int:
             if srv is not None:
                 await srv.stop(1)
                 store.close()
+            if base_proc is not None:
+                base_proc.send_signal(signal.SIGTERM)
+                base_proc.wait(30)
             if proc is not None:
                 proc.send_signal(signal.SIGTERM)
                 try:
@@ -445,6 +489,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--open-share", type=float, default=0.0,
                    help="with --ceiling: after each level, an open loop at this share of the ceiling's "
                         "rate (Resolve, then the empty call at the same rate)")
+    p.add_argument("--baseline-root",
+                   help="a checkout of an earlier version: its server runs beside this one on the same "
+                        "store, and every level runs on both, alternating (before/after in one run)")
     p.add_argument("--floor", action="store_true",
                    help="print the store floor (point read, one-row commit) before the levels")
     p.add_argument("--timeout", type=float, default=10.0, help="per-call deadline, seconds")
