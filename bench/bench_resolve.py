@@ -224,11 +224,23 @@ def prepare_store(args: argparse.Namespace, directory: Path, workdir: Path) -> d
             sys.exit("--backend neo4j needs --neo4j-uri or NEO4J_URI")
         with open_store(neo4j_uri=args.neo4j_uri, neo4j_user=args.neo4j_user,
                         neo4j_password=args.neo4j_password) as store:
+            if args.reuse and store.get_identifier(preload.identifier_keys(directory)[0]) is not None:
+                print("# --reuse: the preloaded graph is there already", flush=True)
+                return {"neo4j_uri": args.neo4j_uri}
             store.clear()
             counts = preload.load_into(store, directory)
         target = {"neo4j_uri": args.neo4j_uri}
     print(f"# loaded {args.backend} in {time.perf_counter() - t0:.1f}s: "
           + ", ".join(f"{k}={v}" for k, v in counts.items()), flush=True)
+    if args.model != "none":  # the blocking-key index for the model, as a server would build it
+        import server as server_mod
+        from identity_graph.blocking import BlockingIndex
+
+        t0 = time.perf_counter()
+        with open_store(target.get("db"), neo4j_uri=target.get("neo4j_uri"), neo4j_user=args.neo4j_user,
+                        neo4j_password=args.neo4j_password) as store:
+            store.use_blocking(BlockingIndex(server_mod.load_scorer(args.model)))
+        print(f"# blocking-key index built in {time.perf_counter() - t0:.1f}s", flush=True)
     return target
 
 
@@ -263,7 +275,7 @@ def empty_call(channel: grpc.aio.Channel) -> Callable[[Any, float], Awaitable[An
     return call
 
 
-async def wait_serving(channel: grpc.aio.Channel, proc: subprocess.Popen | None, limit: float = 60) -> None:
+async def wait_serving(channel: grpc.aio.Channel, proc: subprocess.Popen | None, limit: float = 600) -> None:
     health = health_pb2_grpc.HealthStub(channel)
     deadline = time.monotonic() + limit
     while True:
@@ -492,6 +504,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--baseline-root",
                    help="a checkout of an earlier version: its server runs beside this one on the same "
                         "store, and every level runs on both, alternating (before/after in one run)")
+    p.add_argument("--reuse", action="store_true",
+                   help="Neo4j: keep a graph an earlier run preloaded (its last_seen as it was then)")
     p.add_argument("--floor", action="store_true",
                    help="print the store floor (point read, one-row commit) before the levels")
     p.add_argument("--timeout", type=float, default=10.0, help="per-call deadline, seconds")
