@@ -468,16 +468,20 @@ class IdentityGraph:
             if record.get(name) is None:
                 record[name] = value
         wanted = set(self.scorer.blocking_keys(record))
-        found = self._candidates(record)
+        found, exact = self._candidates(record)
         found.discard(anchor)
         if not found:
             return []
-        records = self.candidate_records(sorted(found))
-        ranked = [
-            k
-            for k in sorted(found)
-            if wanted & set(self.scorer.blocking_keys({**records[k], "unique_id": k}))
-        ][: self.config.max_candidates]
+        if exact:  # the index's rows are the rules' keys: nothing to check, read only the first
+            ranked = sorted(found)[: self.config.max_candidates]
+            records = self.candidate_records(ranked)
+        else:
+            records = self.candidate_records(sorted(found))
+            ranked = [
+                k
+                for k in sorted(found)
+                if wanted & set(self.scorer.blocking_keys({**records[k], "unique_id": k}))
+            ][: self.config.max_candidates]
         if not ranked:
             return []
         scores = self.scorer.score(record, [{**records[k], "unique_id": k} for k in ranked])
@@ -502,16 +506,17 @@ class IdentityGraph:
             )
         return links
 
-    def _candidates(self, record: dict[str, Any]) -> set[str]:
-        """Keys that share a blocking rule's key with `record`: one probe per rule of the
-        store's blocking index, or (index stale) attribute lookups per rule."""
+    def _candidates(self, record: dict[str, Any]) -> tuple[set[str], bool]:
+        """Keys that share a blocking rule's key with `record`, and whether exactly those: one
+        probe per rule of the store's blocking index, or (index stale) attribute lookups per
+        rule, a superset to check."""
         assert self.scorer is not None
         index = self.store.blocking
         if index is not None and index.scorer is self.scorer:
             # one more per probe: the anchor itself may be among them
             keys = self.store.blocking_candidates(index.probes(record), self.config.max_candidates + 1)
             if keys is not None:
-                return set(keys)
+                return set(keys), True
             if not self.__dict__.get("_stale_warned"):
                 self._stale_warned = True
                 log.warning("blocking index stale (observations written by a process without the "
@@ -522,7 +527,7 @@ class IdentityGraph:
             # not bring thousands of candidates; the whole rule is checked after.
             found.update(self.store.keys_matching(conditions, limit=CANDIDATE_LOOKUP_LIMIT,
                                                   enough=self.config.max_candidates))
-        return found
+        return found, False
 
     def candidate_records(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
         """One record per identifier, built as the relink builds it (`guardrails.record_of`)."""
