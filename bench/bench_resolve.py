@@ -226,7 +226,9 @@ def prepare_store(args: argparse.Namespace, directory: Path, workdir: Path) -> d
                         neo4j_password=args.neo4j_password) as store:
             if args.reuse and store.get_identifier(preload.identifier_keys(directory)[0]) is not None:
                 print("# --reuse: the preloaded graph is there already", flush=True)
-                return {"neo4j_uri": args.neo4j_uri}
+                target = {"neo4j_uri": args.neo4j_uri}
+                touch(args, target)
+                return target
             store.clear()
             counts = preload.load_into(store, directory)
         target = {"neo4j_uri": args.neo4j_uri}
@@ -241,7 +243,16 @@ def prepare_store(args: argparse.Namespace, directory: Path, workdir: Path) -> d
                         neo4j_password=args.neo4j_password) as store:
             store.use_blocking(BlockingIndex(server_mod.load_scorer(args.model)))
         print(f"# blocking-key index built in {time.perf_counter() - t0:.1f}s", flush=True)
+    touch(args, target)
     return target
+
+
+def touch(args: argparse.Namespace, target: dict[str, Any]) -> None:
+    """Every `last_seen` to now: a known Resolve takes the read-only path however long the
+    preparation took (`last_seen_granularity_s`, 300 s)."""
+    from bench_session import touch_identifiers
+
+    touch_identifiers(args, target)
 
 
 def start_subprocess(args: argparse.Namespace, target: dict[str, Any], port: int,

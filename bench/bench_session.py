@@ -245,9 +245,11 @@ def prepare_store(
                 print(f"# --reuse: {n} conversations already in Neo4j, not loading (the previous run's "
                       "resumes and turns stay)", flush=True)
                 return target
-        if args.backend == "neo4j":
+        reuse_graph = (args.reuse and args.backend == "neo4j"
+                       and store.get_identifier(preload.identifier_keys(directory)[0]) is not None)
+        if args.backend == "neo4j" and not reuse_graph:
             store.clear()
-        counts = preload.load_into(store, directory, now)
+        counts = {} if reuse_graph else preload.load_into(store, directory, now)
         t1 = time.perf_counter()
         counts.update(load_conversations(store, sessions_dir, datetime.now(UTC)))
     print(f"# loaded {args.backend} in {time.perf_counter() - t0:.1f}s (conversations and turns "
@@ -563,7 +565,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="before the server starts: this many calls per mode in-process under cProfile")
     p.add_argument("--profile-lines", type=int, default=30)
     p.add_argument("--no-server", action="store_true", help="load (and profile) only")
-    p.add_argument("--reuse", action="store_true",
+    p.add_argument("--reuse", action="store_true",  # also: the graph of an earlier bench_resolve run
                    help="neo4j: keep what a previous run loaded (identifiers' last_seen refreshed)")
     p.add_argument("--server-log-level", default="WARNING")
     p.add_argument("--neo4j-uri", default=os.environ.get("NEO4J_URI"))
