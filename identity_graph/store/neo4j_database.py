@@ -26,7 +26,7 @@ from neo4j import (
     Session,
     Transaction,
 )
-from neo4j.exceptions import ClientError, DriverError, Neo4jError, ResultFailedError
+from neo4j.exceptions import ClientError, DriverError, Neo4jError, ResultFailedError, TransientError
 
 from identity_graph.errors import StoreError
 from identity_graph.store.database import Database, Snapshot
@@ -152,7 +152,9 @@ class Neo4jDatabase(Database):
 
     def atomically(self, work: Callable[[], T]) -> T:
         """One explicit transaction, run again (a few times, with jitter) when Neo4j reports a
-        transient error (deadlock, lost leader) anywhere in it, also when a store wrapped it."""
+        transient error inside the server (a deadlock) anywhere in it, also when a store wrapped
+        it. An unreachable server is not waited for: the driver error that opening or committing
+        the transaction raises becomes a `StoreError` at once (UNAVAILABLE to a caller)."""
         if self._current() is not None:  # joined: the outer transaction re-runs, if anyone
             return work()
         for n in range(_MASKED_RETRIES):
@@ -161,6 +163,8 @@ class Neo4jDatabase(Database):
                     return work()
             except Exception as e:
                 if not _transient(e) or n == _MASKED_RETRIES - 1:
+                    if isinstance(e, Neo4jError | DriverError):
+                        raise StoreError(f"neo4j: transaction failed: {type(e).__name__}") from e
                     raise
                 log.info("re-running a transaction after a transient %s", type(e).__name__)
                 time.sleep(random.uniform(0, 0.05 * 2**n))
@@ -239,10 +243,11 @@ _MASKED_RETRIES = 8
 
 
 def _transient(error: BaseException | None) -> bool:
-    """Whether `error`, or an error it was raised from, is one Neo4j says to retry."""
+    """Whether `error`, or an error it was raised from, is a transient error of the server
+    (`TransientError`: a deadlock, a lock timeout), worth running the transaction again for."""
     seen = 0
     while error is not None and seen < 10:
-        if isinstance(error, Neo4jError | DriverError) and error.is_retryable():
+        if isinstance(error, TransientError):
             return True
         error, seen = error.__cause__ or error.__context__, seen + 1
     return False

@@ -21,13 +21,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
+from identity_graph.errors import StoreError
 from identity_graph.model import (
     ChangeSet,
     Customer,
@@ -46,6 +47,8 @@ from identity_graph.store.tables import TABLES
 if TYPE_CHECKING:
     from identity_graph.privacy_store.base import PrivacyStore
     from session.store.base import ConversationStore
+
+T = TypeVar("T")
 
 BUSY_TIMEOUT_S = 30.0
 """How long a write waits for another process's write transaction before failing."""
@@ -138,6 +141,15 @@ class SQLiteDatabase(Database):
                 self._depth = depth
                 if depth == 0:
                     self._owner = None
+
+    def atomically(self, work: Callable[[], T]) -> T:
+        """`work()` in one `transaction()`; a failure to begin or commit it (the file locked by
+        another process past the busy timeout, a full disk) is a `StoreError`."""
+        try:
+            with self.transaction():
+                return work()
+        except sqlite3.Error as e:  # the stores wrap their own statements' errors
+            raise StoreError(f"sqlite: transaction failed: {type(e).__name__}") from e
 
     def in_transaction(self) -> bool:
         """Whether this thread is inside `transaction()`."""
