@@ -220,7 +220,10 @@ class IdentityGraph:
             self.store.use_blocking(None if scorer is None else BlockingIndex(scorer))
 
     def _read(self, fn: Callable[[], T]) -> T:
-        """`fn()` (several store reads) as of one moment between this process's writes."""
+        """`fn()` (several store reads) as of one moment between this process's writes; inside a
+        caller's transaction (`Database.atomically`) its reads are that transaction's."""
+        if self.store.database.in_transaction():
+            return fn()
         return read_consistently(self.store.writes, self._write_lock, fn)
 
     @property

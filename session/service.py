@@ -202,14 +202,18 @@ class Sessions:
 
     # ---- helpers ----------------------------------------------------------------------------
 
-    def _atomic(self, work: Callable[[], T]) -> T:
-        """`work()` as one transaction over the graph and the conversations (one database), under
-        the engine's write lock, taken first as every engine write takes it before its own
-        transaction. Conversations kept in another database than the graph's: the lock only."""
+    def _atomic(self, work: Callable[[], T], *, graph_writes: bool) -> T:
+        """`work()` as one transaction over the graph and the conversations (one database). When
+        it may write the graph, under the engine's write lock, taken first as every engine write
+        takes it before its own transaction; a read of the graph inside needs no lock (the
+        engine reads in the transaction). Conversations in another database: the lock only."""
         database = self.graph.store.database
-        with self.graph.write_lock:
-            if self.store.database is not database:
+        if self.store.database is not database:
+            with self.graph.write_lock:
                 return work()
+        if not graph_writes:
+            return database.atomically(work)
+        with self.graph.write_lock:
             return database.atomically(work)
 
     def caller(self, channel: str, type_: str, value: str) -> Caller:
@@ -304,7 +308,8 @@ class Sessions:
             InvalidArgument: a bad channel, identifier or attribute.
         """
         self.graph.channel(channel)
-        return self._atomic(lambda: self._start_or_resume(channel, identifiers, attributes, proof, actor))
+        return self._atomic(lambda: self._start_or_resume(channel, identifiers, attributes, proof, actor),
+                            graph_writes=True)
 
     def _start_or_resume(
         self,
@@ -426,7 +431,7 @@ class Sessions:
                         self.clock())
             return self.store.append_turn(conv.id, turn)
 
-        return self._atomic(work)
+        return self._atomic(work, graph_writes=False)
 
     def update_context(
         self, conversation_id: str, caller: Caller, expected_version: int, context: Context

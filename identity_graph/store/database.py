@@ -58,6 +58,10 @@ class Database(ABC):
         """A write transaction, committed when the block ends without an exception and rolled
         back otherwise. Nested use on one thread joins the outer transaction."""
 
+    @abstractmethod
+    def in_transaction(self) -> bool:
+        """Whether the calling thread is inside `transaction()` (its reads see one transaction)."""
+
     def atomically(self, work: Callable[[], T]) -> T:
         """`work()` (store calls of any store on this database) as one `transaction()`. A backend
         whose transactions can fail transiently (a deadlock) runs it again from the start, so

@@ -114,6 +114,9 @@ class Neo4jDatabase(Database):
     def _current(self) -> Transaction | None:
         return getattr(self._local, "tx", None)
 
+    def in_transaction(self) -> bool:
+        return self._current() is not None
+
     def read(self, query: LiteralString, **params: Any) -> list[Any]:
         """A read; inside this thread's `transaction()` it runs there and sees its writes."""
         tx = self._current()
