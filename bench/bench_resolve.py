@@ -87,7 +87,7 @@ def new_requests(directory: Path, n: int, seed: int, fresh_share: float) -> list
             channel = "email"
         else:
             ident = pb.Identifier(type="web_cookie", value=f"b{tag}{i:08d}")
-            channel = "web_form"
+            channel = "web"
         out.append(pb.ResolveRequest(channel=channel, identifiers=[ident], attributes=attrs,
                                      source="bench", event_id=f"bench-{tag}-{i}"))
     return out
@@ -130,6 +130,18 @@ class Result:
                 f"p50={self.pct(0.50) * ms:7.2f}ms p90={self.pct(0.90) * ms:7.2f}ms "
                 f"p99={self.pct(0.99) * ms:7.2f}ms max={max(self.latencies, default=0) * ms:7.2f}ms "
                 f"errors={errs}{detail}{cpu} client_cpu={self.client_cpu_s / self.seconds:.2f}cores")
+
+
+def memory(pid: int | None) -> str:
+    """` server_rss=… peak=…` (MB, Linux /proc), or '' when unknown."""
+    if pid is None:
+        return ""
+    try:
+        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    except (OSError, ValueError):
+        return ""
+    rss, peak = (int(status[k].split()[0]) // 1024 for k in ("VmRSS", "VmHWM"))
+    return f" server_rss={rss}MB peak={peak}MB"
 
 
 def proc_cpu(pid: int | None) -> float | None:
@@ -212,20 +224,47 @@ def prepare_store(args: argparse.Namespace, directory: Path, workdir: Path) -> d
             sys.exit("--backend neo4j needs --neo4j-uri or NEO4J_URI")
         with open_store(neo4j_uri=args.neo4j_uri, neo4j_user=args.neo4j_user,
                         neo4j_password=args.neo4j_password) as store:
+            if args.reuse and store.get_identifier(preload.identifier_keys(directory)[0]) is not None:
+                print("# --reuse: the preloaded graph is there already", flush=True)
+                target = {"neo4j_uri": args.neo4j_uri}
+                touch(args, target)
+                return target
             store.clear()
             counts = preload.load_into(store, directory)
         target = {"neo4j_uri": args.neo4j_uri}
     print(f"# loaded {args.backend} in {time.perf_counter() - t0:.1f}s: "
           + ", ".join(f"{k}={v}" for k, v in counts.items()), flush=True)
+    if args.model != "none":  # the blocking-key index for the model, as a server would build it
+        import server as server_mod
+        from identity_graph.blocking import BlockingIndex
+
+        t0 = time.perf_counter()
+        with open_store(target.get("db"), neo4j_uri=target.get("neo4j_uri"), neo4j_user=args.neo4j_user,
+                        neo4j_password=args.neo4j_password) as store:
+            store.use_blocking(BlockingIndex(server_mod.load_scorer(args.model)))
+        print(f"# blocking-key index built in {time.perf_counter() - t0:.1f}s", flush=True)
+    touch(args, target)
     return target
 
 
-def start_subprocess(args: argparse.Namespace, target: dict[str, Any], port: int) -> subprocess.Popen:
-    cmd = [sys.executable, str(ROOT / "server.py"), "--address", f"127.0.0.1:{port}",
+def touch(args: argparse.Namespace, target: dict[str, Any]) -> None:
+    """Every `last_seen` to now: a known Resolve takes the read-only path however long the
+    preparation took (`last_seen_granularity_s`, 300 s)."""
+    from bench_session import touch_identifiers
+
+    touch_identifiers(args, target)
+
+
+def start_subprocess(args: argparse.Namespace, target: dict[str, Any], port: int,
+                     root: Path = ROOT) -> subprocess.Popen:
+    """`server.py` of the checkout at `root` (another one: its code first on PYTHONPATH)."""
+    cmd = [sys.executable, str(root / "server.py"), "--address", f"127.0.0.1:{port}",
            "--log-level", args.server_log_level]
     if "db" in target:
         cmd += ["--db", target["db"]]
     env = dict(os.environ)
+    if root != ROOT:
+        env["PYTHONPATH"] = str(root)
     if "neo4j_uri" in target:
         cmd += ["--neo4j-uri", target["neo4j_uri"], "--neo4j-user", args.neo4j_user]
         env["NEO4J_PASSWORD"] = args.neo4j_password
@@ -233,7 +272,7 @@ def start_subprocess(args: argparse.Namespace, target: dict[str, Any], port: int
         cmd += ["--model", args.model]
     log = open(Path(tempfile.gettempdir()) / f"bench-resolve-server-{port}.log", "w")  # noqa: SIM115
     print(f"# server: {' '.join(cmd)}  (log {log.name})", flush=True)
-    return subprocess.Popen(cmd, env=env, stdout=log, stderr=log, cwd=ROOT)
+    return subprocess.Popen(cmd, env=env, stdout=log, stderr=log, cwd=root)
 
 
 def empty_call(channel: grpc.aio.Channel) -> Callable[[Any, float], Awaitable[Any]]:
@@ -247,7 +286,7 @@ def empty_call(channel: grpc.aio.Channel) -> Callable[[Any, float], Awaitable[An
     return call
 
 
-async def wait_serving(channel: grpc.aio.Channel, proc: subprocess.Popen | None, limit: float = 60) -> None:
+async def wait_serving(channel: grpc.aio.Channel, proc: subprocess.Popen | None, limit: float = 600) -> None:
     health = health_pb2_grpc.HealthStub(channel)
     deadline = time.monotonic() + limit
     while True:
@@ -279,6 +318,51 @@ async def in_process_server(args: argparse.Namespace, target: dict[str, Any]) ->
     return srv, store, port
 
 
+def store_floor(args: argparse.Namespace, target: dict[str, Any], directory: Path, n: int = 2000) -> str:
+    """The store's floor, measured from this process on the server's database while it runs: a
+    point read of a random preloaded identifier, and a one-row write + commit (c=1)."""
+    keys = preload.identifier_keys(directory)
+    rng = random.Random(args.seed + 1)
+    with open_store(target.get("db"), neo4j_uri=target.get("neo4j_uri"), neo4j_user=args.neo4j_user,
+                    neo4j_password=args.neo4j_password) as store:
+        database = store.database
+        if "db" in target:
+            def read(k: str) -> Any:
+                return database.rows("SELECT key, customer_id FROM identifiers WHERE key = ?", [k])
+
+            def commit(i: int) -> None:
+                with database.transaction() as con:
+                    con.execute("INSERT INTO meta (name, value) VALUES ('bench_floor', ?) "
+                                "ON CONFLICT (name) DO UPDATE SET value = excluded.value", [str(i)])
+        else:
+            def read(k: str) -> Any:
+                return database.read("MATCH (n:Identifier {key: $k}) RETURN n.customer_id AS c", k=k)
+
+            def commit(i: int) -> None:
+                database.write(lambda tx: tx.run("MERGE (m:StoreMeta {name: 'bench_floor'}) SET m.value = $v",
+                                                 v=str(i)).consume())
+        reads, writes = [], []
+        for i in range(n):
+            k = keys[rng.randrange(len(keys))]
+            t = time.perf_counter()
+            read(k)
+            reads.append(time.perf_counter() - t)
+            if i % 4 == 0:
+                t = time.perf_counter()
+                commit(i)
+                writes.append(time.perf_counter() - t)
+    reads.sort()
+    writes.sort()
+
+    def q(xs: list[float], p: float) -> float:
+        return xs[min(len(xs) - 1, int(p * len(xs)))] * 1e6
+
+    return (f"# store floor ({args.backend}, c=1, from the client process): "
+            f"point read p50={q(reads, .5):.0f}us "
+            f"p99={q(reads, .99):.0f}us; one-row write + commit p50={q(writes, .5):.0f}us "
+            f"p99={q(writes, .99):.0f}us loadavg={os.getloadavg()[0]:.1f}")
+
+
 # ---- main -----------------------------------------------------------------------------------
 
 
@@ -294,10 +378,11 @@ def neo4j_pid(args: argparse.Namespace) -> int | None:
 async def run(args: argparse.Namespace) -> int:
     levels = [int(c) for c in args.concurrency.split(",")]
     directory = preload.ensure(args.identifiers, args.seed)
-    total = args.max_calls * (len(levels) * args.runs + 1)
+    measured = len(levels) * args.runs * (2 if args.open_share else 1) * (2 if args.baseline_root else 1) + 1
+    total = args.max_calls * measured
     if args.rate is None:
         per_level = int(args.duration * args.max_rate_guess) + args.max_rate_guess
-        total = min(total, (len(levels) * args.runs + 1) * per_level)
+        total = min(total, measured * per_level)
     prefix = 0
     if args.mode == "known":
         requests, prefix = known_requests(directory, total, args.seed, args.hot)
@@ -314,10 +399,21 @@ async def run(args: argparse.Namespace) -> int:
             port = free_port()
             proc = start_subprocess(args, target, port)
         options = [("grpc.max_concurrent_streams", 1000)]
+        base_proc = None
+        if args.baseline_root:
+            base_port = free_port()
+            base_proc = start_subprocess(args, target, base_port, Path(args.baseline_root).resolve())
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
                 await wait_serving(channel, proc)
                 stub = pb_grpc.IdentityServiceStub(channel)
+                base_channel = base_stub = None
+                if base_proc is not None:
+                    base_channel = grpc.aio.insecure_channel(f"127.0.0.1:{base_port}", options=options)
+                    await wait_serving(base_channel, base_proc)
+                    base_stub = pb_grpc.IdentityServiceStub(base_channel)
+                    print(f"# baseline server: {args.baseline_root} (pid {base_proc.pid}), same store",
+                          flush=True)
                 where = "in-process" if args.in_process else f"subprocess pid {proc.pid}"
                 print(f"# backend={args.backend} mode={args.mode} model={args.model} server={where} "
                       f"duration={args.duration}s warmup={args.warmup}s rate={args.rate or 'closed-loop'} "
@@ -331,6 +427,8 @@ async def run(args: argparse.Namespace) -> int:
                           f"{time.perf_counter() - t0:.1f}s ({touched.line()})", flush=True)
                 warm, idx = await drive(stub, requests, idx, max(levels), args.warmup, args.max_calls,
                                         None, args.timeout)
+                if args.floor:
+                    print(store_floor(args, target, directory), flush=True)
                 print(f"# warm-up: {warm.calls} calls, {sum(warm.errors.values())} errors", flush=True)
                 spid = None if args.in_process else proc.pid
                 npid = neo4j_pid(args)
@@ -346,12 +444,38 @@ async def run(args: argparse.Namespace) -> int:
                             res.server_cpu_s = cpu1 - cpu0
                         if ncpu0 is not None and ncpu1 is not None:
                             res.extra_cpu_s = ncpu1 - ncpu0
-                        print(f"run={run_no + 1} {res.line()} loadavg={os.getloadavg()[0]:.1f}", flush=True)
+                        print(f"run={run_no + 1} {res.line()} loadavg={os.getloadavg()[0]:.1f}"
+                              f"{memory(spid)}", flush=True)
                         if args.ceiling:
                             ceiling, _ = await drive(empty_call(channel), requests, 0, c, args.duration,
                                                      args.max_calls, args.rate, args.timeout)
                             print(f"run={run_no + 1} ceiling (empty health Check) {ceiling.line()} "
                                   f"ratio={res.rate() / ceiling.rate():.2f} "
+                                  f"loadavg={os.getloadavg()[0]:.1f}", flush=True)
+                            if args.open_share and args.rate is None:
+                                # open loop at a share of this run's ceiling rate, both calls
+                                rate = args.open_share * ceiling.rate()
+                                workers = max(c, 64)
+                                opened, idx = await drive(stub, requests, idx, workers, args.duration,
+                                                          args.max_calls, rate, args.timeout)
+                                print(f"run={run_no + 1} open loop at {args.open_share:g} x ceiling "
+                                      f"= {rate:.0f}/s: {opened.line()}", flush=True)
+                                empty, _ = await drive(empty_call(channel), requests, 0, workers,
+                                                       args.duration, args.max_calls, rate, args.timeout)
+                                print(f"run={run_no + 1} open loop ceiling at {rate:.0f}/s: {empty.line()} "
+                                      f"loadavg={os.getloadavg()[0]:.1f}", flush=True)
+                        if base_stub is not None:  # the same level on the baseline server
+                            b0 = proc_cpu(base_proc.pid)
+                            base, idx = await drive(base_stub, requests, idx, c, args.duration,
+                                                    args.max_calls, args.rate, args.timeout)
+                            b1 = proc_cpu(base_proc.pid)
+                            if b0 is not None and b1 is not None:
+                                base.server_cpu_s = b1 - b0
+                            bceil, _ = await drive(empty_call(base_channel), requests, 0, c, args.duration,
+                                                   args.max_calls, args.rate, args.timeout)
+                            print(f"run={run_no + 1} baseline {base.line()}\n"
+                                  f"run={run_no + 1} baseline ceiling {bceil.line()} "
+                                  f"ratio={base.rate() / bceil.rate():.2f} "
                                   f"loadavg={os.getloadavg()[0]:.1f}", flush=True)
                         if idx >= len(requests):
                             print("# ran out of prepared requests; raise --max-calls", flush=True)
@@ -360,6 +484,9 @@ async def run(args: argparse.Namespace) -> int:
             if srv is not None:
                 await srv.stop(1)
                 store.close()
+            if base_proc is not None:
+                base_proc.send_signal(signal.SIGTERM)
+                base_proc.wait(30)
             if proc is not None:
                 proc.send_signal(signal.SIGTERM)
                 try:
@@ -382,6 +509,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ceiling", action="store_true",
                    help="after each level, the same load of empty RPCs (health Check): the ceiling")
     p.add_argument("--rate", type=float, help="open loop: calls per second (default: closed loop)")
+    p.add_argument("--open-share", type=float, default=0.0,
+                   help="with --ceiling: after each level, an open loop at this share of the ceiling's "
+                        "rate (Resolve, then the empty call at the same rate)")
+    p.add_argument("--baseline-root",
+                   help="a checkout of an earlier version: its server runs beside this one on the same "
+                        "store, and every level runs on both, alternating (before/after in one run)")
+    p.add_argument("--reuse", action="store_true",
+                   help="Neo4j: keep a graph an earlier run preloaded (its last_seen as it was then)")
+    p.add_argument("--floor", action="store_true",
+                   help="print the store floor (point read, one-row commit) before the levels")
     p.add_argument("--timeout", type=float, default=10.0, help="per-call deadline, seconds")
     p.add_argument("--identifiers", type=int, default=100_000, help="preloaded identifiers (about)")
     p.add_argument("--seed", type=int, default=7)

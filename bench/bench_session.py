@@ -245,9 +245,11 @@ def prepare_store(
                 print(f"# --reuse: {n} conversations already in Neo4j, not loading (the previous run's "
                       "resumes and turns stay)", flush=True)
                 return target
-        if args.backend == "neo4j":
+        reuse_graph = (args.reuse and args.backend == "neo4j"
+                       and store.get_identifier(preload.identifier_keys(directory)[0]) is not None)
+        if args.backend == "neo4j" and not reuse_graph:
             store.clear()
-        counts = preload.load_into(store, directory, now)
+        counts = {} if reuse_graph else preload.load_into(store, directory, now)
         t1 = time.perf_counter()
         counts.update(load_conversations(store, sessions_dir, datetime.now(UTC)))
     print(f"# loaded {args.backend} in {time.perf_counter() - t0:.1f}s (conversations and turns "
@@ -361,10 +363,14 @@ async def drive(call: Callable[[Any], Any], make: Callable[[], Any], concurrency
     return res
 
 
-def start_server(args: argparse.Namespace, target: dict[str, Any], port: int) -> subprocess.Popen:
-    cmd = [sys.executable, str(ROOT / "server.py"), "--address", f"127.0.0.1:{port}",
+def start_server(args: argparse.Namespace, target: dict[str, Any], port: int,
+                 root: Path = ROOT) -> subprocess.Popen:
+    """`server.py` of the checkout at `root` (another one: its code first on PYTHONPATH)."""
+    cmd = [sys.executable, str(root / "server.py"), "--address", f"127.0.0.1:{port}",
            "--log-level", args.server_log_level, "--housekeeping-interval", str(args.housekeeping_interval)]
     env = dict(os.environ)
+    if root != ROOT:
+        env["PYTHONPATH"] = str(root)
     if "db" in target:
         cmd += ["--db", target["db"]]
     else:
@@ -372,7 +378,7 @@ def start_server(args: argparse.Namespace, target: dict[str, Any], port: int) ->
         env["NEO4J_PASSWORD"] = args.neo4j_password
     log = open(Path(tempfile.gettempdir()) / f"bench-session-server-{port}.log", "w")  # noqa: SIM115
     print(f"# server: {' '.join(cmd)}  (log {log.name})", flush=True)
-    return subprocess.Popen(cmd, env=env, stdout=log, stderr=log, cwd=ROOT)
+    return subprocess.Popen(cmd, env=env, stdout=log, stderr=log, cwd=root)
 
 
 # ---- in-process profile ---------------------------------------------------------------------
@@ -426,58 +432,74 @@ def profile(args: argparse.Namespace, target: dict[str, Any], sessions_dir: Path
 # ---- main -----------------------------------------------------------------------------------
 
 
-async def measure(args: argparse.Namespace, port: int, proc: subprocess.Popen, sessions_dir: Path) -> None:
+async def measure(args: argparse.Namespace, servers: list[tuple[str, int, subprocess.Popen]],
+                  sessions_dir: Path) -> None:
+    """Every measurement on each server in turn (`--baseline-root`: after, then before)."""
+    options = [("grpc.max_concurrent_streams", 1000)]
+    for _label, port, proc in servers:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
+            await wait_serving(channel, proc)
+    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) for _, port, _ in servers]
+    try:
+        for run_no in range(args.runs):
+            for (label, _port, proc), channel in zip(servers, channels, strict=True):
+                if len(servers) > 1:
+                    print(f"# --- {label} (pid {proc.pid}) ---", flush=True)
+                await measure_one(args, channel, proc, sessions_dir, run_no)
+    finally:
+        for channel in channels:
+            await channel.close()
+
+
+async def measure_one(args: argparse.Namespace, channel: grpc.aio.Channel, proc: subprocess.Popen,
+                      sessions_dir: Path, run_no: int) -> None:
     levels = [int(c) for c in args.concurrency.split(",")]
     loops = [None if x == "closed" else args.rate for x in args.loops.split(",")]
-    options = [("grpc.max_concurrent_streams", 1000)]
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
-        await wait_serving(channel, proc)
-        stub = pb_grpc.SessionServiceStub(channel)
-        empty = health_pb2_grpc.HealthStub(channel).Check  # the ceiling: an empty unary RPC
-        npid = neo4j_pid(args)
-        for mode in args.mode.split(","):
-            picker = Picker(sessions_dir, args.seed + (1 if mode == "start" else 2), args.hot)
-            call, make = ((stub.StartOrResume, lambda p=picker: start_request(p)) if mode == "start"
-                          else (stub.AppendTurn, lambda p=picker: append_request(p)))
-            print(f"# backend={args.backend} mode={mode} server=subprocess pid {proc.pid} "
-                  f"duration={args.duration}s warmup={args.warmup}s open-loop rate={args.rate}/s "
-                  f"picks={'all ' + str(len(picker.rows)) if not args.hot else 'hot ' + str(args.hot)} "
-                  f"open conversations cores={os.cpu_count()} loadavg={os.getloadavg()[0]:.1f}", flush=True)
-            if args.hot:
-                t0 = time.perf_counter()
-                rows = list(picker.rows)
-                for _cid, anchor in rows:  # one StartOrResume each: the working set's reads cached
-                    await stub.StartOrResume(pb.StartOrResumeRequest(
-                        channel=channel_of(anchor), identifiers=[_ident(anchor)]), timeout=args.timeout)
-                print(f"# working set: {len(rows)} conversations, one StartOrResume each in "
-                      f"{time.perf_counter() - t0:.1f}s", flush=True)
-            outcomes: Counter[str] = Counter()
-            warm = await drive(call, make, max(levels), args.warmup, None, args.timeout, outcomes)
-            print(f"# warm-up: {warm.calls} calls, {sum(warm.errors.values())} errors", flush=True)
-            for run_no in range(args.runs):
-                for rate in loops:
-                    for c in levels:
-                        outcomes.clear()
-                        cpu0, ncpu0 = proc_cpu(proc.pid), proc_cpu(npid)
-                        own0 = sum(os.times()[:2])
-                        res = await drive(call, make, c, args.duration, rate, args.timeout, outcomes)
-                        res.client_cpu_s = sum(os.times()[:2]) - own0
-                        cpu1, ncpu1 = proc_cpu(proc.pid), proc_cpu(npid)
-                        if cpu0 is not None and cpu1 is not None:
-                            res.server_cpu_s = cpu1 - cpu0
-                        if ncpu0 is not None and ncpu1 is not None:
-                            res.extra_cpu_s = ncpu1 - ncpu0
-                        loop = "closed" if rate is None else f"open@{rate:g}"
-                        extra = f" {dict(outcomes)}" if outcomes else ""
-                        print(f"run={run_no + 1} mode={mode} loop={loop} {res.line()}{extra} "
-                              f"loadavg={os.getloadavg()[0]:.1f}", flush=True)
-                        if args.ceiling:
-                            ceiling = await drive(empty, lambda: EMPTY, c, args.duration, rate,
-                                                  args.timeout, Counter())
-                            print(f"run={run_no + 1} ceiling (empty health Check) loop={loop} "
-                                  f"{ceiling.line()} "
-                                  f"ratio={res.calls * ceiling.seconds / (res.seconds * ceiling.calls):.2f} "
-                                  f"loadavg={os.getloadavg()[0]:.1f}", flush=True)
+    stub = pb_grpc.SessionServiceStub(channel)
+    empty = health_pb2_grpc.HealthStub(channel).Check  # the ceiling: an empty unary RPC
+    npid = neo4j_pid(args)
+    for mode in args.mode.split(","):
+        picker = Picker(sessions_dir, args.seed + (1 if mode == "start" else 2) + 10 * run_no, args.hot)
+        call, make = ((stub.StartOrResume, lambda p=picker: start_request(p)) if mode == "start"
+                      else (stub.AppendTurn, lambda p=picker: append_request(p)))
+        print(f"# backend={args.backend} mode={mode} server=subprocess pid {proc.pid} "
+              f"duration={args.duration}s warmup={args.warmup}s open-loop rate={args.rate}/s "
+              f"picks={'all ' + str(len(picker.rows)) if not args.hot else 'hot ' + str(args.hot)} "
+              f"open conversations cores={os.cpu_count()} loadavg={os.getloadavg()[0]:.1f}", flush=True)
+        if args.hot:
+            t0 = time.perf_counter()
+            rows = list(picker.rows)
+            for _cid, anchor in rows:  # one StartOrResume each: the working set's reads cached
+                await stub.StartOrResume(pb.StartOrResumeRequest(
+                    channel=channel_of(anchor), identifiers=[_ident(anchor)]), timeout=args.timeout)
+            print(f"# working set: {len(rows)} conversations, one StartOrResume each in "
+                  f"{time.perf_counter() - t0:.1f}s", flush=True)
+        outcomes: Counter[str] = Counter()
+        warm = await drive(call, make, max(levels), args.warmup, None, args.timeout, outcomes)
+        print(f"# warm-up: {warm.calls} calls, {sum(warm.errors.values())} errors", flush=True)
+        for rate in loops:
+            for c in levels:
+                outcomes.clear()
+                cpu0, ncpu0 = proc_cpu(proc.pid), proc_cpu(npid)
+                own0 = sum(os.times()[:2])
+                res = await drive(call, make, c, args.duration, rate, args.timeout, outcomes)
+                res.client_cpu_s = sum(os.times()[:2]) - own0
+                cpu1, ncpu1 = proc_cpu(proc.pid), proc_cpu(npid)
+                if cpu0 is not None and cpu1 is not None:
+                    res.server_cpu_s = cpu1 - cpu0
+                if ncpu0 is not None and ncpu1 is not None:
+                    res.extra_cpu_s = ncpu1 - ncpu0
+                loop = "closed" if rate is None else f"open@{rate:g}"
+                extra = f" {dict(outcomes)}" if outcomes else ""
+                print(f"run={run_no + 1} mode={mode} loop={loop} {res.line()}{extra} "
+                      f"loadavg={os.getloadavg()[0]:.1f}", flush=True)
+                if args.ceiling:
+                    ceiling = await drive(empty, lambda: EMPTY, c, args.duration, rate,
+                                          args.timeout, Counter())
+                    print(f"run={run_no + 1} ceiling (empty health Check) loop={loop} "
+                          f"{ceiling.line()} "
+                          f"ratio={res.calls * ceiling.seconds / (res.seconds * ceiling.calls):.2f} "
+                          f"loadavg={os.getloadavg()[0]:.1f}", flush=True)
 
 
 EMPTY = health_pb2.HealthCheckRequest(service="")
@@ -495,16 +517,22 @@ def run(args: argparse.Namespace) -> int:
         if args.no_server:
             return 0
         touch_identifiers(args, target)
+        servers = []
         port = free_port()
-        proc = start_server(args, target, port)
+        servers.append(("this version", port, start_server(args, target, port)))
+        if args.baseline_root:
+            port = free_port()
+            servers.append((f"baseline {args.baseline_root}", port,
+                            start_server(args, target, port, Path(args.baseline_root).resolve())))
         try:
-            asyncio.run(measure(args, port, proc, sessions_dir))
+            asyncio.run(measure(args, servers, sessions_dir))
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            for _, _, proc in servers:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
     return 0
 
 
@@ -513,6 +541,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ceiling", action="store_true",
                    help="after each level, the same load of empty RPCs (health Check): the ceiling")
     p.add_argument("--backend", choices=("sqlite", "neo4j"), default="sqlite")
+    p.add_argument("--baseline-root",
+                   help="a checkout of an earlier version: its server runs beside this one on the same "
+                        "store; each run measures both in turn (before/after in one run)")
     p.add_argument("--mode", default="start,append", help="comma-separated: start, append")
     p.add_argument("-c", "--concurrency", default="16,64", help="comma-separated worker counts")
     p.add_argument("--loops", default="closed,open", help="comma-separated: closed, open")
@@ -534,7 +565,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="before the server starts: this many calls per mode in-process under cProfile")
     p.add_argument("--profile-lines", type=int, default=30)
     p.add_argument("--no-server", action="store_true", help="load (and profile) only")
-    p.add_argument("--reuse", action="store_true",
+    p.add_argument("--reuse", action="store_true",  # also: the graph of an earlier bench_resolve run
                    help="neo4j: keep what a previous run loaded (identifiers' last_seen refreshed)")
     p.add_argument("--server-log-level", default="WARNING")
     p.add_argument("--neo4j-uri", default=os.environ.get("NEO4J_URI"))

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from identity_graph.attributes import clean_attributes
+from identity_graph.blocking import BlockingIndex
 from identity_graph.components import (
     IdAssignment,
     new_customer_id,
@@ -42,7 +43,7 @@ from identity_graph.paths import bottleneck, widest_paths
 from identity_graph.region_data import RegionObservations
 from identity_graph.rules import Region, Rules, blocked_violation, decide
 from identity_graph.store.base import MAX_TRAVERSAL, GraphStore
-from identity_graph.writelock import WriteLock, read_consistently
+from identity_graph.writelock import WriteLock, read_consistently, try_read
 
 log = logging.getLogger(__name__)
 
@@ -198,16 +199,31 @@ class IdentityGraph:
         self.store = store
         self.config = config or GraphConfig()
         self.types = types or IdentifierTypes(self.config.default_region)
-        self.scorer = scorer
         self.clock = clock
         self.new_id = id_factory
         self._write_lock = WriteLock()
+        self.scorer = scorer
         # Privacy: erased identifiers (a normalised key -> True) are never recorded again; the
         # server sets this to `Privacy.is_suppressed`.
         self.suppressed: Callable[[str], bool] | None = None
 
+    @property
+    def scorer(self) -> Scorer | None:
+        """The online scorer; setting one makes the store keep (and, for a new model, rebuild)
+        its blocking-key index (`identity_graph.blocking`)."""
+        return self._scorer
+
+    @scorer.setter
+    def scorer(self, scorer: Scorer | None) -> None:
+        with self._write_lock:
+            self._scorer = scorer
+            self.store.use_blocking(None if scorer is None else BlockingIndex(scorer))
+
     def _read(self, fn: Callable[[], T]) -> T:
-        """`fn()` (several store reads) as of one moment between this process's writes."""
+        """`fn()` (several store reads) as of one moment between this process's writes; inside a
+        caller's transaction (`Database.atomically`) its reads are that transaction's."""
+        if self.store.database.in_transaction():
+            return fn()
         return read_consistently(self.store.writes, self._write_lock, fn)
 
     @property
@@ -256,6 +272,44 @@ class IdentityGraph:
         Raises:
             InvalidArgument: a bad identifier, attribute or proof (the field is named).
         """
+        checked = self._checked(req)
+        if isinstance(checked, ResolveResult):
+            return checked
+        idents, attributes, proven, violations = checked
+        keys = [i.key for i in idents]
+        # a refused value is written to the event log, so a call presenting one takes the write path
+        blocked = any(v.kind == "blocked" for v in violations)
+        fast = None if blocked else self._read(lambda: self._resolve_known(keys, attributes, proven))
+        if fast is not None:
+            return ResolveResult(fast[0], False, keys, [], violations, fast[1])
+
+        with self._write_lock:
+            return self._resolve_write(req, idents, attributes, proven, violations)
+
+    def resolve_without_waiting(self, req: ResolveRequest) -> ResolveResult | None:
+        """`resolve(req)` when it is a read that needs neither a write nor a wait (a known
+        identifier with nothing new, and no write under way): for a caller on an event loop,
+        over a store whose reads take microseconds. None: call `resolve` (in a worker thread).
+
+        Raises:
+            InvalidArgument: as `resolve`.
+        """
+        checked = self._checked(req)
+        if isinstance(checked, ResolveResult):
+            return checked
+        idents, attributes, proven, violations = checked
+        if any(v.kind == "blocked" for v in violations):
+            return None  # a refused value is written to the event log: the write path
+        keys = [i.key for i in idents]
+        fast = try_read(self.store.writes, lambda: self._resolve_known(keys, attributes, proven))
+        if fast is None:
+            return None
+        return ResolveResult(fast[0], False, keys, [], violations, fast[1])
+
+    def _checked(self, req: ResolveRequest) -> ResolveResult | tuple[
+            list[Identifier], dict[str, str], str | None, list[Violation]]:
+        """The request's identifiers (blocked and erased ones dropped), attributes, proven key
+        and violations; or the result when nothing usable is left."""
         if not req.identifiers:
             raise InvalidArgument("identifiers", "at least one identifier is required")
         if len(req.identifiers) > MAX_IDENTIFIERS_PER_CALL:
@@ -287,17 +341,9 @@ class IdentityGraph:
             erased = [i for i in idents if self.suppressed(i.key)]
             violations += [Violation("suppressed", f"{i.type}:", SUPPRESSED_REASON) for i in erased]
             idents = [i for i in idents if i not in erased]
-        keys = [i.key for i in idents]
         if not idents:
             return ResolveResult(None, False, [], [], violations, {})
-
-        # a refused value is written to the event log, so a call presenting one takes the write path
-        fast = None if blocked else self._read(lambda: self._resolve_known(keys, attributes, proven))
-        if fast is not None:
-            return ResolveResult(fast[0], False, keys, [], violations, fast[1])
-
-        with self._write_lock:
-            return self._resolve_write(req, idents, attributes, proven, violations)
+        return idents, attributes, proven, violations
 
     def _resolve_known(
         self, keys: list[str], attributes: dict[str, str], proven: str | None
@@ -430,21 +476,20 @@ class IdentityGraph:
             if record.get(name) is None:
                 record[name] = value
         wanted = set(self.scorer.blocking_keys(record))
-        found: set[str] = set()
-        for conditions in self.scorer.blocking_lookups(record):
-            # Every part of the rule that a store can look up, so a common surname alone does
-            # not bring thousands of candidates; the whole rule is checked below.
-            found.update(self.store.keys_matching(conditions, limit=CANDIDATE_LOOKUP_LIMIT,
-                                                  enough=self.config.max_candidates))
+        found, exact = self._candidates(record)
         found.discard(anchor)
         if not found:
             return []
-        records = self.candidate_records(sorted(found))
-        ranked = [
-            k
-            for k in sorted(found)
-            if wanted & set(self.scorer.blocking_keys({**records[k], "unique_id": k}))
-        ][: self.config.max_candidates]
+        if exact:  # the index's rows are the rules' keys: nothing to check, read only the first
+            ranked = sorted(found)[: self.config.max_candidates]
+            records = self.candidate_records(ranked)
+        else:
+            records = self.candidate_records(sorted(found))
+            ranked = [
+                k
+                for k in sorted(found)
+                if wanted & set(self.scorer.blocking_keys({**records[k], "unique_id": k}))
+            ][: self.config.max_candidates]
         if not ranked:
             return []
         scores = self.scorer.score(record, [{**records[k], "unique_id": k} for k in ranked])
@@ -468,6 +513,29 @@ class IdentityGraph:
                 )
             )
         return links
+
+    def _candidates(self, record: dict[str, Any]) -> tuple[set[str], bool]:
+        """Keys that share a blocking rule's key with `record`, and whether exactly those: one
+        probe per rule of the store's blocking index, or (index stale) attribute lookups per
+        rule, a superset to check."""
+        assert self.scorer is not None
+        index = self.store.blocking
+        if index is not None and index.scorer is self.scorer:
+            # one more per probe: the anchor itself may be among them
+            keys = self.store.blocking_candidates(index.probes(record), self.config.max_candidates + 1)
+            if keys is not None:
+                return set(keys), True
+            if not self.__dict__.get("_stale_warned"):
+                self._stale_warned = True
+                log.warning("blocking index stale (observations written by a process without the "
+                            "model); candidates by attribute lookups until the next rebuild")
+        found: set[str] = set()
+        for conditions in self.scorer.blocking_lookups(record):
+            # Every part of the rule that a store can look up, so a common surname alone does
+            # not bring thousands of candidates; the whole rule is checked after.
+            found.update(self.store.keys_matching(conditions, limit=CANDIDATE_LOOKUP_LIMIT,
+                                                  enough=self.config.max_candidates))
+        return found, False
 
     def candidate_records(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
         """One record per identifier, built as the relink builds it (`guardrails.record_of`)."""

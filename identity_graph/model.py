@@ -210,6 +210,10 @@ class ChangeSet:
     """retired customer id -> surviving customer id"""
     generic: dict[str, bool] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
+    blocking: dict[str, list[tuple[str, str]]] | None = None
+    """identifier key -> its complete blocking-key rows (rule, digest), replacing the stored ones
+    (`identity_graph.blocking`); None: not computed, so observations written with it leave the
+    store's blocking index stale (rebuilt before it is used again)."""
 
     def __bool__(self) -> bool:
         return any((self.identifiers, self.links_added, self.links_removed, self.customers_created,

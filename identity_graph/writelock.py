@@ -104,3 +104,14 @@ def read_consistently(tracker: WriteTracker, lock: WriteLock, fn: Callable[[], T
         tracker.retries += 1
     with lock:
         return fn()
+
+
+def try_read(tracker: WriteTracker, fn: Callable[[], T]) -> T | None:
+    """`fn()` when no write through `tracker`'s store was under way, started or ended while it
+    ran; else None, at once (for a caller that must not wait: an event loop). `fn` must not
+    return None."""
+    before = tracker.quiet()
+    if before is None:
+        return None
+    out = fn()
+    return out if tracker.quiet() == before else None

@@ -7,6 +7,11 @@
 #                                     --browser (or NEO4J_BROWSER=1) also serves Neo4j Browser over
 #                                     HTTP on loopback and prints NEO4J_BROWSER_URL
 #   scripts/neo4j.sh stop [DIR]       stop the server started in DIR
+#   scripts/neo4j.sh import DIR PARQUET_DIR
+#                                     replace the graph of the server in DIR with the parquet tables of
+#                                     `identity-batch export` (or `export_parquet`), through Neo4j's
+#                                     offline importer (`neo4j-admin database import full`): stops the
+#                                     server, imports, starts it again (a first load of a large graph)
 #
 # A started server binds 127.0.0.1 on a free port, has auth on with a generated password, a heap of
 # at most 1 GiB and a page cache of 512 MiB. DIR/env holds NEO4J_URI, NEO4J_USER and NEO4J_PASSWORD.
@@ -157,10 +162,30 @@ stop() {
   rm -f "$dir/pid"
 }
 
+import_parquet() {  # $1 = instance dir, $2 = parquet dir
+  local dir="${1:?usage: $0 import DIR PARQUET_DIR}" src="${2:?usage: $0 import DIR PARQUET_DIR}"
+  local py="${PYTHON:-$root/.venv/bin/python}"
+  [ -f "$dir/conf/neo4j.conf" ] || start "$dir" > /dev/null  # a new instance: conf and password
+  dir="$(cd "$dir" && pwd)"
+  stop "$dir"
+  local files
+  files="$(mktemp -d)"
+  local args=()
+  mapfile -t args < <(PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" "$py" -m identity_graph.store.neo4j_import "$src" "$files")
+  [ "${#args[@]}" -gt 0 ] || { rm -rf "$files"; echo "neo4j: could not read $src" >&2; exit 1; }
+  NEO4J_HOME="$home" NEO4J_CONF="$dir/conf" java -cp "$home/lib/*" org.neo4j.server.startup.Neo4jAdminCommand \
+    database import full neo4j --overwrite-destination=true "${args[@]}" > "$dir/logs/import.log" 2>&1 \
+    || { rm -rf "$files"; tail -n 30 "$dir/logs/import.log" >&2; exit 1; }
+  rm -rf "$files"
+  echo "neo4j: imported $src ($(grep -E "^IMPORT DONE" "$dir/logs/import.log" || true))" >&2
+  start "$dir"
+}
+
 case "${1:-}" in
   install) install ;;
   install-browser) install_browser ;;
   start) start "${2:-}" "${3:-}" ;;
   stop) stop "${2:-}" ;;
-  *) echo "usage: $0 install | install-browser | start [DIR] [--browser] | stop [DIR]" >&2; exit 2 ;;
+  import) import_parquet "${2:-}" "${3:-}" ;;
+  *) echo "usage: $0 install | install-browser | start [DIR] [--browser] | stop [DIR] | import DIR PARQUET_DIR" >&2; exit 2 ;;
 esac

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 from identity_graph.attributes import clean_attributes
@@ -54,6 +54,8 @@ from session.model import (
 )
 from session.policy import CHANNEL_OF_TYPE, SENDABLE_TYPES, SessionPolicy
 from session.store.base import ConversationStore
+
+T = TypeVar("T")
 
 MAX_TURN_TEXT = SessionPolicy.max_turn_text
 MAX_SLOTS = SessionPolicy.max_slots
@@ -200,6 +202,20 @@ class Sessions:
 
     # ---- helpers ----------------------------------------------------------------------------
 
+    def _atomic(self, work: Callable[[], T], *, graph_writes: bool) -> T:
+        """`work()` as one transaction over the graph and the conversations (one database). When
+        it may write the graph, under the engine's write lock, taken first as every engine write
+        takes it before its own transaction; a read of the graph inside needs no lock (the
+        engine reads in the transaction). Conversations in another database: the lock only."""
+        database = self.graph.store.database
+        if self.store.database is not database:
+            with self.graph.write_lock:
+                return work()
+        if not graph_writes:
+            return database.atomically(work)
+        with self.graph.write_lock:
+            return database.atomically(work)
+
     def caller(self, channel: str, type_: str, value: str) -> Caller:
         self.graph.channel(channel)
         return Caller(channel, self.graph.identifier(type_, value, "caller").key)
@@ -292,6 +308,17 @@ class Sessions:
             InvalidArgument: a bad channel, identifier or attribute.
         """
         self.graph.channel(channel)
+        return self._atomic(lambda: self._start_or_resume(channel, identifiers, attributes, proof, actor),
+                            graph_writes=True)
+
+    def _start_or_resume(
+        self,
+        channel: str,
+        identifiers: Sequence[tuple[str, str]],
+        attributes: Mapping[str, str] | None,
+        proof: Proof | None,
+        actor: str,
+    ) -> StartResult:
         resolved = self.graph.resolve(
             ResolveRequest(channel, identifiers, attributes or {}, proof, source=channel, actor=actor)
         )
@@ -394,12 +421,17 @@ class Sessions:
         check_text("text", text, self.policy.max_turn_text)
         check_text("intent", intent, self.policy.max_intent)
         check_text("topic", topic, self.policy.max_topic)
-        conv = self._conversation(conversation_id)
-        self._require_disclosed(conv, caller)
-        if conv.status == Status.CLOSED:
-            raise FailedPrecondition("the conversation is closed")
-        turn = Turn(conv.id, 0, role_, caller.channel, caller.identifier, text, intent, topic, self.clock())
-        return self.store.append_turn(conv.id, turn)
+
+        def work() -> Turn:
+            conv = self._conversation(conversation_id)
+            self._require_disclosed(conv, caller)
+            if conv.status == Status.CLOSED:
+                raise FailedPrecondition("the conversation is closed")
+            turn = Turn(conv.id, 0, role_, caller.channel, caller.identifier, text, intent, topic,
+                        self.clock())
+            return self.store.append_turn(conv.id, turn)
+
+        return self._atomic(work, graph_writes=False)
 
     def update_context(
         self, conversation_id: str, caller: Caller, expected_version: int, context: Context

@@ -391,19 +391,27 @@ def test_access_log_names_the_caller_even_under_concurrency(
 def test_engine_code_sees_the_caller_in_its_worker_thread(
     duck_graph: IdentityGraph, tokens: Tokens, serve: Callable[..., tuple[BackgroundServer, Client]]
 ) -> None:
-    seen: list[tuple[str | None, str]] = []
-    resolve = duck_graph.resolve
+    seen: list[tuple[str, str | None, str]] = []
 
-    def spy(*args: Any, **kw: Any) -> Any:
-        seen.append((auth.current_caller.get(), threading.current_thread().name))
-        return resolve(*args, **kw)
+    def spying(name: str) -> Callable[..., Any]:
+        method = getattr(duck_graph, name)
 
-    duck_graph.resolve = spy  # type: ignore[method-assign]
+        def spy(*args: Any, **kw: Any) -> Any:
+            seen.append((name, auth.current_caller.get(), threading.current_thread().name))
+            return method(*args, **kw)
+
+        return spy
+
+    # a known identifier is read on the event loop (`resolve_without_waiting`); a write (the
+    # first call: a new identifier) is handed to a worker thread (`resolve`)
+    for name in ("resolve", "resolve_without_waiting"):
+        setattr(duck_graph, name, spying(name))
     _, c = serve(duck_graph, auth=tokens.store())
     c.identity.Resolve(resolve_req(), timeout=TIMEOUT, metadata=tokens.md("crm"))
     c.identity.Resolve(resolve_req(), timeout=TIMEOUT, metadata=tokens.md("writer"))
-    assert [caller for caller, _ in seen] == ["crm", "writer"]
-    assert all(thread != "identity-server" for _, thread in seen)  # ran in asyncio.to_thread workers
+    assert [(name, caller) for name, caller, _ in seen] == [
+        ("resolve_without_waiting", "crm"), ("resolve", "crm"), ("resolve_without_waiting", "writer")]
+    assert all(thread != "identity-server" for name, _, thread in seen if name == "resolve")  # a worker
     assert auth.current_caller.get() is None  # nothing leaks into this thread
 
 

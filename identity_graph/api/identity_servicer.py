@@ -106,7 +106,12 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     async def Resolve(
         self, request: pb.ResolveRequest, context: grpc.aio.ServicerContext
     ) -> pb.ResolveResponse:
-        result = await run_blocking(context, self.graph.resolve, convert.resolve_request(request))
+        req = convert.resolve_request(request)
+        result = None
+        if self.graph.store.database.inline_reads:  # a known identifier: read here, no hand-off
+            result = self.graph.resolve_without_waiting(req)
+        if result is None:
+            result = await run_blocking(context, self.graph.resolve, req)
         return convert.resolve_response(result, self.graph.config.disclosure_level)
 
     @handle_errors

@@ -18,6 +18,7 @@ from typing import final
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from identity_graph.blocking import BlockingIndex
 from identity_graph.errors import IdentityGraphError, InvalidArgument, StoreError
 from identity_graph.model import (
     AttributeMatch,
@@ -100,7 +101,31 @@ class GraphStore(ABC):
         """Identifier keys that were observed with `attribute` starting with `prefix`."""
 
     @abstractmethod
-    def _delete(self, keys: Sequence[str]) -> DeleteCounts: ...
+    def _delete(self, keys: Sequence[str]) -> DeleteCounts:
+        """Deletes the identifiers with their observations, links and blocking-key rows."""
+
+    # The blocking-key index (`identity_graph.blocking`): `_apply` writes `changes.blocking`
+    # (replacing the rows of those keys), or marks the index stale when it writes observations
+    # without it; `_clear`, `_load_tables` and `_delete` keep it consistent too.
+
+    @abstractmethod
+    def _blocking_version(self) -> str | None:
+        """The version the blocking rows are complete for; None: none, or stale."""
+
+    @abstractmethod
+    def _identifier_keys_after(self, after: str, limit: int) -> list[str]:
+        """The next `limit` identifier keys above `after`, in order (paging for a rebuild)."""
+
+    @abstractmethod
+    def _rebuild_blocking(self, version: str | None, rows: dict[str, list[tuple[str, str]]],
+                          first: bool) -> None:
+        """One page of a rebuild: `first` drops every row and the version; `rows` are written;
+        a `version` (given with the last page) marks the index complete."""
+
+    @abstractmethod
+    def _blocking_probe(self, version: str, digests: Sequence[str], limit: int) -> list[str] | None:
+        """The identifiers with any of `digests` (at most `limit` per digest, the smallest keys),
+        one indexed probe per digest; None when the rows are not complete for `version`."""
 
     @abstractmethod
     def _export_tables(self) -> dict[str, pa.Table]: ...
@@ -156,6 +181,8 @@ class GraphStore(ABC):
         if not changes:
             return []
         with self._wrapped("apply"), self.writes.writing():
+            if self.blocking is not None and changes.blocking is None:
+                changes = self._with_blocking(changes, self.blocking)
             seqs = self._apply(changes)
         if seqs:
             for listener in tuple(self.__dict__.get("_event_listeners", ())):
@@ -164,6 +191,73 @@ class GraphStore(ABC):
                 except Exception:  # a listener's bug must not fail a committed write
                     log.exception("%s store: event listener failed", self.name)
         return seqs
+
+    # ---- the blocking-key index --------------------------------------------------------------
+
+    blocking: BlockingIndex | None = None
+    """The index this store keeps on write (`use_blocking`); None: writes of observations leave
+    the stored rows stale."""
+
+    def _with_blocking(self, changes: ChangeSet, index: BlockingIndex) -> ChangeSet:
+        """`changes` with the complete blocking rows of every identifier it adds observations
+        to (its stored observations read first: a row is a function of all of them)."""
+        new = [o for up in changes.identifiers for o in up.observations]
+        if not new:
+            return changes
+        keys = sorted({o.key for o in new})
+        stored = {o.id: o for o in self._observations(keys)}
+        stored.update((o.id, o) for o in new)
+        rows = index.rows(list(stored.values()))
+        return dataclasses.replace(changes, blocking={k: rows.get(k, []) for k in keys})
+
+    @final
+    def use_blocking(self, index: BlockingIndex | None) -> None:
+        """Keeps `index` on every write from now on, and rebuilds the stored rows first when
+        they were made by another model (or went stale). None stops keeping them."""
+        self.blocking = index
+        if index is not None and self.blocking_version() != index.version:
+            self.rebuild_blocking()
+
+    @final
+    def blocking_version(self) -> str | None:
+        with self._wrapped("blocking_version"):
+            return self._blocking_version()
+
+    @final
+    def rebuild_blocking(self, page: int = 10_000) -> int:
+        """Rewrites every blocking row from the observations with `self.blocking`, page by page
+        (a crash midway leaves the index marked stale, not wrong); returns the identifiers read."""
+        index = self.blocking
+        if index is None:
+            raise StoreError(f"{self.name} store: no blocking index to rebuild")
+        after, n, first = "", 0, True
+        with self._wrapped("rebuild_blocking"), self.writes.writing():
+            while True:
+                keys = self._identifier_keys_after(after, page)
+                rows = index.rows(self._observations(keys)) if keys else {}
+                last = len(keys) < page
+                self._rebuild_blocking(index.version if last else None, rows, first)
+                first, n = False, n + len(keys)
+                if last:
+                    break
+                after = keys[-1]
+        log.info("%s store: blocking index rebuilt for %s (%d identifiers)", self.name, index.version, n)
+        return n
+
+    @final
+    def blocking_candidates(self, probes: Sequence[tuple[str, str]], limit: int) -> list[str] | None:
+        """Identifier keys that share a blocking key with `probes` ((rule, digest) pairs of
+        `BlockingIndex.probes`), the `limit` smallest per probe, sorted; None when the stored
+        rows are not complete for this store's index (the caller looks candidates up another
+        way)."""
+        if self.blocking is None:
+            return None
+        digests = sorted({d for _, d in probes})
+        if not digests:
+            return []
+        with self._wrapped("blocking_candidates"):
+            found = self._blocking_probe(self.blocking.version, digests, limit)
+        return None if found is None else sorted(set(found))
 
     @property
     def writes(self) -> WriteTracker:
@@ -490,6 +584,8 @@ class GraphStore(ABC):
             tables[name] = table.select(schema.names).cast(schema)
         with self._wrapped("load"), self.writes.writing():
             self._load_tables(tables)
+        if self.blocking is not None:  # the load left the index stale
+            self.rebuild_blocking()
         return {name: t.num_rows for name, t in tables.items()}
 
     def __enter__(self) -> GraphStore:

@@ -9,13 +9,16 @@ thread until it ends, so a multi-store operation (Forget) commits or rolls back 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
 from identity_graph.writelock import WriteTracker
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from identity_graph.privacy_store.base import PrivacyStore
@@ -40,6 +43,10 @@ class Database(ABC):
     """Identifiers per change set for a standalone bulk apply (each transaction has a fixed cost)."""
     apply_workers: int = 1
     """Change sets a standalone bulk apply keeps in flight at once."""
+    inline_reads: bool = False
+    """Whether a read takes microseconds and never waits for a lock, so that a server may run a
+    read-only call on its event loop instead of handing it to a worker thread (the hand-off
+    costs more than such a read)."""
 
     def __init__(self) -> None:
         self.writes = WriteTracker()
@@ -50,6 +57,17 @@ class Database(ABC):
     def transaction(self) -> AbstractContextManager[Any]:
         """A write transaction, committed when the block ends without an exception and rolled
         back otherwise. Nested use on one thread joins the outer transaction."""
+
+    @abstractmethod
+    def in_transaction(self) -> bool:
+        """Whether the calling thread is inside `transaction()` (its reads see one transaction)."""
+
+    def atomically(self, work: Callable[[], T]) -> T:
+        """`work()` (store calls of any store on this database) as one `transaction()`. A backend
+        whose transactions can fail transiently (a deadlock) runs it again from the start, so
+        `work` must only read and write through the stores."""
+        with self.transaction():
+            return work()
 
     @abstractmethod
     def snapshot(self) -> AbstractContextManager[Snapshot]:

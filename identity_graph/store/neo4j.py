@@ -95,6 +95,8 @@ SCHEMA: tuple[LiteralString, ...] = (
     "CREATE INDEX ig_alias_customer IF NOT EXISTS FOR (a:Alias) ON (a.customer_id)",
     "CREATE CONSTRAINT ig_event_seq IF NOT EXISTS FOR (e:Event) REQUIRE e.seq IS UNIQUE",
     "CREATE CONSTRAINT ig_sequence_name IF NOT EXISTS FOR (s:Sequence) REQUIRE s.name IS UNIQUE",
+    "CREATE CONSTRAINT ig_blocking_hash IF NOT EXISTS FOR (b:BlockingKey) REQUIRE b.hash IS UNIQUE",
+    "CREATE CONSTRAINT ig_meta_name IF NOT EXISTS FOR (m:StoreMeta) REQUIRE m.name IS UNIQUE",
     # Property keys that only some links carry: created up front so that analysts' queries on a
     # new database (`WHERE l.removed_at IS NULL`) get no "property does not exist" warning.
     "CALL db.createProperty('removed_at')",
@@ -106,7 +108,7 @@ SCHEMA: tuple[LiteralString, ...] = (
     "CALL db.createProperty('revision')",
 )
 CONSTRAINTS = ("ig_identifier_key", "ig_observation_id", "ig_link_id", "ig_customer_id",
-               "ig_alias_alias", "ig_event_seq", "ig_sequence_name")
+               "ig_alias_alias", "ig_event_seq", "ig_sequence_name", "ig_blocking_hash", "ig_meta_name")
 INDEXES = ("ig_identifier_customer", "ig_observation_attribute_value", "ig_alias_customer")
 
 # ---- Cypher fragments: times cross Bolt as epoch microseconds --------------------------------
@@ -185,6 +187,72 @@ _MERGE_CUSTOMERS = """
 UNWIND $rows AS row
 MERGE (c:Customer {id: row.id})
 ON CREATE SET c.created_at = """ + _dt("row.created_at") + """
+"""
+
+# ---- Cypher: the blocking-key index ------------------------------------------------------------
+# (:BlockingKey {hash})-[:BLOCKS]->(:Identifier): one relationship per identifier and rule, the
+# key node found by its unique `hash` (one index seek per probe). `StoreMeta {name:
+# 'blocking_version'}` names the model the index is complete for; no such node: stale.
+
+_BLOCKING_STALE: LiteralString = "MATCH (m:StoreMeta {name: 'blocking_version'}) DELETE m"
+
+_BLOCKING_VERSION: LiteralString = "MATCH (m:StoreMeta {name: 'blocking_version'}) RETURN m.value AS version"
+
+_SET_BLOCKING_VERSION: LiteralString = """
+MERGE (m:StoreMeta {name: 'blocking_version'}) SET m.value = $version
+"""
+
+_REPLACE_BLOCKING: LiteralString = """
+UNWIND $rows AS row
+MATCH (n:Identifier {key: row.key})
+OPTIONAL MATCH (n)<-[old:BLOCKS]-(:BlockingKey)
+DELETE old
+WITH DISTINCT n, row
+UNWIND row.hashes AS h
+MERGE (b:BlockingKey {hash: h})
+MERGE (b)-[:BLOCKS]->(n)
+"""
+
+_ADD_BLOCKING: LiteralString = """
+UNWIND $rows AS row
+MATCH (n:Identifier {key: row.key})
+UNWIND row.hashes AS h
+MERGE (b:BlockingKey {hash: h})
+CREATE (b)-[:BLOCKS]->(n)
+"""
+
+_DROP_BLOCKING: LiteralString = """
+MATCH (b:BlockingKey)
+CALL (b) { DETACH DELETE b } IN TRANSACTIONS OF 10000 ROWS
+"""
+
+# Key nodes that a delete left without any identifier go as well.
+_DELETE_BLOCKING_ORPHANS: LiteralString = """
+UNWIND $hashes AS h
+MATCH (b:BlockingKey {hash: h})
+WHERE NOT (b)-[:BLOCKS]->()
+DELETE b
+"""
+
+_BLOCKING_OF: LiteralString = """
+UNWIND $keys AS k
+MATCH (:Identifier {key: k})<-[:BLOCKS]-(b:BlockingKey)
+RETURN collect(DISTINCT b.hash) AS hashes
+"""
+
+_BLOCKING_PROBE: LiteralString = """
+OPTIONAL MATCH (m:StoreMeta {name: 'blocking_version'})
+WITH coalesce(m.value = $version, false) AS ready
+UNWIND CASE WHEN ready THEN $hashes ELSE [null] END AS h
+OPTIONAL MATCH (:BlockingKey {hash: h})-[:BLOCKS]->(n:Identifier)
+WITH ready, h, n.key AS key ORDER BY key
+WITH ready, h, collect(key)[..$limit] AS keys
+RETURN ready, keys
+"""
+
+_IDENTIFIER_KEYS_AFTER: LiteralString = """
+MATCH (n:Identifier) WHERE n.key > $after AND n.type IS NOT NULL
+RETURN n.key AS key ORDER BY key LIMIT $limit
 """
 
 _ASSIGN: LiteralString = """
@@ -664,12 +732,20 @@ class Neo4jStore(GraphStore):
             (_SET_GENERIC, generic),
         )
 
+        blocking = None if changes.blocking is None else [
+            {"key": k, "hashes": [h for _, h in rows]} for k, rows in sorted(changes.blocking.items())]
+        stale = blocking is None and bool(observations)
+
         def work(tx: ManagedTransaction) -> list[int]:
             # The driver may run this again from the start after a transient error; the failed
             # attempt was rolled back, and every step is a MERGE or a conditional SET anyway.
             for query, rows in steps:
                 for chunk in _chunks(rows):
                     tx.run(query, rows=chunk).consume()
+            if stale:
+                tx.run(_BLOCKING_STALE).consume()
+            for chunk in _chunks(blocking or []):
+                tx.run(_REPLACE_BLOCKING, rows=chunk).consume()
             seqs: list[int] = []
             for chunk in _chunks(events):
                 seqs.extend(r["seq"] for r in tx.run(_APPEND_EVENTS, rows=chunk))
@@ -684,9 +760,12 @@ class Neo4jStore(GraphStore):
             links = tx.run(_DELETE_COUNT_LINKS, keys=keys).single(strict=True)["n"]
             observations = tx.run(_DELETE_OBSERVATIONS, keys=keys).single(strict=True)["n"]
             placeholders = [r["key"] for r in tx.run(_PLACEHOLDER_NEIGHBOURS, keys=keys)]
+            hashes = tx.run(_BLOCKING_OF, keys=keys).single(strict=True)["hashes"]
             identifiers = tx.run(_DELETE_IDENTIFIERS, keys=keys).single(strict=True)["n"]
             if placeholders:
                 tx.run(_DELETE_ORPHANS, keys=placeholders).consume()
+            if hashes:
+                tx.run(_DELETE_BLOCKING_ORPHANS, hashes=hashes).consume()
             return DeleteCounts(identifiers=identifiers, observations=observations, links=links)
 
         return self._write(work)
@@ -695,6 +774,37 @@ class Neo4jStore(GraphStore):
         # CALL { } IN TRANSACTIONS needs an auto-commit transaction: `session.run`.
         with self._session() as session:
             session.run(_CLEAR).consume()
+
+    # ---- the blocking-key index ----------------------------------------------------------------
+
+    def _blocking_version(self) -> str | None:
+        records = self._read(_BLOCKING_VERSION)
+        return records[0]["version"] if records else None
+
+    def _identifier_keys_after(self, after: str, limit: int) -> list[str]:
+        return [r["key"] for r in self._read(_IDENTIFIER_KEYS_AFTER, after=after, limit=limit)]
+
+    def _rebuild_blocking(self, version: str | None, rows: dict[str, list[tuple[str, str]]],
+                          first: bool) -> None:
+        if first:
+            self._write(lambda tx: tx.run(_BLOCKING_STALE).consume())
+            with self._session() as session:  # IN TRANSACTIONS: an auto-commit transaction
+                session.run(_DROP_BLOCKING).consume()
+        batch = [{"key": k, "hashes": [h for _, h in rs]} for k, rs in sorted(rows.items()) if rs]
+
+        def work(tx: ManagedTransaction) -> None:
+            for chunk in _chunks(batch):
+                tx.run(_ADD_BLOCKING, rows=chunk).consume()
+            if version is not None:
+                tx.run(_SET_BLOCKING_VERSION, version=version).consume()
+
+        self._write(work)
+
+    def _blocking_probe(self, version: str, digests: Sequence[str], limit: int) -> list[str] | None:
+        records = self._read(_BLOCKING_PROBE, version=version, hashes=list(digests), limit=limit)
+        if not records or not records[0]["ready"]:
+            return None
+        return [k for r in records for k in r["keys"]]
 
     # ---- reads --------------------------------------------------------------------------------
 
@@ -796,7 +906,9 @@ class Neo4jStore(GraphStore):
         return out
 
     def _load_tables(self, tables: dict[str, pa.Table]) -> None:
-        """Loads in batches of `BATCH` rows, one transaction each: not atomic as a whole."""
+        """Loads in batches of `BATCH` rows, one transaction each: not atomic as a whole. The
+        blocking index is left stale (rebuilt by the next `use_blocking`)."""
+        self._write(lambda tx: tx.run(_BLOCKING_STALE).consume())
         # Customers and identifiers first, so that links and observations find their nodes.
         with self._session() as session:
             for name in _LOAD_ORDER:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, LiteralString
+from typing import TYPE_CHECKING, Any, LiteralString, TypeVar
 
 from neo4j import (
     WRITE_ACCESS,
@@ -26,7 +26,7 @@ from neo4j import (
     Session,
     Transaction,
 )
-from neo4j.exceptions import ClientError, DriverError, Neo4jError, ResultFailedError
+from neo4j.exceptions import ClientError, DriverError, Neo4jError, ResultFailedError, TransientError
 
 from identity_graph.errors import StoreError
 from identity_graph.store.database import Database, Snapshot
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from session.store.base import ConversationStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Another client creating the same schema at the same moment: harmless.
 _SCHEMA_RACES = frozenset({
@@ -113,6 +114,9 @@ class Neo4jDatabase(Database):
     def _current(self) -> Transaction | None:
         return getattr(self._local, "tx", None)
 
+    def in_transaction(self) -> bool:
+        return self._current() is not None
+
     def read(self, query: LiteralString, **params: Any) -> list[Any]:
         """A read; inside this thread's `transaction()` it runs there and sees its writes."""
         tx = self._current()
@@ -148,6 +152,26 @@ class Neo4jDatabase(Database):
                 tx.commit()
             finally:
                 self._local.tx = None
+
+    def atomically(self, work: Callable[[], T]) -> T:
+        """One explicit transaction, run again (a few times, with jitter) when Neo4j reports a
+        transient error inside the server (a deadlock) anywhere in it, also when a store wrapped
+        it. An unreachable server is not waited for: the driver error that opening or committing
+        the transaction raises becomes a `StoreError` at once (UNAVAILABLE to a caller)."""
+        if self._current() is not None:  # joined: the outer transaction re-runs, if anyone
+            return work()
+        for n in range(_MASKED_RETRIES):
+            try:
+                with self.transaction():
+                    return work()
+            except Exception as e:
+                if not _transient(e) or n == _MASKED_RETRIES - 1:
+                    if isinstance(e, Neo4jError | DriverError):
+                        raise StoreError(f"neo4j: transaction failed: {type(e).__name__}") from e
+                    raise
+                log.info("re-running a transaction after a transient %s", type(e).__name__)
+                time.sleep(random.uniform(0, 0.05 * 2**n))
+        raise AssertionError("unreachable")
 
     # ---- bulk, erasure ------------------------------------------------------------------------
 
@@ -219,6 +243,17 @@ class Neo4jDatabase(Database):
 
 
 _MASKED_RETRIES = 8
+
+
+def _transient(error: BaseException | None) -> bool:
+    """Whether `error`, or an error it was raised from, is a transient error of the server
+    (`TransientError`: a deadlock, a lock timeout), worth running the transaction again for."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, TransientError):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
 
 
 def retrying(attempt: Callable[[], Any]) -> Any:

@@ -21,13 +21,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
+from identity_graph.errors import StoreError
 from identity_graph.model import (
     ChangeSet,
     Customer,
@@ -46,6 +47,8 @@ from identity_graph.store.tables import TABLES
 if TYPE_CHECKING:
     from identity_graph.privacy_store.base import PrivacyStore
     from session.store.base import ConversationStore
+
+T = TypeVar("T")
 
 BUSY_TIMEOUT_S = 30.0
 """How long a write waits for another process's write transaction before failing."""
@@ -85,6 +88,9 @@ class SQLiteDatabase(Database):
         super().__init__()
         self.path = path
         self._memory = path == ":memory:" or path.startswith("file::memory:")
+        # A file's readers have connections of their own (WAL: never blocked by the writer); an
+        # in-memory database reads on the writer's connection, behind its lock.
+        self.inline_reads = not self._memory
         self._lock = threading.RLock()
         self._owner: int | None = None
         self._depth = 0
@@ -135,6 +141,15 @@ class SQLiteDatabase(Database):
                 self._depth = depth
                 if depth == 0:
                     self._owner = None
+
+    def atomically(self, work: Callable[[], T]) -> T:
+        """`work()` in one `transaction()`; a failure to begin or commit it (the file locked by
+        another process past the busy timeout, a full disk) is a `StoreError`."""
+        try:
+            with self.transaction():
+                return work()
+        except sqlite3.Error as e:  # the stores wrap their own statements' errors
+            raise StoreError(f"sqlite: transaction failed: {type(e).__name__}") from e
 
     def in_transaction(self) -> bool:
         """Whether this thread is inside `transaction()`."""
@@ -264,6 +279,7 @@ def _table_rows(table: pa.Table) -> list[tuple[Any, ...]]:
     return list(zip(*(c.to_pylist() for c in table.columns), strict=True))
 
 
+_STALE = "DELETE FROM meta WHERE name = 'blocking_version'"
 _IDENT_COLS = sqlite_schema.columns("identifiers")
 _OBS_COLS = sqlite_schema.columns("observations")
 _LINK_COLS = sqlite_schema.columns("links")
@@ -339,7 +355,19 @@ class SQLiteStore(GraphStore):
             if changes.generic:
                 con.executemany("UPDATE identifiers SET generic = ? WHERE key = ?",
                                 [(int(bool(g)), k) for k, g in changes.generic.items()])
+            self._write_blocking(con, changes)
             return self._write_events(con, changes.events)
+
+    @staticmethod
+    def _write_blocking(con: sqlite3.Connection, changes: ChangeSet) -> None:
+        if changes.blocking is None:
+            if any(up.observations for up in changes.identifiers):
+                con.execute(_STALE)
+            return
+        cond, params = in_list("key", sorted(changes.blocking))
+        con.execute(f"DELETE FROM blocking WHERE {cond}", params)
+        con.executemany("INSERT OR IGNORE INTO blocking (hash, key, rule) VALUES (?, ?, ?)",
+                        [(h, k, rule) for k, rows in changes.blocking.items() for rule, h in rows])
 
     @staticmethod
     def _write_identifiers(con: sqlite3.Connection, changes: ChangeSet) -> None:
@@ -408,12 +436,50 @@ class SQLiteStore(GraphStore):
             n_obs = con.execute(f"DELETE FROM observations WHERE {cond_key}", p_key).rowcount
             n_links = con.execute(f"DELETE FROM links WHERE {cond_a} OR {cond_b}", p_a + p_b).rowcount
             n_ids = con.execute(f"DELETE FROM identifiers WHERE {cond_key}", p_key).rowcount
+            con.execute(f"DELETE FROM blocking WHERE {cond_key}", p_key)
         return DeleteCounts(identifiers=n_ids, observations=n_obs, links=n_links, events=0)
 
     def _clear(self) -> None:
         with self.database.transaction() as con:
-            for name in TABLES:
+            for name in (*TABLES, "blocking"):
                 con.execute(f"DELETE FROM {name}")
+            con.execute(_STALE)
+
+    # ---- the blocking-key index ----------------------------------------------------------------
+
+    def _blocking_version(self) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE name = 'blocking_version'")
+        return rows[0][0] if rows else None
+
+    def _identifier_keys_after(self, after: str, limit: int) -> list[str]:
+        return [k for (k,) in self._rows("SELECT key FROM identifiers WHERE key > ? ORDER BY key LIMIT ?",
+                                         [after, limit])]
+
+    def _rebuild_blocking(self, version: str | None, rows: dict[str, list[tuple[str, str]]],
+                          first: bool) -> None:
+        with self.database.transaction() as con:
+            if first:
+                con.execute(_STALE)
+                con.execute("DELETE FROM blocking")
+            con.executemany("INSERT OR IGNORE INTO blocking (hash, key, rule) VALUES (?, ?, ?)",
+                            [(h, k, rule) for k, rs in rows.items() for rule, h in rs])
+            if version is not None:
+                con.execute("INSERT INTO meta (name, value) VALUES ('blocking_version', ?) "
+                            "ON CONFLICT (name) DO UPDATE SET value = excluded.value", [version])
+
+    def _blocking_probe(self, version: str, digests: Sequence[str], limit: int) -> list[str] | None:
+        """One statement: the version check, then per digest an ordered range of the primary
+        key `(hash, key)`."""
+        probes = " UNION ".join("SELECT * FROM (SELECT key FROM blocking WHERE hash = ? ORDER BY key LIMIT ?)"
+                                for _ in digests)
+        rows = self._rows(
+            "SELECT 'v', value FROM meta WHERE name = 'blocking_version' "
+            f"UNION ALL SELECT 'k', key FROM ({probes})",
+            [p for d in digests for p in (d, limit)],
+        )
+        if ("v", version) not in rows:
+            return None
+        return [k for tag, k in rows if tag == "k"]
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -526,8 +592,10 @@ class SQLiteStore(GraphStore):
             return snap.tables
 
     def _load_tables(self, tables: dict[str, pa.Table]) -> None:
-        """Inserts every row in one transaction; a key that exists already fails the whole load."""
+        """Inserts every row in one transaction; a key that exists already fails the whole load.
+        The blocking index is left stale (rebuilt by the next `use_blocking`)."""
         with self.database.transaction() as con:
+            con.execute(_STALE)
             for name, schema in TABLES.items():
                 table = tables[name].select(schema.names).cast(schema)
                 con.executemany(f"INSERT INTO {name} ({sqlite_schema.columns(name)}) "

@@ -42,6 +42,10 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("seq", "INTEGER PRIMARY KEY"), ("type", "TEXT NOT NULL"), ("customer_id", "TEXT"),
         ("at", "INTEGER NOT NULL"), ("payload", "TEXT NOT NULL"),
     ),
+    # The blocking-key index (`identity_graph.blocking`): one row per identifier and rule.
+    "blocking": (("hash", "TEXT NOT NULL"), ("key", "TEXT NOT NULL"), ("rule", "TEXT NOT NULL")),
+    # Small named values of the store: `blocking_version` (the index is complete for it).
+    "meta": (("name", "TEXT NOT NULL PRIMARY KEY"), ("value", "TEXT")),
     # ---- conversations (session.store.sqlite) -------------------------------------------------
     "conversations": (
         ("id", "TEXT NOT NULL PRIMARY KEY"), ("anchor", "TEXT NOT NULL"), ("status", "TEXT NOT NULL"),
@@ -100,7 +104,8 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 
-CONSTRAINTS: dict[str, str] = {"turns": "PRIMARY KEY (conversation_id, seq)"}
+CONSTRAINTS: dict[str, str] = {"turns": "PRIMARY KEY (conversation_id, seq)",
+                                "blocking": "PRIMARY KEY (hash, key)"}
 
 INDEXES: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS links_a ON links (a)",
@@ -109,6 +114,7 @@ INDEXES: tuple[str, ...] = (
     # Covering: candidate lookups (`keys_by_attribute`, `keys_by_prefix`) read keys from the index
     # alone, without a table row per match (a common first name matches thousands).
     "CREATE INDEX IF NOT EXISTS observations_attribute_value_key ON observations (attribute, value, key)",
+    "CREATE INDEX IF NOT EXISTS blocking_key ON blocking (key)",
     "CREATE INDEX IF NOT EXISTS identifiers_customer ON identifiers (customer_id)",
     "CREATE INDEX IF NOT EXISTS aliases_customer ON aliases (customer_id)",
     "CREATE INDEX IF NOT EXISTS events_at ON events (at, seq)",
@@ -126,7 +132,8 @@ INDEXES: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS audit_log_at ON audit_log (at, id)",
 )
 
-GRAPH_TABLES = ("identifiers", "observations", "links", "customers", "aliases", "events")
+GRAPH_TABLES = ("identifiers", "observations", "links", "customers", "aliases", "events", "blocking",
+                "meta")
 SESSION_TABLES = ("turns", "handoffs", "step_ups", "consents", "outbox", "seals", "conversations",
                   "attempt_counters")
 

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import final
+from typing import TYPE_CHECKING, final
 
 from identity_graph.errors import IdentityGraphError, InvalidArgument, StoreError
 from session.model import (
@@ -26,9 +26,14 @@ from session.model import (
     Turn,
 )
 
+if TYPE_CHECKING:
+    from identity_graph.store.database import Database
+
 
 class ConversationStore(ABC):
     name: str = "abstract"
+    database: Database
+    """The database the conversations live in (with the graph, in the server)."""
 
     # ---- primitives --------------------------------------------------------------------------
 
