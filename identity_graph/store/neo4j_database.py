@@ -26,9 +26,10 @@ from neo4j import (
     Session,
     Transaction,
 )
-from neo4j.exceptions import ClientError, DriverError, Neo4jError, ResultFailedError
+from neo4j.exceptions import ClientError, DriverError, IncompleteCommit, Neo4jError, ResultFailedError
 
 from identity_graph.errors import StoreError
+from identity_graph.regionlock import stripes
 from identity_graph.store.database import Database, Snapshot
 
 if TYPE_CHECKING:
@@ -46,6 +47,16 @@ _SCHEMA_RACES = frozenset({
 })
 
 _LAST_SEQ: LiteralString = "OPTIONAL MATCH (s:Sequence {name: 'events'}) RETURN coalesce(s.value, 0) AS seq"
+
+# Region locks (`lock_region`): one node per stripe, written to lock it. A stripe number says
+# nothing about the identifier or customer behind it, so the lock nodes hold no personal data.
+_LOCK_SCHEMA: LiteralString = (
+    "CREATE CONSTRAINT ig_region_lock IF NOT EXISTS FOR (l:RegionLock) REQUIRE l.stripe IS UNIQUE")
+_LOCK: LiteralString = """
+UNWIND $stripes AS s
+MERGE (l:RegionLock {stripe: s})
+SET l.writes = coalesce(l.writes, 0) + 1
+"""
 
 SNAPSHOT_TRIES = 5
 CONNECT_TIMEOUT_S = 3.0
@@ -88,6 +99,7 @@ class Neo4jDatabase(Database):
         self._local = threading.local()
         self._graph: Neo4jStore | None = None
         self._checkpoint_missing = False
+        self._lock_schema = False
 
     # ---- plumbing shared by the stores --------------------------------------------------------
 
@@ -134,6 +146,36 @@ class Neo4jDatabase(Database):
                 return session.execute_write(work)
 
         return retrying(attempt)
+
+    def joined(self) -> bool:
+        return self._current() is not None
+
+    def lock_region(self, names: Sequence[str]) -> None:
+        """Writes the lock nodes of `names`' stripes, in ascending order, in this thread's
+        transaction: Neo4j's write locks on them are held until it ends. Two writers that lock
+        in this order cannot deadlock on these locks; a writer that extends its region later
+        can, and Neo4j then fails one of them with a transient error (`run_transaction` re-runs
+        it)."""
+        tx = self._current()
+        if tx is None:
+            raise RuntimeError("lock_region needs an open transaction()")
+        if not self._lock_schema:
+            self.ensure_schema([_LOCK_SCHEMA])
+            self._lock_schema = True
+        tx.run(_LOCK, {"stripes": stripes(names)}).consume()
+
+    def is_transient(self, error: BaseException) -> bool:
+        """A retryable driver or server error (deadlock, lock timeout, lost connection), also
+        when a store wrapped it (`StoreError` from it) or the driver masked it
+        (`ResultFailedError`). Not `IncompleteCommit`: that commit may have happened."""
+        seen: BaseException | None = error
+        while seen is not None:
+            if isinstance(seen, IncompleteCommit):
+                return False
+            if isinstance(seen, Neo4jError | DriverError) and seen.is_retryable():
+                return True
+            seen = seen.__cause__
+        return False
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
