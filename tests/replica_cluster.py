@@ -42,6 +42,7 @@ class Replica:
     identity: ipb_grpc.IdentityServiceStub | None = None
     session: spb_grpc.SessionServiceStub | None = None
     pump: threading.Thread | None = None
+    killed: bool = False
 
     @property
     def alive(self) -> bool:
@@ -49,6 +50,7 @@ class Replica:
 
     def kill(self) -> None:
         """SIGKILL: no drain, no cleanup, as a crashed host."""
+        self.killed = True  # before the signal: calls failing from now on were cut by it
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=30)
 
@@ -58,7 +60,9 @@ def database_args(backend: str, db_path: Path, neo4j: Any = None) -> tuple[list[
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
     if backend == "sqlite":
         return ["--db", str(db_path)], env
-    return ["--neo4j-uri", neo4j.uri, "--neo4j-user", neo4j.user], {**env, "NEO4J_PASSWORD": neo4j.password}
+    # the driver's routing scheme, as for a cluster (a single server answers it as a one-member one)
+    uri = neo4j.uri.replace("bolt://", "neo4j://", 1)
+    return ["--neo4j-uri", uri, "--neo4j-user", neo4j.user], {**env, "NEO4J_PASSWORD": neo4j.password}
 
 
 def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str]) -> None:
@@ -304,7 +308,7 @@ class Workload:
                     with self._lock:
                         self.ack.refused += 1
                     return None
-                if code is grpc.StatusCode.UNAVAILABLE and not r.alive:
+                if code is grpc.StatusCode.UNAVAILABLE and r.killed:
                     with self._lock:
                         self.ack.redirected += 1
                     continue  # a killed replica: its write may or may not have happened

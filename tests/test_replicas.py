@@ -124,17 +124,20 @@ def _run_and_check(
         watch.close()
 
 
-def test_three_replicas_write_one_database_as_one_server_would(db) -> None:
+def test_three_replicas_stay_one_graph_with_one_killed_mid_run(db) -> None:
+    """2,000 calls over three replicas; halfway through, one of them is SIGKILLed and its calls
+    go to the others: everything acknowledged is there and the graph is whole."""
     args, env, store = db
     with cluster(3, args, env) as replicas:
-        _run_and_check(replicas, store, CALLS)
+        _run_and_check(replicas, store, CALLS, kill=replicas[0])
 
 
 @pytest.mark.slow
-def test_a_replica_killed_mid_run_loses_nothing_it_acknowledged(db) -> None:
+def test_three_replicas_write_one_database_as_one_server_would(db) -> None:
+    """The same 2,000 calls with every replica up to the end."""
     args, env, store = db
     with cluster(3, args, env) as replicas:
-        _run_and_check(replicas, store, CALLS // 2, kill=replicas[0])
+        _run_and_check(replicas, store, CALLS)
 
 
 def test_a_handoff_code_redeemed_on_two_replicas_at_once_succeeds_once(db) -> None:
@@ -147,7 +150,7 @@ def test_a_handoff_code_redeemed_on_two_replicas_at_once_succeeds_once(db) -> No
             timeout=30,
         )
         caller = spb.Caller(channel="web", identifier=ident("web_cookie:ho-1"))
-        tries = 4
+        tries = 2
         wins = 0
         for n in range(tries):  # a few rounds: one round can serialise by luck
             ticket = a.session.CreateHandoff(
