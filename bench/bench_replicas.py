@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -78,10 +79,37 @@ def drive(chans: Sequence[grpc.Channel], make: Callable[[int, grpc.Channel], Any
     return done / elapsed
 
 
+_KNOWN_RESOLVE = [
+    ipb.ResolveRequest(channel="web", identifiers=[ident(f"web_cookie:known{k}")]).SerializeToString()
+    for k in range(KNOWN)]
+
+
 def resolve_known(i: int, ch: grpc.Channel) -> Any:
-    key = f"web_cookie:known{i % KNOWN}"
-    return ipb_grpc.IdentityServiceStub(ch).Resolve.future(
-        ipb.ResolveRequest(channel="web", identifiers=[ident(key)]), timeout=60)
+    """Pre-serialised request, unparsed response: the client spends as little CPU as it can
+    (it shares the machine's two cores with the servers)."""
+    call = ch.unary_unary("/identity.v1.IdentityService/Resolve")
+    return call.future(_KNOWN_RESOLVE[i % KNOWN], timeout=60)
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU of `pids` and their children so far."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def server_pids(root: int) -> list[int]:
+    """`root` and its children (the workers of `--workers N`)."""
+    pids = [root]
+    for task in Path(f"/proc/{root}/task").iterdir():
+        pids += [int(p) for p in (task / "children").read_text().split()]
+    return pids
 
 
 def start_or_resume(i: int, ch: grpc.Channel) -> Any:
@@ -134,14 +162,50 @@ def bench_workers(args: argparse.Namespace) -> None:
             with cluster(1, db_args, env, ["--workers", str(workers)]) as (server,):
                 chans = channels([server.port], 4)
                 drive(chans, resolve_known, 1.0, args.concurrency)  # warm up every connection
+                pids = server_pids(server.proc.pid)
+                cpu = cpu_seconds(pids)
                 rate = drive(chans, resolve_known, args.seconds, args.concurrency)
+                per_call = (cpu_seconds(pids) - cpu) / (rate * args.seconds) * 1000
                 for ch in chans:
                     ch.close()
             results[workers].append(rate)
-            print(f"round {rnd + 1}: {workers} worker(s): {rate:7.0f} known Resolve/s (load {loadavg()})",
-                  flush=True)
+            print(f"round {rnd + 1}: {workers} worker(s): {rate:7.0f} known Resolve/s, server CPU "
+                  f"{per_call:.2f} ms/call (load {loadavg()})", flush=True)
     one, two = statistics.median(results[1]), statistics.median(results[2])
     print(f"median: 1 worker {one:.0f}/s, 2 workers {two:.0f}/s: x{two / one:.2f}")
+
+
+def profile(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy, sampling `pid` (and its native grpc threads' Python frames) into collapsed stacks."""
+    return subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
+                             "--duration", str(int(seconds)), "--format", "raw", "--nonblocking",
+                             "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+BUCKETS = (("neo4j driver (Bolt I/O, packstream)", "neo4j/"), ("grpc / asyncio", "grpc"),
+           ("engine + stores", "identity_graph/"), ("session service", "session/"),
+           ("protobuf", "protobuf"))
+
+
+def summarise(collapsed: Path) -> str:
+    """Where the samples were: the share of stacks through each part, and the top leaf frames."""
+    total = 0
+    buckets = dict.fromkeys((b for b, _ in BUCKETS), 0)
+    leaves: dict[str, int] = {}
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        for name, needle in BUCKETS:
+            if needle in stack:
+                buckets[name] += n
+                break
+        leaf = stack.rsplit(";", 1)[-1]
+        leaves[leaf] = leaves.get(leaf, 0) + n
+    lines = [f"  {name}: {100 * n / max(total, 1):.0f}% of samples" for name, n in buckets.items()]
+    top = sorted(leaves.items(), key=lambda kv: -kv[1])[:8]
+    lines += [f"    leaf {100 * n / max(total, 1):4.1f}%  {leaf}" for leaf, n in top]
+    return "\n".join(lines)
 
 
 def bench_neo4j(args: argparse.Namespace) -> None:
@@ -168,7 +232,14 @@ def bench_neo4j(args: argparse.Namespace) -> None:
                 drive(chans, resolve_known, 1.0, args.concurrency)
                 for name, make in workloads.items():
                     make = make or merge_heavy(f"r{rnd}n{n}")
+                    spy = None
+                    if args.profile and rnd == 0 and n == 1 and name != "merge-heavy":
+                        out = Path(args.profile) / f"{name.replace(' ', '_')}.txt"
+                        spy = profile(replicas[0].proc.pid, args.seconds, out)
                     rate = drive(chans, make, args.seconds, args.concurrency)
+                    if spy is not None:
+                        spy.wait()
+                        print(f"profile of one replica, {name}:\n{summarise(out)}", flush=True)
                     results.setdefault((name, n), []).append(rate)
                     print(f"round {rnd + 1}: {n} replica(s): {name:14s} {rate:7.0f} calls/s "
                           f"(load {loadavg()})", flush=True)
@@ -187,6 +258,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--profile", help="neo4j: py-spy the 1-replica read rounds into this folder")
     args = p.parse_args()
     (bench_workers if args.mode == "workers" else bench_neo4j)(args)
 

@@ -77,9 +77,14 @@ class Database(ABC):
         """Whether a transaction that failed with `error` may simply be run again (a deadlock, a
         lock timeout, a lost connection before the commit)."""
 
-    def run_transaction(self, work: Callable[[], T], *, retry_s: float = TRANSACTION_RETRY_S) -> T:
+    def retry_window(self, error: BaseException) -> float:
+        """How long after its first attempt a transaction that failed with `error` may still be
+        run again (0: not at all)."""
+        return TRANSACTION_RETRY_S if self.is_transient(error) else 0.0
+
+    def run_transaction(self, work: Callable[[], T]) -> T:
         """`work()` inside one `transaction()`, run again (with a growing, jittered pause) while it
-        fails transiently and `retry_s` has not passed. `work` must read everything it writes
+        fails transiently, within `retry_window`. `work` must read everything it writes
         from inside the transaction, so that running it again is safe. Inside an open
         transaction it just joins it (the outer one retries)."""
         if self.joined():
@@ -96,7 +101,7 @@ class Database(ABC):
                 return out
             except Exception as e:
                 self._hooks.pending = None
-                if not self.is_transient(e) or time.monotonic() - started > retry_s:
+                if time.monotonic() - started >= self.retry_window(e):
                     raise
                 log.info("%s: re-running a transaction after %s", self.name, type(e).__name__)
                 time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** min(attempt, 10))))

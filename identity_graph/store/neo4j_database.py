@@ -30,7 +30,7 @@ from neo4j.exceptions import ClientError, DriverError, IncompleteCommit, Neo4jEr
 
 from identity_graph.errors import StoreError
 from identity_graph.regionlock import stripes
-from identity_graph.store.database import Database, Snapshot
+from identity_graph.store.database import TRANSACTION_RETRY_S, Database, Snapshot
 
 if TYPE_CHECKING:
     from identity_graph.privacy_store.base import PrivacyStore
@@ -100,6 +100,7 @@ class Neo4jDatabase(Database):
         self._graph: Neo4jStore | None = None
         self._checkpoint_missing = False
         self._lock_schema = False
+        self.retry_s = retry_time_s
 
     # ---- plumbing shared by the stores --------------------------------------------------------
 
@@ -176,6 +177,19 @@ class Neo4jDatabase(Database):
                 return True
             seen = seen.__cause__
         return False
+
+    def retry_window(self, error: BaseException) -> float:
+        """A deadlock or lock timeout (the server answered: it is up, a region is busy) is worth
+        `TRANSACTION_RETRY_S`; a lost or refused connection only the driver's own retry time, so
+        that calls fail fast while the server is down (README, store unreachable)."""
+        if not self.is_transient(error):
+            return 0.0
+        seen: BaseException | None = error
+        while seen is not None:
+            if isinstance(seen, Neo4jError):
+                return TRANSACTION_RETRY_S
+            seen = seen.__cause__
+        return self.retry_s
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
