@@ -160,10 +160,16 @@ class Neo4jDatabase(Database):
         tx = self._current()
         if tx is None:
             raise RuntimeError("lock_region needs an open transaction()")
+        self._ensure_lock_schema()
+        tx.run(_LOCK, {"stripes": stripes(names)}).consume()
+
+    def _ensure_lock_schema(self) -> None:
+        """The lock nodes' unique constraint (without it two MERGEs could make two nodes for one
+        stripe, and lock nothing). Created with the graph's schema, before any transaction that
+        locks: creating it from inside one would wait for that transaction's own locks."""
         if not self._lock_schema:
             self.ensure_schema([_LOCK_SCHEMA])
             self._lock_schema = True
-        tx.run(_LOCK, {"stripes": stripes(names)}).consume()
 
     def is_transient(self, error: BaseException) -> bool:
         """A retryable driver or server error (deadlock, lock timeout, lost connection), also
@@ -253,6 +259,7 @@ class Neo4jDatabase(Database):
 
             try:
                 self._graph = Neo4jStore(self)
+                self._ensure_lock_schema()
             except Exception as e:
                 raise StoreError(f"neo4j store: cannot open {self.uri}: {type(e).__name__}") from e
         return self._graph
