@@ -30,6 +30,8 @@ from replica_cluster import (
     lost_writes,
 )
 
+from identity.v1 import admin_pb2 as apb
+from identity.v1 import admin_pb2_grpc as apb_grpc
 from identity.v1 import identity_pb2 as ipb
 from identity.v1 import identity_pb2_grpc as ipb_grpc
 from identity_graph.store import open_store
@@ -183,6 +185,24 @@ def test_a_handoff_code_redeemed_on_two_replicas_at_once_succeeds_once(db) -> No
             assert all(o in ("ok", "NOT_FOUND", "FAILED_PRECONDITION", "PERMISSION_DENIED") for o in outcomes)
             wins += 1
         assert wins == tries
+
+
+def test_an_erasure_on_one_replica_is_honoured_by_another_at_once(db) -> None:
+    """The suppression list is cached per replica: a Resolve on B right after Forget returned on
+    A must not record the erased identifier again (the copy is checked against the list's size)."""
+    args, env, store = db
+    with cluster(2, args, env) as (a, b):
+        keys = ["web_cookie:er-1", "email:erased@example.com"]
+        for r in (a, b):  # both replicas have read (and cached) the suppression list already
+            r.identity.Resolve(ipb.ResolveRequest(channel="web", identifiers=[ident(k) for k in keys]),  # type: ignore[union-attr]
+                               timeout=30)
+        admin = apb_grpc.AdminServiceStub(a.channel)
+        admin.Forget(apb.ForgetRequest(identifier=ident(keys[1]), scope=apb.CUSTOMER, reason="test"),
+                     timeout=60)
+        again = b.identity.Resolve(ipb.ResolveRequest(channel="web", identifiers=[ident(k) for k in keys]),  # type: ignore[union-attr]
+                                   timeout=30)
+        assert not again.customer_id and [v.kind for v in again.violations] == ["suppressed", "suppressed"]
+        assert store.get_identifiers(keys) == {}
 
 
 # ---- identity-server --workers N -----------------------------------------------------------------
