@@ -25,6 +25,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from batch.api import BatchServicer
 from identity.v1 import admin_pb2, admin_pb2_grpc, batch_pb2, batch_pb2_grpc, identity_pb2, identity_pb2_grpc
+from identity_graph import workers
 from identity_graph.api import IdentityServicer
 from identity_graph.api import auth as auth_mod
 from identity_graph.api.admin_servicer import AdminServicer
@@ -291,6 +292,7 @@ async def create_server(
     tls: TlsConfig | None = None,
     allow_insecure_non_loopback: bool = False,
     store_check_interval_s: float | None = DEFAULT_STORE_CHECK_S,
+    reuse_port: bool = False,
 ) -> tuple[grpc.aio.Server, int]:
     """Builds (does not start) an aio server with the identity, session and batch services, health
     and reflection, and starts the session housekeeping task (stopped by `shutdown`).
@@ -317,6 +319,8 @@ async def create_server(
         allow_insecure_non_loopback: bind a non-loopback address without auth or TLS anyway.
         store_check_interval_s: seconds between store pings that set the health status
             (NOT_SERVING while the store does not answer); None or 0 turns them off.
+        reuse_port: bind with `SO_REUSEPORT`, beside the other workers of one
+            `identity-server --workers N` (`identity_graph.workers`); never for a lone server.
 
     Returns:
         The server and the port it is bound to.
@@ -349,7 +353,8 @@ async def create_server(
     interceptors.append(DecodeGuardInterceptor())
     # gRPC sets SO_REUSEPORT by default: a second server on a taken port would start silently and
     # share its calls with the first (and its database). Off, the second one fails to bind.
-    server = grpc.aio.server(interceptors=interceptors or None, options=SERVER_OPTIONS)
+    options = [("grpc.so_reuseport", 1)] if reuse_port else SERVER_OPTIONS
+    server = grpc.aio.server(interceptors=interceptors or None, options=options)
     servicer = IdentityServicer(graph, poll_interval_s=poll_interval_s, splits=sessions)
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, server)
     session_pb2_grpc.add_SessionServiceServicer_to_server(SessionServicer(sessions), server)
@@ -518,6 +523,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_HOUSEKEEPING_S,
         help=f"seconds between session housekeeping runs; 0 turns it off ({DEFAULT_HOUSEKEEPING_S:g})",
     )
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes sharing the port (SO_REUSEPORT), each with its own "
+                        "connection to the one database; see README, Several servers (1)")
+    p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # a worker's
     p.add_argument("--log-level", default="INFO")
     sec = p.add_argument_group(
         "security",
@@ -613,6 +622,7 @@ async def serve(
         poll_interval_s=args.poll_interval,
         sessions=sessions,
         housekeeping_interval_s=args.housekeeping_interval,
+        reuse_port=getattr(args, "reuse_port", False),
         **security.options(),
     )
     await server.start()
@@ -647,6 +657,15 @@ def main(argv: list[str] | None = None) -> int:
         return auth_mod.main([TOKEN_COMMANDS[argv[0]], *argv[1:]])
     args = parse_args(argv)
     configure_logging(args.log_level)
+    if args.workers < 1:
+        print("identity-server: error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1:
+        if (args.db or "").startswith(":memory:"):
+            print("identity-server: error: --workers needs a database file or Neo4j, not :memory:",
+                  file=sys.stderr)
+            return 2
+        return workers.run(argv, args.address, args.workers)
     try:
         security = Security.from_args(args)
     except (TokenConfigError, InsecureBindError) as e:

@@ -76,6 +76,7 @@ from identity_graph.model import (
     LinkKind,
     utcnow,
 )
+from identity_graph.regionlock import RegionLocks
 from identity_graph.rules import Region, Rules, decide
 from identity_graph.store.base import GraphStore
 
@@ -1051,11 +1052,6 @@ def apply_workers_for(options: RelinkOptions, store: GraphStore, write_lock: Any
     return store.database.apply_workers if write_lock is None else 1
 
 
-def _current_customers(store: GraphStore, keys: Sequence[str] | dict[str, Any]) -> dict[str, Any]:
-    """key -> its customer id now, for the keys that exist."""
-    return {k: n.customer_id for k, n in store.get_identifiers(keys).items()}
-
-
 def apply(store: GraphStore, the_plan: Plan, options: RelinkOptions,
           write_lock: Any = None, summary: Event | None = None) -> ApplyResult:
     """Step 6: write the plan in batches of whole units, each batch one transaction.
@@ -1085,20 +1081,27 @@ def apply(store: GraphStore, the_plan: Plan, options: RelinkOptions,
             yield pending
 
     def write(pending: list[Unit]) -> ApplyResult:
-        out = ApplyResult(batches=1)
         with lock:
-            expected = {k: v for u in pending for k, v in u.expected.items()}
-            current = _current_customers(store, expected)
-            ok = []
-            for u in pending:
-                if all(k in current and current[k] == v for k, v in u.expected.items()):
-                    ok.append(u)
-                else:
-                    out.units_skipped += 1
-                    out.skipped_keys.extend(sorted(u.expected)[:3])
-            cs = _combine([u.changes for u in ok])
-            cs.links_added = store.revise(cs.links_added)  # a pair unlinked since: a new revision
-            out.events += len(store.apply(cs)) if cs else 0
+            return store.database.run_transaction(lambda: write_locked(pending))
+
+    def write_locked(pending: list[Unit]) -> ApplyResult:
+        """One batch in one transaction that first locks its customers (as an online write
+        does: `identity_graph.regionlock`), so servers on the same database never interleave
+        with it, and checks under those locks which units changed since the snapshot."""
+        out = ApplyResult(batches=1)
+        expected = {k: v for u in pending for k, v in u.expected.items()}
+        current = {k: n.customer_id
+                   for k, n in RegionLocks(store.database).cover_keys(store, expected).items()}
+        ok = []
+        for u in pending:
+            if all(k in current and current[k] == v for k, v in u.expected.items()):
+                ok.append(u)
+            else:
+                out.units_skipped += 1
+                out.skipped_keys.extend(sorted(u.expected)[:3])
+        cs = _combine([u.changes for u in ok])
+        cs.links_added = store.revise(cs.links_added)  # a pair unlinked since: a new revision
+        out.events += len(store.apply(cs)) if cs else 0
         out.units_applied += len(ok)
         return out
 

@@ -2,14 +2,17 @@
 
 Every write follows one path: build the pending links, `_settle` the affected region (guardrails,
 components, stable ids, events) in memory, then `store.apply` the whole change set in one
-transaction. Writers are serialised by one lock per process, so concurrent calls end in the same
-components as a serial run; reads take no lock.
+transaction. Each write runs in one database transaction that first locks its region in the
+database (`identity_graph.regionlock`) and reads it under those locks, so concurrent calls through
+any number of servers on one database end in the same components as a serial run; within one
+process, writers also queue on one lock first (an optimisation). Reads take no lock.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -41,6 +44,7 @@ from identity_graph.model import (
 )
 from identity_graph.paths import bottleneck, widest_paths
 from identity_graph.region_data import RegionObservations
+from identity_graph.regionlock import RegionLocks, names_of
 from identity_graph.rules import Region, Rules, blocked_violation, decide
 from identity_graph.store.base import MAX_TRAVERSAL, GraphStore
 from identity_graph.writelock import WriteLock, read_consistently, try_read
@@ -202,6 +206,7 @@ class IdentityGraph:
         self.clock = clock
         self.new_id = id_factory
         self._write_lock = WriteLock()
+        self._tx = threading.local()  # this thread's write: its `RegionLocks`
         self.scorer = scorer
         # Privacy: erased identifiers (a normalised key -> True) are never recorded again; the
         # server sets this to `Privacy.is_suppressed`.
@@ -225,6 +230,37 @@ class IdentityGraph:
         if self.store.database.in_transaction():
             return fn()
         return read_consistently(self.store.writes, self._write_lock, fn)
+
+    def _write(self, work: Callable[[], T]) -> T:
+        """`work()` as one write: behind this process's lock, in one database transaction that
+        is run again on a transient error (a deadlock between two servers' writes), so `work`
+        reads what it settles inside it, after `_lock` has locked it."""
+        database = self.store.database
+
+        def attempt() -> T:
+            outer = getattr(self._tx, "locks", None)
+            self._tx.locks = outer or RegionLocks(database)
+            try:
+                return work()
+            finally:
+                self._tx.locks = outer
+
+        with self._write_lock:
+            return database.run_transaction(attempt)
+
+    def _lock(self, keys: Iterable[str]) -> dict[str, IdentifierNode]:
+        """Inside `_write`: locks the customers of `keys` and returns their nodes as read under
+        the locks. Elsewhere (a preview) just reads them."""
+        locks: RegionLocks | None = getattr(self._tx, "locks", None)
+        if locks is None:
+            return self.store.get_identifiers(keys)
+        return locks.cover_keys(self.store, keys)
+
+    def lock_keys(self, keys: Iterable[str]) -> dict[str, IdentifierNode]:
+        """For a caller that writes the graph in a `database.transaction()` of its own (Forget),
+        under `write_lock`: locks `keys`' customers as an engine write does, so no server writes
+        them until that transaction ends, and returns their nodes as read under the locks."""
+        return RegionLocks(self.store.database).cover_keys(self.store, keys)
 
     @property
     def write_lock(self) -> WriteLock:
@@ -283,8 +319,7 @@ class IdentityGraph:
         if fast is not None:
             return ResolveResult(fast[0], False, keys, [], violations, fast[1])
 
-        with self._write_lock:
-            return self._resolve_write(req, idents, attributes, proven, violations)
+        return self._write(lambda: self._resolve_write(req, idents, attributes, proven, violations))
 
     def resolve_without_waiting(self, req: ResolveRequest) -> ResolveResult | None:
         """`resolve(req)` when it is a read that needs neither a write nor a wait (a known
@@ -337,12 +372,10 @@ class IdentityGraph:
         ]
         blocked = {v.key for v in violations}
         idents = [i for i in idents if i.key not in blocked]
-        if self.suppressed is not None:  # privacy: an erased identifier is dropped, named by type only
-            erased = [i for i in idents if self.suppressed(i.key)]
-            violations += [Violation("suppressed", f"{i.type}:", SUPPRESSED_REASON) for i in erased]
-            idents = [i for i in idents if i not in erased]
         if not idents:
             return ResolveResult(None, False, [], [], violations, {})
+        # Known identifiers exist, so none of them was erased (an erasure deletes them): the
+        # suppression list is consulted on the write path only, under the region's locks.
         return idents, attributes, proven, violations
 
     def _resolve_known(
@@ -390,13 +423,20 @@ class IdentityGraph:
         proven: str | None,
         violations: list[Violation],
     ) -> ResolveResult:
+        existing = self._lock(i.key for i in idents)
+        if self.suppressed is not None:  # privacy: an erased identifier is dropped, named by type only
+            erased = [i for i in idents if self.suppressed(i.key)]
+            violations = violations + [Violation("suppressed", f"{i.type}:", SUPPRESSED_REASON)
+                                       for i in erased]
+            idents = [i for i in idents if i not in erased]
+            if not idents:
+                return ResolveResult(None, False, [], [], violations, {})
         now = self.clock()
         anchor = idents[0].key
         source = req.source or req.channel or "resolve"
         observations = tuple(
             Observation(anchor, name, value, source, req.channel, now) for name, value in attributes.items()
         )
-        existing = self.store.get_identifiers([i.key for i in idents])
         cs = ChangeSet()
         for ident in idents:
             cs.identifiers.append(
@@ -588,15 +628,17 @@ class IdentityGraph:
         for k in (a, b):
             if self.config.is_blocked(k):
                 refused = blocked_violation(k, b if k == a else a)
-                with self._write_lock:
-                    self.store.apply(ChangeSet(events=[_violation_event(refused, self.clock())]))
+                self._write(lambda v=refused: self.store.apply(
+                    ChangeSet(events=[_violation_event(v, self.clock())])))
                 return ChangeResult([], [refused], [], [])
-            if self.suppressed is not None and self.suppressed(k):  # privacy: erased, never relinked
-                erased = Violation("suppressed", f"{type_of(k)}:", SUPPRESSED_REASON)
-                return ChangeResult([], [erased], [], [])
         now = self.clock()
-        with self._write_lock:
-            existing = self.store.get_identifiers([a, b])
+
+        def write() -> tuple[_Outcome, ChangeSet, list[int]] | ChangeResult:
+            existing = self._lock([a, b])
+            for k in (a, b):  # privacy: erased, never relinked (checked under the region's locks)
+                if self.suppressed is not None and self.suppressed(k):
+                    erased = Violation("suppressed", f"{type_of(k)}:", SUPPRESSED_REASON)
+                    return ChangeResult([], [erased], [], [])
             cs = ChangeSet()
             for k in (a, b):
                 if k not in existing:
@@ -620,7 +662,12 @@ class IdentityGraph:
             )
             cs.links_added = self.store.revise(cs.links_added)
             outcome = self._settle(cs, {a, b}, {k for k in (a, b) if k not in existing}, now, actor)
-            seqs = self.store.apply(cs)
+            return outcome, cs, self.store.apply(cs)
+
+        written = self._write(write)
+        if isinstance(written, ChangeResult):
+            return written
+        outcome, cs, seqs = written
         return ChangeResult(
             outcome.links,
             outcome.violations,
@@ -636,9 +683,11 @@ class IdentityGraph:
         Raises:
             NotFound: no such active link.
         """
-        with self._write_lock:
+        def write() -> tuple[UnlinkResult, ChangeSet, list[int]]:
             result, cs = self._plan_unlink(a, b, actor, reason, kinds)
-            seqs = self.store.apply(cs)
+            return result, cs, self.store.apply(cs)
+
+        result, cs, seqs = self._write(write)
         return replace(result, events=_with_seqs(cs.events, seqs))
 
     def preview_unlink(
@@ -653,6 +702,7 @@ class IdentityGraph:
         a, b = self.key(a, "a"), self.key(b, "b")
         wanted = set(kinds) if kinds else set(LinkKind)
         now = self.clock()
+        self._lock([a, b])
         found = [lk for lk in self.store.links([a]) if lk.other(a) == b and lk.kind in wanted]
         if not found:
             raise NotFound(f"no active link between {a} and {b}")
@@ -671,12 +721,15 @@ class IdentityGraph:
         """Marks an identifier shared by different people: it keeps its links but carries no merge."""
         key = self.key(key, "identifier")
         now = self.clock()
-        with self._write_lock:
-            if self.store.get_identifier(key) is None:
+
+        def write() -> tuple[_Outcome, ChangeSet, list[int]]:
+            if key not in self._lock([key]):
                 raise NotFound(f"unknown identifier {key}")
             cs = ChangeSet(generic={key: generic})
             outcome = self._settle(cs, {key}, set(), now, actor)
-            seqs = self.store.apply(cs)
+            return outcome, cs, self.store.apply(cs)
+
+        outcome, cs, seqs = self._write(write)
         return ChangeResult(
             [], outcome.violations, sorted(set(outcome.assignment.values())), _with_seqs(cs.events, seqs)
         )
@@ -707,7 +760,7 @@ class IdentityGraph:
         pairs = [(self.key(a, f"cut[{i}].a"), self.key(b, f"cut[{i}].b")) for i, (a, b) in enumerate(cut)]
         detached = [self.key(k, f"detach[{i}]") for i, k in enumerate(detach)]
         touched = {k for p in pairs for k in p} | set(detached)
-        nodes = self.store.get_identifiers(touched)
+        nodes = self._lock(touched)
         missing = sorted(touched - set(nodes))
         if missing:
             raise NotFound(f"unknown identifier {missing[0]}")
@@ -740,10 +793,12 @@ class IdentityGraph:
     def split(
         self, *, cut: Sequence[tuple[str, str]] = (), detach: Sequence[str] = (), actor: str
     ) -> SplitPlan:
-        with self._write_lock:
+        def write() -> SplitPlan:
             plan = self.preview_split(cut=cut, detach=detach, actor=actor)
             self.store.apply(plan.changes)
-        return plan
+            return plan
+
+        return self._write(write)
 
     # ---- reads ------------------------------------------------------------------------------
 
@@ -937,6 +992,10 @@ class IdentityGraph:
                 region |= self.store.component(k).members or {k}
         region |= flagged & seeds
         nodes = self.store.get_identifiers(region)
+        locks: RegionLocks | None = getattr(self._tx, "locks", None)
+        if locks is not None and not locks.cover(names_of(nodes, region)):
+            # the region reaches customers this write had not locked: read it again under them
+            return self._load_region(seeds, cs)
         links = {lk.id: lk for lk in self.store.links(region)}
         return _Region(nodes=nodes, links=links, generic={}, new_keys=set())
 

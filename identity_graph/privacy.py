@@ -134,7 +134,7 @@ class Privacy:
         # One transaction for all of it, on both backends: a crash anywhere leaves everything as
         # it was, and running Forget again erases it all.
         with graph.write_lock, gstore.database.transaction():
-            node = gstore.get_identifier(key)
+            node = graph.lock_keys([key]).get(key)  # no server writes this customer meanwhile
             customer_id = node.customer_id if node is not None else None
             if scope is Scope.CUSTOMER and customer_id:
                 keys = sorted(set(gstore.members(customer_id)) | {key})

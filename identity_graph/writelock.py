@@ -10,8 +10,10 @@ backends, then DuckDB and Neo4j).
 Each database counts its writes (`Database.writes`, shared by its stores; a seqlock): a read
 during which no write started or ended is consistent; otherwise it runs again, and after a few
 tries under the engine's `WriteLock`, which every engine write, relink batch and erasure of this
-process holds. Writers never wait for readers. Writes by other processes are outside this
-guarantee (README: one server per database; run the relink through the server).
+process holds. Writers never wait for readers. Writes by other processes (other replicas, a
+relink CLI) are outside this guarantee: they are serialised with this process's writes by region
+locks in the database (`identity_graph.regionlock`), but a multi-statement read here can overlap
+one of them (README, "Several servers on one database").
 """
 
 from __future__ import annotations

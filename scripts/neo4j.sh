@@ -49,6 +49,10 @@ free_port() {
   "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# db.lock.acquisition.timeout: a lock wait ends after 20 s with a transient error, which the
+# driver's managed transactions (and `Database.run_transaction`) retry. Without it a wait has no
+# end on the server, and the client gives up only when its socket read times out (the server's
+# `connection.recv_timeout_seconds` hint, 120 s): mid-commit that is an `IncompleteCommit`.
 write_conf() {  # $1 = instance dir, $2 = bolt port, $3 = http port (empty: no HTTP)
   local http_enabled=false
   [ -n "${3:-}" ] && http_enabled=true
@@ -74,6 +78,7 @@ server.memory.pagecache.size=512m
 db.tx_log.rotation.retention_policy=1 files
 db.tx_log.rotation.size=1M
 db.checkpoint.interval.time=10s
+db.lock.acquisition.timeout=20s
 dbms.usage_report.enabled=false
 server.jvm.additional=-XX:+UseG1GC
 server.jvm.additional=-XX:-OmitStackTraceInFastThrow

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import threading
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -99,15 +98,12 @@ class PrivacyStore(ABC):
     customers and their aliases)."""
 
     name: str = "abstract"
-    refresh_s: float = 2.0
-    """How long the in-memory copy of the suppression list is trusted before it is re-read (other
-    processes may add to it; this process's own additions are seen at once)."""
 
     def __init__(self, pepper: str | None = None) -> None:
         self.pepper = pepper or pepper_from_env()
         self._cache_lock = threading.Lock()
         self._cache: set[str] = set()
-        self._cache_at = float("-inf")
+        self._cache_count = -1  # the list's size when `_cache` was read: it only grows
 
     # ---- primitives each backend implements -------------------------------------------------
 
@@ -117,6 +113,11 @@ class PrivacyStore(ABC):
 
     @abstractmethod
     def _all_suppressed(self) -> list[str]: ...
+
+    @abstractmethod
+    def _suppressed_count(self) -> int:
+        """How many hashes the list holds (a count the database keeps: cheap). Hashes are only
+        ever added, so an unchanged count means an unchanged list."""
 
     @abstractmethod
     def _append_audit(self, record: AuditRecord) -> None: ...
@@ -188,16 +189,21 @@ class PrivacyStore(ABC):
 
     @final
     def is_suppressed(self, key: str) -> bool:
-        """Whether `key` (normalised) was erased. Reads an in-memory copy, refreshed every
-        `refresh_s` seconds."""
-        now = time.monotonic()
-        if now - self._cache_at > self.refresh_s:
-            with self._wrapped("is_suppressed"):
-                fresh = set(self._all_suppressed())
-            with self._cache_lock:
-                self._cache |= fresh
-                self._cache_at = now
-        return self.hash(key) in self._cache
+        """Whether `key` (normalised) was erased, as of now, whichever server erased it: a hash
+        in the in-memory copy is suppressed for good; any other answer is checked against the
+        list's size in the database (one small read) and the copy re-read when it grew."""
+        wanted = self.hash(key)
+        if wanted in self._cache:
+            return True
+        with self._wrapped("is_suppressed"):
+            count = self._suppressed_count()
+            if count == self._cache_count:
+                return False
+            fresh = set(self._all_suppressed())
+        with self._cache_lock:
+            self._cache |= fresh
+            self._cache_count = count
+        return wanted in self._cache
 
     @final
     def append_audit(self, record: AuditRecord) -> None:

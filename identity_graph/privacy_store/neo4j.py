@@ -47,6 +47,7 @@ RETURN count(CASE WHEN fresh THEN 1 END) AS n
 """
 
 _ALL_SUPPRESSED: LiteralString = "MATCH (s:Suppressed) RETURN s.hash AS hash"
+_SUPPRESSED_COUNT: LiteralString = "MATCH (s:Suppressed) RETURN count(s) AS n"  # the count store
 
 _APPEND_AUDIT: LiteralString = "CREATE (a:AuditRecord) SET a = $props"
 
@@ -169,6 +170,9 @@ class Neo4jPrivacyStore(PrivacyStore):
 
     def _all_suppressed(self) -> list[str]:
         return [r["hash"] for r in self._read(_ALL_SUPPRESSED)]
+
+    def _suppressed_count(self) -> int:
+        return int(self._read(_SUPPRESSED_COUNT)[0]["n"])
 
     def _append_audit(self, record: AuditRecord) -> None:
         r = record

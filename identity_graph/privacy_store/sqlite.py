@@ -53,6 +53,10 @@ class SQLitePrivacyStore(PrivacyStore):
     def _all_suppressed(self) -> list[str]:
         return [h for (h,) in self._rows("SELECT hash FROM suppressed")]
 
+    def _suppressed_count(self) -> int:
+        [(n,)] = self._rows("SELECT count(*) FROM suppressed")
+        return int(n)
+
     def _append_audit(self, record: AuditRecord) -> None:
         r = record
         with self.database.transaction() as con:

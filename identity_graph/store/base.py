@@ -185,11 +185,7 @@ class GraphStore(ABC):
                 changes = self._with_blocking(changes, self.blocking)
             seqs = self._apply(changes)
         if seqs:
-            for listener in tuple(self.__dict__.get("_event_listeners", ())):
-                try:
-                    listener(seqs[-1])
-                except Exception:  # a listener's bug must not fail a committed write
-                    log.exception("%s store: event listener failed", self.name)
+            self.database.after_commit(lambda: self._tell_listeners(seqs[-1]))
         return seqs
 
     # ---- the blocking-key index --------------------------------------------------------------
@@ -258,6 +254,12 @@ class GraphStore(ABC):
         with self._wrapped("blocking_candidates"):
             found = self._blocking_probe(self.blocking.version, digests, limit)
         return None if found is None else sorted(set(found))
+    def _tell_listeners(self, last_seq: int) -> None:
+        for listener in tuple(self.__dict__.get("_event_listeners", ())):
+            try:
+                listener(last_seq)
+            except Exception:  # a listener's bug must not fail a committed write
+                log.exception("%s store: event listener failed", self.name)
 
     @property
     def writes(self) -> WriteTracker:

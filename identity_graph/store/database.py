@@ -8,8 +8,12 @@ thread until it ends, so a multi-store operation (Forget) commits or rolls back 
 
 from __future__ import annotations
 
+import logging
+import random
+import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -19,6 +23,12 @@ import pyarrow as pa
 from identity_graph.writelock import WriteTracker
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+TRANSACTION_RETRY_S = 30.0
+"""How long `run_transaction` re-runs a transaction that failed transiently (deadlocks under
+many writers on one region included) before it lets the error through."""
 
 if TYPE_CHECKING:
     from identity_graph.privacy_store.base import PrivacyStore
@@ -52,6 +62,7 @@ class Database(ABC):
         self.writes = WriteTracker()
         """Counts the writes through this object, so that multi-statement reads can tell whether
         one overlapped them (`identity_graph.writelock`)."""
+        self._hooks = threading.local()
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Any]:
@@ -66,8 +77,62 @@ class Database(ABC):
         """`work()` (store calls of any store on this database) as one `transaction()`. A backend
         whose transactions can fail transiently (a deadlock) runs it again from the start, so
         `work` must only read and write through the stores."""
-        with self.transaction():
+        return self.run_transaction(work)
+
+    @abstractmethod
+    def lock_region(self, names: Sequence[str]) -> None:
+        """Takes, inside this thread's `transaction()`, the write locks named `names` (see
+        `identity_graph.regionlock`); they are held until the transaction ends. Another process
+        (or thread) locking one of them waits until then, so a write that re-reads its region
+        after locking it settles from the region as it is, whichever server it runs in."""
+
+    @abstractmethod
+    def is_transient(self, error: BaseException) -> bool:
+        """Whether a transaction that failed with `error` may simply be run again (a deadlock, a
+        lock timeout, a lost connection before the commit)."""
+
+    def retry_window(self, error: BaseException) -> float:
+        """How long after its first attempt a transaction that failed with `error` may still be
+        run again (0: not at all)."""
+        return TRANSACTION_RETRY_S if self.is_transient(error) else 0.0
+
+    def run_transaction(self, work: Callable[[], T]) -> T:
+        """`work()` inside one `transaction()`, run again (with a growing, jittered pause) while it
+        fails transiently, within `retry_window`. `work` must read everything it writes
+        from inside the transaction, so that running it again is safe. Inside an open
+        transaction it just joins it (the outer one retries)."""
+        if self.joined():
             return work()
+        started = time.monotonic()
+        for attempt in range(1_000_000):
+            self._hooks.pending = []
+            try:
+                with self.transaction():
+                    out = work()
+                hooks, self._hooks.pending = self._hooks.pending, None
+                for hook in hooks:
+                    hook()
+                return out
+            except Exception as e:
+                self._hooks.pending = None
+                if time.monotonic() - started >= self.retry_window(e):
+                    raise
+                log.info("%s: re-running a transaction after %s", self.name, type(e).__name__)
+                time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** min(attempt, 10))))
+        raise AssertionError("unreachable")
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Runs `hook` once this thread's `run_transaction` commits (dropped if it rolls back),
+        or now outside one: a listener told of events before their commit would read nothing."""
+        pending = getattr(self._hooks, "pending", None)
+        if pending is None:
+            hook()
+        else:
+            pending.append(hook)
+
+    def joined(self) -> bool:
+        """Whether this thread is inside a `transaction()` already."""
+        return self.in_transaction()
 
     @abstractmethod
     def snapshot(self) -> AbstractContextManager[Snapshot]:

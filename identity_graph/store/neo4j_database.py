@@ -26,10 +26,11 @@ from neo4j import (
     Session,
     Transaction,
 )
-from neo4j.exceptions import ClientError, DriverError, Neo4jError, ResultFailedError, TransientError
+from neo4j.exceptions import ClientError, DriverError, IncompleteCommit, Neo4jError, ResultFailedError
 
 from identity_graph.errors import StoreError
-from identity_graph.store.database import Database, Snapshot
+from identity_graph.regionlock import stripes
+from identity_graph.store.database import TRANSACTION_RETRY_S, Database, Snapshot
 
 if TYPE_CHECKING:
     from identity_graph.privacy_store.base import PrivacyStore
@@ -47,6 +48,16 @@ _SCHEMA_RACES = frozenset({
 })
 
 _LAST_SEQ: LiteralString = "OPTIONAL MATCH (s:Sequence {name: 'events'}) RETURN coalesce(s.value, 0) AS seq"
+
+# Region locks (`lock_region`): one node per stripe, written to lock it. A stripe number says
+# nothing about the identifier or customer behind it, so the lock nodes hold no personal data.
+_LOCK_SCHEMA: LiteralString = (
+    "CREATE CONSTRAINT ig_region_lock IF NOT EXISTS FOR (l:RegionLock) REQUIRE l.stripe IS UNIQUE")
+_LOCK: LiteralString = """
+UNWIND $stripes AS s
+MERGE (l:RegionLock {stripe: s})
+SET l.writes = coalesce(l.writes, 0) + 1
+"""
 
 SNAPSHOT_TRIES = 5
 CONNECT_TIMEOUT_S = 3.0
@@ -89,6 +100,8 @@ class Neo4jDatabase(Database):
         self._local = threading.local()
         self._graph: Neo4jStore | None = None
         self._checkpoint_missing = False
+        self._lock_schema = False
+        self.retry_s = retry_time_s
 
     # ---- plumbing shared by the stores --------------------------------------------------------
 
@@ -139,6 +152,52 @@ class Neo4jDatabase(Database):
 
         return retrying(attempt)
 
+    def lock_region(self, names: Sequence[str]) -> None:
+        """Writes the lock nodes of `names`' stripes, in ascending order, in this thread's
+        transaction: Neo4j's write locks on them are held until it ends. Two writers that lock
+        in this order cannot deadlock on these locks; a writer that extends its region later
+        can, and Neo4j then fails one of them with a transient error (`run_transaction` re-runs
+        it)."""
+        tx = self._current()
+        if tx is None:
+            raise RuntimeError("lock_region needs an open transaction()")
+        self._ensure_lock_schema()
+        tx.run(_LOCK, {"stripes": stripes(names)}).consume()
+
+    def _ensure_lock_schema(self) -> None:
+        """The lock nodes' unique constraint (without it two MERGEs could make two nodes for one
+        stripe, and lock nothing). Created with the graph's schema, before any transaction that
+        locks: creating it from inside one would wait for that transaction's own locks."""
+        if not self._lock_schema:
+            self.ensure_schema([_LOCK_SCHEMA])
+            self._lock_schema = True
+
+    def is_transient(self, error: BaseException) -> bool:
+        """A retryable driver or server error (deadlock, lock timeout, lost connection), also
+        when a store wrapped it (`StoreError` from it) or the driver masked it
+        (`ResultFailedError`). Not `IncompleteCommit`: that commit may have happened."""
+        seen: BaseException | None = error
+        while seen is not None:
+            if isinstance(seen, IncompleteCommit):
+                return False
+            if isinstance(seen, Neo4jError | DriverError) and seen.is_retryable():
+                return True
+            seen = seen.__cause__
+        return False
+
+    def retry_window(self, error: BaseException) -> float:
+        """A deadlock or lock timeout (the server answered: it is up, a region is busy) is worth
+        `TRANSACTION_RETRY_S`; a lost or refused connection only the driver's own retry time, so
+        that calls fail fast while the server is down (README, store unreachable)."""
+        if not self.is_transient(error):
+            return 0.0
+        seen: BaseException | None = error
+        while seen is not None:
+            if isinstance(seen, Neo4jError):
+                return TRANSACTION_RETRY_S
+            seen = seen.__cause__
+        return self.retry_s
+
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         tx = self._current()
@@ -154,24 +213,12 @@ class Neo4jDatabase(Database):
                 self._local.tx = None
 
     def atomically(self, work: Callable[[], T]) -> T:
-        """One explicit transaction, run again (a few times, with jitter) when Neo4j reports a
-        transient error inside the server (a deadlock) anywhere in it, also when a store wrapped
-        it. An unreachable server is not waited for: the driver error that opening or committing
-        the transaction raises becomes a `StoreError` at once (UNAVAILABLE to a caller)."""
-        if self._current() is not None:  # joined: the outer transaction re-runs, if anyone
-            return work()
-        for n in range(_MASKED_RETRIES):
-            try:
-                with self.transaction():
-                    return work()
-            except Exception as e:
-                if not _transient(e) or n == _MASKED_RETRIES - 1:
-                    if isinstance(e, Neo4jError | DriverError):
-                        raise StoreError(f"neo4j: transaction failed: {type(e).__name__}") from e
-                    raise
-                log.info("re-running a transaction after a transient %s", type(e).__name__)
-                time.sleep(random.uniform(0, 0.05 * 2**n))
-        raise AssertionError("unreachable")
+        """`run_transaction(work)`; an unreachable server is not waited for past the driver's
+        retry time: the driver error becomes a `StoreError` (UNAVAILABLE to a caller)."""
+        try:
+            return self.run_transaction(work)
+        except (Neo4jError, DriverError) as e:
+            raise StoreError(f"neo4j: transaction failed: {type(e).__name__}") from e
 
     # ---- bulk, erasure ------------------------------------------------------------------------
 
@@ -221,6 +268,7 @@ class Neo4jDatabase(Database):
 
             try:
                 self._graph = Neo4jStore(self)
+                self._ensure_lock_schema()
             except Exception as e:
                 raise StoreError(f"neo4j store: cannot open {self.uri}: {type(e).__name__}") from e
         return self._graph
@@ -243,17 +291,6 @@ class Neo4jDatabase(Database):
 
 
 _MASKED_RETRIES = 8
-
-
-def _transient(error: BaseException | None) -> bool:
-    """Whether `error`, or an error it was raised from, is a transient error of the server
-    (`TransientError`: a deadlock, a lock timeout), worth running the transaction again for."""
-    seen = 0
-    while error is not None and seen < 10:
-        if isinstance(error, TransientError):
-            return True
-        error, seen = error.__cause__ or error.__context__, seen + 1
-    return False
 
 
 def retrying(attempt: Callable[[], Any]) -> Any:

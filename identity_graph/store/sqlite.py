@@ -146,14 +146,29 @@ class SQLiteDatabase(Database):
         """`work()` in one `transaction()`; a failure to begin or commit it (the file locked by
         another process past the busy timeout, a full disk) is a `StoreError`."""
         try:
-            with self.transaction():
-                return work()
+            return self.run_transaction(work)
         except sqlite3.Error as e:  # the stores wrap their own statements' errors
             raise StoreError(f"sqlite: transaction failed: {type(e).__name__}") from e
 
     def in_transaction(self) -> bool:
         """Whether this thread is inside `transaction()`."""
         return self._owner == threading.get_ident()
+
+    def lock_region(self, names: Sequence[str]) -> None:
+        """Nothing more to take: `transaction()` began with `BEGIN IMMEDIATE`, which holds the
+        file's one write lock (every process on the host waits for it) until the commit."""
+        if not self.in_transaction():
+            raise RuntimeError("lock_region needs an open transaction()")
+
+    def is_transient(self, error: BaseException) -> bool:
+        """The file stayed locked (busy) longer than the busy timeout: try again."""
+        seen: BaseException | None = error
+        while seen is not None:
+            if isinstance(seen, sqlite3.OperationalError) and (
+                    "locked" in str(seen) or "busy" in str(seen)):
+                return True
+            seen = seen.__cause__
+        return False
 
     def _writer(self) -> sqlite3.Connection:
         if self._closed:
