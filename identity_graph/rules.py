@@ -9,7 +9,11 @@ A region is a set of identifiers with their settled links (kept as they are), ge
 records (what each identifier says about a person) and current customer ids. Proposals are the
 links being considered, strongest first. For each proposal, in order:
 
-1. a blocked endpoint refuses it (`blocked`);
+0. a link a person fixed (a must-link) is made and merges, before everything else;
+1. a blocked endpoint refuses it (`blocked`), as does a pair a person set apart (`cannot_link`);
+1b. a merging link that would put the two ends of a cannot-link in one customer is refused
+   (`cannot_link`): proposals go strongest first, so the one refused is the weakest link on the
+   path between them;
 2. a `possible` link, or one with a generic endpoint, is made but carries no merge;
 3. a link inside one customer is made;
 4. a link that would push the customer over a per-type limit is refused (`limit`);
@@ -105,6 +109,10 @@ class Region:
     """Keys first seen in this change: never the end set apart when an old one can be."""
     leaving: frozenset[str] = frozenset()
     """Keys an operator detached: a part holding one never keeps the old id."""
+    cannot: Collection[tuple[str, str]] = ()
+    """Pairs people set apart (cannot-links): no customer holds both ends."""
+    must: Collection[tuple[str, str]] = ()
+    """Pairs people linked (must-links): their proposals are fixed edges, never refused."""
 
 
 @dataclass
@@ -134,7 +142,9 @@ def decide(
     """The decision on `proposals` over `region`: links made and refused, identifiers set apart,
     components and their ids, with a violation for everything refused."""
     keys = set(region.keys)
-    ordered = sorted(proposals, key=_strength)
+    must = {tuple(sorted(p)) for p in region.must}
+    cannot = {tuple(sorted(p)) for p in region.cannot}
+    ordered = sorted(proposals, key=lambda lk: ((lk.a, lk.b) not in must, *_strength(lk)))
     for lk in ordered:
         keys.add(lk.a)
         keys.add(lk.b)
@@ -146,12 +156,18 @@ def decide(
     open_: list[Link] = []
     for lk in ordered:
         bad = next((k for k in (lk.a, lk.b) if rules.is_blocked(k)), None)
-        if bad is None:
-            open_.append(lk)
-        else:
+        if bad is not None:
             blocked.append((lk, Violation("blocked", bad, "a blocked value never links", lk.other(bad))))
+        elif (lk.a, lk.b) in cannot and (lk.a, lk.b) not in must:
+            blocked.append((lk, Violation("cannot_link", lk.a, CANNOT_REASON, lk.b)))
+        else:
+            open_.append(lk)
+    apart: dict[str, set[str]] = {}
+    for x, y in cannot:
+        apart.setdefault(x, set()).add(y)
+        apart.setdefault(y, set()).add(x)
     while True:
-        made, refused, chains, found = _pass(region, settled, open_, keys, generic, rules)
+        made, refused, chains, found = _pass(region, settled, open_, keys, generic, rules, apart, must)
         if not found:
             break
         for k, v in found.items():
@@ -175,6 +191,9 @@ def decide(
     return Decision(made, refused, {k: True for k in marks}, violations, comps, ids)
 
 
+CANNOT_REASON = "a person decided these are different people (cannot-link)"
+CANNOT_PATH_REASON = ("would put two identifiers a person set apart in one customer (cannot-link "
+                      "{x} / {y}); the weakest link on the path between them is not made")
 CHAIN_REASON = "joins clearly different people through one weak link; kept as possible"
 HOUSEHOLD_REASON = "shared by people with different names and birth dates"
 SIGHTINGS_REASON = "its own sightings show different people (first names apart, birth dates not the same)"
@@ -191,6 +210,8 @@ def _pass(
     keys: set[str],
     generic: Mapping[str, bool],
     rules: Rules,
+    apart: Mapping[str, set[str]] | None = None,
+    must: Collection[tuple[str, str]] = frozenset(),
 ) -> tuple[list[Link], list[tuple[Link, Violation]], list[Violation], dict[str, Violation]]:
     """One pass over the proposals with the current generic flags; returns what it made,
     refused and downgraded, and the identifiers it found must be set apart (none: the decision
@@ -242,6 +263,18 @@ def _pass(
         if ra == rb:
             made.append(lk)
             continue
+        if (a, b) in must:  # a person's link: a fixed edge
+            join(ra, rb)
+            made.append(lk)
+            continue
+        if apart:
+            small, other = (ra, rb) if len(members[ra]) <= len(members[rb]) else (rb, ra)
+            clash = next(((x, y) for x in members[small] for y in sorted(apart.get(x, ()))
+                          if y in uf.parent and uf.find(y) == other), None)
+            if clash is not None:
+                refused.append((lk, Violation("cannot_link", a, CANNOT_PATH_REASON.format(
+                    x=clash[0], y=clash[1]), b)))
+                continue
         reason = limit_violation(rules.limits, counts[ra], counts[rb])
         if reason:
             at = a if len(members[ra]) < len(members[rb]) else b  # the end that would join
