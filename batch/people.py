@@ -74,7 +74,7 @@ def report(snap: Snapshot, target: Target) -> dict[str, Any]:
     """The review queue after this run and people's decisions since the previous run."""
     from identity_graph.model import LinkKind
 
-    last: datetime | None = snap.scalar("SELECT max(at) FROM relinks")
+    last: datetime | None = snap.scalar('SELECT max("at") FROM relinks')
     since = "" if last is None else "created_at > ?"
     params = [] if last is None else [last]
     made = dict(snap.con.execute(

@@ -17,9 +17,10 @@ constraints, whatever the size of the customer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from identity_graph.model import Constraint, ConstraintKind, Event, Link
 
@@ -35,6 +36,9 @@ class ReviewItem:
     link: Link
     customer_a: str
     customer_b: str
+    waterfall: Mapping[str, Any] | None = None
+    """The prior and each comparison's bits (`engine.waterfall` form): the link's own, else
+    the pair scored now by the server's model; None without either."""
 
 
 def cannot_link(a: str, b: str, *, actor: str, reason: str, origin: str, at: datetime) -> Constraint:

@@ -786,11 +786,24 @@ class IdentityGraph:
                                                                limit=limit, offset=offset)
             nodes = self.store.get_identifiers({k for lk in links for k in (lk.a, lk.b)})
             items = [decisions.ReviewItem(lk, (nodes[lk.a].customer_id or "") if lk.a in nodes else "",
-                                          (nodes[lk.b].customer_id or "") if lk.b in nodes else "")
+                                          (nodes[lk.b].customer_id or "") if lk.b in nodes else "",
+                                          self._waterfall_of(lk))
                      for lk in links]
             return items, total
 
         return self._read(read)
+
+    def _waterfall_of(self, lk: Link) -> Mapping[str, Any] | None:
+        """The link's stored waterfall, else the pair scored now by this engine's model (batch
+        links keep only the comparison levels)."""
+        if lk.comparisons and "comparisons" in lk.comparisons:
+            return lk.comparisons
+        if self.scorer is None:
+            return None
+        records = self.candidate_records([lk.a, lk.b])
+        [score] = self.scorer.score({**records[lk.a], "unique_id": lk.a},
+                                    [{**records[lk.b], "unique_id": lk.b}])
+        return waterfall(score)
 
     def _queued(self, link_id: str, actor: str, reason: str) -> Link:
         if not link_id:
