@@ -20,7 +20,7 @@ from identity_graph.matching.model import STARTER_MODEL_PATH, load_model
 from identity_graph.model import ConstraintKind, Link, LinkKind
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_rules_paths import Case, Row, online  # noqa: E402
+from test_rules_paths import Case, Row, online
 
 PAT = [Row("r1", email="pat1@mail.example", first_name="Pat", last_name="Quinn", date_of_birth="1960-01-01"),
        Row("r2", email="pat2@mail.example", first_name="Pat", last_name="Quinn", date_of_birth="1960-01-01"),
