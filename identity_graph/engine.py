@@ -124,6 +124,13 @@ class ChangeResult:
 
 
 @dataclass(frozen=True)
+class ReviewResult(ChangeResult):
+    """A review decision's outcome, with the constraint it recorded."""
+
+    constraint: Constraint | None = None
+
+
+@dataclass(frozen=True)
 class CustomerView:
     customer_id: str
     created_at: datetime
@@ -820,7 +827,7 @@ class IdentityGraph:
             raise FailedPrecondition(f"link {link_id} is not in the review queue (it is {state})")
         return lk
 
-    def accept_review(self, link_id: str, *, actor: str, reason: str = "") -> ChangeResult:
+    def accept_review(self, link_id: str, *, actor: str, reason: str = "") -> ReviewResult:
         """A person judges a `possible` link to be one person: it becomes a `probable` link of
         source `review` with the same waterfall, fixed by a must-link. It merges, but discloses
         only as `probable` (a person's judgement is no proof of who holds an identifier).
@@ -842,10 +849,11 @@ class IdentityGraph:
                               reason or "accepted in review", "review", now)
             outcome = self._settle(cs, {old.a, old.b}, set(), now, actor)
             seqs = self.store.apply(cs)
-        return ChangeResult(outcome.links, outcome.violations, sorted(set(outcome.assignment.values())),
-                            _with_seqs(cs.events, seqs))
+        return ReviewResult(outcome.links, outcome.violations, sorted(set(outcome.assignment.values())),
+                            _with_seqs(cs.events, seqs),
+                            cs.constraints_added[-1] if cs.constraints_added else None)
 
-    def reject_review(self, link_id: str, *, actor: str, reason: str = "") -> ChangeResult:
+    def reject_review(self, link_id: str, *, actor: str, reason: str = "") -> ReviewResult:
         """A person judges a `possible` link to be two people: it is removed and the pair
         becomes a cannot-link, so no scorer or relink proposes it again.
 
@@ -861,8 +869,9 @@ class IdentityGraph:
                 at=now)])
             outcome = self._settle(cs, {old.a, old.b}, set(), now, actor)
             seqs = self.store.apply(cs)
-        return ChangeResult(outcome.links, outcome.violations, sorted(set(outcome.assignment.values())),
-                            _with_seqs(cs.events, seqs))
+        return ReviewResult(outcome.links, outcome.violations, sorted(set(outcome.assignment.values())),
+                            _with_seqs(cs.events, seqs),
+                            cs.constraints_added[-1] if cs.constraints_added else None)
 
     # ---- reads ------------------------------------------------------------------------------
 
