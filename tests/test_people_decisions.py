@@ -4,10 +4,10 @@ the online scorer and the rules honour them until someone withdraws them."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from test_rules_paths import Case, Row, online
 
 from batch.quality import load_synthetic
 from batch.relink import RelinkOptions, relink
@@ -18,9 +18,6 @@ from identity_graph.errors import FailedPrecondition, InvalidArgument, NotFound
 from identity_graph.matching import OnlineScorer
 from identity_graph.matching.model import STARTER_MODEL_PATH, load_model
 from identity_graph.model import ConstraintKind, Link, LinkKind
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_rules_paths import Case, Row, online
 
 PAT = [Row("r1", email="pat1@mail.example", first_name="Pat", last_name="Quinn", date_of_birth="1960-01-01"),
        Row("r2", email="pat2@mail.example", first_name="Pat", last_name="Quinn", date_of_birth="1960-01-01"),

@@ -4,24 +4,19 @@ and withdrawn, and bad input named by field."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
 
 from identity.v1 import identity_pb2 as ipb
-from identity.v1 import identity_pb2_grpc
+from identity.v1 import identity_pb2_grpc, review_pb2_grpc
 from identity.v1 import review_pb2 as pb
-from identity.v1 import review_pb2_grpc
 from identity_graph.engine import IdentityGraph
 from identity_graph.matching import OnlineScorer, load_starter_model
 from server import BackgroundServer
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_people_decisions import BAND, R1, R2, R3, _owner, _pat  # noqa: E402
+from tests.test_people_decisions import BAND, R1, R2, R3, _owner, _pat
 
 TIMEOUT = 30.0
 

@@ -4,16 +4,13 @@ by pair or id, list and withdraw constraints, in text and --json; bad input exit
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from batch.cli import main
 from identity_graph.matching.model import STARTER_MODEL_PATH
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_people_decisions import BAND, R1, R2, R3, _owner, _pat  # noqa: E402
+from tests.test_people_decisions import BAND, R1, R2, R3, _owner, _pat
 
 
 def _store_flags(store, request: pytest.FixtureRequest) -> list[str]:
