@@ -18,6 +18,9 @@ The pipeline is six steps, each a function with its own progress bar:
   scored pairs are proposed, strongest first; blocked values never link, a link over a per-type
   limit is refused (and removed when it was stored), a household bridge or junk value is marked
   generic, a probable link between clearly different people is kept only as `possible`.
+  People's decisions (`batch.people`) hold: a cannot-linked pair is never linked and no
+  component joins its two ends (the weakest link between them is not made); a must-link is a
+  fixed edge, and its link is never re-scored away.
   Components map to stable ids by largest overlap, each id once; new ids are random.
 - **plan** diffs the target against the snapshot, per *unit*: the new customers that share any old
   customer, so that a merge or split is always written whole.

@@ -527,6 +527,8 @@ class IdentityGraph:
             self.channel(channel)
         self._labels(source=source, actor=actor, channel=channel, event_id=event_id,
                      model_version=model_version, reason=reason)
+        if by_person and not kind.merges:
+            raise InvalidArgument("kind", "a person's link (by_person) must be a merging kind")
         if kind in (LinkKind.PROBABLE, LinkKind.POSSIBLE) and probability is None:
             raise InvalidArgument("probability", f"a {kind.label} link needs a probability")
         if probability is not None and not 0 <= probability <= 1:

@@ -106,6 +106,8 @@ SCHEMA: tuple[LiteralString, ...] = (
     "FOR (c:LinkConstraint) REQUIRE c.constraint_id IS UNIQUE",
     "CREATE INDEX ig_link_constraint_a IF NOT EXISTS FOR (c:LinkConstraint) ON (c.a)",
     "CREATE INDEX ig_link_constraint_b IF NOT EXISTS FOR (c:LinkConstraint) ON (c.b)",
+    # the review queue pages through the active links of one kind (`possible`)
+    "CREATE INDEX ig_link_kind IF NOT EXISTS FOR ()-[l:LINK]-() ON (l.kind)",
     "CALL db.createProperty('withdrawn_at')",
     # Property keys that only some links carry: created up front so that analysts' queries on a
     # new database (`WHERE l.removed_at IS NULL`) get no "property does not exist" warning.
@@ -120,7 +122,7 @@ SCHEMA: tuple[LiteralString, ...] = (
 CONSTRAINTS = ("ig_identifier_key", "ig_observation_id", "ig_link_id", "ig_customer_id",
                "ig_alias_alias", "ig_event_seq", "ig_sequence_name", "ig_link_constraint_id")
 INDEXES = ("ig_identifier_customer", "ig_observation_attribute_value", "ig_alias_customer",
-           "ig_link_constraint_a", "ig_link_constraint_b")
+           "ig_link_constraint_a", "ig_link_constraint_b", "ig_link_kind")
 
 # ---- Cypher fragments: times cross Bolt as epoch microseconds --------------------------------
 # Packing and unpacking DateTime values is most of the driver's CPU time on bulk work, so times
