@@ -24,7 +24,16 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from batch.api import BatchServicer
-from identity.v1 import admin_pb2, admin_pb2_grpc, batch_pb2, batch_pb2_grpc, identity_pb2, identity_pb2_grpc
+from identity.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    batch_pb2,
+    batch_pb2_grpc,
+    identity_pb2,
+    identity_pb2_grpc,
+    review_pb2,
+    review_pb2_grpc,
+)
 from identity_graph import workers
 from identity_graph.api import IdentityServicer
 from identity_graph.api import auth as auth_mod
@@ -40,6 +49,7 @@ from identity_graph.api.auth import (
 from identity_graph.api.identity_servicer import DEFAULT_POLL_INTERVAL_S
 from identity_graph.api.ratelimit import RateLimiter, RateLimitInterceptor
 from identity_graph.api.reflection import enable_reflection
+from identity_graph.api.review_servicer import ReviewServicer
 from identity_graph.api.wire import DecodeGuardInterceptor
 from identity_graph.config import ConfigError
 from identity_graph.engine import IdentityGraph, Scorer
@@ -66,7 +76,8 @@ IDENTITY_SERVICE = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].f
 SESSION_SERVICE = session_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name
 BATCH_SERVICE = batch_pb2.DESCRIPTOR.services_by_name["BatchService"].full_name
 ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
-SERVICE_NAMES = (IDENTITY_SERVICE, SESSION_SERVICE, BATCH_SERVICE, ADMIN_SERVICE)
+REVIEW_SERVICE = review_pb2.DESCRIPTOR.services_by_name["ReviewService"].full_name
+SERVICE_NAMES = (IDENTITY_SERVICE, SESSION_SERVICE, BATCH_SERVICE, ADMIN_SERVICE, REVIEW_SERVICE)
 
 
 @dataclass
@@ -360,6 +371,7 @@ async def create_server(
     session_pb2_grpc.add_SessionServiceServicer_to_server(SessionServicer(sessions), server)
     batch_pb2_grpc.add_BatchServiceServicer_to_server(BatchServicer(graph), server)
     admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(privacy), server)
+    review_pb2_grpc.add_ReviewServiceServicer_to_server(ReviewServicer(graph), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):

@@ -9,6 +9,7 @@
     identity-batch copy --to-neo4j URI [--replace]     (load an embedded graph into Neo4j to explore)
     identity-batch renormalise [--dry-run] [--json]   (stored keys against today's normalisers)
     identity-batch generate --customers N [--labels-out labels.parquet]   (synthetic data, for trials)
+    identity-batch review list|accept|reject|constraints|withdraw ...   (people's decisions)
 
 Stores: `--db PATH` (embedded SQLite, default ./identity.db) or `--neo4j-uri` (defaults from
 NEO4J_URI / NEO4J_USER / NEO4J_PASSWORD). Exit codes: 0 ok, 2 bad usage or input, 4 ingest rejected
@@ -32,6 +33,7 @@ from typing import Any
 import grpc
 from tqdm import tqdm
 
+from batch import review as review_cli
 from identity_graph.config import ConfigError, GraphConfig
 from identity_graph.errors import IdentityGraphError, InvalidArgument, NotFound
 from identity_graph.store import GraphStore, choose_store, open_store
@@ -160,6 +162,8 @@ def parser() -> argparse.ArgumentParser:
     _store_args(rn)
     rn.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
     rn.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    review_cli.add_parser(sub, _store_args)
 
     gen = sub.add_parser("generate", help="load generated customers with ground truth (for trials)")
     _store_args(gen)
@@ -378,6 +382,19 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_review(args: argparse.Namespace) -> int:
+    from identity_graph.engine import IdentityGraph
+
+    scorer = None
+    if getattr(args, "model", None):
+        from identity_graph.matching import OnlineScorer
+        from identity_graph.matching.model import load_model
+
+        scorer = OnlineScorer(load_model(args.model))
+    with _open(args) as store:
+        return review_cli.run(args, IdentityGraph(store, _config(args), scorer=scorer))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -385,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     commands: dict[str, Any] = {"ingest": _cmd_ingest, "relink": _cmd_relink,
                                 "export": _cmd_export, "generate": _cmd_generate,
                                 "explain": _cmd_explain, "graph": _cmd_graph, "copy": _cmd_copy,
-                                "renormalise": _cmd_renormalise}
+                                "renormalise": _cmd_renormalise, "review": _cmd_review}
     try:
         return int(commands[args.command](args))
     except (InvalidArgument, ValueError, FileNotFoundError, NotFound) as e:

@@ -9,6 +9,9 @@
     customers.parquet    customer_id, size, channels (list), created_at, aliases (list)
     events.parquet       seq, type, customer_id, at, payload (JSON text)
     observations.parquet key, attribute, value, source, channel, observed_at
+    constraints.parquet  constraint_id, kind (cannot_link | must_link), a, b, origin (unlink, split,
+                         link, review), link_id, actor, reason, created_at, active, withdrawn_at,
+                         withdrawn_by, withdrawal_reason: decisions by people
     audit.parquet        id, action, actor, at, subject, detail (JSON text): merges and splits
                          from the event log, erasures, exports and handoff redemptions
 
@@ -63,6 +66,11 @@ _QUERIES = {
                  FROM s_events ORDER BY seq""",
     "observations": """SELECT key, attribute, value, source, channel, observed_at
                        FROM s_observations ORDER BY key, observed_at, attribute""",
+    "constraints": """
+        SELECT constraint_id, kind, a, b, origin, nullif(link_id, '') AS link_id, actor, reason,
+               created_at, withdrawn_at IS NULL AS active, withdrawn_at, withdrawn_by,
+               withdrawal_reason
+        FROM s_constraints ORDER BY created_at, constraint_id""",
     "audit": """
         SELECT 'event:' || seq AS id, type AS action,
                coalesce(json_extract_string(payload, '$.actor'), '') AS actor, "at",

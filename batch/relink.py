@@ -18,6 +18,9 @@ The pipeline is six steps, each a function with its own progress bar:
   scored pairs are proposed, strongest first; blocked values never link, a link over a per-type
   limit is refused (and removed when it was stored), a household bridge or junk value is marked
   generic, a probable link between clearly different people is kept only as `possible`.
+  People's decisions (`batch.people`) hold: a cannot-linked pair is never linked and no
+  component joins its two ends (the weakest link between them is not made); a must-link is a
+  fixed edge, and its link is never re-scored away.
   Components map to stable ids by largest overlap, each id once; new ids are random.
 - **plan** diffs the target against the snapshot, per *unit*: the new customers that share any old
   customer, so that a merge or split is always written whole.
@@ -63,6 +66,8 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from batch.components import labels as component_labels
+from batch.people import label_pairs as people_labels
+from batch.people import must_links, people
 from identity_graph.attributes import BUILTIN_KINDS, Kind
 from identity_graph.components import UnionFind
 from identity_graph.config import GraphConfig
@@ -200,8 +205,12 @@ _SNAPSHOT_SQL = {
     "declared_kinds": "SELECT seq, payload FROM events WHERE type = 'attribute_kinds'",
     # refusals already in the event log: each is written once, not again every night
     "logged_violations": "SELECT seq, payload FROM events WHERE type = 'violation'",
+    # people's decisions, withdrawn ones too (batch.people), and when earlier runs wrote
+    "constraints": "SELECT constraint_id, kind, a, b, origin, link_id, created_at, withdrawn_at "
+                   "FROM constraints",
+    "relinks": "SELECT seq, at FROM events WHERE type = 'relink'",
 }
-_EVENTS_OF = {"declared_kinds": "attribute_kinds", "logged_violations": "violation"}
+_EVENTS_OF = {"declared_kinds": "attribute_kinds", "logged_violations": "violation", "relinks": "relink"}
 
 
 def _read_tables(store: GraphStore, progress: bool) -> tuple[dict[str, pa.Table], int]:
@@ -404,8 +413,10 @@ def get_model(snap: Snapshot, options: RelinkOptions) -> tuple[MatchModel, dict[
         plan.blocking_rules, rule_counts, budget = select_rules(snap, plan.blocking_rules, options,
                                                                 plan.tighten)
         sampled = set(table.column("unique_id").to_pylist())
-        labels = [p for p in _label_pairs(snap, options.max_label_pairs * 4)
+        positive, negative = people_labels(snap)  # people's decisions: labels too
+        labels = [p for p in [*positive, *_label_pairs(snap, options.max_label_pairs * 4)]
                   if p[0] in sampled and p[1] in sampled][: options.max_label_pairs]
+        info["people_labels"] = {"positive": len(positive), "negative": len(negative)}
         if len(labels) < options.min_label_pairs_for_m:
             info["labels_not_used"] = (f"{len(labels)} verified/equivalent pairs, fewer than "
                                        f"{options.min_label_pairs_for_m}: m from EM alone")
@@ -636,10 +647,13 @@ def choose_threshold(snap: Snapshot, config: GraphConfig,
     F1 whose precision is at least `options.precision_floor` (never below the review
     threshold: pairs under it were not kept); otherwise the configured one."""
     truth, source = _labelled_truth(snap, options) if options.threshold_from_labels else ({}, "off")
+    positive, negative = people_labels(snap) if options.threshold_from_labels else ([], [])
+    decided = {**dict.fromkeys(positive, True), **dict.fromkeys(negative, False)}
     info: dict[str, Any] = {"default": config.link_threshold, "chosen": config.link_threshold,
                             "source": "configured", "labels": source,
-                            "precision_floor": options.precision_floor}
-    if not truth:
+                            "precision_floor": options.precision_floor,
+                            "people_labels": {"positive": len(positive), "negative": len(negative)}}
+    if not truth and not decided:
         return config.link_threshold, info
     t = pa.table({"key": pa.array(list(truth), pa.string()),
                   "person": pa.array(list(truth.values()), pa.string())})
@@ -648,10 +662,15 @@ def choose_threshold(snap: Snapshot, config: GraphConfig,
         total = int(snap.scalar(
             "SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM (SELECT count(*) AS n FROM _truth "
             "JOIN records ON records.unique_id = _truth.key GROUP BY person)"))
-        rows = snap.con.execute("""
-            SELECT p.probability, ta.person = tb.person AS same
-            FROM pairs p JOIN _truth ta ON ta.key = p.a JOIN _truth tb ON tb.key = p.b
-            ORDER BY p.probability DESC""").fetchall()
+        found = {(a, b): (p, same) for a, b, p, same in snap.con.execute("""
+            SELECT p.a, p.b, p.probability, ta.person = tb.person AS same
+            FROM pairs p JOIN _truth ta ON ta.key = p.a JOIN _truth tb ON tb.key = p.b""").fetchall()}
+        if decided:  # a person's judgement of a scored pair wins over the components'
+            scored = dict(((a, b), p) for a, b, p in snap.con.execute(
+                "SELECT a, b, probability FROM pairs").fetchall())
+            total += sum(1 for pair in positive if not found.get(pair, (0, False))[1])
+            found.update({pair: (scored[pair], same) for pair, same in decided.items() if pair in scored})
+        rows = sorted(found.values(), key=lambda r: -r[0])
     finally:
         snap.con.unregister("_truth")
     info["labelled_true_pairs"] = total
@@ -759,6 +778,8 @@ def _rescored(snap: Snapshot, model: MatchModel, config: GraphConfig) -> list[tu
         SELECT DISTINCT l.a, l.b FROM links l
         WHERE l.kind IN ('probable', 'possible') AND l.source <> '{SOURCE}'
           AND NOT EXISTS (SELECT 1 FROM pairs p WHERE p.a = l.a AND p.b = l.b)
+          AND l.link_id NOT IN (SELECT link_id FROM constraints
+                                WHERE kind = 'must_link' AND withdrawn_at IS NULL)
         ORDER BY 1, 2""").fetchall()
     if not missing:
         return []
@@ -816,10 +837,14 @@ def cluster(snap: Snapshot, model: MatchModel, config: GraphConfig,
             lk = Link(a, b, LinkKind.parse(kind), source=source, created_at=now)
             stored[id(lk)] = lid
             proposals.append(lk)
+    who = people(snap)
+    for _lid, a, b, kind, source in must_links(snap, who):  # fixed by a person: kept as they are
+        if a in index and b in index:
+            proposals.append(Link(a, b, LinkKind.parse(kind), source=source, created_at=now))
     pairs = con.execute("SELECT a, b, probability, match_weight, comparisons FROM pairs").fetchall()
     pairs += _rescored(snap, model, config)
     for a, b, p, w, comp in pairs:
-        if a in index and b in index:
+        if a in index and b in index and (a, b) not in who.must:
             kind = LinkKind.PROBABLE if p >= config.link_threshold else LinkKind.POSSIBLE
             proposals.append(Link(a, b, kind, source=SOURCE, model_version=model.version,
                                   probability=float(p), match_weight=float(w),
@@ -830,7 +855,7 @@ def cluster(snap: Snapshot, model: MatchModel, config: GraphConfig,
     decision = decide(
         Region(keys=keys, generic={r[0]: bool(r[2]) for r in rows if r[2]}, records=records,
                sightings=seen, previous=dict(zip(keys, previous, strict=True)),
-               created_at=created_at),
+               created_at=created_at, cannot=who.cannot, must=who.must),
         proposals, _rules_with(Rules.of(config), identifying), policy="overlap")
     bar.update(1)
 
@@ -839,7 +864,8 @@ def cluster(snap: Snapshot, model: MatchModel, config: GraphConfig,
     for lid, kind in con.execute(
             f"SELECT link_id, kind FROM links WHERE kind IN ('probable', 'possible') "
             f"AND source <> '{SOURCE}'").fetchall():
-        removed[lid] = f"{kind} link re-scored by relink with model {model.version}"
+        if lid not in who.must_link_ids:
+            removed[lid] = f"{kind} link re-scored by relink with model {model.version}"
     comps = decision.components
     component = [0] * len(keys)
     ids: dict[int, str] = {}
@@ -1179,6 +1205,7 @@ def relink(
     Returns:
         The report (see `batch.report`), with the target and plan for callers and tests.
     """
+    from batch.people import report as people_report
     from batch.report import build_report
 
     config = config or GraphConfig()
@@ -1231,6 +1258,7 @@ def relink(
                 target=target, plan=the_plan, applied=applied, config=config, options=options,
                 run_id=run_id, started=started, times=times.seconds, n_records=n_records,
                 backend=store.name)
+            report["people"] = people_report(snap, target)
     finally:
         snap.close()
     return RelinkResult(report, target, the_plan)

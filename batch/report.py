@@ -257,6 +257,11 @@ def summary_text(report: dict[str, Any]) -> str:
         "  steps           " + ", ".join(f"{k} {v:.1f}s" for k, v in r["step_seconds"].items())
         + f"  (total {r['total_seconds']:.1f}s)",
     ]
+    p = report.get("people")
+    if p:
+        made = ", ".join(f"{k} {v:,}" for k, v in p["decisions_since_last_run"].items()) or "none"
+        lines.append(f"  review queue    {p['review_queue']:,} possible links; decisions by people "
+                     f"since the last run: {made}; {p['withdrawn_since_last_run']:,} withdrawn")
     b = report.get("blocking") or {}
     if b.get("rules"):
         cut = [r["rule"] for r in b["rules"] if not r["kept"]]

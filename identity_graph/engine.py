@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+from identity_graph import decisions
 from identity_graph.attributes import clean_attributes
 from identity_graph.blocking import BlockingIndex
 from identity_graph.components import (
@@ -33,6 +34,8 @@ from identity_graph.model import (
     ATTRIBUTES,
     AttributeMatch,
     ChangeSet,
+    Constraint,
+    ConstraintKind,
     Customer,
     Event,
     IdentifierNode,
@@ -123,6 +126,13 @@ class ChangeResult:
     violations: list[Violation]
     customer_ids: list[str]
     events: list[Event]
+
+
+@dataclass(frozen=True)
+class ReviewResult(ChangeResult):
+    """A review decision's outcome, with the constraint it recorded."""
+
+    constraint: Constraint | None = None
 
 
 @dataclass(frozen=True)
@@ -518,6 +528,7 @@ class IdentityGraph:
         wanted = set(self.scorer.blocking_keys(record))
         found, exact = self._candidates(record)
         found.discard(anchor)
+        found -= decisions.apart_from(anchor, self.store.constraints([anchor]))  # people said no
         if not found:
             return []
         if exact:  # the index's rows are the rules' keys: nothing to check, read only the first
@@ -600,11 +611,18 @@ class IdentityGraph:
         probability: float | None = None,
         match_weight: float | None = None,
         claimant: str = "",
+        by_person: bool = False,
+        reason: str = "",
     ) -> ChangeResult:
         """Adds one link with its evidence, under the same guardrails as Resolve.
 
         An `observed` link from a trusted source (`GraphConfig.trusted_sources`) is recorded as
-        `verified`; `claimant` (a or b) says which end asserted it, empty for both.
+        `verified`; `claimant` (a or b) says which end asserted it, empty for both. With
+        `by_person` (an agent or analyst decided) it is also a must-link: a fixed edge that no
+        rule and no relink undoes (`identity_graph.decisions`).
+
+        Raises:
+            FailedPrecondition: `by_person`, and a person set the two customers apart.
         """
         a, b = self.key(a, "a"), self.key(b, "b")
         if claimant:
@@ -618,7 +636,9 @@ class IdentityGraph:
         if channel:  # where the pair was seen, if anywhere
             self.channel(channel)
         self._labels(source=source, actor=actor, channel=channel, event_id=event_id,
-                     model_version=model_version)
+                     model_version=model_version, reason=reason)
+        if by_person and not kind.merges:
+            raise InvalidArgument("kind", "a person's link (by_person) must be a merging kind")
         if kind in (LinkKind.PROBABLE, LinkKind.POSSIBLE) and probability is None:
             raise InvalidArgument("probability", f"a {kind.label} link needs a probability")
         if probability is not None and not 0 <= probability <= 1:
@@ -660,7 +680,11 @@ class IdentityGraph:
                     claimant=claimant,
                 )
             )
+            asked = cs.links_added[0]
             cs.links_added = self.store.revise(cs.links_added)
+            if by_person:
+                made = cs.links_added[0] if cs.links_added else asked
+                self._decide_must(cs, made, actor, reason or "linked by a person", "link", now)
             outcome = self._settle(cs, {a, b}, {k for k in (a, b) if k not in existing}, now, actor)
             return outcome, cs, self.store.apply(cs)
 
@@ -707,6 +731,12 @@ class IdentityGraph:
         if not found:
             raise NotFound(f"no active link between {a} and {b}")
         cs = ChangeSet(links_removed=[(lk.id, now, actor, reason) for lk in found])
+        # A person said these are two people: a cannot-link, superseding a must-link of the pair.
+        for c in self.store.constraints([a]):
+            if c.pair == tuple(sorted((a, b))) and c.kind is ConstraintKind.MUST_LINK:
+                self._withdraw(cs, c, now, actor, "superseded: unlinked by a person")
+        self._add_constraints(cs, [decisions.cannot_link(
+            a, b, actor=actor, reason=reason or "unlinked by a person", origin="unlink", at=now)])
         outcome = self._settle(cs, {a, b}, set(), now, actor)
         result = UnlinkResult(
             found,
@@ -783,6 +813,9 @@ class IdentityGraph:
         parts = _parts(outcome)
         if len(parts) < 2:
             raise FailedPrecondition("the cut leaves the customer in one piece")
+        self._add_constraints(cs, decisions.split_constraints(
+            [p.members for p in parts], removed, actor=actor, reason=f"split by {actor or 'a person'}",
+            at=now))
         return SplitPlan(
             original,
             parts,
@@ -799,6 +832,176 @@ class IdentityGraph:
             return plan
 
         return self._write(write)
+
+    # ---- people's decisions (identity_graph.decisions) ---------------------------------------
+
+    def _add_constraints(self, cs: ChangeSet, constraints: Iterable[Constraint]) -> None:
+        for c in constraints:
+            cs.constraints_added.append(c)
+            cs.events.append(decisions.constraint_event(c))
+
+    def _withdraw(self, cs: ChangeSet, c: Constraint, now: datetime, actor: str, reason: str) -> None:
+        cs.constraints_withdrawn.append((c.id, now, actor, reason))
+        cs.events.append(decisions.withdrawal_event(c, now, actor, reason))
+
+    def _decide_must(self, cs: ChangeSet, link: Link, actor: str, reason: str, origin: str,
+                     now: datetime) -> None:
+        """Records `link` as a person's must-link. A cannot-link of the same pair is superseded;
+        one between other members of the two customers stops it (withdraw that one first)."""
+        side_a = self.store.component(link.a).members or {link.a}
+        side_b = self.store.component(link.b).members or {link.b}
+        held = self.store.constraints(side_a | side_b)
+        for c in decisions.conflicts(side_a, side_b, held):
+            if c.pair != (link.a, link.b):
+                raise FailedPrecondition(f"a person set these customers apart: constraint {c.id} "
+                                         f"({c.a} / {c.b}); withdraw it first")
+            self._withdraw(cs, c, now, actor, f"superseded: linked by {actor}")
+        if not any(c.active and c.kind is ConstraintKind.MUST_LINK and c.pair == (link.a, link.b)
+                   for c in held):
+            self._add_constraints(cs, [decisions.must_link(link, actor=actor, reason=reason,
+                                                           origin=origin, at=now)])
+
+    def constraints(self, ref: str = "", *, include_withdrawn: bool = False) -> list[Constraint]:
+        """People's decisions, oldest first: every one, or those touching a customer (a
+        customer id, alias or identifier key)."""
+        def read() -> list[Constraint]:
+            if not ref:
+                return self.store.constraints(None, include_withdrawn)
+            keys = self.store.members(self.customer_id_of(ref)) if ref.startswith("cus_") else \
+                [self.key(ref, "ref")]
+            return self.store.constraints(keys, include_withdrawn)
+
+        return self._read(read)
+
+    def withdraw_constraint(self, constraint_id: str, *, actor: str, reason: str) -> Constraint:
+        """Withdraws a person's decision (with the same audit). A withdrawn cannot-link lets the
+        pair link again; a withdrawn must-link leaves its link to the rules like any other.
+
+        Raises:
+            InvalidArgument: no actor or reason.
+            NotFound: no such constraint.
+            FailedPrecondition: it was withdrawn already.
+        """
+        if not constraint_id:
+            raise InvalidArgument("constraint_id", "is required")
+        if not actor:
+            raise InvalidArgument("actor", "say who withdraws it")
+        if not reason:
+            raise InvalidArgument("reason", "say why it is withdrawn")
+        self._labels(actor=actor, reason=reason, constraint_id=constraint_id)
+        with self._write_lock:
+            c = self.store.constraints_by_id([constraint_id]).get(constraint_id)
+            if c is None:
+                raise NotFound(f"unknown constraint {constraint_id}")
+            if not c.active:
+                raise FailedPrecondition(f"constraint {constraint_id} was withdrawn already")
+            now = self.clock()
+            cs = ChangeSet()
+            self._withdraw(cs, c, now, actor, reason)
+            self.store.apply(cs)
+        return replace(c, withdrawn_at=now, withdrawn_by=actor, withdrawal_reason=reason)
+
+    def review_queue(self, customer: str = "", *, by_score: bool = False, limit: int = 50,
+                     offset: int = 0) -> tuple[list[decisions.ReviewItem], int]:
+        """A page of the `possible` links (kept, not merging) waiting for a person, oldest first
+        or highest probability first, of every customer or of one; and how many there are."""
+        if limit <= 0 or limit > 1000:
+            raise InvalidArgument("page_size", "must be between 1 and 1000")
+        if offset < 0:
+            raise InvalidArgument("page_token", "not a token this server gave")
+
+        def read() -> tuple[list[decisions.ReviewItem], int]:
+            if customer:
+                members = self.store.members(self.customer_id_of(customer))
+                found = sorted({lk.id: lk for lk in self.store.links(members)
+                                if lk.kind is LinkKind.POSSIBLE}.values(),
+                               key=lambda lk: (-(lk.probability or 0), lk.created_at, lk.id) if by_score
+                               else (lk.created_at, lk.id))
+                links, total = found[offset:offset + limit], len(found)
+            else:
+                links, total = self.store.active_links_of_kind(LinkKind.POSSIBLE, by_score=by_score,
+                                                               limit=limit, offset=offset)
+            nodes = self.store.get_identifiers({k for lk in links for k in (lk.a, lk.b)})
+            items = [decisions.ReviewItem(lk, (nodes[lk.a].customer_id or "") if lk.a in nodes else "",
+                                          (nodes[lk.b].customer_id or "") if lk.b in nodes else "",
+                                          self._waterfall_of(lk))
+                     for lk in links]
+            return items, total
+
+        return self._read(read)
+
+    def _waterfall_of(self, lk: Link) -> Mapping[str, Any] | None:
+        """The link's stored waterfall, else the pair scored now by this engine's model (batch
+        links keep only the comparison levels)."""
+        if lk.comparisons and "comparisons" in lk.comparisons:
+            return lk.comparisons
+        if self.scorer is None:
+            return None
+        records = self.candidate_records([lk.a, lk.b])
+        [score] = self.scorer.score({**records[lk.a], "unique_id": lk.a},
+                                    [{**records[lk.b], "unique_id": lk.b}])
+        return waterfall(score)
+
+    def _queued(self, link_id: str, actor: str, reason: str) -> Link:
+        if not link_id:
+            raise InvalidArgument("link_id", "is required")
+        if not actor:
+            raise InvalidArgument("actor", "say who decides")
+        self._labels(actor=actor, reason=reason, link_id=link_id)
+        found = self.store.links_by_id([link_id])
+        if not found:
+            raise NotFound(f"unknown link {link_id}")
+        lk = found[0]
+        if not lk.active or lk.kind is not LinkKind.POSSIBLE:
+            state = "removed" if not lk.active else lk.kind.label
+            raise FailedPrecondition(f"link {link_id} is not in the review queue (it is {state})")
+        return lk
+
+    def accept_review(self, link_id: str, *, actor: str, reason: str = "") -> ReviewResult:
+        """A person judges a `possible` link to be one person: it becomes a `probable` link of
+        source `review` with the same waterfall, fixed by a must-link. It merges, but discloses
+        only as `probable` (a person's judgement is no proof of who holds an identifier).
+
+        Raises:
+            NotFound: no such link. FailedPrecondition: it is not in the queue, or a person set
+            the two customers apart.
+        """
+        with self._write_lock:
+            old = self._queued(link_id, actor, reason)
+            now = self.clock()
+            new = Link(old.a, old.b, LinkKind.PROBABLE, source=decisions.REVIEW_SOURCE,
+                       event_id=old.id, model_version=old.model_version, probability=old.probability,
+                       match_weight=old.match_weight, comparisons=old.comparisons, created_at=now,
+                       actor=actor)
+            cs = ChangeSet(links_added=self.store.revise([new]),
+                           links_removed=[(old.id, now, actor, f"accepted in review: {reason}".rstrip(": "))])
+            self._decide_must(cs, cs.links_added[0] if cs.links_added else new, actor,
+                              reason or "accepted in review", "review", now)
+            outcome = self._settle(cs, {old.a, old.b}, set(), now, actor)
+            seqs = self.store.apply(cs)
+        return ReviewResult(outcome.links, outcome.violations, sorted(set(outcome.assignment.values())),
+                            _with_seqs(cs.events, seqs),
+                            cs.constraints_added[-1] if cs.constraints_added else None)
+
+    def reject_review(self, link_id: str, *, actor: str, reason: str = "") -> ReviewResult:
+        """A person judges a `possible` link to be two people: it is removed and the pair
+        becomes a cannot-link, so no scorer or relink proposes it again.
+
+        Raises:
+            NotFound: no such link. FailedPrecondition: it is not in the queue.
+        """
+        with self._write_lock:
+            old = self._queued(link_id, actor, reason)
+            now = self.clock()
+            cs = ChangeSet(links_removed=[(old.id, now, actor, f"rejected in review: {reason}".rstrip(": "))])
+            self._add_constraints(cs, [decisions.cannot_link(
+                old.a, old.b, actor=actor, reason=reason or "rejected in review", origin="review",
+                at=now)])
+            outcome = self._settle(cs, {old.a, old.b}, set(), now, actor)
+            seqs = self.store.apply(cs)
+        return ReviewResult(outcome.links, outcome.violations, sorted(set(outcome.assignment.values())),
+                            _with_seqs(cs.events, seqs),
+                            cs.constraints_added[-1] if cs.constraints_added else None)
 
     # ---- reads ------------------------------------------------------------------------------
 
@@ -1021,6 +1224,9 @@ class IdentityGraph:
         region.new_keys = set(new_keys)
 
         observed = RegionObservations(self.store, set(region.generic) - region.new_keys, cs)
+        withdrawn = {cid for cid, *_ in cs.constraints_withdrawn}
+        held = [c for c in [*self.store.constraints(region.generic.keys()), *cs.constraints_added]
+                if c.id not in withdrawn]
         previous = {k: n.customer_id for k, n in region.nodes.items()}
         old_ids = sorted({c for c in previous.values() if c})
         decision = decide(
@@ -1035,6 +1241,8 @@ class IdentityGraph:
                 first_seen={k: n.first_seen for k, n in region.nodes.items()},
                 new_keys=region.new_keys,
                 leaving=leaving,
+                cannot=decisions.pairs_of(held, ConstraintKind.CANNOT_LINK),
+                must=decisions.pairs_of(held, ConstraintKind.MUST_LINK),
             ),
             cs.links_added,
             Rules.of(self.config),

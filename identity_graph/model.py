@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 
@@ -170,6 +170,64 @@ class Link:
         return None if self.comparisons is None else json.dumps(self.comparisons, sort_keys=True)
 
 
+class ConstraintKind(StrEnum):
+    """A person's decision about a pair of identifiers (DESIGN "people's decisions")."""
+
+    CANNOT_LINK = "cannot_link"
+    """Two people: no link between them is made, and no customer holds both."""
+    MUST_LINK = "must_link"
+    """One person: the link is a fixed edge that no rule and no relink undoes."""
+
+    @classmethod
+    def parse(cls, label: str) -> ConstraintKind:
+        try:
+            return cls(label.strip().lower())
+        except (ValueError, AttributeError) as e:
+            from identity_graph.errors import InvalidArgument
+
+            raise InvalidArgument("kind", f"unknown constraint kind {label!r}") from e
+
+
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    """A decision by a person about the pair `a < b`, with its audit.
+
+    A cannot-link holds between customers, not only between the pair: no component may contain
+    both `a` and `b`. A must-link names the link it fixes (`link_id`). `origin` says what made it
+    (`unlink`, `split`, `link`, `review`). Never edited; a withdrawal is recorded.
+    """
+
+    kind: ConstraintKind
+    a: str
+    b: str
+    actor: str
+    reason: str = ""
+    origin: str = ""
+    link_id: str = ""
+    created_at: datetime = field(default_factory=utcnow)
+    withdrawn_at: datetime | None = None
+    withdrawn_by: str = ""
+    withdrawal_reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.a > self.b:
+            a, b = self.b, self.a
+            object.__setattr__(self, "a", a)
+            object.__setattr__(self, "b", b)
+
+    @property
+    def id(self) -> str:
+        return "con_" + stable_id(self.kind.value, self.a, self.b, self.created_at.isoformat())
+
+    @property
+    def active(self) -> bool:
+        return self.withdrawn_at is None
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        return (self.a, self.b)
+
+
 @dataclass(frozen=True, slots=True)
 class Customer:
     id: str
@@ -214,10 +272,14 @@ class ChangeSet:
     """identifier key -> its complete blocking-key rows (rule, digest), replacing the stored ones
     (`identity_graph.blocking`); None: not computed, so observations written with it leave the
     store's blocking index stale (rebuilt before it is used again)."""
+    constraints_added: list[Constraint] = field(default_factory=list)
+    constraints_withdrawn: list[tuple[str, datetime, str, str]] = field(default_factory=list)
+    """(constraint id, withdrawn at, withdrawn by, reason)"""
 
     def __bool__(self) -> bool:
         return any((self.identifiers, self.links_added, self.links_removed, self.customers_created,
-                    self.assignments, self.aliases, self.generic, self.events))
+                    self.assignments, self.aliases, self.generic, self.events,
+                    self.constraints_added, self.constraints_withdrawn))
 
 
 @dataclass(frozen=True, slots=True)

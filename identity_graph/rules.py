@@ -9,7 +9,11 @@ A region is a set of identifiers with their settled links (kept as they are), ge
 records (what each identifier says about a person) and current customer ids. Proposals are the
 links being considered, strongest first. For each proposal, in order:
 
-1. a blocked endpoint refuses it (`blocked`);
+0. a link a person fixed (a must-link) is made and merges, before everything else;
+1. a blocked endpoint refuses it (`blocked`), as does a pair a person set apart (`cannot_link`);
+1b. a merging link that would put the two ends of a cannot-link in one customer is refused
+   (`cannot_link`): proposals go strongest first, so the one refused is the weakest link on the
+   path between them;
 2. a `possible` link, or one with a generic endpoint, is made but carries no merge;
 3. a link inside one customer is made;
 4. a link that would push the customer over a per-type limit is refused (`limit`);
@@ -106,6 +110,10 @@ class Region:
     """Keys first seen in this change: never the end set apart when an old one can be."""
     leaving: frozenset[str] = frozenset()
     """Keys an operator detached: a part holding one never keeps the old id."""
+    cannot: Collection[tuple[str, str]] = ()
+    """Pairs people set apart (cannot-links): no customer holds both ends."""
+    must: Collection[tuple[str, str]] = ()
+    """Pairs people linked (must-links): their proposals are fixed edges, never refused."""
 
 
 @dataclass
@@ -135,7 +143,9 @@ def decide(
     """The decision on `proposals` over `region`: links made and refused, identifiers set apart,
     components and their ids, with a violation for everything refused."""
     keys = set(region.keys)
-    ordered = sorted(proposals, key=_strength)
+    must = {tuple(sorted(p)) for p in region.must}
+    cannot = {tuple(sorted(p)) for p in region.cannot}
+    ordered = sorted(proposals, key=lambda lk: ((lk.a, lk.b) not in must, *_strength(lk)))
     for lk in ordered:
         keys.add(lk.a)
         keys.add(lk.b)
@@ -148,17 +158,24 @@ def decide(
     refuse = {k for k in keys if rules.is_blocked(k)}
     for lk in ordered:
         bad = lk.a if lk.a in refuse else lk.b if lk.b in refuse else None
-        if bad is None:
-            open_.append(lk)
-        else:
+        if bad is not None:
             blocked.append((lk, blocked_violation(bad, lk.other(bad))))
+        elif (lk.a, lk.b) in cannot and (lk.a, lk.b) not in must:
+            blocked.append((lk, Violation("cannot_link", lk.a, CANNOT_REASON, lk.b)))
+        else:
+            open_.append(lk)
+    apart: dict[str, set[str]] = {}
+    for x, y in cannot:
+        apart.setdefault(x, set()).add(y)
+        apart.setdefault(y, set()).add(x)
     # only proposals where some rule may act go through the passes; the rest are made as they are
-    groups = _Groups(settled, open_, generic, region, rules)
+    groups = _Groups(settled, open_, generic, region, rules, cannot)
     at = [i for i, lk in enumerate(open_) if groups.contested(lk)]
     todo = [open_[i] for i in at]
     settled_todo = [lk for lk in settled if groups.contested(lk)]
     while True:
-        outcome, refused, chains, found = _pass(region, settled_todo, todo, keys, generic, rules)
+        outcome, refused, chains, found = _pass(region, settled_todo, todo, keys, generic, rules,
+                                                apart, must)
         if not found:
             break
         for k, v in found.items():
@@ -189,6 +206,9 @@ def blocked_violation(key: str, other: str = "") -> Violation:
     return Violation("blocked", key, "a blocked value never links", other)
 
 
+CANNOT_REASON = "a person decided these are different people (cannot-link)"
+CANNOT_PATH_REASON = ("would put two identifiers a person set apart in one customer (cannot-link "
+                      "{x} / {y}); the weakest link on the path between them is not made")
 CHAIN_REASON = "joins clearly different people through one weak link; kept as possible"
 HOUSEHOLD_REASON = "shared by people with different names and birth dates"
 SIGHTINGS_REASON = "its own sightings show different people (first names apart, birth dates not the same)"
@@ -202,13 +222,13 @@ class _Groups:
     """The groups of a decision: identifiers joined by the merging links (settled and proposed)
     whose ends are not set apart. A group is contested when a rule may act in it: more
     identifiers of a type than its limit, two identifiers that describe someone (household,
-    chain, junk) or one whose own sightings differ. In any other group every proposal is made
-    as it is and the group is one customer, so `_pass` need not see it: most of a relink, where
+    chain, junk), one whose own sightings differ, or the two ends of a cannot-link. In any
+    other group every proposal is made as it is and the group is one customer, so `_pass` need not see it: most of a relink, where
     each person's records and identifiers form a group of their own. (A new rule in `_pass`
     must mark the groups it may act in here.)"""
 
     def __init__(self, settled: list[Link], proposals: list[Link], generic: Mapping[str, bool],
-                 region: Region, rules: Rules) -> None:
+                 region: Region, rules: Rules, cannot: Iterable[tuple[str, str]] = ()) -> None:
         self.uf = uf = UnionFind()
         for lk in (*settled, *proposals):
             if lk.kind.merges and not generic[lk.a] and not generic[lk.b]:
@@ -216,6 +236,8 @@ class _Groups:
                 uf.add(lk.b)
                 uf.union(lk.a, lk.b)
         self.hard = _contested_roots(uf, region, rules)
+        parent, find = uf.parent, uf.find
+        self.hard.update(find(x) for x, y in cannot if x in parent and y in parent and find(x) == find(y))
 
     def contested(self, lk: Link) -> bool:
         return bool(self.hard) and lk.a in self.uf.parent and self.uf.find(lk.a) in self.hard
@@ -270,6 +292,8 @@ def _pass(
     keys: set[str],
     generic: Mapping[str, bool],
     rules: Rules,
+    apart: Mapping[str, set[str]] | None = None,
+    must: Collection[tuple[str, str]] = frozenset(),
 ) -> tuple[list[Link | None], list[tuple[Link, Violation]], list[Violation], dict[str, Violation]]:
     """One pass over the proposals with the current generic flags; returns what it made of each
     proposal (None: refused), what it refused and downgraded, and the identifiers it found must
@@ -322,6 +346,19 @@ def _pass(
         if ra == rb:
             made.append(lk)
             continue
+        if (a, b) in must:  # a person's link: a fixed edge
+            join(ra, rb)
+            made.append(lk)
+            continue
+        if apart:
+            small, other = (ra, rb) if len(members[ra]) <= len(members[rb]) else (rb, ra)
+            clash = next(((x, y) for x in members[small] for y in sorted(apart.get(x, ()))
+                          if y in uf.parent and uf.find(y) == other), None)
+            if clash is not None:
+                refused.append((lk, Violation("cannot_link", a, CANNOT_PATH_REASON.format(
+                    x=clash[0], y=clash[1]), b)))
+                made.append(None)
+                continue
         reason = limit_violation(rules.limits, counts[ra], counts[rb])
         if reason:
             at = a if len(members[ra]) < len(members[rb]) else b  # the end that would join

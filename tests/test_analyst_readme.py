@@ -41,7 +41,8 @@ def _walkthrough() -> list[str]:
 
 def test_readme_has_the_walkthrough_five_cypher_queries_and_sql() -> None:
     lines = _walkthrough()
-    for cmd in ("export", "explain", "graph", "copy --to-neo4j", "neo4j.sh start"):
+    for cmd in ("export", "explain", "graph", "copy --to-neo4j", "neo4j.sh start", "review accept",
+                "review reject", "review constraints"):
         assert any(cmd in line for line in lines), cmd
     assert len(_blocks("cypher", _section())) == 5
     assert len(_blocks("sql", _section())) >= 3
@@ -80,8 +81,12 @@ def _check_outputs(folder: Path, said: dict[str, str]) -> None:
     assert "the same customer" in explain and "phone:+12127939914 —" in explain
     as_json = next(out for line, out in said.items() if "explain" in line and "--json" in line)
     assert '"assurance": "equivalent"' in as_json
-    for table in ("identifiers", "links", "customers", "events", "observations", "audit"):
+    for table in ("identifiers", "links", "customers", "events", "observations", "constraints", "audit"):
         assert (folder / "out" / f"{table}.parquet").exists()
+    queue = next(out for line, out in said.items() if "review list" in line)
+    assert "possible links waiting" in queue and "prior" in queue  # the waterfall of each
+    decided = next(out for line, out in said.items() if "review constraints" in line)
+    assert "must_link" in decided and "cannot_link" in decided and "analyst:lee" in decided
     dom = dump_dom(folder / "customer.html")
     drawn = int(re.search(r'data-drawn-nodes="(\d+)"', dom).group(1))
     assert drawn >= 4 and dom.count('<circle class="node') == drawn

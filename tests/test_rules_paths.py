@@ -282,7 +282,11 @@ def test_link_unlink_link_makes_a_new_active_link(store) -> None:
     graph.unlink(a, b, actor="t", reason="wrong person")
     assert _active(store, a, b) == []
     assert store.get_identifier(a).customer_id != store.get_identifier(b).customer_id
-    again = graph.link(a, b, LinkKind.OBSERVED, source="agent", actor="t")
+    # the unlink was a person's decision (a cannot-link): a service's link is refused, and a
+    # person's link of the pair supersedes it (issue 17)
+    refused = graph.link(a, b, LinkKind.OBSERVED, source="agent", actor="t")
+    assert refused.links == [] and [v.kind for v in refused.violations] == ["cannot_link"]
+    again = graph.link(a, b, LinkKind.OBSERVED, source="agent", actor="t", by_person=True)
     [active] = _active(store, a, b)
     assert [lk.id for lk in again.links] == [active.id] and active.revision == 1
     assert active.id != first.links[0].id
@@ -300,6 +304,10 @@ def test_resolve_after_unlink_links_again(store) -> None:
     req = ResolveRequest("web", [("web_cookie", "ck1"), ("email", "sam@mail.example")])
     first = graph.resolve(req)
     graph.unlink("web_cookie:ck1", "email:sam@mail.example", actor="t")
+    # a person's unlink holds (issue 17) until withdrawn; then the pair links again
+    assert graph.resolve(req).violations[0].kind == "cannot_link"
+    [decision] = graph.constraints("email:sam@mail.example")
+    graph.withdraw_constraint(decision.id, actor="t", reason="the same person after all")
     again = graph.resolve(req)
     assert again.customer_id == store.get_identifier("email:sam@mail.example").customer_id
     [active] = _active(store, "email:sam@mail.example", "web_cookie:ck1")
@@ -312,12 +320,13 @@ def test_relink_keeps_a_relinked_pair_and_relinks_a_batch_link_after_unlink(stor
     a, b = "email:kim@mail.example", "phone:+12025550177"
     graph.link(a, b, LinkKind.OBSERVED, source="agent", actor="t")
     graph.unlink(a, b, actor="t")
-    graph.link(a, b, LinkKind.OBSERVED, source="agent", actor="t")
+    graph.link(a, b, LinkKind.OBSERVED, source="agent", actor="t", by_person=True)
     relink(store, CONFIG, _opts())
     assert len(_active(store, a, b)) == 1
     assert store.get_identifier(a).customer_id == store.get_identifier(b).customer_id
-    # a batch link (here: a probable one, threshold lowered) unlinked by an operator is linked
-    # again by the next relink as a new revision, and the run after that changes nothing
+    # a batch link (here: a probable one, threshold lowered) unlinked by an operator stays
+    # unlinked (a person's decision, issue 17); once the decision is withdrawn the next relink
+    # links it again as a new revision, and the run after that changes nothing
     loose = GraphConfig(link_threshold=0.5, review_threshold=0.5)
     rows = [Row("r1", email="pat1@mail.example", first_name="Pat", last_name="Quinn",
                 date_of_birth="1960-01-01"),
@@ -328,6 +337,10 @@ def test_relink_keeps_a_relinked_pair_and_relinks_a_batch_link_after_unlink(stor
     made = [lk for lk in res.target.links.values() if {lk.a, lk.b} == {rows[0].record, rows[1].record}]
     assert made and made[0].kind is LinkKind.PROBABLE
     graph.unlink(rows[0].record, rows[1].record, actor="t")
+    relink(store, loose, _opts())
+    assert _active(store, rows[0].record, rows[1].record) == []
+    [decision] = graph.constraints(rows[0].record)
+    graph.withdraw_constraint(decision.id, actor="t", reason="the same person after all")
     relink(store, loose, _opts())
     [back] = _active(store, rows[0].record, rows[1].record)
     assert back.revision == 1

@@ -33,7 +33,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
-from identity.v1 import batch_pb2, batch_pb2_grpc, identity_pb2, identity_pb2_grpc
+from identity.v1 import batch_pb2, batch_pb2_grpc, identity_pb2, identity_pb2_grpc, review_pb2
 from identity.v1 import identity_pb2 as ipb
 from identity_graph.api import auth
 from identity_graph.api.auth import (
@@ -166,7 +166,7 @@ def resolve_req(n: int | str = 1) -> ipb.ResolveRequest:
 
 
 def test_scope_table_covers_every_rpc_of_every_served_service() -> None:
-    for module in (identity_pb2, session_pb2, batch_pb2):
+    for module in (identity_pb2, session_pb2, batch_pb2, review_pb2):
         for service in module.DESCRIPTOR.services_by_name.values():
             for m in service.methods:
                 assert required_scope(f"/{service.full_name}/{m.name}") in SCOPES, m.full_name

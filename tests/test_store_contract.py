@@ -16,6 +16,8 @@ from identity_graph.errors import StoreError
 from identity_graph.model import (
     AttributeMatch,
     ChangeSet,
+    Constraint,
+    ConstraintKind,
     Customer,
     DeleteCounts,
     Event,
@@ -32,7 +34,7 @@ T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 VER, EQU, OBS, PRO, POS = (LinkKind.VERIFIED, LinkKind.EQUIVALENT, LinkKind.OBSERVED, LinkKind.PROBABLE,
                  LinkKind.POSSIBLE)
 SORT_KEYS = {"identifiers": "key", "observations": "id", "links": "link_id", "customers": "id",
-             "aliases": "alias", "events": "seq"}
+             "aliases": "alias", "events": "seq", "constraints": "constraint_id"}
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -601,6 +603,9 @@ def _rich_graph(store: GraphStore) -> None:
     ))
     possible = next(lk for lk in store.links([a]) if lk.kind == POS)
     store.remove_links([possible.id], actor="analyst", reason="not the same", at=T0 + timedelta(days=1))
+    apart = Constraint(ConstraintKind.CANNOT_LINK, c, a, actor="analyst", reason="not the same",
+                       origin="review", created_at=T0 + timedelta(days=1))
+    store.apply(ChangeSet(constraints_added=[apart]))
 
 
 def test_export_then_load_gives_equal_tables(store, tmp_path: Path):
@@ -610,7 +615,8 @@ def test_export_then_load_gives_equal_tables(store, tmp_path: Path):
     for name, schema in TABLES.items():
         assert tables[name].schema == schema
     assert {n: len(rows) for n, rows in before.items()} == {
-        "identifiers": 3, "observations": 2, "links": 3, "customers": 2, "aliases": 1, "events": 2}
+        "identifiers": 3, "observations": 2, "links": 3, "customers": 2, "aliases": 1, "events": 2,
+        "constraints": 1}
 
     counts = store.export_parquet(tmp_path / "export")
     assert counts == {n: len(rows) for n, rows in before.items()}
@@ -748,3 +754,49 @@ def test_links_keep_their_claimant_and_links_without_one_read_as_unknown(store, 
     store.clear()
     store.load_parquet(tmp_path / "old")
     assert {lk.claimant for lk in store.links([cookie])} == {""}
+
+
+# ---- people's decisions (constraints) and the review queue --------------------------------------
+
+def test_constraints_are_kept_withdrawn_with_audit_and_erased_with_their_identifiers(store):
+    a, b, c = "email:a@example.com", "phone:+15551234567", "email:c@example.com"
+    store.upsert_identifiers([up(a), up(b), up(c)])
+    apart = Constraint(ConstraintKind.CANNOT_LINK, b, a, actor="agent:kim", reason="two people",
+                       origin="unlink", created_at=T0)
+    fixed = Constraint(ConstraintKind.MUST_LINK, a, c, actor="analyst:lee", reason="checked",
+                       origin="review", link_id="lnk1", created_at=T0 + timedelta(seconds=1))
+    store.apply(ChangeSet(constraints_added=[apart, fixed]))
+    store.apply(ChangeSet(constraints_added=[apart]))  # the same decision twice is one
+    assert (apart.a, apart.b) == (a, b), "ends are kept sorted"
+    assert store.constraints([a]) == [apart, fixed]
+    assert store.constraints([b]) == [apart] and store.constraints(None) == [apart, fixed]
+    assert store.constraints([]) == []
+    assert store.constraints_by_id([fixed.id, "con_x"]) == {fixed.id: fixed}
+    later = T0 + timedelta(days=1)
+    store.apply(ChangeSet(constraints_withdrawn=[(apart.id, later, "analyst:lee", "same after all")]))
+    store.apply(ChangeSet(constraints_withdrawn=[(apart.id, later + timedelta(days=1), "x", "again")]))
+    assert store.constraints([b]) == []
+    [gone] = store.constraints([b], include_withdrawn=True)
+    assert (gone.withdrawn_at, gone.withdrawn_by, gone.withdrawal_reason) == (
+        later, "analyst:lee", "same after all"), "a withdrawal is recorded once, never edited"
+    table = store.export_tables()["constraints"]
+    assert sorted(table.column("kind").to_pylist()) == ["cannot_link", "must_link"]
+    store.delete_identifiers([c])
+    assert store.constraints(None, include_withdrawn=True) == [gone]
+
+
+def test_active_links_of_kind_pages_by_age_or_score(store):
+    keys = [f"email:p{i}@example.com" for i in range(5)]
+    store.upsert_identifiers([up(k) for k in keys])
+    probs = [0.85, 0.95, 0.81, 0.9]
+    store.add_links([link(keys[i], keys[i + 1], POS, probability=p, model_version="m1",
+                          created_at=T0 + timedelta(minutes=i)) for i, p in enumerate(probs)]
+                    + [link(keys[0], keys[4], PRO, probability=0.999)])
+    oldest, total = store.active_links_of_kind(POS, limit=2)
+    assert total == 4 and [lk.probability for lk in oldest] == [0.85, 0.95]
+    page2, _ = store.active_links_of_kind(POS, limit=2, offset=2)
+    assert [lk.probability for lk in page2] == [0.81, 0.9]
+    best, _ = store.active_links_of_kind(POS, by_score=True, limit=3)
+    assert [lk.probability for lk in best] == [0.95, 0.9, 0.85]
+    store.remove_links([best[0].id], actor="analyst", reason="rejected")
+    assert store.active_links_of_kind(POS, by_score=True, limit=10)[1] == 3

@@ -172,7 +172,7 @@ class ResolveResponse(_message.Message):
     def __init__(self, customer_id: _Optional[str] = ..., is_new: _Optional[bool] = ..., identifiers: _Optional[_Iterable[_Union[Identifier, _Mapping]]] = ..., links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., violations: _Optional[_Iterable[_Union[Violation, _Mapping]]] = ..., assurance: _Optional[_Iterable[_Union[Assurance, _Mapping]]] = ..., merged: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LinkRequest(_message.Message):
-    __slots__ = ("a", "b", "kind", "source", "actor", "channel", "event_id", "model_version", "probability", "match_weight", "claimant")
+    __slots__ = ("a", "b", "kind", "source", "actor", "channel", "event_id", "model_version", "probability", "match_weight", "claimant", "by_person", "reason")
     A_FIELD_NUMBER: _ClassVar[int]
     B_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -184,6 +184,8 @@ class LinkRequest(_message.Message):
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     MATCH_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     CLAIMANT_FIELD_NUMBER: _ClassVar[int]
+    BY_PERSON_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     a: Identifier
     b: Identifier
     kind: LinkKind
@@ -195,7 +197,9 @@ class LinkRequest(_message.Message):
     probability: float
     match_weight: float
     claimant: Identifier
-    def __init__(self, a: _Optional[_Union[Identifier, _Mapping]] = ..., b: _Optional[_Union[Identifier, _Mapping]] = ..., kind: _Optional[_Union[LinkKind, str]] = ..., source: _Optional[str] = ..., actor: _Optional[str] = ..., channel: _Optional[str] = ..., event_id: _Optional[str] = ..., model_version: _Optional[str] = ..., probability: _Optional[float] = ..., match_weight: _Optional[float] = ..., claimant: _Optional[_Union[Identifier, _Mapping]] = ...) -> None: ...
+    by_person: bool
+    reason: str
+    def __init__(self, a: _Optional[_Union[Identifier, _Mapping]] = ..., b: _Optional[_Union[Identifier, _Mapping]] = ..., kind: _Optional[_Union[LinkKind, str]] = ..., source: _Optional[str] = ..., actor: _Optional[str] = ..., channel: _Optional[str] = ..., event_id: _Optional[str] = ..., model_version: _Optional[str] = ..., probability: _Optional[float] = ..., match_weight: _Optional[float] = ..., claimant: _Optional[_Union[Identifier, _Mapping]] = ..., by_person: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class LinkResponse(_message.Message):
     __slots__ = ("links", "violations", "customer_ids", "events")

@@ -123,6 +123,8 @@ def link_args(req: pb.LinkRequest) -> dict[str, Any]:
         "probability": req.probability if req.HasField("probability") else None,
         "match_weight": req.match_weight if req.HasField("match_weight") else None,
         "claimant": key_from_pb(req.claimant, "claimant") if req.HasField("claimant") else "",
+        "by_person": req.by_person,
+        "reason": req.reason,
     }
 
 

@@ -24,6 +24,7 @@ from identity_graph.model import (
     AttributeMatch,
     ChangeSet,
     Component,
+    Constraint,
     Customer,
     DeleteCounts,
     Event,
@@ -36,7 +37,7 @@ from identity_graph.model import (
 )
 from identity_graph.paths import widest_paths
 from identity_graph.store.database import Database
-from identity_graph.store.tables import TABLES
+from identity_graph.store.tables import OPTIONAL_TABLES, TABLES
 from identity_graph.writelock import WriteTracker
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,19 @@ class GraphStore(ABC):
 
     @abstractmethod
     def _members(self, customer_id: str) -> list[str]: ...
+
+    @abstractmethod
+    def _constraints(self, keys: Sequence[str] | None, include_withdrawn: bool) -> list[Constraint]:
+        """Constraints with an end in `keys` (None: every one)."""
+
+    @abstractmethod
+    def _constraints_by_id(self, ids: Sequence[str]) -> list[Constraint]: ...
+
+    @abstractmethod
+    def _active_links_of_kind(self, kind: str, by_score: bool, limit: int,
+                              offset: int) -> tuple[list[Link], int]:
+        """A page of active links of `kind` (oldest first, or highest probability first) and
+        how many there are in all."""
 
     @abstractmethod
     def _events(self, from_seq: int, limit: int) -> list[Event]: ...
@@ -360,6 +374,36 @@ class GraphStore(ABC):
         return out
 
     @final
+    def constraints(self, keys: Iterable[str] | None = None,
+                    include_withdrawn: bool = False) -> list[Constraint]:
+        """People's decisions (cannot-links, must-links) with an end in `keys` (None: all),
+        oldest first."""
+        wanted = None if keys is None else sorted(set(keys))
+        if wanted == []:
+            return []
+        with self._wrapped("constraints"):
+            found = self._constraints(wanted, include_withdrawn)
+        return sorted(found, key=lambda c: (c.created_at, c.id))
+
+    @final
+    def constraints_by_id(self, ids: Iterable[str]) -> dict[str, Constraint]:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        with self._wrapped("constraints_by_id"):
+            return {c.id: c for c in self._constraints_by_id(wanted)}
+
+    @final
+    def active_links_of_kind(self, kind: LinkKind, *, by_score: bool = False, limit: int = 100,
+                             offset: int = 0) -> tuple[list[Link], int]:
+        """A page of the active links of `kind` (the review queue: `possible`), oldest first or
+        highest probability first, and the total."""
+        if limit <= 0 or offset < 0:
+            raise InvalidArgument("page_size", "must be positive")
+        with self._wrapped("active_links_of_kind"):
+            return self._active_links_of_kind(kind.label, by_score, limit, offset)
+
+    @final
     def neighbours(self, key: str, kinds: Iterable[LinkKind] | None = None) -> list[tuple[str, Link]]:
         """(neighbour key, link) for each active link of `key`, strongest first."""
         wanted = set(kinds) if kinds is not None else set(LinkKind)
@@ -578,6 +622,9 @@ class GraphStore(ABC):
         for name, schema in TABLES.items():
             path = src / f"{name}.parquet"
             if not path.exists():
+                if name in OPTIONAL_TABLES:  # exported before the table existed
+                    tables[name] = schema.empty_table()
+                    continue
                 raise InvalidArgument("directory", f"{path} is missing")
             table = pq.read_table(path)
             for col, typ in (("claimant", pa.string()), ("revision", pa.int64())):

@@ -24,6 +24,11 @@ Graph model (this is what analysts query with Cypher):
     (:Event {seq, type, customer_id, at, payload})
         seq unique, strictly increasing; `payload` is JSON text. Seqs come from the counter node
         (:Sequence {name: 'events', value}), incremented in the writing transaction.
+    (:LinkConstraint {constraint_id, kind, a, b, origin, link_id, actor, reason, created_at,
+                      withdrawn_at, withdrawn_by, withdrawal_reason})
+        A decision by a person about the identifiers keyed `a` < `b`: kind `cannot_link` or
+        `must_link` (then `link_id` names the link it fixes). constraint_id unique; indexes on
+        a and b. It holds while `withdrawn_at IS NULL`.
     Times are Neo4j DateTime values in UTC.
 
 Example queries:
@@ -63,6 +68,8 @@ from neo4j import (
 from identity_graph.errors import StoreError
 from identity_graph.model import (
     ChangeSet,
+    Constraint,
+    ConstraintKind,
     Customer,
     DeleteCounts,
     Event,
@@ -97,6 +104,13 @@ SCHEMA: tuple[LiteralString, ...] = (
     "CREATE CONSTRAINT ig_sequence_name IF NOT EXISTS FOR (s:Sequence) REQUIRE s.name IS UNIQUE",
     "CREATE CONSTRAINT ig_blocking_hash IF NOT EXISTS FOR (b:BlockingKey) REQUIRE b.hash IS UNIQUE",
     "CREATE CONSTRAINT ig_meta_name IF NOT EXISTS FOR (m:StoreMeta) REQUIRE m.name IS UNIQUE",
+    "CREATE CONSTRAINT ig_link_constraint_id IF NOT EXISTS "
+    "FOR (c:LinkConstraint) REQUIRE c.constraint_id IS UNIQUE",
+    "CREATE INDEX ig_link_constraint_a IF NOT EXISTS FOR (c:LinkConstraint) ON (c.a)",
+    "CREATE INDEX ig_link_constraint_b IF NOT EXISTS FOR (c:LinkConstraint) ON (c.b)",
+    # the review queue pages through the active links of one kind (`possible`)
+    "CREATE INDEX ig_link_kind IF NOT EXISTS FOR ()-[l:LINK]-() ON (l.kind)",
+    "CALL db.createProperty('withdrawn_at')",
     # Property keys that only some links carry: created up front so that analysts' queries on a
     # new database (`WHERE l.removed_at IS NULL`) get no "property does not exist" warning.
     "CALL db.createProperty('removed_at')",
@@ -108,8 +122,10 @@ SCHEMA: tuple[LiteralString, ...] = (
     "CALL db.createProperty('revision')",
 )
 CONSTRAINTS = ("ig_identifier_key", "ig_observation_id", "ig_link_id", "ig_customer_id",
-               "ig_alias_alias", "ig_event_seq", "ig_sequence_name", "ig_blocking_hash", "ig_meta_name")
-INDEXES = ("ig_identifier_customer", "ig_observation_attribute_value", "ig_alias_customer")
+               "ig_alias_alias", "ig_event_seq", "ig_sequence_name", "ig_blocking_hash", "ig_meta_name",
+               "ig_link_constraint_id")
+INDEXES = ("ig_identifier_customer", "ig_observation_attribute_value", "ig_alias_customer",
+           "ig_link_constraint_a", "ig_link_constraint_b", "ig_link_kind")
 
 # ---- Cypher fragments: times cross Bolt as epoch microseconds --------------------------------
 # Packing and unpacking DateTime values is most of the driver's CPU time on bulk work, so times
@@ -267,6 +283,25 @@ MERGE (a:Alias {alias: row.alias})
 SET a.customer_id = row.customer_id
 """
 
+# A constraint is never modified once made: properties are set on create only.
+_MERGE_CONSTRAINTS = """
+UNWIND $rows AS row
+MERGE (c:LinkConstraint {constraint_id: row.constraint_id})
+ON CREATE SET c.kind = row.kind, c.a = row.a, c.b = row.b, c.origin = row.origin,
+              c.link_id = row.link_id, c.actor = row.actor, c.reason = row.reason,
+              c.created_at = """ + _dt("row.created_at") + """,
+              c.withdrawn_at = """ + _dt("row.withdrawn_at") + """,
+              c.withdrawn_by = row.withdrawn_by, c.withdrawal_reason = row.withdrawal_reason
+"""
+
+_WITHDRAW_CONSTRAINTS = """
+UNWIND $rows AS row
+MATCH (c:LinkConstraint {constraint_id: row.id})
+WHERE c.withdrawn_at IS NULL
+SET c.withdrawn_at = """ + _dt("row.at") + """, c.withdrawn_by = row.by,
+    c.withdrawal_reason = row.reason
+"""
+
 _SET_GENERIC: LiteralString = """
 UNWIND $rows AS row
 MATCH (n:Identifier {key: row.key})
@@ -308,6 +343,63 @@ RETURN l.link_id AS link_id, a.key AS a, b.key AS b, l.kind AS kind, l.source AS
        l.actor AS actor, """ + _us("l.removed_at") + """ AS removed_at,
        l.removed_by AS removed_by, l.removal_reason AS removal_reason, l.claimant AS claimant,
        l.revision AS revision
+"""
+
+_CONSTRAINT_COLUMNS = """
+RETURN c.constraint_id AS constraint_id, c.kind AS kind, c.a AS a, c.b AS b, c.origin AS origin,
+       c.link_id AS link_id, c.actor AS actor, c.reason AS reason,
+       """ + _us("c.created_at") + """ AS created_at, """ + _us("c.withdrawn_at") + """ AS withdrawn_at,
+       c.withdrawn_by AS withdrawn_by, c.withdrawal_reason AS withdrawal_reason
+"""
+
+_CONSTRAINTS_TOUCHING = """
+UNWIND $keys AS k
+CALL (k) {
+  MATCH (c:LinkConstraint {a: k}) RETURN c
+  UNION
+  MATCH (c:LinkConstraint {b: k}) RETURN c
+}
+WITH DISTINCT c
+WHERE $include_withdrawn OR c.withdrawn_at IS NULL
+""" + _CONSTRAINT_COLUMNS
+
+_ALL_CONSTRAINTS = """
+MATCH (c:LinkConstraint)
+WHERE $include_withdrawn OR c.withdrawn_at IS NULL
+""" + _CONSTRAINT_COLUMNS
+
+_CONSTRAINTS_BY_ID = """
+UNWIND $ids AS id
+MATCH (c:LinkConstraint {constraint_id: id})
+""" + _CONSTRAINT_COLUMNS
+
+_LINKS_OF_KIND_BY_AGE = """
+MATCH (a)-[l:LINK {kind: $kind}]->(b)
+WHERE l.removed_at IS NULL
+WITH a, l, b ORDER BY l.created_at, l.link_id SKIP $offset LIMIT $limit
+""" + _LINK_COLUMNS
+
+_LINKS_OF_KIND_BY_SCORE = """
+MATCH (a)-[l:LINK {kind: $kind}]->(b)
+WHERE l.removed_at IS NULL
+WITH a, l, b ORDER BY l.probability DESC, l.created_at, l.link_id SKIP $offset LIMIT $limit
+""" + _LINK_COLUMNS
+
+_COUNT_LINKS_OF_KIND: LiteralString = """
+MATCH ()-[l:LINK {kind: $kind}]->()
+WHERE l.removed_at IS NULL
+RETURN count(l) AS n
+"""
+
+_DELETE_CONSTRAINTS: LiteralString = """
+UNWIND $keys AS k
+CALL (k) {
+  MATCH (c:LinkConstraint {a: k}) RETURN c
+  UNION
+  MATCH (c:LinkConstraint {b: k}) RETURN c
+}
+WITH DISTINCT c
+DELETE c
 """
 
 _CUSTOMER_COLUMNS = """
@@ -518,9 +610,14 @@ MATCH (e:Event)
 WHERE e.seq > $after
 WITH e ORDER BY e.seq LIMIT $limit
 """ + _EVENT_COLUMNS,
+    "constraints": """
+MATCH (c:LinkConstraint)
+WHERE c.constraint_id > $after
+WITH c ORDER BY c.constraint_id LIMIT $limit
+""" + _CONSTRAINT_COLUMNS,
 }
 _EXPORT_KEY = {"identifiers": "key", "observations": "id", "links": "link_id", "customers": "id",
-               "aliases": "alias", "events": "seq"}
+               "aliases": "alias", "events": "seq", "constraints": "constraint_id"}
 
 _LOAD_IDENTIFIERS = """
 UNWIND $rows AS row
@@ -548,8 +645,9 @@ _LOAD: dict[str, LiteralString] = {
     "customers": _MERGE_CUSTOMERS,
     "aliases": _MERGE_ALIASES,
     "events": _LOAD_EVENTS,
+    "constraints": _MERGE_CONSTRAINTS,
 }
-_LOAD_ORDER = ("customers", "aliases", "identifiers", "observations", "links", "events")
+_LOAD_ORDER = ("customers", "aliases", "identifiers", "observations", "links", "events", "constraints")
 
 
 # ---- conversions -----------------------------------------------------------------------------
@@ -604,6 +702,21 @@ def _link_row(link: Link) -> dict[str, Any]:
         "claimant": link.claimant,
         "revision": link.revision or None,
     }
+
+
+def _constraint_row(c: Constraint) -> dict[str, Any]:
+    return {"constraint_id": c.id, "kind": c.kind.value, "a": c.a, "b": c.b, "origin": c.origin,
+            "link_id": c.link_id, "actor": c.actor, "reason": c.reason,
+            "created_at": _to_us(c.created_at), "withdrawn_at": _to_us(c.withdrawn_at),
+            "withdrawn_by": c.withdrawn_by, "withdrawal_reason": c.withdrawal_reason}
+
+
+def _constraint(r: Any) -> Constraint:
+    return Constraint(kind=ConstraintKind.parse(r["kind"]), a=r["a"], b=r["b"], actor=r["actor"] or "",
+                      reason=r["reason"] or "", origin=r["origin"] or "", link_id=r["link_id"] or "",
+                      created_at=_utc(r["created_at"]), withdrawn_at=_from_us(r["withdrawn_at"]),
+                      withdrawn_by=r["withdrawn_by"] or "",
+                      withdrawal_reason=r["withdrawal_reason"] or "")
 
 
 def _link(r: Any) -> Link:
@@ -711,6 +824,10 @@ class Neo4jStore(GraphStore):
         assignments = [{"key": k, "customer_id": c} for k, c in changes.assignments.items()]
         aliases = [{"alias": a, "customer_id": c} for a, c in changes.aliases.items()]
         generic = [{"key": k, "generic": bool(g)} for k, g in changes.generic.items()]
+        constraints = sorted((_constraint_row(c) for c in changes.constraints_added),
+                             key=lambda r: r["constraint_id"])
+        withdrawals = [{"id": i, "at": _to_us(at), "by": by or "", "reason": why or ""}
+                       for i, at, by, why in changes.constraints_withdrawn]
         events = [
             {"type": e.type, "customer_id": e.customer_id or "", "at": _to_us(e.at),
              "payload": json.dumps(dict(e.payload), sort_keys=True)}
@@ -730,6 +847,8 @@ class Neo4jStore(GraphStore):
             (_ASSIGN, assignments),
             (_MERGE_ALIASES, aliases),
             (_SET_GENERIC, generic),
+            (_MERGE_CONSTRAINTS, constraints),
+            (_WITHDRAW_CONSTRAINTS, withdrawals),
         )
 
         blocking = None if changes.blocking is None else [
@@ -758,6 +877,7 @@ class Neo4jStore(GraphStore):
 
         def work(tx: ManagedTransaction) -> DeleteCounts:
             links = tx.run(_DELETE_COUNT_LINKS, keys=keys).single(strict=True)["n"]
+            tx.run(_DELETE_CONSTRAINTS, keys=keys).consume()
             observations = tx.run(_DELETE_OBSERVATIONS, keys=keys).single(strict=True)["n"]
             placeholders = [r["key"] for r in tx.run(_PLACEHOLDER_NEIGHBOURS, keys=keys)]
             hashes = tx.run(_BLOCKING_OF, keys=keys).single(strict=True)["hashes"]
@@ -861,6 +981,24 @@ class Neo4jStore(GraphStore):
 
     def _members(self, customer_id: str) -> list[str]:
         return [r["key"] for r in self._read(_MEMBERS, customer_id=customer_id)]
+
+    def _constraints(self, keys: Sequence[str] | None, include_withdrawn: bool) -> list[Constraint]:
+        if keys is None:
+            records = self._read(_ALL_CONSTRAINTS, include_withdrawn=include_withdrawn)
+        else:
+            records = self._read(_CONSTRAINTS_TOUCHING, keys=list(keys),
+                                 include_withdrawn=include_withdrawn)
+        return [_constraint(r) for r in records]
+
+    def _constraints_by_id(self, ids: Sequence[str]) -> list[Constraint]:
+        return [_constraint(r) for r in self._read(_CONSTRAINTS_BY_ID, ids=list(ids))]
+
+    def _active_links_of_kind(self, kind: str, by_score: bool, limit: int,
+                              offset: int) -> tuple[list[Link], int]:
+        query = _LINKS_OF_KIND_BY_SCORE if by_score else _LINKS_OF_KIND_BY_AGE
+        links = [_link(r) for r in self._read(query, kind=kind, limit=limit, offset=offset)]
+        total = self._read(_COUNT_LINKS_OF_KIND, kind=kind)[0]["n"]
+        return links, int(total)
 
     def _events(self, from_seq: int, limit: int) -> list[Event]:
         return [

@@ -31,6 +31,8 @@ import pyarrow as pa
 from identity_graph.errors import StoreError
 from identity_graph.model import (
     ChangeSet,
+    Constraint,
+    ConstraintKind,
     Customer,
     DeleteCounts,
     Event,
@@ -265,7 +267,7 @@ class SQLiteDatabase(Database):
 
 
 _ORDER = {"identifiers": "key", "observations": "id", "links": "link_id", "customers": "id",
-          "aliases": "alias", "events": "seq"}
+          "aliases": "alias", "events": "seq", "constraints": "constraint_id"}
 
 
 def read_table(con: sqlite3.Connection, name: str) -> pa.Table:
@@ -299,6 +301,7 @@ _IDENT_COLS = sqlite_schema.columns("identifiers")
 _OBS_COLS = sqlite_schema.columns("observations")
 _LINK_COLS = sqlite_schema.columns("links")
 _EVENT_COLS = sqlite_schema.columns("events")
+_CONSTRAINT_COLS = sqlite_schema.columns("constraints")
 
 
 def _node(row: Sequence[Any]) -> IdentifierNode:
@@ -319,6 +322,16 @@ def _link(row: Sequence[Any]) -> Link:
         removed_at=from_us(removed_at), removed_by=removed_by or "",
         removal_reason=removal_reason or "", claimant=claimant or "", revision=revision or 0,
     )
+
+
+def _constraint(row: Sequence[Any]) -> Constraint:
+    (_id, kind, a, b, origin, link_id, actor, reason, created_at, withdrawn_at, withdrawn_by,
+     withdrawal_reason) = row
+    return Constraint(kind=ConstraintKind.parse(kind), a=a, b=b, actor=actor, reason=reason,
+                      origin=origin, link_id=link_id,
+                      created_at=from_us(created_at),  # type: ignore[arg-type]
+                      withdrawn_at=from_us(withdrawn_at), withdrawn_by=withdrawn_by or "",
+                      withdrawal_reason=withdrawal_reason or "")
 
 
 def event_from_row(row: Sequence[Any]) -> Event:
@@ -371,6 +384,7 @@ class SQLiteStore(GraphStore):
                 con.executemany("UPDATE identifiers SET generic = ? WHERE key = ?",
                                 [(int(bool(g)), k) for k, g in changes.generic.items()])
             self._write_blocking(con, changes)
+            self._write_constraints(con, changes)
             return self._write_events(con, changes.events)
 
     @staticmethod
@@ -432,6 +446,21 @@ class SQLiteStore(GraphStore):
                             "WHERE link_id = ? AND removed_at IS NULL", list(removals.values()))
 
     @staticmethod
+    def _write_constraints(con: sqlite3.Connection, changes: ChangeSet) -> None:
+        if changes.constraints_added:
+            con.executemany(
+                f"INSERT INTO constraints ({_CONSTRAINT_COLS}) VALUES "
+                f"({sqlite_schema.placeholders('constraints')}) ON CONFLICT (constraint_id) DO NOTHING",
+                [(c.id, c.kind.value, c.a, c.b, c.origin, c.link_id, c.actor, c.reason,
+                  to_us(c.created_at), to_us(c.withdrawn_at), c.withdrawn_by, c.withdrawal_reason)
+                 for c in changes.constraints_added])
+        if changes.constraints_withdrawn:
+            con.executemany(
+                "UPDATE constraints SET withdrawn_at = ?, withdrawn_by = ?, withdrawal_reason = ? "
+                "WHERE constraint_id = ? AND withdrawn_at IS NULL",
+                [(to_us(at), by or "", why or "", cid) for cid, at, by, why in changes.constraints_withdrawn])
+
+    @staticmethod
     def _write_events(con: sqlite3.Connection, events: Sequence[Event]) -> list[int]:
         if not events:
             return []
@@ -450,6 +479,7 @@ class SQLiteStore(GraphStore):
         with self.database.transaction() as con:
             n_obs = con.execute(f"DELETE FROM observations WHERE {cond_key}", p_key).rowcount
             n_links = con.execute(f"DELETE FROM links WHERE {cond_a} OR {cond_b}", p_a + p_b).rowcount
+            con.execute(f"DELETE FROM constraints WHERE {cond_a} OR {cond_b}", p_a + p_b)
             n_ids = con.execute(f"DELETE FROM identifiers WHERE {cond_key}", p_key).rowcount
             con.execute(f"DELETE FROM blocking WHERE {cond_key}", p_key)
         return DeleteCounts(identifiers=n_ids, observations=n_obs, links=n_links, events=0)
@@ -580,6 +610,31 @@ class SQLiteStore(GraphStore):
         links = sorted((_link(r[1:]) for r in rows if r[0] == "l"),
                        key=lambda lk: (lk.a, lk.b, lk.created_at, lk.id))
         return anchor, (members, links, nodes)
+
+    def _constraints(self, keys: Sequence[str] | None, include_withdrawn: bool) -> list[Constraint]:
+        active = "" if include_withdrawn else " AND withdrawn_at IS NULL"
+        if keys is None:
+            rows = self._rows(f"SELECT {_CONSTRAINT_COLS} FROM constraints WHERE 1 = 1{active}")
+        else:
+            cond_a, p_a = in_list("a", keys)
+            cond_b, p_b = in_list("b", keys)
+            rows = self._rows(f"SELECT {_CONSTRAINT_COLS} FROM constraints WHERE {cond_a}{active} UNION "
+                              f"SELECT {_CONSTRAINT_COLS} FROM constraints WHERE {cond_b}{active}",
+                              p_a + p_b)
+        return [_constraint(r) for r in rows]
+
+    def _constraints_by_id(self, ids: Sequence[str]) -> list[Constraint]:
+        cond, params = in_list("constraint_id", ids)
+        return [_constraint(r) for r in
+                self._rows(f"SELECT {_CONSTRAINT_COLS} FROM constraints WHERE {cond}", params)]
+
+    def _active_links_of_kind(self, kind: str, by_score: bool, limit: int,
+                              offset: int) -> tuple[list[Link], int]:
+        order = "probability DESC, created_at, link_id" if by_score else "created_at, link_id"
+        rows = self._rows(f"SELECT {_LINK_COLS} FROM links WHERE kind = ? AND removed_at IS NULL "
+                          f"ORDER BY {order} LIMIT ? OFFSET ?", [kind, limit, offset])
+        [(total,)] = self._rows("SELECT count(*) FROM links WHERE kind = ? AND removed_at IS NULL", [kind])
+        return [_link(r) for r in rows], int(total)
 
     def _events(self, from_seq: int, limit: int) -> list[Event]:
         rows = self._rows(f"SELECT {_EVENT_COLS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",

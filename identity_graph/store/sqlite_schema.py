@@ -46,6 +46,14 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "blocking": (("hash", "TEXT NOT NULL"), ("key", "TEXT NOT NULL"), ("rule", "TEXT NOT NULL")),
     # Small named values of the store: `blocking_version` (the index is complete for it).
     "meta": (("name", "TEXT NOT NULL PRIMARY KEY"), ("value", "TEXT")),
+    # decisions by people (`model.Constraint`): cannot-links and must-links, withdrawn not deleted
+    "constraints": (
+        ("constraint_id", "TEXT NOT NULL PRIMARY KEY"), ("kind", "TEXT NOT NULL"),
+        ("a", "TEXT NOT NULL"), ("b", "TEXT NOT NULL"), ("origin", "TEXT NOT NULL"),
+        ("link_id", "TEXT NOT NULL"), ("actor", "TEXT NOT NULL"), ("reason", "TEXT NOT NULL"),
+        ("created_at", "INTEGER NOT NULL"), ("withdrawn_at", "INTEGER"),
+        ("withdrawn_by", "TEXT NOT NULL"), ("withdrawal_reason", "TEXT NOT NULL"),
+    ),
     # ---- conversations (session.store.sqlite) -------------------------------------------------
     "conversations": (
         ("id", "TEXT NOT NULL PRIMARY KEY"), ("anchor", "TEXT NOT NULL"), ("status", "TEXT NOT NULL"),
@@ -115,6 +123,9 @@ INDEXES: tuple[str, ...] = (
     # alone, without a table row per match (a common first name matches thousands).
     "CREATE INDEX IF NOT EXISTS observations_attribute_value_key ON observations (attribute, value, key)",
     "CREATE INDEX IF NOT EXISTS blocking_key ON blocking (key)",
+    "CREATE INDEX IF NOT EXISTS constraints_a ON constraints (a)",
+    "CREATE INDEX IF NOT EXISTS constraints_b ON constraints (b)",
+    "CREATE INDEX IF NOT EXISTS links_kind ON links (kind, removed_at)",
     "CREATE INDEX IF NOT EXISTS identifiers_customer ON identifiers (customer_id)",
     "CREATE INDEX IF NOT EXISTS aliases_customer ON aliases (customer_id)",
     "CREATE INDEX IF NOT EXISTS events_at ON events (at, seq)",
@@ -133,7 +144,7 @@ INDEXES: tuple[str, ...] = (
 )
 
 GRAPH_TABLES = ("identifiers", "observations", "links", "customers", "aliases", "events", "blocking",
-                "meta")
+                "meta", "constraints")
 SESSION_TABLES = ("turns", "handoffs", "step_ups", "consents", "outbox", "seals", "conversations",
                   "attempt_counters")
 

@@ -65,6 +65,21 @@ EVENTS = pa.schema([
     ("payload", pa.string()),
 ])
 
+CONSTRAINTS = pa.schema([  # decisions by people (`model.Constraint`)
+    ("constraint_id", pa.string()),
+    ("kind", pa.string()),  # cannot_link | must_link
+    ("a", pa.string()),
+    ("b", pa.string()),
+    ("origin", pa.string()),  # unlink | split | link | review
+    ("link_id", pa.string()),  # must_link: the link it fixes
+    ("actor", pa.string()),
+    ("reason", pa.string()),
+    ("created_at", TS),
+    ("withdrawn_at", TS),  # null while it holds
+    ("withdrawn_by", pa.string()),
+    ("withdrawal_reason", pa.string()),
+])
+
 TABLES: dict[str, pa.Schema] = {
     "identifiers": IDENTIFIERS,
     "observations": OBSERVATIONS,
@@ -72,4 +87,8 @@ TABLES: dict[str, pa.Schema] = {
     "customers": CUSTOMERS,
     "aliases": ALIASES,
     "events": EVENTS,
+    "constraints": CONSTRAINTS,
 }
+
+OPTIONAL_TABLES = frozenset({"constraints"})
+"""Tables an older export may lack: loaded as empty."""
