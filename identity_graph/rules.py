@@ -223,9 +223,9 @@ class _Groups:
     whose ends are not set apart. A group is contested when a rule may act in it: more
     identifiers of a type than its limit, two identifiers that describe someone (household,
     chain, junk), one whose own sightings differ, or the two ends of a cannot-link. In any
-    other group every proposal is made as it is and the group is one customer, so `_pass` need not see it: most of a relink, where
-    each person's records and identifiers form a group of their own. (A new rule in `_pass`
-    must mark the groups it may act in here.)"""
+    other group every proposal is made as it is and the group is one customer, so `_pass`
+    need not see it: most of a relink, where each person's records and identifiers form a
+    group of their own. (A new rule in `_pass` must mark the groups it may act in here.)"""
 
     def __init__(self, settled: list[Link], proposals: list[Link], generic: Mapping[str, bool],
                  region: Region, rules: Rules, cannot: Iterable[tuple[str, str]] = ()) -> None:
