@@ -63,6 +63,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from batch.components import labels as component_labels
+from batch.evidence import RETAIN, waterfall_sql
 from identity_graph.attributes import BUILTIN_KINDS, Kind
 from identity_graph.components import UnionFind
 from identity_graph.config import GraphConfig
@@ -541,13 +542,11 @@ def predict(snap: Snapshot, model: MatchModel, config: GraphConfig,
         info.update(pairs_scored=0, pairs_scored_exact=True, pairs_kept=0)
         bar.close()
         return info
-    linker = linker_on(snap.con, model, settings=settings)
+    linker = linker_on(snap.con, model, settings=settings | RETAIN)
     info["pairs_scored"], info["pairs_scored_exact"] = _count_pairs(linker, settings, n_records)
     bar.update(1)
     df = linker.inference.predict(threshold_match_probability=config.review_threshold)
-    gammas = [c.name for c in df.columns if c.name.startswith("gamma_")]
-    comparisons = ("to_json({" + ", ".join(f"'{g[6:]}': {g}" for g in gammas) + "})"
-                   if gammas else "NULL")
+    comparisons = waterfall_sql(model, (c.name for c in df.columns))
     snap.run(f"""
         CREATE OR REPLACE TABLE pairs AS
         SELECT least(unique_id_l, unique_id_r) AS a, greatest(unique_id_l, unique_id_r) AS b,
@@ -741,6 +740,7 @@ def _rescored(snap: Snapshot, model: MatchModel, config: GraphConfig) -> list[tu
     """Probable and possible links of other sources (online Resolve) whose pair prediction did
     not produce, scored here under this run's model: (a, b, probability, match weight,
     comparisons JSON), those at or above the review threshold."""
+    from identity_graph.engine import waterfall
     from identity_graph.matching.scorer import OnlineScorer, UnsupportedModel
 
     missing = snap.con.execute(f"""
@@ -765,7 +765,7 @@ def _rescored(snap: Snapshot, model: MatchModel, config: GraphConfig) -> list[tu
         if a in records and b in records:
             score = scorer.score_pair(records[a], records[b])
             if score.match_probability >= config.review_threshold:
-                comps = json.dumps({c.comparison: c.level for c in score.comparisons})
+                comps = json.dumps(waterfall(score))
                 out.append((a, b, float(score.match_probability), float(score.match_weight), comps))
     return out
 
