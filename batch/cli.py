@@ -87,6 +87,10 @@ def parser() -> argparse.ArgumentParser:
     ing.add_argument("--attribute", action="append", default=[], metavar="COL[=NAME][:KIND]",
                      help="an attribute column, optionally renamed, optionally of a declared kind "
                      "(person_name, date, code, address, postcode, city, text, exact) (repeat)")
+    ing.add_argument("--delimiter", help="CSV field separator, e.g. ';' or 'tab' (default: detected)")
+    ing.add_argument("--no-detect-columns", action="store_true",
+                     help="map only the columns named by flags or --mapping (by default columns named "
+                     "like an identifier type or a standard attribute are mapped too)")
     ing.add_argument("--observed-at-column", help="column of ISO observation timestamps")
     ing.add_argument("--observed-at", help="observation time for every row (ISO; default file mtime)")
     ing.add_argument("--date-format", action="append", default=[],
@@ -99,7 +103,8 @@ def parser() -> argparse.ArgumentParser:
 
     rl = sub.add_parser("relink", help="re-link the whole graph with Splink and recompute customers")
     _store_args(rl)
-    rl.add_argument("--model", help="use this saved model JSON instead of training")
+    rl.add_argument("--model", help="use this saved model JSON instead of training; 'starter' is the "
+                    "bundled starter model (for data sets too small to train on)")
     rl.add_argument("--settings", help="Splink settings JSON merged over the defaults (training)")
     rl.add_argument("--models-dir", default="models", help="where a trained model is saved")
     rl.add_argument("--seed", type=int, default=42)
@@ -191,6 +196,10 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         m.attributes[col] = name or col
         if colon:
             m.kinds[name or col] = parse_kind(kind, "--attribute").value
+    if args.delimiter:
+        m.delimiter = "\t" if args.delimiter.lower() in ("tab", "\\t") else args.delimiter
+    if args.no_detect_columns:
+        m.detect_columns = False
     if args.observed_at_column:
         m.observed_at_column = args.observed_at_column
     if args.date_format:
@@ -248,6 +257,10 @@ def _cmd_relink(args: argparse.Namespace) -> int:
         return _relink_via_server(args)
     from batch.report import summary_text, write_report
 
+    if args.model == "starter":
+        from identity_graph.matching.model import STARTER_MODEL_PATH
+
+        args.model = str(STARTER_MODEL_PATH)
     options = RelinkOptions(
         model_path=args.model, settings_path=args.settings, models_dir=args.models_dir,
         seed=args.seed, dry_run=args.dry_run or args.explain_model, batch_size=args.batch_size,

@@ -388,7 +388,7 @@ def get_model(snap: Snapshot, options: RelinkOptions) -> tuple[MatchModel, dict[
         model = load_model(options.model_path)
         info["source"] = str(options.model_path)
     else:
-        from identity_graph.matching.training import plan_for_records, train_model
+        from identity_graph.matching.training import plan_for_records, train_model, untrainable
 
         n = int(snap.scalar("SELECT count(*) FROM records"))
         limit = min(n, options.max_training_records)
@@ -411,10 +411,13 @@ def get_model(snap: Snapshot, options: RelinkOptions) -> tuple[MatchModel, dict[
         if options.settings_path:
             base = plan.settings().get_settings("duckdb").as_dict()
         settings = load_settings_override(options.settings_path, base)
-        model = train_model(table, options.seed, labels or None, settings=settings, plan=plan,
-                            metadata={"trained_on": "identity graph snapshot",
-                                      "settings_override": options.settings_path,
-                                      "kinds": {c: k.value for c, k in kinds.items()}})
+        try:
+            model = train_model(table, options.seed, labels or None, settings=settings, plan=plan,
+                                metadata={"trained_on": "identity graph snapshot",
+                                          "settings_override": options.settings_path,
+                                          "kinds": {c: k.value for c, k in kinds.items()}})
+        except (ValueError, ArithmeticError) as e:
+            raise untrainable(n, e) from e
         info.update(source="trained", training_records=table.num_rows, label_pairs=len(labels),
                     blocking_rule_counts_on_training=rule_counts, comparison_budget=budget)
         if options.models_dir and not options.dry_run:
