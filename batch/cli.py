@@ -109,6 +109,9 @@ def parser() -> argparse.ArgumentParser:
     rl.add_argument("--models-dir", default="models", help="where a trained model is saved")
     rl.add_argument("--seed", type=int, default=42)
     rl.add_argument("--dry-run", action="store_true", help="compute and report; write nothing")
+    rl.add_argument("--save-model", action="store_true",
+                    help="with --dry-run: save the previewed model in --models-dir, so that "
+                    "`relink --model` applies exactly what was previewed")
     rl.add_argument("--explain-model", action="store_true",
                     help="print what the model compares and how (training it if no --model), "
                     "what it leaves out and why, and its blocking rules; write nothing")
@@ -287,6 +290,14 @@ def _cmd_relink(args: argparse.Namespace) -> int:
     json_path, html_path = write_report(result.report, args.report_dir)
     print(summary_text(result.report))
     print(f"  report          {json_path}\n                  {html_path}")
+    if args.save_model and args.dry_run and result.model is not None:
+        from identity_graph.matching.model import save_model
+
+        saved = Path(args.models_dir) / f"{result.model.version}.json"
+        if not saved.exists():
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            save_model(result.model, saved)
+        print(f"  model saved     {saved}  (apply it: identity-batch relink --model {saved})")
     return 0
 
 

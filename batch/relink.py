@@ -1122,6 +1122,8 @@ class RelinkResult:
     report: dict[str, Any]
     target: Target | None = None
     plan: Plan | None = None
+    model: MatchModel | None = None
+    """the model the run applied (or, dry, would apply): `--save-model` saves it as is"""
 
 
 def relink(
@@ -1197,7 +1199,7 @@ def relink(
                 backend=store.name)
     finally:
         snap.close()
-    return RelinkResult(report, target, the_plan)
+    return RelinkResult(report, target, the_plan, model)
 
 
 def run_relink(graph: IdentityGraph, options: RelinkOptions | None = None,
