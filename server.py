@@ -110,6 +110,19 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
 
 
+def _status_message(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:
+    """The status message a finished call sent; a cancelled call has none (its context is gone)."""
+    if isinstance(error, asyncio.CancelledError):
+        return "the call ended before it finished (client cancel or deadline)"
+    try:
+        details = context.details()
+    except Exception:  # a context torn down with its call
+        details = None
+    if isinstance(details, bytes):
+        details = details.decode("utf-8", "replace")
+    return details or ("" if error is None else f"internal error ({type(error).__name__})")
+
+
 _Began = tuple[float, float | None, str, str | None]  # start, deadline, peer, caller
 
 
@@ -147,18 +160,16 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
                     code = grpc.StatusCode.UNKNOWN
             code = code or grpc.StatusCode.OK
             name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-            access_log.info(
-                "rpc",
-                extra={
-                    "fields": {
-                        "method": method,
-                        "code": name,
-                        "duration_ms": round((end - start) * 1000, 3),
-                        "peer": peer,
-                        "caller": caller,
-                    }
-                },
-            )
+            fields = {
+                "method": method,
+                "code": name,
+                "duration_ms": round((end - start) * 1000, 3),
+                "peer": peer,
+                "caller": caller,
+            }
+            if code is not grpc.StatusCode.OK:  # what the caller was told (never a stack trace)
+                fields["message"] = _status_message(context, error)
+            access_log.info("rpc", extra={"fields": fields})
 
         if handler.unary_unary:
             inner_uu = handler.unary_unary
@@ -623,6 +634,8 @@ async def serve(
                 "address": args.address,
                 "port": port,
                 "backend": graph.store.name,
+                # the model the online scorer loaded; None: deterministic links only
+                "model": graph.scorer.version if graph.scorer is not None else None,
                 **security.describe(),
             }
         },
