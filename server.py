@@ -627,6 +627,12 @@ async def serve(
         **security.options(),
     )
     await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload_tokens_from, args, server)
+    # logged once SIGTERM is handled: a supervisor may stop the server as soon as it reads this
     log.info(
         "listening",
         extra={
@@ -640,11 +646,6 @@ async def serve(
             }
         },
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, _reload_tokens_from, args, server)
     await stop.wait()
     log.info("shutting down", extra={"fields": {"grace_s": args.grace}})
     await shutdown(server, args.grace)
