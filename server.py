@@ -122,6 +122,19 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
 
 
+def _status_message(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:
+    """The status message a finished call sent; a cancelled call has none (its context is gone)."""
+    if isinstance(error, asyncio.CancelledError):
+        return "the call ended before it finished (client cancel or deadline)"
+    try:
+        details = context.details()
+    except Exception:  # a context torn down with its call
+        details = None
+    if isinstance(details, bytes):
+        details = details.decode("utf-8", "replace")
+    return details or ("" if error is None else f"internal error ({type(error).__name__})")
+
+
 _Began = tuple[float, float | None, str, str | None]  # start, deadline, peer, caller
 
 
@@ -159,18 +172,16 @@ class AccessLogInterceptor(grpc.aio.ServerInterceptor):
                     code = grpc.StatusCode.UNKNOWN
             code = code or grpc.StatusCode.OK
             name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-            access_log.info(
-                "rpc",
-                extra={
-                    "fields": {
-                        "method": method,
-                        "code": name,
-                        "duration_ms": round((end - start) * 1000, 3),
-                        "peer": peer,
-                        "caller": caller,
-                    }
-                },
-            )
+            fields = {
+                "method": method,
+                "code": name,
+                "duration_ms": round((end - start) * 1000, 3),
+                "peer": peer,
+                "caller": caller,
+            }
+            if code is not grpc.StatusCode.OK:  # what the caller was told (never a stack trace)
+                fields["message"] = _status_message(context, error)
+            access_log.info("rpc", extra={"fields": fields})
 
         if handler.unary_unary:
             inner_uu = handler.unary_unary
@@ -638,6 +649,12 @@ async def serve(
         **security.options(),
     )
     await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload_tokens_from, args, server)
+    # logged once SIGTERM is handled: a supervisor may stop the server as soon as it reads this
     log.info(
         "listening",
         extra={
@@ -645,15 +662,12 @@ async def serve(
                 "address": args.address,
                 "port": port,
                 "backend": graph.store.name,
+                # the model the online scorer loaded; None: deterministic links only
+                "model": graph.scorer.version if graph.scorer is not None else None,
                 **security.describe(),
             }
         },
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, _reload_tokens_from, args, server)
     await stop.wait()
     log.info("shutting down", extra={"fields": {"grace_s": args.grace}})
     await shutdown(server, args.grace)

@@ -89,6 +89,10 @@ def parser() -> argparse.ArgumentParser:
     ing.add_argument("--attribute", action="append", default=[], metavar="COL[=NAME][:KIND]",
                      help="an attribute column, optionally renamed, optionally of a declared kind "
                      "(person_name, date, code, address, postcode, city, text, exact) (repeat)")
+    ing.add_argument("--delimiter", help="CSV field separator, e.g. ';' or 'tab' (default: detected)")
+    ing.add_argument("--no-detect-columns", action="store_true",
+                     help="map only the columns named by flags or --mapping (by default columns named "
+                     "like an identifier type or a standard attribute are mapped too)")
     ing.add_argument("--observed-at-column", help="column of ISO observation timestamps")
     ing.add_argument("--observed-at", help="observation time for every row (ISO; default file mtime)")
     ing.add_argument("--date-format", action="append", default=[],
@@ -101,11 +105,15 @@ def parser() -> argparse.ArgumentParser:
 
     rl = sub.add_parser("relink", help="re-link the whole graph with Splink and recompute customers")
     _store_args(rl)
-    rl.add_argument("--model", help="use this saved model JSON instead of training")
+    rl.add_argument("--model", help="use this saved model JSON instead of training; 'starter' is the "
+                    "bundled starter model (for data sets too small to train on)")
     rl.add_argument("--settings", help="Splink settings JSON merged over the defaults (training)")
     rl.add_argument("--models-dir", default="models", help="where a trained model is saved")
     rl.add_argument("--seed", type=int, default=42)
     rl.add_argument("--dry-run", action="store_true", help="compute and report; write nothing")
+    rl.add_argument("--save-model", action="store_true",
+                    help="with --dry-run: save the previewed model in --models-dir, so that "
+                    "`relink --model` applies exactly what was previewed")
     rl.add_argument("--explain-model", action="store_true",
                     help="print what the model compares and how (training it if no --model), "
                     "what it leaves out and why, and its blocking rules; write nothing")
@@ -195,6 +203,10 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         m.attributes[col] = name or col
         if colon:
             m.kinds[name or col] = parse_kind(kind, "--attribute").value
+    if args.delimiter:
+        m.delimiter = "\t" if args.delimiter.lower() in ("tab", "\\t") else args.delimiter
+    if args.no_detect_columns:
+        m.detect_columns = False
     if args.observed_at_column:
         m.observed_at_column = args.observed_at_column
     if args.date_format:
@@ -252,6 +264,10 @@ def _cmd_relink(args: argparse.Namespace) -> int:
         return _relink_via_server(args)
     from batch.report import summary_text, write_report
 
+    if args.model == "starter":
+        from identity_graph.matching.model import STARTER_MODEL_PATH
+
+        args.model = str(STARTER_MODEL_PATH)
     options = RelinkOptions(
         model_path=args.model, settings_path=args.settings, models_dir=args.models_dir,
         seed=args.seed, dry_run=args.dry_run or args.explain_model, batch_size=args.batch_size,
@@ -278,6 +294,14 @@ def _cmd_relink(args: argparse.Namespace) -> int:
     json_path, html_path = write_report(result.report, args.report_dir)
     print(summary_text(result.report))
     print(f"  report          {json_path}\n                  {html_path}")
+    if args.save_model and args.dry_run and result.model is not None:
+        from identity_graph.matching.model import save_model
+
+        saved = Path(args.models_dir) / f"{result.model.version}.json"
+        if not saved.exists():
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            save_model(result.model, saved)
+        print(f"  model saved     {saved}  (apply it: identity-batch relink --model {saved})")
     return 0
 
 

@@ -102,6 +102,9 @@ class Mapping_:
         default_region: region for national phone numbers (default from GraphConfig)
         custom_types: extra identifier types to register (opaque normaliser)
         channel: the channel recorded on observations and links (default "ingest")
+        delimiter: the CSV field separator (default: detected from the file's first lines)
+        detect_columns: also map the columns named like an identifier type or a standard
+            attribute that no explicit entry names (default true)
     """
 
     source: str | None = None
@@ -116,6 +119,8 @@ class Mapping_:
     default_region: str | None = None
     custom_types: list[str] = field(default_factory=list)
     channel: str = "ingest"
+    delimiter: str | None = None
+    detect_columns: bool = True
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Mapping_:
@@ -156,13 +161,12 @@ class Mapping_:
         out.kinds = dict(self.kinds)
         taken = set(out.identifiers) | set(out.attributes)
         taken |= {c for c in (out.source_column, out.record_id_column, out.observed_at_column) if c}
-        if not self.identifiers:
+        if self.detect_columns:  # explicit entries add to what the header names, never replace it
+            named = set(out.attributes.values())
             for c in columns:
                 if c in IDENTIFIER_TYPES and c not in taken:
                     out.identifiers[c] = c
-        if not self.attributes:
-            for c in columns:
-                if c in ATTRIBUTES and c not in taken:
+                elif c in ATTRIBUTES and c not in taken and c not in named:
                     out.attributes[c] = c
         if out.observed_at_column is None and "observed_at" in columns:
             out.observed_at_column = "observed_at"
@@ -171,9 +175,14 @@ class Mapping_:
         missing = [c for c in (out.source_column, out.record_id_column, out.observed_at_column,
                                *out.identifiers, *out.attributes) if c and c not in columns]
         if missing:
-            raise InvalidArgument("mapping", f"columns not in the file: {missing}")
+            sep = "tab" if self.delimiter == "\t" else repr(self.delimiter or ",")
+            hint = (f" (read with delimiter {sep}; the header is {columns[:8]}: "
+                    f"pass --delimiter if the file uses another)" if len(columns) <= 1 else "")
+            if out.source is None and out.source_column in missing:
+                hint += "; give --source NAME for a file without a source column"
+            raise InvalidArgument("mapping", f"columns not in the file: {missing}{hint}")
         if out.source is None and out.source_column is None:
-            raise InvalidArgument("mapping", "give a source column or a constant source")
+            raise InvalidArgument("mapping", "give a source column or a constant source (--source NAME)")
         return out
 
 
@@ -221,14 +230,31 @@ class IngestResult:
                 "too_many_rejects": self.too_many_rejects}
 
 
-def _columns(path: Path) -> list[str]:
+DELIMITERS = ",;\t|"
+"""The separators `detect_delimiter` considers."""
+
+
+def detect_delimiter(path: Path, sample_bytes: int = 64 * 1024) -> str:
+    """The CSV separator of `path` by `csv.Sniffer` over its first lines: one of `DELIMITERS`,
+    else a comma (a one-column file has nothing to detect)."""
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
+        sample = f.read(sample_bytes)
+    if len(sample) == sample_bytes and "\n" in sample:
+        sample = sample[: sample.rindex("\n")]  # whole lines only
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+
+
+def _columns(path: Path, delimiter: str) -> list[str]:
     if path.suffix.lower() in (".parquet", ".pq"):
         return list(pq.ParquetFile(path).schema_arrow.names)
     with path.open(newline="", encoding="utf-8-sig") as f:
-        return next(csv.reader(f), [])
+        return next(csv.reader(f, delimiter=delimiter), [])
 
 
-def _batches(path: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
+def _batches(path: Path, columns: list[str], delimiter: str) -> Iterator[pa.RecordBatch]:
     """The file as record batches of strings, never whole in memory."""
     if path.suffix.lower() in (".parquet", ".pq"):
         yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS)
@@ -236,6 +262,7 @@ def _batches(path: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(block_size=1 << 20, encoding="utf8"),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter),
         convert_options=pacsv.ConvertOptions(
             column_types={c: pa.string() for c in columns}, strings_can_be_null=False,
         ),
@@ -418,8 +445,14 @@ def ingest(
     if not src.exists():
         raise InvalidArgument("file", f"{src} does not exist")
     config = config or GraphConfig()
-    columns = _columns(src)
-    m = (mapping or Mapping_()).complete(columns)
+    given = mapping or Mapping_()
+    parquet = src.suffix.lower() in (".parquet", ".pq")
+    if not parquet and given.delimiter is None:
+        given = dataclasses.replace(given, delimiter=detect_delimiter(src))
+    if given.delimiter is not None and len(given.delimiter) != 1:
+        raise InvalidArgument("delimiter", f"one character, got {given.delimiter!r}")
+    columns = _columns(src, given.delimiter or ",")
+    m = given.complete(columns)
     default_time = observed_at or datetime.fromtimestamp(int(src.stat().st_mtime), UTC)
     if suppressed is None:
         from identity_graph.privacy_store import privacy_store_for
@@ -445,7 +478,7 @@ def ingest(
     if src.suffix == ".csv":
         bar.unit, bar.total = "row", None
     try:
-        for batch in _batches(src, columns):
+        for batch in _batches(src, columns, m.delimiter or ","):
             rows = batch.to_pylist()
             cs = ChangeSet()
             for values in rows:

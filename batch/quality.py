@@ -105,6 +105,107 @@ def evaluate_labels(target: Target, labels_path: str | Path) -> dict[str, Any]:
     return out
 
 
+def threshold_curve(scored: Sequence[tuple[str, str, float]], truth: Mapping[str, str | None],
+                    thresholds: Sequence[float]) -> list[dict[str, Any]]:
+    """Pairwise precision and recall of the scored pairs `(a, b, probability)` at each threshold:
+    a pair at or above it is a predicted match; recall is over every true pair of labelled
+    identifiers (pairs never scored, e.g. not blocked together, count as missed)."""
+    groups = Counter(v for v in truth.values() if v)
+    total = sum(_pairs(n) for n in groups.values())
+    labelled = [(p, truth[a] == truth[b]) for a, b, p in scored if truth.get(a) and truth.get(b)]
+    out = []
+    for t in sorted(thresholds):
+        tp = sum(1 for p, same in labelled if p >= t and same)
+        fp = sum(1 for p, same in labelled if p >= t and not same)
+        out.append({"threshold": t, "predicted_pairs": tp + fp,
+                    "precision": tp / (tp + fp) if tp + fp else None,
+                    "recall": tp / total if total else None})
+    return out
+
+
+def _link_dict(lk: Link) -> dict[str, Any]:
+    return {"a": lk.a, "b": lk.b, "kind": lk.kind.label, "source": lk.source,
+            "probability": lk.probability, "model_version": lk.model_version}
+
+
+def _joining_link(links: Sequence[Link], truth: Mapping[str, str | None]) -> Link | None:
+    """The link that first joins two labelled people when the links are added strongest first
+    (by kind, then probability): the weakest link of the strongest path between them."""
+    parent: dict[str, str] = {}
+    people: dict[str, set[str]] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for lk in sorted(links, key=lambda lk: (lk.kind, 1.0 if lk.probability is None else lk.probability),
+                     reverse=True):
+        ra, rb = find(lk.a), find(lk.b)
+        if ra == rb:
+            continue
+        pa = people.setdefault(ra, {truth[lk.a]} if truth.get(lk.a) else set())
+        pb = people.setdefault(rb, {truth[lk.b]} if truth.get(lk.b) else set())
+        if pa and pb and pa != pb:
+            return lk
+        parent[rb] = ra
+        people[ra] = pa | pb
+    return None
+
+
+def error_samples(target: Target, truth: Mapping[str, str | None], links: Sequence[Link],
+                  scored: Sequence[tuple[str, str, float]], samples: int) -> dict[str, list[dict[str, Any]]]:
+    """Samples of false merges and false splits, each with the link that caused it.
+
+    A false merge is a customer holding identifiers of two or more labelled people; its cause is
+    the weakest link the target holds between two of them (`links`: every link of the target,
+    deterministic and scored). A false split is a labelled person spread over several customers;
+    its cause is the strongest scored pair between two of the parts (under the link threshold,
+    or set apart by a rule), or none when no pair between them was scored (not blocked together).
+    """
+    comp = dict(zip(target.keys, target.component, strict=True))
+    people_of: dict[int, set[str]] = {}
+    parts_of: dict[str, set[int]] = {}
+    for k, c in comp.items():
+        person = truth.get(k)
+        if person:
+            people_of.setdefault(c, set()).add(person)
+            parts_of.setdefault(person, set()).add(c)
+    merged = {c for c, people in people_of.items() if len(people) > 1}
+    shown = sorted(merged, key=lambda c: (-len(people_of[c]), target.ids[c]))[:samples]
+    inside: dict[int, list[Link]] = {c: [] for c in shown}
+    for lk in links:
+        c = comp.get(lk.a)
+        if c in inside and comp.get(lk.b) == c:
+            inside[c].append(lk)
+    false_merges = []
+    for c in shown:
+        lk = _joining_link(inside[c], truth)
+        false_merges.append({
+            "customer_id": target.ids[c], "people": len(people_of[c]),
+            "identifiers": sorted(k for k, cc in comp.items() if cc == c)[:12],
+            "link": _link_dict(lk) if lk else None})
+    split = {p for p, parts in parts_of.items() if len(parts) > 1}
+    best: dict[str, tuple[str, str, float]] = {}
+    for a, b, p in scored:
+        person = truth.get(a)
+        if person in split and truth.get(b) == person and comp.get(a) != comp.get(b) \
+                and (person not in best or p > best[person][2]):
+            best[person] = (a, b, p)
+    false_splits = []
+    for person in sorted(split, key=lambda p: (-len(parts_of[p]), p))[:samples]:
+        pair = best.get(person)
+        false_splits.append({
+            "person": person, "customers": sorted(target.ids[c] for c in parts_of[person]),
+            "identifiers": sorted(k for k, v in truth.items() if v == person and k in comp)[:12],
+            "link": ({"a": pair[0], "b": pair[1], "probability": pair[2],
+                      "why": "scored under the link threshold, or kept apart by a rule"}
+                     if pair else None)})
+    return {"false_merges": false_merges, "false_splits": false_splits}
+
+
 def evaluate_store(store: GraphStore, truth: Mapping[str, str | None],
                    household: Mapping[str, str | None] | None = None) -> dict[str, Any]:
     """The store's current customers scored against `truth`."""

@@ -66,6 +66,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from batch.components import labels as component_labels
+from batch.evidence import RETAIN, waterfall_sql
 from batch.people import label_pairs as people_labels
 from batch.people import must_links, people
 from identity_graph.attributes import BUILTIN_KINDS, Kind
@@ -400,7 +401,7 @@ def get_model(snap: Snapshot, options: RelinkOptions) -> tuple[MatchModel, dict[
         model = load_model(options.model_path)
         info["source"] = str(options.model_path)
     else:
-        from identity_graph.matching.training import plan_for_records, train_model
+        from identity_graph.matching.training import plan_for_records, train_model, untrainable
 
         n = int(snap.scalar("SELECT count(*) FROM records"))
         limit = min(n, options.max_training_records)
@@ -425,10 +426,13 @@ def get_model(snap: Snapshot, options: RelinkOptions) -> tuple[MatchModel, dict[
         if options.settings_path:
             base = plan.settings().get_settings("duckdb").as_dict()
         settings = load_settings_override(options.settings_path, base)
-        model = train_model(table, options.seed, labels or None, settings=settings, plan=plan,
-                            metadata={"trained_on": "identity graph snapshot",
-                                      "settings_override": options.settings_path,
-                                      "kinds": {c: k.value for c, k in kinds.items()}})
+        try:
+            model = train_model(table, options.seed, labels or None, settings=settings, plan=plan,
+                                metadata={"trained_on": "identity graph snapshot",
+                                          "settings_override": options.settings_path,
+                                          "kinds": {c: k.value for c, k in kinds.items()}})
+        except (ValueError, ArithmeticError) as e:
+            raise untrainable(n, e) from e
         info.update(source="trained", training_records=table.num_rows, label_pairs=len(labels),
                     blocking_rule_counts_on_training=rule_counts, comparison_budget=budget)
         if options.models_dir and not options.dry_run:
@@ -556,13 +560,11 @@ def predict(snap: Snapshot, model: MatchModel, config: GraphConfig,
         info.update(pairs_scored=0, pairs_scored_exact=True, pairs_kept=0)
         bar.close()
         return info
-    linker = linker_on(snap.con, model, settings=settings)
+    linker = linker_on(snap.con, model, settings=settings | RETAIN)
     info["pairs_scored"], info["pairs_scored_exact"] = _count_pairs(linker, settings, n_records)
     bar.update(1)
     df = linker.inference.predict(threshold_match_probability=config.review_threshold)
-    gammas = [c.name for c in df.columns if c.name.startswith("gamma_")]
-    comparisons = ("to_json({" + ", ".join(f"'{g[6:]}': {g}" for g in gammas) + "})"
-                   if gammas else "NULL")
+    comparisons = waterfall_sql(model, (c.name for c in df.columns))
     snap.run(f"""
         CREATE OR REPLACE TABLE pairs AS
         SELECT least(unique_id_l, unique_id_r) AS a, greatest(unique_id_l, unique_id_r) AS b,
@@ -772,6 +774,7 @@ def _rescored(snap: Snapshot, model: MatchModel, config: GraphConfig) -> list[tu
     """Probable and possible links of other sources (online Resolve) whose pair prediction did
     not produce, scored here under this run's model: (a, b, probability, match weight,
     comparisons JSON), those at or above the review threshold."""
+    from identity_graph.engine import waterfall
     from identity_graph.matching.scorer import OnlineScorer, UnsupportedModel
 
     missing = snap.con.execute(f"""
@@ -798,7 +801,7 @@ def _rescored(snap: Snapshot, model: MatchModel, config: GraphConfig) -> list[tu
         if a in records and b in records:
             score = scorer.score_pair(records[a], records[b])
             if score.match_probability >= config.review_threshold:
-                comps = json.dumps({c.comparison: c.level for c in score.comparisons})
+                comps = json.dumps(waterfall(score))
                 out.append((a, b, float(score.match_probability), float(score.match_weight), comps))
     return out
 
@@ -1184,6 +1187,8 @@ class RelinkResult:
     report: dict[str, Any]
     target: Target | None = None
     plan: Plan | None = None
+    model: MatchModel | None = None
+    """the model the run applied (or, dry, would apply): `--save-model` saves it as is"""
 
 
 def relink(
@@ -1261,7 +1266,7 @@ def relink(
             report["people"] = people_report(snap, target)
     finally:
         snap.close()
-    return RelinkResult(report, target, the_plan)
+    return RelinkResult(report, target, the_plan, model)
 
 
 def run_relink(graph: IdentityGraph, options: RelinkOptions | None = None,

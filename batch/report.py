@@ -17,9 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from batch.changes import change_counts
+from batch.report_charts import cluster_sizes_svg, match_weight_svg, precision_recall_svg
 from identity_graph.config import GraphConfig
 from identity_graph.matching.model import MatchModel
-from identity_graph.model import LinkKind, utcnow
+from identity_graph.model import Link, LinkKind, utcnow
 
 if TYPE_CHECKING:
     from batch.relink import ApplyResult, Plan, RelinkOptions, Snapshot, Target
@@ -188,7 +190,7 @@ def build_report(
         "guardrails": {
             "violations_by_kind": dict(sorted(violations.items())),
             "violations_logged": plan.violations_logged,
-            "sample": [dataclasses.asdict(v) for v in target.violations[: options.samples * 2]],
+            "sample": _violation_sample(target, options.samples),
             "limits": config.limits, "link_threshold": config.link_threshold,
             "review_threshold": config.review_threshold,
         },
@@ -208,13 +210,55 @@ def build_report(
         report["warnings"].append(
             f"{applied.units_skipped} unit(s) changed online since the snapshot and were left "
             "for the next run")
+    report["changes"] = change_counts(snap, target, plan)
+    link_threshold = (predict_info.get("threshold") or {}).get("chosen", config.link_threshold)
+    report["match_weight_histogram"] = {
+        "bins": _weight_bins(snap), "link_threshold": link_threshold,
+        "review_threshold": config.review_threshold}
     if options.labels_path:
-        from batch.quality import evaluate_labels
+        from batch.quality import error_samples, evaluate_labels, read_labels, threshold_curve
 
         report["quality"] = evaluate_labels(target, options.labels_path)
+        truth, _ = read_labels(options.labels_path)
+        scored = snap.con.execute("SELECT a, b, probability FROM pairs").fetchall()
+        grid = sorted({config.review_threshold, link_threshold,
+                       *(round(config.review_threshold + (1 - config.review_threshold) * i / 20, 6)
+                         for i in range(20))})
+        report["quality"]["threshold_curve"] = threshold_curve(scored, truth, grid)
+        report["quality"].update(error_samples(target, truth, _target_links(snap, target), scored,
+                                               options.samples))
     if options.charts:
         report["charts"] = _charts(snap, model, target, min(options.samples, 5))
     return report
+
+
+def _violation_sample(target: Target, samples: int) -> list[dict[str, Any]]:
+    """Up to `samples` violations of EACH kind, so a rare kind (a chain) is never crowded out."""
+    taken: Counter[str] = Counter()
+    out = []
+    for v in target.violations:
+        if taken[v.kind] < samples:
+            taken[v.kind] += 1
+            out.append(dataclasses.asdict(v))
+    return out
+
+
+def _weight_bins(snap: Snapshot) -> list[dict[str, Any]]:
+    """Scored pairs (those kept: at or above the review threshold) per one-bit match-weight bin."""
+    rows = snap.con.execute(
+        "SELECT floor(match_weight)::BIGINT AS lo, count(*) FROM pairs "
+        "WHERE isfinite(match_weight) GROUP BY 1 ORDER BY 1").fetchall()
+    return [{"lo": int(lo), "hi": int(lo) + 1, "pairs": int(n)} for lo, n in rows]
+
+
+def _target_links(snap: Snapshot, target: Target) -> list[Link]:
+    """Every link the target holds: its batch links and the stored deterministic ones it keeps."""
+    kept = [Link(a, b, LinkKind.parse(kind), source=source)
+            for lid, a, b, kind, source in snap.con.execute(
+                "SELECT link_id, a, b, kind, source FROM links "
+                "WHERE kind IN ('verified', 'equivalent', 'observed')").fetchall()
+            if lid not in target.removed]
+    return [*target.links.values(), *kept]
 
 
 # ==== output =======================================================================================
@@ -245,9 +289,7 @@ def summary_text(report: dict[str, Any]) -> str:
         f"  pairs scored    {c['pairs_scored'] or 0:>10,}   "
         f"kept (≥ review)   {c['pairs_above_review_threshold'] or 0:>9,}",
         "  batch links     " + ", ".join(f"{k} {v:,}" for k, v in c["batch_links_by_kind"].items()),
-        f"  links           +{c['links_added']:,} / -{c['links_removed']:,}",
-        f"  customers       {c['customers']:,} ({c['customers_created']:,} new, "
-        f"{c['assignments_changed']:,} identifiers moved)",
+        *_change_lines(report),
         f"  merges / splits {c['merges']:,} / {c['splits']:,}   generic marked {c['generic_marked']:,}",
         f"  largest cluster {report['cluster_sizes']['largest']:,}",
         "  violations      " + (", ".join(f"{k} {v:,}" for k, v in
@@ -278,11 +320,31 @@ def summary_text(report: dict[str, Any]) -> str:
         lines.append(f"  left out        {col}: {why}")
     q = report.get("quality")
     if q:
+        household = q.get("household_false_pairs")
         lines.append(f"  quality         precision {q['precision']:.4f}  recall {q['recall']:.4f}  "
-                     f"F1 {q['f1']:.4f}  (household false pairs {q['household_false_pairs']:,})")
+                     f"F1 {q['f1']:.4f}"
+                     + (f"  (household false pairs {household:,})" if household is not None else ""))
     for w in report.get("warnings", []):
         lines.append(f"  WARNING: {w}")
     return "\n".join(lines)
+
+
+def _change_lines(report: dict[str, Any]) -> list[str]:
+    """What changes, in identifiers and customers; links by pair (a new model version re-scores
+    every batch link: those are counted apart, not as links added and removed)."""
+    c, ch = report["counts"], report.get("changes")
+    if not ch:
+        return [f"  links           +{c['links_added']:,} / -{c['links_removed']:,}",
+                f"  customers       {c['customers']:,} ({c['customers_created']:,} new, "
+                f"{c['assignments_changed']:,} identifiers moved)"]
+    return [
+        f"  identifiers     {ch['identifiers_moved']:,} change customer, "
+        f"{ch['identifiers_assigned']:,} get their first",
+        f"  customers       {c['customers']:,}: {ch['customers_changed']:,} change "
+        f"({c['customers_created']:,} new, {ch['customers_retired']:,} retired)",
+        f"  links (pairs)   {ch['pairs_linked']:,} linked, {ch['pairs_unlinked']:,} unlinked, "
+        f"{ch['pairs_kind_changed']:,} change kind, {ch['pairs_rescored']:,} re-scored only",
+    ]
 
 
 def _vega_scripts() -> str:
@@ -305,46 +367,69 @@ def _vega_scripts() -> str:
         return ""
 
 
-def _svg_histogram(hist: list[dict[str, Any]]) -> str:
-    width, height, pad = 640, 220, 40
-    top = max((h["customers"] for h in hist), default=0) or 1
-    bw = (width - pad) / len(hist)
-    bars = []
-    import math
-
-    scale = math.log10(top + 1)
-    for i, h in enumerate(hist):
-        v = h["customers"]
-        bh = 0 if v == 0 else max(2, (height - 50) * math.log10(v + 1) / scale)
-        x = pad + i * bw
-        y = height - 30 - bh
-        bars.append(
-            f'<rect x="{x + 3:.1f}" y="{y:.1f}" width="{bw - 6:.1f}" height="{bh:.1f}" fill="#4c78a8">'
-            f'<title>{html.escape(h["size"])}: {v:,} customers, '
-            f'{h["identifiers"]:,} identifiers</title></rect>'
-            f'<text x="{x + bw / 2:.1f}" y="{height - 14}" font-size="11" text-anchor="middle">'
-            f'{html.escape(h["size"])}</text>'
-            f'<text x="{x + bw / 2:.1f}" y="{y - 4:.1f}" font-size="10" text-anchor="middle">{v:,}</text>')
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'role="img" aria-label="cluster sizes">'
-            f'<text x="4" y="14" font-size="11">customers (log scale) by identifiers held</text>'
-            + "".join(bars) + "</svg>")
+VIOLATION_KINDS = ("blocked", "limit", "generic", "junk", "chain", "suppressed")
+"""Every kind of guardrail violation (`identity_graph.guardrails.Violation.kind`), all listed."""
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in columns) + "</tr>"
-        for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _fmt(v: Any) -> str:
+def _cell(v: Any) -> str:
+    """A value as HTML a person reads: lists as lines, mappings as `key value` lines."""
+    if isinstance(v, dict):
+        if not v:
+            return "–"
+        return "<br>".join(f"<span class='k'>{html.escape(str(k))}</span> {_cell(x)}" for k, x in v.items())
+    if isinstance(v, list | tuple):
+        if not v:
+            return "–"
+        shown = [_cell(x) for x in v[:12]]
+        more = f"<br><i>… {len(v) - 12:,} more</i>" if len(v) > 12 else ""
+        return "<br>".join(shown) + more
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
     if isinstance(v, float):
         return f"{v:.6g}"
-    if isinstance(v, list | dict):
-        return json.dumps(v, default=str)
-    return "" if v is None else str(v)
+    return "" if v is None else html.escape(str(v))
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str], cls: str = "") -> str:
+    if not rows:
+        return "<p class='none'>none</p>"
+    head = "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in columns) + "</tr>"
+                   for r in rows)
+    return f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _pairs_table(d: dict[str, Any], key: str = "count", value: str = "value") -> str:
+    return _table([{key: k.replace("_", " "), value: v} for k, v in d.items()], [key, value], "kv")
+
+
+def _link_text(lk: dict[str, Any] | None) -> str:
+    if not lk:
+        return "no pair between the parts was scored (never blocked together)"
+    p = lk.get("probability")
+    kind = lk.get("kind") or "scored"
+    by = f" by {lk['source']}" if lk.get("source") else ""
+    return (f"{lk['a']} —{kind}{by}"
+            + (f", p {p:.4f}" if isinstance(p, float) else "") + f"→ {lk['b']}"
+            + (f" ({lk['why']})" if lk.get("why") else ""))
+
+
+def _quality_section(q: dict[str, Any], link_threshold: float) -> str:
+    scalars = {k: v for k, v in q.items() if not isinstance(v, list | dict)}
+    out = ["<h2>Quality against labels</h2>", _pairs_table(scalars, "metric")]
+    if q.get("threshold_curve"):
+        out.append(precision_recall_svg(q["threshold_curve"], link_threshold))
+        out.append(_table(q["threshold_curve"], ["threshold", "predicted_pairs", "precision", "recall"]))
+    if "false_merges" in q:
+        out.append("<h3>False merges (sample): one customer, several people</h3>" + _table(
+            [dict(m, link=_link_text(m["link"])) for m in q["false_merges"]],
+            ["customer_id", "people", "identifiers", "link"]))
+        out.append("<h3>False splits (sample): one person, several customers</h3>" + _table(
+            [dict(m, link=_link_text(m["link"])) for m in q["false_splits"]],
+            ["person", "customers", "identifiers", "link"]))
+    return "".join(out)
 
 
 def _script_json(value: Any) -> str:
@@ -364,16 +449,21 @@ def render_html(report: dict[str, Any]) -> str:
     ]
     for w in report.get("warnings", []):
         sections.append(f'<p class="warn">⚠ {html.escape(w)}</p>')
-    sections.append("<h2>Counts</h2>" + _table(
-        [{"count": k, "value": v} for k, v in c.items()], ["count", "value"]))
-    sections.append("<h2>Steps</h2>" + _table(
-        [{"step": k, "seconds": v} for k, v in r["step_seconds"].items()], ["step", "seconds"]))
+    if report.get("changes"):
+        sections.append("<h2>What changes</h2><p>Identifiers and customers; links counted by pair "
+                        "(a new model version re-scores every batch link: counted apart).</p>"
+                        + _pairs_table(report["changes"]))
+    sections.append("<h2>Counts</h2>" + _pairs_table(c))
+    sections.append("<h2>Steps</h2>" + _pairs_table(r["step_seconds"], "step", "seconds"))
+    mw = report.get("match_weight_histogram")
+    if mw:
+        sections.append("<h2>Match weights</h2>" + match_weight_svg(
+            mw["bins"], mw["link_threshold"], mw["review_threshold"]))
     if report.get("quality"):
-        q = report["quality"]
-        sections.append("<h2>Quality against labels</h2>" + _table(
-            [{"metric": k, "value": v} for k, v in q.items()], ["metric", "value"]))
+        sections.append(_quality_section(report["quality"], (mw or {}).get(
+            "link_threshold", report["guardrails"]["link_threshold"])))
     cs = report["cluster_sizes"]
-    sections.append("<h2>Cluster sizes</h2>" + _svg_histogram(cs["histogram"])
+    sections.append("<h2>Cluster sizes</h2>" + cluster_sizes_svg(cs["histogram"])
                     + _table(cs["histogram"], ["size", "customers", "identifiers"])
                     + f"<p>Largest: {cs['largest']:,}. Giant threshold: {cs['giant_threshold']:,}.</p>")
     sections.append("<h2>Merges (sample)</h2>" + _table(
@@ -381,11 +471,11 @@ def render_html(report: dict[str, Any]) -> str:
     sections.append("<h2>Splits (sample)</h2>" + _table(
         report["splits_sample"], ["original", "new_ids", "kept", "parts"]))
     g = report["guardrails"]
-    sections.append("<h2>Guardrail violations</h2>" + _table(
-        [{"kind": k, "count": v} for k, v in g["violations_by_kind"].items()], ["kind", "count"])
-        + _table(g["sample"], ["kind", "key", "other", "reason"]))
-    sections.append("<h2>Apply</h2>" + _table(
-        [{"what": k, "value": v} for k, v in report["apply"].items()], ["what", "value"]))
+    by_kind = {k: g["violations_by_kind"].get(k, 0) for k in VIOLATION_KINDS}
+    by_kind.update(g["violations_by_kind"])
+    sections.append("<h2>Guardrail violations</h2>" + _pairs_table(by_kind, "kind", "count")
+                    + "<h3>Sample, per kind</h3>" + _table(g["sample"], ["kind", "key", "other", "reason"]))
+    sections.append("<h2>Apply</h2>" + _pairs_table(report["apply"], "what"))
     m = report["model"]
     rows = [{"comparison": p["comparison"], **lv} for p in m["parameters"] for lv in p["levels"]]
     sections.append(
@@ -419,6 +509,11 @@ table {{ border-collapse: collapse; margin: .5em 0 1.5em; }}
 td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top;
           max-width: 520px; overflow-wrap: anywhere; }}
 th {{ background: #f3f3f3; }}
+table.kv td:first-child {{ color: #555; }}
+td .k {{ color: #555; }}
+svg.chart {{ display: block; margin: .5em 0 1em; }}
+svg.chart .title {{ font-weight: 600; }}
+.none {{ color: #777; }}
 .warn {{ color: #a40000; font-weight: 600; }}
 </style>
 {scripts}

@@ -313,7 +313,7 @@ def append_request(picker: Picker) -> pb.AppendTurnRequest:
     rng = picker.rng
     return pb.AppendTurnRequest(
         conversation_id=cid, caller=pb.Caller(channel=channel_of(anchor), identifier=_ident(anchor)),
-        role=pb.CUSTOMER if rng.random() < 0.5 else pb.BOT, text=rng.choice(TEXTS),
+        role=pb.ROLE_CUSTOMER if rng.random() < 0.5 else pb.ROLE_BOT, text=rng.choice(TEXTS),
         topic=rng.choice(TOPICS))
 
 

@@ -100,7 +100,7 @@ class Story:
     def arrived(self, channel: str, r: pb.StartOrResumeResponse) -> str:
         conv = r.conversation
         how = f"resumed from {r.resumed_from_channel}" if r.resumed else "new"
-        assurance = ipb.LinkKind.Name(r.assurance) if r.assurance else "none"
+        assurance = ipb.LinkKind.Name(r.assurance).removeprefix("LINK_KIND_") if r.assurance else "none"
         self.out(
             f"  [{channel}] conversation {conv.conversation_id} ({how}); customer {r.customer_id}; "
             f"assurance {assurance}; {len(conv.turns)} earlier turns visible"
@@ -125,7 +125,7 @@ class Story:
             conversation_id=cid, caller=self.caller(channel, who), role=role, text=text, **kw
         )
         turn = self.stub.AppendTurn(req, timeout=TIMEOUT).turn
-        name = pb.Role.Name(turn.role).lower()
+        name = pb.Role.Name(turn.role).removeprefix("ROLE_").lower()
         self.out(f"  [{turn.channel}] #{turn.seq:<2} {name + ':':9} {turn.text}")
 
     def context(self, conv: pb.Conversation, channel: str, who: str, **fields: Any) -> pb.Conversation:
@@ -180,7 +180,7 @@ class Story:
             cid,
             "web",
             COOKIE,
-            pb.CUSTOMER,
+            pb.ROLE_CUSTOMER,
             "Hi! How wide is the FR-200 refrigerator? It has to fit a 70 cm niche.",
             intent="product_question",
             topic="dimensions",
@@ -189,7 +189,7 @@ class Story:
             cid,
             "web",
             COOKIE,
-            pb.BOT,
+            pb.ROLE_BOT,
             "The FR-200 is 68 cm wide, 178 cm tall and 66 cm deep, so it fits. "
             "The FR-240 (70 cm) would be a squeeze.",
         )
@@ -209,7 +209,7 @@ class Story:
             cid,
             "web",
             COOKIE,
-            pb.CUSTOMER,
+            pb.ROLE_CUSTOMER,
             "I'll take the FR-200. Text me delivery updates at (415) 555-0134 (I'm on WhatsApp too).",
         )
         # The form's phone field, with its "also on WhatsApp" box ticked, seen with her cookie.
@@ -222,7 +222,7 @@ class Story:
         message = self.suggest(cid, "web", COOKIE)
         self.out("      (the phone is typed, not held: the web chat sees nothing anchored at it,"
                  " its consents included; texting from it opens this conversation)")
-        self.say(cid, "web", COOKIE, pb.BOT, message or "Noted. We'll text you delivery updates.")
+        self.say(cid, "web", COOKIE, pb.ROLE_BOT, message or "Noted. We'll text you delivery updates.")
 
         self.heading("2. SMS from +1 415 555 0134, on the way home")
         sms = self.start("sms", SMS_NUMBER)
@@ -232,7 +232,7 @@ class Story:
             f"step={sms.conversation.state.step} data: {_data(sms.conversation.state)}"
         )
         conv = sms.conversation
-        self.say(cid, "sms", SMS_NUMBER, pb.CUSTOMER, "Can the FR-200 come on Friday morning?")
+        self.say(cid, "sms", SMS_NUMBER, pb.ROLE_CUSTOMER, "Can the FR-200 come on Friday morning?")
         conv = self.state(
             conv,
             "sms",
@@ -248,10 +248,10 @@ class Story:
             cid,
             "sms",
             SMS_NUMBER,
-            pb.BOT,
+            pb.ROLE_BOT,
             "Friday 8-12 is free and held for you. Reply YES to finish the purchase on WhatsApp.",
         )
-        self.say(cid, "sms", SMS_NUMBER, pb.CUSTOMER, "YES")
+        self.say(cid, "sms", SMS_NUMBER, pb.ROLE_CUSTOMER, "YES")
         self.consent(WHATSAPP, "whatsapp", "purchase_support", "sms reply YES")
         self.suggest(cid, "sms", SMS_NUMBER)
         self.remembers(conv)
@@ -260,7 +260,7 @@ class Story:
         wa = self.start("whatsapp", WHATSAPP)
         self.arrived("whatsapp", wa)
         conv = wa.conversation
-        self.say(cid, "whatsapp", WHATSAPP, pb.CUSTOMER, "Hi, ready to pay for the fridge.")
+        self.say(cid, "whatsapp", WHATSAPP, pb.ROLE_CUSTOMER, "Hi, ready to pay for the fridge.")
         conv = self.state(
             conv,
             "whatsapp",
@@ -276,7 +276,7 @@ class Story:
             cid,
             "whatsapp",
             WHATSAPP,
-            pb.BOT,
+            pb.ROLE_BOT,
             "FR-200, delivery Friday 8-12, $1,299. Here is your payment link.",
         )
         conv = self.state(
@@ -291,7 +291,7 @@ class Story:
             total_usd=1299,
             order_id="FR-10042",
         )
-        self.say(cid, "whatsapp", WHATSAPP, pb.BOT, "Payment received. Order FR-10042 is confirmed.")
+        self.say(cid, "whatsapp", WHATSAPP, pb.ROLE_BOT, "Payment received. Order FR-10042 is confirmed.")
         self.remembers(conv)
 
         self.heading("4. A handoff code takes the conversation to her tablet")
@@ -307,7 +307,7 @@ class Story:
             timeout=TIMEOUT,
         )
         self.arrived("web (tablet)", redeemed)
-        self.say(cid, "web", TABLET, pb.CUSTOMER, "Can you show me the installation guide here?")
+        self.say(cid, "web", TABLET, pb.ROLE_CUSTOMER, "Can you show me the installation guide here?")
         again = None
         try:
             self.stub.RedeemHandoff(
@@ -349,7 +349,7 @@ def _summary(
 ) -> None:
     out("\n━━ The whole conversation, as an agent would see it")
     for t in final.turns:
-        out(f"  #{t.seq:<2} {t.channel:8} {pb.Role.Name(t.role).lower():8} {t.text}")
+        out(f"  #{t.seq:<2} {t.channel:8} {pb.Role.Name(t.role).removeprefix('ROLE_').lower():8} {t.text}")
     listed = stub.ListConversations(
         pb.ListConversationsRequest(caller=pb.Caller(channel="sms", identifier=ident(SMS_NUMBER))),
         timeout=TIMEOUT,

@@ -357,7 +357,7 @@ class Workload:
             req = ipb.LinkRequest(
                 a=ident(self.emails[a]),
                 b=ident(self.phones[b]),
-                kind=ipb.VERIFIED,
+                kind=ipb.LINK_KIND_VERIFIED,
                 source="crm",
                 actor="replica-test",
             )
@@ -415,7 +415,7 @@ class Workload:
                 spb.AppendTurnRequest(
                     conversation_id=cid,
                     caller=spb.Caller(channel="web", identifier=ident(key)),
-                    role=spb.CUSTOMER,
+                    role=spb.ROLE_CUSTOMER,
                     text=text,
                 ),
             )

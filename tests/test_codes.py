@@ -125,7 +125,7 @@ def victim_and_attacker(api: Api) -> str:
         ipb.LinkRequest(
             a=ident(ATTACKER),
             b=ident(VICTIM_EMAIL),
-            kind=ipb.PROBABLE,
+            kind=ipb.LINK_KIND_PROBABLE,
             probability=0.995,
             source="splink",
             actor="model",

@@ -463,7 +463,7 @@ def seed(client: Client) -> Seed:
     )
     conv = started.conversation.conversation_id
     client.session.AppendTurn(
-        spb.AppendTurnRequest(conversation_id=conv, caller=web(), role=spb.CUSTOMER, text="hello"),
+        spb.AppendTurnRequest(conversation_id=conv, caller=web(), role=spb.ROLE_CUSTOMER, text="hello"),
         timeout=TIMEOUT,
     )
     client.session.RecordConsent(
@@ -539,7 +539,8 @@ def valid_requests(s: Seed) -> dict[str, Callable[[], Message]]:
             actor="fuzz",
         ),
         "Link": lambda: ipb.LinkRequest(
-            a=ident(COOKIE), b=ident("device_id:hx-dev-1"), kind=ipb.OBSERVED, source="fuzz", actor="fuzz"
+            a=ident(COOKIE), b=ident("device_id:hx-dev-1"), kind=ipb.LINK_KIND_OBSERVED, source="fuzz",
+            actor="fuzz"
         ),
         "Unlink": lambda: ipb.UnlinkRequest(a=ident(COOKIE), b=ident("device_id:hx-dev-1"), actor="fuzz"),
         "SetGeneric": lambda: ipb.SetGenericRequest(identifier=ident(EMAIL), generic=False, actor="fuzz"),
@@ -550,7 +551,7 @@ def valid_requests(s: Seed) -> dict[str, Callable[[], Message]]:
         "WatchEvents": lambda: ipb.WatchEventsRequest(from_seq=0, types=["link"]),
         "StartOrResume": lambda: spb.StartOrResumeRequest(channel="web", identifiers=[ident(COOKIE)]),
         "AppendTurn": lambda: spb.AppendTurnRequest(
-            conversation_id=conv, caller=caller, role=spb.CUSTOMER, text="where is my order?"
+            conversation_id=conv, caller=caller, role=spb.ROLE_CUSTOMER, text="where is my order?"
         ),
         "UpdateContext": lambda: spb.UpdateContextRequest(
             conversation_id=conv,
@@ -795,7 +796,8 @@ def test_turn_and_context_limits(client: Client) -> None:
     s = seed(client)
 
     def turn(**kw: Any) -> spb.AppendTurnRequest:
-        fields = {"conversation_id": s.conversation_id, "caller": web(), "role": spb.CUSTOMER, "text": "hi"}
+        fields = {"conversation_id": s.conversation_id, "caller": web(), "role": spb.ROLE_CUSTOMER,
+                  "text": "hi"}
         return spb.AppendTurnRequest(**{**fields, **kw})
 
     rejected(client, client.session.AppendTurn, turn(text="t" * (MAX_TURN_TEXT + 1)), "text")
@@ -871,7 +873,7 @@ def test_other_field_limits(client: Client) -> None:
     link = ipb.LinkRequest(
         a=ident(COOKIE),
         b=ident("device_id:d1"),
-        kind=ipb.PROBABLE,
+        kind=ipb.LINK_KIND_PROBABLE,
         source="s",
         actor="a",
         probability=float("nan"),
@@ -883,7 +885,7 @@ def test_other_field_limits(client: Client) -> None:
     typed = ipb.LinkRequest(
         a=ident(COOKIE),
         b=ipb.Identifier(type="web_cookie:x", value="y"),
-        kind=ipb.OBSERVED,
+        kind=ipb.LINK_KIND_OBSERVED,
         source="s",
         actor="a",
     )
@@ -932,7 +934,7 @@ def test_size_caps_name_the_field(client: Client) -> None:
     label = "l" * (client.sessions.graph.config.max_label_length + 1)
     for name in ("source", "actor", "channel", "event_id", "model_version"):
         link = ipb.LinkRequest(
-            a=ident(COOKIE), b=ident("device_id:d9"), kind=ipb.OBSERVED, source="s", actor="a"
+            a=ident(COOKIE), b=ident("device_id:d9"), kind=ipb.LINK_KIND_OBSERVED, source="s", actor="a"
         )
         setattr(link, name, label)
         rejected(client, client.identity.Link, link, name)
@@ -959,7 +961,8 @@ def test_nul_bytes_are_refused(client: Client) -> None:
     ).conversation
 
     def turn(**kw: str) -> spb.AppendTurnRequest:
-        fields = {"conversation_id": s.conversation_id, "caller": web(), "role": spb.CUSTOMER, "text": "hi"}
+        fields = {"conversation_id": s.conversation_id, "caller": web(), "role": spb.ROLE_CUSTOMER,
+                  "text": "hi"}
         return spb.AppendTurnRequest(**{**fields, **kw})
 
     for name in ("text", "intent", "topic"):
@@ -975,7 +978,8 @@ def test_nul_bytes_are_refused(client: Client) -> None:
         conversation_id=s.conversation_id, caller=web(), expected_version=conv.version, state=st
     )
     rejected(client, client.session.UpdateState, req, "state.data")
-    link = ipb.LinkRequest(a=ident(COOKIE), b=ident("device_id:d9"), kind=ipb.OBSERVED, source=NUL, actor="a")
+    link = ipb.LinkRequest(a=ident(COOKIE), b=ident("device_id:d9"), kind=ipb.LINK_KIND_OBSERVED, source=NUL,
+                           actor="a")
     rejected(client, client.identity.Link, link, "source")
     consent = spb.RecordConsentRequest(identifier=ident(PHONE), channel="sms", purpose="p", source=NUL)
     rejected(client, client.session.RecordConsent, consent, "source")
@@ -1046,12 +1050,13 @@ def test_messages_beyond_grpc_max_size(client: Client) -> None:
         (
             client.session.AppendTurn,
             spb.AppendTurnRequest(
-                conversation_id=s.conversation_id, caller=web(), role=spb.CUSTOMER, text=huge
+                conversation_id=s.conversation_id, caller=web(), role=spb.ROLE_CUSTOMER, text=huge
             ),
         ),
         (
             client.identity.Link,
-            ipb.LinkRequest(a=ident(COOKIE), b=ident(EMAIL), kind=ipb.OBSERVED, source=huge, actor="a"),
+            ipb.LinkRequest(a=ident(COOKIE), b=ident(EMAIL), kind=ipb.LINK_KIND_OBSERVED, source=huge,
+                            actor="a"),
         ),
     ]
     before = snapshot(client.store)
@@ -1136,7 +1141,7 @@ def test_injection_strings_round_trip(client: Client) -> None:
         req = ipb.LinkRequest(
             a=ident(COOKIE),
             b=b,
-            kind=ipb.OBSERVED,
+            kind=ipb.LINK_KIND_OBSERVED,
             source=text,
             actor=text,
             channel="agent",
@@ -1165,7 +1170,7 @@ def test_injection_strings_round_trip(client: Client) -> None:
             spb.AppendTurnRequest(
                 conversation_id=conv.conversation_id,
                 caller=web(),
-                role=spb.CUSTOMER,
+                role=spb.ROLE_CUSTOMER,
                 text=text,
                 intent=text[:200],
             ),

@@ -135,29 +135,30 @@ def test_resolve_new_then_known(api: Api) -> None:
         "phone:+14155550101",
     ]
     assert {(key(lk.a), key(lk.b), lk.kind) for lk in first.links} == {
-        ("email:ann@example.com", "web_cookie:c1", pb.OBSERVED),
-        ("phone:+14155550101", "web_cookie:c1", pb.OBSERVED),
+        ("email:ann@example.com", "web_cookie:c1", pb.LINK_KIND_OBSERVED),
+        ("phone:+14155550101", "web_cookie:c1", pb.LINK_KIND_OBSERVED),
     }
     for lk in first.links:
         assert lk.link_id and lk.source == "web" and lk.channel == "web" and lk.created_at.seconds > 0
         assert not lk.HasField("probability")
     assert not first.violations
     got = assurance(first)  # typed, not held: claims reach as probable (holding is not claiming)
-    assert got["email:ann@example.com"] == (pb.PROBABLE, False)
-    assert got["phone:+14155550101"] == (pb.PROBABLE, False)
+    assert got["email:ann@example.com"] == (pb.LINK_KIND_PROBABLE, False)
+    assert got["phone:+14155550101"] == (pb.LINK_KIND_PROBABLE, False)
 
     again = resolve(api, "email", "email:ann@example.com")
     assert again.customer_id == first.customer_id and not again.is_new
     assert not again.links
     # Whoever holds the typed email may see the typist's data; the phone only through the cookie.
     got = assurance(again)  # the phone is only reached as probable: left unnamed
-    assert got == {"email:ann@example.com": (pb.VERIFIED, True), "web_cookie:c1": (pb.OBSERVED, True)}
+    assert got == {"email:ann@example.com": (pb.LINK_KIND_VERIFIED, True),
+                   "web_cookie:c1": (pb.LINK_KIND_OBSERVED, True)}
 
 
 def test_resolve_with_proof_links_verified(api: Api) -> None:
     resp = resolve(api, "app", "account_id:acc-1", "email:bo@example.com", proof="account_id:acc-1")
-    assert [lk.kind for lk in resp.links] == [pb.VERIFIED]
-    assert assurance(resp)["email:bo@example.com"] == (pb.VERIFIED, True)
+    assert [lk.kind for lk in resp.links] == [pb.LINK_KIND_VERIFIED]
+    assert assurance(resp)["email:bo@example.com"] == (pb.LINK_KIND_VERIFIED, True)
 
 
 def test_resolve_merges_and_the_alias_still_resolves(api: Api) -> None:
@@ -178,26 +179,26 @@ def test_resolve_merges_and_the_alias_still_resolves(api: Api) -> None:
 def test_a_claim_counts_one_way_in_explain_and_links_name_their_claimant(api: Api) -> None:
     typed = resolve(api, "web", "web_cookie:k9", "phone:+14155550109")  # typed on the web
     [lk] = typed.links
-    assert lk.kind == pb.OBSERVED and key(lk.claimant) == "web_cookie:k9"
+    assert lk.kind == pb.LINK_KIND_OBSERVED and key(lk.claimant) == "web_cookie:k9"
 
     def explain(a: str, b: str) -> pb.ExplainResponse:
         return api.stub.Explain(pb.ExplainRequest(a=ident(a), b=ident(b)), timeout=TIMEOUT)
 
     forward = explain("web_cookie:k9", "phone:+14155550109")
-    assert forward.assurance == pb.PROBABLE and list(forward.steps) == [pb.PROBABLE]
+    assert forward.assurance == pb.LINK_KIND_PROBABLE and list(forward.steps) == [pb.LINK_KIND_PROBABLE]
     back = explain("phone:+14155550109", "web_cookie:k9")
-    assert back.assurance == pb.OBSERVED and list(back.steps) == [pb.OBSERVED]
+    assert back.assurance == pb.LINK_KIND_OBSERVED and list(back.steps) == [pb.LINK_KIND_OBSERVED]
     # Link with a claimant behaves the same; without one, both ends count as claimants.
-    api.stub.Link(pb.LinkRequest(a=ident("email:c@x.io"), b=ident("device_id:d1"), kind=pb.OBSERVED,
+    api.stub.Link(pb.LinkRequest(a=ident("email:c@x.io"), b=ident("device_id:d1"), kind=pb.LINK_KIND_OBSERVED,
                                  source="crm", actor="t", claimant=ident("device_id:d1")), timeout=TIMEOUT)
-    assert explain("email:c@x.io", "device_id:d1").assurance == pb.OBSERVED
-    assert explain("device_id:d1", "email:c@x.io").assurance == pb.PROBABLE
-    api.stub.Link(pb.LinkRequest(a=ident("email:u@x.io"), b=ident("device_id:d2"), kind=pb.OBSERVED,
+    assert explain("email:c@x.io", "device_id:d1").assurance == pb.LINK_KIND_OBSERVED
+    assert explain("device_id:d1", "email:c@x.io").assurance == pb.LINK_KIND_PROBABLE
+    api.stub.Link(pb.LinkRequest(a=ident("email:u@x.io"), b=ident("device_id:d2"), kind=pb.LINK_KIND_OBSERVED,
                                  source="crm", actor="t"), timeout=TIMEOUT)
-    assert explain("email:u@x.io", "device_id:d2").assurance == pb.PROBABLE
-    assert explain("device_id:d2", "email:u@x.io").assurance == pb.PROBABLE
+    assert explain("email:u@x.io", "device_id:d2").assurance == pb.LINK_KIND_PROBABLE
+    assert explain("device_id:d2", "email:u@x.io").assurance == pb.LINK_KIND_PROBABLE
     bad = rpc_error(api.stub.Link, pb.LinkRequest(a=ident("email:c@x.io"), b=ident("device_id:d1"),
-                                                 kind=pb.OBSERVED, source="crm", actor="t",
+                                                 kind=pb.LINK_KIND_OBSERVED, source="crm", actor="t",
                                                  claimant=ident("email:z@x.io")))
     assert bad.code() is grpc.StatusCode.INVALID_ARGUMENT and "claimant" in bad.details()
 
@@ -209,12 +210,13 @@ def test_a_trusted_source_links_verified(store: GraphStore) -> None:
         r = api.stub.Resolve(pb.ResolveRequest(channel="web", source="accounts",
                                                identifiers=[ident("account_id:a1"), ident("email:a1@x.io")]),
                              timeout=TIMEOUT)
-        assert [lk.kind for lk in r.links] == [pb.VERIFIED]
+        assert [lk.kind for lk in r.links] == [pb.LINK_KIND_VERIFIED]
         untrusted = resolve(api, "web", "web_cookie:k1", "email:k1@x.io")
-        assert [lk.kind for lk in untrusted.links] == [pb.OBSERVED]
-        made = api.stub.Link(pb.LinkRequest(a=ident("email:b@x.io"), b=ident("device_id:b"), kind=pb.OBSERVED,
+        assert [lk.kind for lk in untrusted.links] == [pb.LINK_KIND_OBSERVED]
+        made = api.stub.Link(pb.LinkRequest(a=ident("email:b@x.io"), b=ident("device_id:b"),
+                                            kind=pb.LINK_KIND_OBSERVED,
                                             source="accounts", actor="t"), timeout=TIMEOUT)
-        assert [lk.kind for lk in made.links] == [pb.VERIFIED]
+        assert [lk.kind for lk in made.links] == [pb.LINK_KIND_VERIFIED]
     finally:
         api.channel.close()
         srv.stop()
@@ -227,7 +229,7 @@ def test_link_and_unlink_with_evidence(api: Api) -> None:
         pb.LinkRequest(
             a=ident("email:x@example.com"),
             b=ident("email:y@example.com"),
-            kind=pb.OBSERVED,
+            kind=pb.LINK_KIND_OBSERVED,
             source="crm",
             actor="agent-7",
             channel="agent",
@@ -238,7 +240,7 @@ def test_link_and_unlink_with_evidence(api: Api) -> None:
     assert len(linked.links) == 1
     lk = linked.links[0]
     assert (lk.kind, lk.source, lk.actor, lk.channel, lk.event_id) == (
-        pb.OBSERVED,
+        pb.LINK_KIND_OBSERVED,
         "crm",
         "agent-7",
         "agent",
@@ -323,13 +325,13 @@ def test_explain_bottleneck_path_with_waterfall(store: GraphStore) -> None:
     try:
         resolve(api, "web", "web_cookie:e1", "email:e@example.com", attributes=ANN)
         scored = resolve(api, "sms", "phone:+14155550199", attributes=ANN)
-        probable = [lk for lk in scored.links if lk.kind == pb.PROBABLE]
+        probable = [lk for lk in scored.links if lk.kind == pb.LINK_KIND_PROBABLE]
         assert len(probable) == 1
         ex = api.stub.Explain(
             pb.ExplainRequest(a=ident("phone:+14155550199"), b=ident("email:e@example.com")), timeout=TIMEOUT
         )
-        assert ex.same_customer and ex.assurance == pb.PROBABLE
-        assert [lk.kind for lk in ex.path] == [pb.PROBABLE, pb.OBSERVED]
+        assert ex.same_customer and ex.assurance == pb.LINK_KIND_PROBABLE
+        assert [lk.kind for lk in ex.path] == [pb.LINK_KIND_PROBABLE, pb.LINK_KIND_OBSERVED]
         edge = ex.path[0]
         assert {edge.a.value, edge.b.value} >= {"+14155550199"}
         other = "email:e@example.com" if "email" in (edge.a.type, edge.b.type) else "web_cookie:e1"
@@ -442,7 +444,8 @@ def test_bad_identifier_is_invalid_argument_naming_the_field(api: Api) -> None:
     err = rpc_error(
         api.stub.Link,
         pb.LinkRequest(
-            a=ident("email:a@example.com"), b=ident("phone:12"), kind=pb.OBSERVED, source="s", actor="x"
+            a=ident("email:a@example.com"), b=ident("phone:12"), kind=pb.LINK_KIND_OBSERVED, source="s",
+            actor="x"
         ),
     )
     assert err.code() is grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith("b.")
@@ -456,7 +459,7 @@ def test_bad_identifier_is_invalid_argument_naming_the_field(api: Api) -> None:
         pb.LinkRequest(
             a=ident("email:a@example.com"),
             b=ident("email:b@example.com"),
-            kind=pb.PROBABLE,
+            kind=pb.LINK_KIND_PROBABLE,
             source="s",
             actor="x",
         ),
@@ -465,7 +468,8 @@ def test_bad_identifier_is_invalid_argument_naming_the_field(api: Api) -> None:
     err = rpc_error(
         api.stub.Link,
         pb.LinkRequest(
-            a=ident("email:a@example.com"), b=ident("email:b@example.com"), kind=pb.OBSERVED, source="s"
+            a=ident("email:a@example.com"), b=ident("email:b@example.com"), kind=pb.LINK_KIND_OBSERVED,
+            source="s"
         ),
     )
     assert err.details().startswith("actor:")
@@ -570,7 +574,7 @@ def test_look_alike_on_a_new_phone_does_not_reach_full_assurance(api: Api) -> No
         pb.LinkRequest(
             a=ident("phone:+14155550999"),
             b=ident("email:victim@example.com"),
-            kind=pb.PROBABLE,
+            kind=pb.LINK_KIND_PROBABLE,
             probability=0.995,
             match_weight=7.6,
             model_version="m1",
@@ -579,12 +583,12 @@ def test_look_alike_on_a_new_phone_does_not_reach_full_assurance(api: Api) -> No
         ),
         timeout=TIMEOUT,
     )
-    assert [lk.kind for lk in linked.links] == [pb.PROBABLE]
+    assert [lk.kind for lk in linked.links] == [pb.LINK_KIND_PROBABLE]
     resp = resolve(api, "sms", "phone:+14155550999")
     assert resp.customer_id == victim.customer_id  # recognised...
     got = assurance(resp)
     # ...but nothing of the victim's is disclosed, not even which identifiers they have.
-    assert got == {"phone:+14155550999": (pb.VERIFIED, True)}
+    assert got == {"phone:+14155550999": (pb.LINK_KIND_VERIFIED, True)}
     text = text_format.MessageToString(resp)
     assert "victim" not in text and "4155550150" not in text
 
@@ -626,7 +630,8 @@ def test_blocked_value_links_nothing(api: Api) -> None:
     assert err.code() is grpc.StatusCode.NOT_FOUND
     blocked_link = api.stub.Link(
         pb.LinkRequest(
-            a=ident("web_cookie:b1"), b=ident("email:test@test.com"), kind=pb.VERIFIED, source="s", actor="x"
+            a=ident("web_cookie:b1"), b=ident("email:test@test.com"), kind=pb.LINK_KIND_VERIFIED, source="s",
+            actor="x"
         ),
         timeout=TIMEOUT,
     )
@@ -726,7 +731,7 @@ def test_watch_events_filters_by_type(api: Api) -> None:
     ev = next(stream)
     stream.cancel()
     assert ev.type == "link"
-    assert ev.payload["kind"] == "observed" and ev.payload["a"] == "email:f1@example.com"
+    assert ev.payload["kind"] == "LINK_KIND_OBSERVED" and ev.payload["a"] == "email:f1@example.com"
     assert ev.customer_id.startswith("cus_") and ev.at.seconds > 0
 
 

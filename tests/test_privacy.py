@@ -105,7 +105,7 @@ def start(api: Api, channel: str, *keys: str) -> spb.StartOrResumeResponse:
 
 def say(api: Api, conversation_id: str, who: str, text: str) -> None:
     api.session.AppendTurn(spb.AppendTurnRequest(conversation_id=conversation_id, caller=as_caller(who),
-                                                 role=spb.CUSTOMER, text=text), timeout=TIMEOUT)
+                                                 role=spb.ROLE_CUSTOMER, text=text), timeout=TIMEOUT)
 
 
 def forget(api: Api, key: str, scope: int, actor: str = "dpo-tool",
@@ -212,7 +212,7 @@ def test_forget_a_customer_leaves_nothing_and_nothing_comes_back(api: Api, tmp_p
     assert scan(api.store, values)  # the scan does find them before
     assert scan_parquet(tmp_path / "before", values)
 
-    r = forget(api, PHONE, apb.CUSTOMER)
+    r = forget(api, PHONE, apb.FORGET_SCOPE_CUSTOMER)
     c = dict(r.counts)
     assert c["identifiers"] == 5 and c["observations"] == len(ZEPHYRINE) and c["links"] >= 4
     assert c["conversations"] == 1 and c["outbox"] == 1 and c["customers"] == 2 and c["aliases"] == 1
@@ -232,7 +232,7 @@ def test_forget_a_customer_leaves_nothing_and_nothing_comes_back(api: Api, tmp_p
         api.session.RedeemHandoff(spb.RedeemHandoffRequest(code="ABCDEFGH", channel="whatsapp",
                                                            identifiers=[ident(WHATSAPP)]), timeout=TIMEOUT)
     assert info.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
-    link = api.identity.Link(ipb.LinkRequest(a=ident(EMAIL), b=ident(BYSTANDER), kind=ipb.VERIFIED,
+    link = api.identity.Link(ipb.LinkRequest(a=ident(EMAIL), b=ident(BYSTANDER), kind=ipb.LINK_KIND_VERIFIED,
                                              source="crm", actor="crm"), timeout=TIMEOUT)
     assert not link.links and [v.kind for v in link.violations] == ["suppressed"]
     assert api.store.get_identifiers([EMAIL, PHONE, COOKIE, COOKIE2, WHATSAPP]) == {}
@@ -302,8 +302,8 @@ def test_admin_errors_map_to_codes(api: Api) -> None:
 
     INVALID = grpc.StatusCode.INVALID_ARGUMENT
     assert code(api.admin.Forget, apb.ForgetRequest(identifier=ident(EMAIL))) is INVALID  # no scope
-    assert code(api.admin.Forget, apb.ForgetRequest(scope=apb.CUSTOMER)) is INVALID
-    bad_phone = apb.ForgetRequest(identifier=ident("phone:12"), scope=apb.CUSTOMER)
+    assert code(api.admin.Forget, apb.ForgetRequest(scope=apb.FORGET_SCOPE_CUSTOMER)) is INVALID
+    bad_phone = apb.ForgetRequest(identifier=ident("phone:12"), scope=apb.FORGET_SCOPE_CUSTOMER)
     assert code(api.admin.Forget, bad_phone) is INVALID
     assert code(api.admin.ExportCustomerData, apb.ExportCustomerDataRequest()) is INVALID
     assert code(api.admin.ExportCustomerData,
@@ -325,7 +325,7 @@ def test_forgetting_one_identifier_leaves_the_rest_of_the_customer(api: Api) -> 
     cid, before = export_doc(api, EMAIL)
     assert cid == first.customer_id
 
-    r = forget(api, COOKIE, apb.IDENTIFIER)
+    r = forget(api, COOKIE, apb.FORGET_SCOPE_IDENTIFIER)
     assert dict(r.counts)["identifiers"] == 1 and dict(r.counts)["conversations"] == 0
     assert scan(api.store, ["ck-zephyrine-7f3a"]) == []
 
@@ -340,7 +340,7 @@ def test_forgetting_one_identifier_leaves_the_rest_of_the_customer(api: Api) -> 
     assert [v.kind for v in resolve(api, COOKIE).violations] == ["suppressed"]
 
     # Forgetting an identifier that turns were typed through elsewhere blanks those turns.
-    forget(api, EMAIL, apb.IDENTIFIER)
+    forget(api, EMAIL, apb.FORGET_SCOPE_IDENTIFIER)
     turns = export_doc(api, PHONE)[1]["conversations"][0]["turns"]
     assert [t["text"] for t in turns] == [TURN_1, ""] and turns[1]["identifier"] == ""
     assert scan(api.store, ["zephyrine.quill@fernmoor.example", "Zephyrine", "order 55"]) == []
@@ -349,7 +349,7 @@ def test_forgetting_one_identifier_leaves_the_rest_of_the_customer(api: Api) -> 
 def test_forgetting_a_bridge_identifier_splits_what_it_held_together(api: Api) -> None:
     resolve(api, EMAIL, COOKIE)
     cid = resolve(api, EMAIL, PHONE).customer_id
-    forget(api, EMAIL, apb.IDENTIFIER)
+    forget(api, EMAIL, apb.FORGET_SCOPE_IDENTIFIER)
     nodes = api.store.get_identifiers([COOKIE, PHONE])
     assert set(nodes) == {COOKIE, PHONE}
     assert nodes[COOKIE].customer_id != nodes[PHONE].customer_id
@@ -370,7 +370,7 @@ def test_audit_lists_merges_splits_erasures_exports_and_handoffs(api: Api) -> No
     export_doc(api, COOKIE, actor="support-portal")
     _, ingrid = export_doc(api, "email:ingrid@fjord.example")
     values = personal_values(ingrid)
-    forget(api, "email:ingrid@fjord.example", apb.CUSTOMER, actor="dpo-tool",
+    forget(api, "email:ingrid@fjord.example", apb.FORGET_SCOPE_CUSTOMER, actor="dpo-tool",
            reason="request from ingrid@fjord.example by phone")
 
     entries = audit(api)

@@ -109,7 +109,7 @@ def test_grpcurl_describes_with_comments(go_bin: Path, server: BackgroundServer)
     assert '"login"' in proof and '"otp"' in proof and '"handoff"' in proof
     caller = _grpcurl(go_bin, port, "describe", "session.v1.Caller")
     assert "web | sms | whatsapp | email | agent" in caller
-    verified = _grpcurl(go_bin, port, "describe", "identity.v1.LinkKind.VERIFIED")
+    verified = _grpcurl(go_bin, port, "describe", "identity.v1.LinkKind.LINK_KIND_VERIFIED")
     assert "is an enum value" in verified and "Proof at one moment" in verified
     # and the descriptors are good enough to call the API with JSON
     body = json.dumps({"channel": "web", "identifiers": [{"type": "email", "value": "Ann@Example.com"}]})

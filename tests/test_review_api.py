@@ -63,7 +63,7 @@ def test_review_queue_accept_reject_and_constraints(api: Api) -> None:
     items = {(_key(i.link.a), _key(i.link.b)): i for i in by_score.items}
     assert set(items) == {(R1, R3), (R2, R3)}
     r13, r23 = items[(R1, R3)], items[(R2, R3)]
-    assert r13.link.kind == ipb.POSSIBLE and r13.customer_b == _owner(api.graph.store, R3)[0]
+    assert r13.link.kind == ipb.LINK_KIND_POSSIBLE and r13.customer_b == _owner(api.graph.store, R3)[0]
     # the waterfall, as Explain shows it: the prior first, adding up to the match weight
     assert r13.waterfall[0].name == "prior"
     assert sum(c.bits for c in r13.waterfall) == pytest.approx(r13.link.match_weight, abs=1e-6)
@@ -88,7 +88,7 @@ def test_review_queue_accept_reject_and_constraints(api: Api) -> None:
     accepted = api.review.AcceptReview(pb.AcceptReviewRequest(
         link_id=r13.link.link_id, actor="analyst:lee", reason="same address history"), timeout=TIMEOUT)
     assert accepted.constraint.kind == pb.CONSTRAINT_KIND_MUST_LINK
-    assert [lk.kind for lk in accepted.links] == [ipb.PROBABLE]
+    assert [lk.kind for lk in accepted.links] == [ipb.LINK_KIND_PROBABLE]
     assert accepted.links[0].source == "review" and accepted.constraint.link_id == accepted.links[0].link_id
     assert len(set(_owner(api.graph.store, R1, R2, R3))) == 1
 
@@ -109,10 +109,10 @@ def test_a_persons_unlink_and_link_are_constraints(api: Api) -> None:
     [c] = api.review.ListConstraints(pb.ListConstraintsRequest(customer=R1), timeout=TIMEOUT).constraints
     assert (c.kind, c.origin, c.actor, c.reason) == (pb.CONSTRAINT_KIND_CANNOT_LINK, "unlink", "agent:kim",
                                                       "two people")
-    out = api.identity.Link(ipb.LinkRequest(a=_ident(R1), b=_ident(R2), kind=ipb.OBSERVED, source="agent",
+    out = api.identity.Link(ipb.LinkRequest(a=_ident(R1), b=_ident(R2), kind=ipb.LINK_KIND_OBSERVED, source="agent",
                                             actor="agent:kim"), timeout=TIMEOUT)
     assert [v.kind for v in out.violations] == ["cannot_link"] and not out.links
-    out = api.identity.Link(ipb.LinkRequest(a=_ident(R1), b=_ident(R2), kind=ipb.OBSERVED, source="agent",
+    out = api.identity.Link(ipb.LinkRequest(a=_ident(R1), b=_ident(R2), kind=ipb.LINK_KIND_OBSERVED, source="agent",
                                             actor="agent:kim", by_person=True, reason="confirmed"),
                             timeout=TIMEOUT)
     assert len(out.links) == 1

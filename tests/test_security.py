@@ -423,7 +423,7 @@ def test_links_record_the_authenticated_caller_not_the_typed_actor(
     _, c = serve(IdentityGraph(store), auth=tokens.store())
     crm = tokens.md("crm")
     c.identity.Link(
-        ipb.LinkRequest(a=ident("web_cookie:a1"), b=ident("email:a1@x.io"), kind=ipb.OBSERVED,
+        ipb.LinkRequest(a=ident("web_cookie:a1"), b=ident("email:a1@x.io"), kind=ipb.LINK_KIND_OBSERVED,
                         source="form", actor="admin"),
         timeout=TIMEOUT, metadata=crm,
     )  # fmt: skip
@@ -442,7 +442,7 @@ def test_links_record_the_authenticated_caller_not_the_typed_actor(
 
     _, open_ = serve(IdentityGraph(store))
     open_.identity.Link(
-        ipb.LinkRequest(a=ident("web_cookie:b1"), b=ident("email:b1@x.io"), kind=ipb.OBSERVED,
+        ipb.LinkRequest(a=ident("web_cookie:b1"), b=ident("email:b1@x.io"), kind=ipb.LINK_KIND_OBSERVED,
                         source="form", actor="ops-jane"),
         timeout=TIMEOUT,
     )  # fmt: skip

@@ -103,7 +103,7 @@ def start(
     return api.stub.StartOrResume(req, timeout=TIMEOUT)
 
 
-def say(api: Api, cid: str, who: str, text: str, role: int = pb.CUSTOMER, **kw: str) -> pb.Turn:
+def say(api: Api, cid: str, who: str, text: str, role: int = pb.ROLE_CUSTOMER, **kw: str) -> pb.Turn:
     req = pb.AppendTurnRequest(conversation_id=cid, caller=as_caller(who), role=role, text=text, **kw)
     return api.stub.AppendTurn(req, timeout=TIMEOUT).turn
 
@@ -178,10 +178,10 @@ MARIA = {"first_name": "Maria", "last_name": "Lopez", "date_of_birth": "1988-03-
 
 def test_a_conversation_follows_the_customer_across_three_channels(api: Api) -> None:
     web = start(api, "web", "web_cookie:ck-1", "email:Maria@Example.com", attributes=MARIA)
-    assert not web.resumed and web.customer_id.startswith("cus_") and web.assurance == ipb.VERIFIED
+    assert not web.resumed and web.customer_id.startswith("cus_") and web.assurance == ipb.LINK_KIND_VERIFIED
     conv = web.conversation
     cid = conv.conversation_id
-    assert conv.disclosed and conv.status == pb.ACTIVE and list(conv.channels) == ["web"]
+    assert conv.disclosed and conv.status == pb.STATUS_ACTIVE and list(conv.channels) == ["web"]
     assert conv.version == 1 and conv.created_at.seconds > 0 and not web.step_up_required
 
     turn = say(
@@ -189,13 +189,13 @@ def test_a_conversation_follows_the_customer_across_three_channels(api: Api) -> 
     )
     assert (turn.seq, turn.role, turn.channel, key_of(turn.identifier)) == (
         1,
-        pb.CUSTOMER,
+        pb.ROLE_CUSTOMER,
         "web",
         "web_cookie:ck-1",
     )
     assert turn.intent == "product_question" and turn.topic == "dimensions" and turn.at.seconds > 0
-    bot = say(api, cid, "web_cookie:ck-1", "It is 70 cm wide.", role=pb.BOT)
-    assert bot.seq == 2 and bot.role == pb.BOT
+    bot = say(api, cid, "web_cookie:ck-1", "It is 70 cm wide.", role=pb.ROLE_BOT)
+    assert bot.seq == 2 and bot.role == pb.ROLE_BOT
 
     conv = set_context(
         api, conv, "web_cookie:ck-1", topic="dimensions", intent="buy", slots={"model": "FR-200"}
@@ -211,7 +211,7 @@ def test_a_conversation_follows_the_customer_across_three_channels(api: Api) -> 
     start(api, "web", "web_cookie:ck-1", "phone:(415) 555-0134")
     sms = start(api, "sms", "phone:+1 415 555 0134")
     assert sms.resumed and sms.resumed_from_channel == "web" and sms.customer_id == web.customer_id
-    assert sms.conversation.conversation_id == cid and sms.assurance == ipb.OBSERVED
+    assert sms.conversation.conversation_id == cid and sms.assurance == ipb.LINK_KIND_OBSERVED
     assert sms.conversation.state.step == "choose_model" and sms.conversation.state.data["qty"] == 1
     assert texts(sms.conversation) == ["How wide is the FR-200?", "It is 70 cm wide."]
     say(api, cid, "phone:+14155550134", "Can it come on Friday?")
@@ -235,11 +235,11 @@ def test_a_conversation_follows_the_customer_across_three_channels(api: Api) -> 
     all_ = listed(api, "phone:+14155550134")
     assert [c.conversation_id for c in all_.conversations] == [cid] and not all_.next_page_token
     assert all_.conversations[0].disclosed and not all_.conversations[0].turns
-    assert not listed(api, "web_cookie:ck-1", statuses=[pb.CLOSED]).conversations
+    assert not listed(api, "web_cookie:ck-1", statuses=[pb.STATUS_CLOSED]).conversations
     closed = api.stub.Close(
         pb.CloseRequest(conversation_id=cid, caller=as_caller("web_cookie:ck-1")), timeout=TIMEOUT
     )
-    assert closed.conversation.status == pb.CLOSED and closed.conversation.closed_at.seconds > 0
+    assert closed.conversation.status == pb.STATUS_CLOSED and closed.conversation.closed_at.seconds > 0
     fresh = start(api, "web", "web_cookie:ck-1")
     assert not fresh.resumed and fresh.carried_over_from == cid
     assert fresh.conversation.context.slots == {"model": "FR-200"} and not fresh.conversation.context.intent
@@ -247,7 +247,7 @@ def test_a_conversation_follows_the_customer_across_three_channels(api: Api) -> 
     assert [c.conversation_id for c in page1.conversations] == [fresh.conversation.conversation_id]
     page2 = listed(api, "web_cookie:ck-1", page_size=1, page_token=page1.next_page_token)
     assert [c.conversation_id for c in page2.conversations] == [cid] and not page2.next_page_token
-    only_closed = listed(api, "web_cookie:ck-1", statuses=[pb.CLOSED])
+    only_closed = listed(api, "web_cookie:ck-1", statuses=[pb.STATUS_CLOSED])
     assert [c.conversation_id for c in only_closed.conversations] == [cid]
 
 
@@ -304,11 +304,11 @@ def test_consent_suggestion_and_handoff_code(api: Api) -> None:
     )
     r = api.stub.RedeemHandoff(redeem, timeout=TIMEOUT)
     assert r.resumed and r.conversation.conversation_id == cid and r.conversation.state.step == "scheduled"
-    assert r.customer_id == web.customer_id and r.assurance == ipb.VERIFIED
+    assert r.customer_id == web.customer_id and r.assurance == ipb.LINK_KIND_VERIFIED
     path = api.identity.Explain(
         ipb.ExplainRequest(a=ident("whatsapp:+447700900123"), b=ident("web_cookie:ck-2")), timeout=TIMEOUT
     )
-    assert [lk.kind for lk in path.path] == [ipb.VERIFIED] and path.path[0].source == "handoff"
+    assert [lk.kind for lk in path.path] == [ipb.LINK_KIND_VERIFIED] and path.path[0].source == "handoff"
     assert code_of(api.stub.RedeemHandoff, redeem) is grpc.StatusCode.FAILED_PRECONDITION  # single use
     bad = pb.RedeemHandoffRequest(code="NOPE2345", channel="sms", identifiers=[ident("phone:+14155550100")])
     assert code_of(api.stub.RedeemHandoff, bad) is grpc.StatusCode.FAILED_PRECONDITION
@@ -322,7 +322,7 @@ def test_escalate_close_and_metrics(api: Api) -> None:
     say(api, cid, "phone:+14155550188", "still broken")
     package = escalate(api, cid, "phone:+14155550188", "customer frustrated")
     assert package.reason == "customer frustrated"
-    assert package.conversation.status == pb.ESCALATED
+    assert package.conversation.status == pb.STATUS_ESCALATED
     assert package.conversation.escalation_reason == "customer frustrated"
     assert texts(package.conversation) == ["the label does not print", "still broken"]
     assert [c.conversation_id for c in package.history] == [cid]
@@ -334,14 +334,14 @@ def test_escalate_close_and_metrics(api: Api) -> None:
         ("first_name", "maria", "web_cookie:ck-3")
     ]
     assert {"web", "sms"} <= set(package.profile.channels)
-    agent = say(api, cid, "phone:+14155550188", "Hi Maria, I'm Sam from support.", role=pb.AGENT)
-    assert agent.role == pb.AGENT and agent.seq == 3
+    agent = say(api, cid, "phone:+14155550188", "Hi Maria, I'm Sam from support.", role=pb.ROLE_AGENT)
+    assert agent.role == pb.ROLE_AGENT and agent.seq == 3
     done = api.stub.Close(
         pb.CloseRequest(conversation_id=cid, caller=as_caller("web_cookie:ck-3")), timeout=TIMEOUT
     )
-    assert done.conversation.status == pb.CLOSED
+    assert done.conversation.status == pb.STATUS_CLOSED
     late = pb.AppendTurnRequest(
-        conversation_id=cid, caller=as_caller("web_cookie:ck-3"), role=pb.CUSTOMER, text="hi"
+        conversation_id=cid, caller=as_caller("web_cookie:ck-3"), role=pb.ROLE_CUSTOMER, text="hi"
     )
     assert code_of(api.stub.AppendTurn, late) is grpc.StatusCode.FAILED_PRECONDITION
 
@@ -369,13 +369,13 @@ def test_escalate_close_and_metrics(api: Api) -> None:
 def test_housekeeping_runs_in_the_background(api: Api) -> None:
     cid = start(api, "web", "web_cookie:ck-idle").conversation.conversation_id
     deadline = time.monotonic() + 15
-    status = pb.ACTIVE
+    status = pb.STATUS_ACTIVE
     while time.monotonic() < deadline:
         status = get(api, cid, "web_cookie:ck-idle").status
-        if status == pb.INACTIVE:
+        if status == pb.STATUS_INACTIVE:
             break
         time.sleep(0.1)
-    assert status == pb.INACTIVE  # nobody called StartOrResume: the server's own task did it
+    assert status == pb.STATUS_INACTIVE  # nobody called StartOrResume: the server's own task did it
 
 
 def test_health_and_reflection_include_the_session_service(api: Api) -> None:
@@ -413,7 +413,7 @@ def test_errors_name_the_field_and_map_to_codes(api: Api) -> None:
         fields: dict[str, Any] = {
             "conversation_id": cid,
             "caller": as_caller("web_cookie:ck-e"),
-            "role": pb.CUSTOMER,
+            "role": pb.ROLE_CUSTOMER,
             "text": "hello",
         }
         return pb.AppendTurnRequest(**{**fields, **kw})
@@ -422,7 +422,8 @@ def test_errors_name_the_field_and_map_to_codes(api: Api) -> None:
     invalid(api.stub.AppendTurn, turn(caller=caller("sms", "fax:123")), "caller.identifier.type")
     invalid(api.stub.AppendTurn, turn(caller=caller("pigeon", "web_cookie:ck-e")), "caller.channel")
     invalid(
-        api.stub.AppendTurn, pb.AppendTurnRequest(conversation_id=cid, role=pb.CUSTOMER, text="x"), "caller"
+        api.stub.AppendTurn, pb.AppendTurnRequest(conversation_id=cid, role=pb.ROLE_CUSTOMER, text="x"),
+        "caller"
     )
     invalid(api.stub.AppendTurn, turn(text="   "), "text")
     invalid(api.stub.AppendTurn, turn(text="x" * 4001), "text")
@@ -536,7 +537,7 @@ def assert_locked_out(api: Api, cid: str, who: str, *secrets: str) -> None:
     assert_no_leak(mine, *secrets)
     c = as_caller(who)
     requests = {
-        "AppendTurn": pb.AppendTurnRequest(conversation_id=cid, caller=c, role=pb.CUSTOMER, text="hi"),
+        "AppendTurn": pb.AppendTurnRequest(conversation_id=cid, caller=c, role=pb.ROLE_CUSTOMER, text="hi"),
         "UpdateContext": pb.UpdateContextRequest(
             conversation_id=cid, caller=c, expected_version=1, context=pb.Context(topic="x")
         ),
@@ -575,14 +576,14 @@ def test_lookalike_on_a_new_phone_sees_nothing_until_it_steps_up(api: Api) -> No
         ipb.LinkRequest(
             a=ident("phone:+14155559999"),
             b=ident("email:maria@example.com"),
-            kind=ipb.PROBABLE,
+            kind=ipb.LINK_KIND_PROBABLE,
             probability=0.995,
             source="splink",
             actor="model",
         ),
         timeout=TIMEOUT,
     )
-    assert [lk.kind for lk in link.links] == [ipb.PROBABLE]
+    assert [lk.kind for lk in link.links] == [ipb.LINK_KIND_PROBABLE]
     attacker = "phone:+14155559999"
     r = start(api, "sms", attacker)
     assert r.customer_id == victim.customer_id  # recognised ...
@@ -910,7 +911,7 @@ def test_twenty_concurrent_writers_from_two_channels_lose_nothing(api: Api) -> N
                     req = pb.AppendTurnRequest(
                         conversation_id=cid,
                         caller=as_caller(who),
-                        role=pb.CUSTOMER,
+                        role=pb.ROLE_CUSTOMER,
                         text=f"writer {i} turn {j}",
                     )
                     stub.AppendTurn(req, timeout=TIMEOUT)
@@ -975,7 +976,7 @@ def assert_claim_opens_nothing(api: Api, attacker: str, claimed: str, cid: str) 
     secrets = (*SECRETS, "Lopez", "1988-03-14", *(["victim"] if "victim" not in claimed else []))
     r = start(api, WEB_OF[attacker.partition(":")[0]], attacker, claimed)
     assert not r.resumed and r.conversation.conversation_id != cid
-    assert r.assurance == ipb.VERIFIED  # the caller's own, new conversation
+    assert r.assurance == ipb.LINK_KIND_VERIFIED  # the caller's own, new conversation
     assert not r.carried_over_from and not r.conversation.context.slots and not r.conversation.turns
     assert r.step_up_required and r.step_up_conversation_id == cid  # recognised: must prove it
     assert_no_leak(r, *secrets)
@@ -989,7 +990,8 @@ def assert_claim_opens_nothing(api: Api, attacker: str, claimed: str, cid: str) 
     assert not profile.customer.attributes and not profile.customer.attribute_history
     assert_no_leak(profile, *secrets)
     explained = api.identity.Explain(ipb.ExplainRequest(a=ident(attacker), b=ident(claimed)), timeout=TIMEOUT)
-    assert explained.assurance == ipb.PROBABLE and list(explained.steps) == [ipb.PROBABLE]  # proves nothing
+    # proves nothing
+    assert explained.assurance == ipb.LINK_KIND_PROBABLE and list(explained.steps) == [ipb.LINK_KIND_PROBABLE]
     assert key_of(explained.path[0].claimant) == attacker
     assert_no_leak(explained, *secrets)
     resolved = api.identity.Resolve(
@@ -1063,7 +1065,7 @@ def test_a_shared_family_phone_resumes_only_for_the_person_who_started_it(api: A
     alice = start(api, "sms", family, attributes=ALICE)
     a_cid = alice.conversation.conversation_id
     assert not alice.resumed and alice.conversation.disclosed
-    said = pb.AppendTurnRequest(conversation_id=a_cid, caller=by(ALICE), role=pb.CUSTOMER,
+    said = pb.AppendTurnRequest(conversation_id=a_cid, caller=by(ALICE), role=pb.ROLE_CUSTOMER,
                                 text="Deliver to 1 Secret Lane, door code K4711Q")
     api.stub.AppendTurn(said, timeout=TIMEOUT)
     conv = api.stub.GetConversation(
@@ -1087,7 +1089,8 @@ def test_a_shared_family_phone_resumes_only_for_the_person_who_started_it(api: A
     mine = api.stub.ListConversations(pb.ListConversationsRequest(caller=by(BOB)), timeout=TIMEOUT)
     assert [c.conversation_id for c in mine.conversations] == [b_cid]
     for call, request in (
-        (api.stub.AppendTurn, pb.AppendTurnRequest(conversation_id=a_cid, caller=by(BOB), role=pb.CUSTOMER,
+        (api.stub.AppendTurn, pb.AppendTurnRequest(conversation_id=a_cid, caller=by(BOB),
+                                                   role=pb.ROLE_CUSTOMER,
                                                    text="hi")),
         (api.stub.UpdateState, pb.UpdateStateRequest(conversation_id=a_cid, caller=by(BOB),
                                                      expected_version=conv.version + 1, state=pb.State())),

@@ -84,7 +84,7 @@ func main() {
 	conv := web.GetConversation()
 	webCaller := &sessionv1.Caller{Channel: "web", Identifier: cookie}
 	if _, err := sessions.AppendTurn(ctx, &sessionv1.AppendTurnRequest{
-		ConversationId: conv.GetConversationId(), Caller: webCaller, Role: sessionv1.Role_CUSTOMER,
+		ConversationId: conv.GetConversationId(), Caller: webCaller, Role: sessionv1.Role_ROLE_CUSTOMER,
 		Text: "Does the FR-200 fit a 70 cm niche?",
 	}); err != nil {
 		fail("AppendTurn: %v", err)

@@ -14,11 +14,11 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class ForgetScope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     FORGET_SCOPE_UNSPECIFIED: _ClassVar[ForgetScope]
-    IDENTIFIER: _ClassVar[ForgetScope]
-    CUSTOMER: _ClassVar[ForgetScope]
+    FORGET_SCOPE_IDENTIFIER: _ClassVar[ForgetScope]
+    FORGET_SCOPE_CUSTOMER: _ClassVar[ForgetScope]
 FORGET_SCOPE_UNSPECIFIED: ForgetScope
-IDENTIFIER: ForgetScope
-CUSTOMER: ForgetScope
+FORGET_SCOPE_IDENTIFIER: ForgetScope
+FORGET_SCOPE_CUSTOMER: ForgetScope
 
 class ForgetRequest(_message.Message):
     __slots__ = ("identifier", "scope", "reason", "actor")

@@ -14,17 +14,17 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class LinkKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     LINK_KIND_UNSPECIFIED: _ClassVar[LinkKind]
-    POSSIBLE: _ClassVar[LinkKind]
-    PROBABLE: _ClassVar[LinkKind]
-    OBSERVED: _ClassVar[LinkKind]
-    EQUIVALENT: _ClassVar[LinkKind]
-    VERIFIED: _ClassVar[LinkKind]
+    LINK_KIND_POSSIBLE: _ClassVar[LinkKind]
+    LINK_KIND_PROBABLE: _ClassVar[LinkKind]
+    LINK_KIND_OBSERVED: _ClassVar[LinkKind]
+    LINK_KIND_EQUIVALENT: _ClassVar[LinkKind]
+    LINK_KIND_VERIFIED: _ClassVar[LinkKind]
 LINK_KIND_UNSPECIFIED: LinkKind
-POSSIBLE: LinkKind
-PROBABLE: LinkKind
-OBSERVED: LinkKind
-EQUIVALENT: LinkKind
-VERIFIED: LinkKind
+LINK_KIND_POSSIBLE: LinkKind
+LINK_KIND_PROBABLE: LinkKind
+LINK_KIND_OBSERVED: LinkKind
+LINK_KIND_EQUIVALENT: LinkKind
+LINK_KIND_VERIFIED: LinkKind
 
 class Identifier(_message.Message):
     __slots__ = ("type", "value")

@@ -27,7 +27,7 @@ if _version_not_supported:
 
 class IdentityServiceStub:
     """Identity resolution over the graph of identifiers. Every write keeps its evidence; customers
-    are the connected components over links of kind OBSERVED or stronger, after the guardrails
+    are the connected components over links of kind LINK_KIND_OBSERVED or stronger, after the guardrails
     (blocked values, per-type limits, generic identifiers). Bad input gets INVALID_ARGUMENT with a
     google.rpc.BadRequest detail naming the field.
     """
@@ -87,7 +87,7 @@ class IdentityServiceStub:
 
 class IdentityServiceServicer:
     """Identity resolution over the graph of identifiers. Every write keeps its evidence; customers
-    are the connected components over links of kind OBSERVED or stronger, after the guardrails
+    are the connected components over links of kind LINK_KIND_OBSERVED or stronger, after the guardrails
     (blocked values, per-type limits, generic identifiers). Bad input gets INVALID_ARGUMENT with a
     google.rpc.BadRequest detail naming the field.
     """
@@ -215,7 +215,7 @@ def add_IdentityServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class IdentityService:
     """Identity resolution over the graph of identifiers. Every write keeps its evidence; customers
-    are the connected components over links of kind OBSERVED or stronger, after the guardrails
+    are the connected components over links of kind LINK_KIND_OBSERVED or stronger, after the guardrails
     (blocked values, per-type limits, generic identifiers). Bad input gets INVALID_ARGUMENT with a
     google.rpc.BadRequest detail naming the field.
     """

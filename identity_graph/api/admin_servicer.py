@@ -15,7 +15,7 @@ from identity_graph.api.errors import handle_errors, run_blocking
 from identity_graph.errors import InvalidArgument
 from identity_graph.privacy import DEFAULT_AUDIT_PAGE, AuditEntry, Privacy, Scope, document_json
 
-_SCOPES = {pb.IDENTIFIER: Scope.IDENTIFIER, pb.CUSTOMER: Scope.CUSTOMER}
+_SCOPES = {pb.FORGET_SCOPE_IDENTIFIER: Scope.IDENTIFIER, pb.FORGET_SCOPE_CUSTOMER: Scope.CUSTOMER}
 
 
 MAX_ACTOR = 200
@@ -56,7 +56,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             raise InvalidArgument("identifier", "an identifier (type and value) is required")
         scope = _SCOPES.get(request.scope)
         if scope is None:
-            raise InvalidArgument("scope", "IDENTIFIER or CUSTOMER")
+            raise InvalidArgument("scope", "FORGET_SCOPE_IDENTIFIER or FORGET_SCOPE_CUSTOMER")
         result = await run_blocking(
             context, self.privacy.forget, request.identifier.type, request.identifier.value, scope,
             actor=_bounded(request.actor, "actor", MAX_ACTOR),

@@ -298,8 +298,11 @@ class TokenStore:
 # ---- the interceptor ------------------------------------------------------------------------
 
 
-def log_rejected(method: str, code: grpc.StatusCode, peer: str, caller: str | None) -> None:
-    """An access-log line, in the access interceptor's shape, for a call refused before it ran."""
+def log_rejected(
+    method: str, code: grpc.StatusCode, peer: str, caller: str | None, message: str = ""
+) -> None:
+    """An access-log line, in the access interceptor's shape, for a call refused before it ran;
+    `message` is the status message the caller gets."""
     access_log.info(
         "rpc",
         extra={
@@ -309,6 +312,7 @@ def log_rejected(method: str, code: grpc.StatusCode, peer: str, caller: str | No
                 "duration_ms": 0.0,
                 "peer": peer,
                 "caller": caller,
+                "message": message,
             }
         },
     )
@@ -390,7 +394,7 @@ def wrap_handler(
 
 def _refusing(code: grpc.StatusCode, detail: str, method: str, caller: str | None) -> grpc.RpcMethodHandler:
     async def refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
-        log_rejected(method, code, context.peer(), caller)
+        log_rejected(method, code, context.peer(), caller, detail)
         await context.abort(code, detail)
 
     return grpc.unary_unary_rpc_method_handler(refuse)
@@ -438,7 +442,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
             async def refuse(context: grpc.aio.ServicerContext) -> None:
                 current_caller.set(name)
-                log_rejected(method, code, context.peer(), name)
+                log_rejected(method, code, context.peer(), name, detail)
                 await context.abort(code, detail)
 
             return wrap_handler(handler, refuse)
@@ -453,9 +457,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             current_caller.set(name)
             if bound_to is not None and bound_to not in peer_common_names(context):
                 # A token bound to a certificate is worthless without it (a leaked token alone).
-                log_rejected(method, grpc.StatusCode.UNAUTHENTICATED, context.peer(), name)
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                                    "this token is accepted only with its client certificate")
+                message = "this token is accepted only with its client certificate"
+                log_rejected(method, grpc.StatusCode.UNAUTHENTICATED, context.peer(), name, message)
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
         return wrap_handler(handler, admit)
 

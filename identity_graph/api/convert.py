@@ -47,7 +47,8 @@ def kind_from_pb(value: int, field: str = "kind") -> LinkKind:
     try:
         return LinkKind(value)
     except ValueError as e:
-        raise InvalidArgument(field, "a link kind is required (POSSIBLE … VERIFIED)") from e
+        raise InvalidArgument(field, "a link kind is required (LINK_KIND_POSSIBLE … "
+                                     "LINK_KIND_VERIFIED)") from e
 
 
 def require(value: str, field: str) -> str:
@@ -283,9 +284,19 @@ def _json_safe(payload: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(dict(payload), default=str))
 
 
+def _api_payload(ev: Event) -> dict[str, Any]:
+    """The payload as the API spells it: a link event's kind is its `LinkKind` value name
+    (`LINK_KIND_VERIFIED`), as in every message; the store keeps the domain's label (`verified`)."""
+    payload = _json_safe(ev.payload)
+    label = payload.get("kind")
+    if ev.type == "link" and isinstance(label, str) and label.strip().upper() in LinkKind.__members__:
+        payload["kind"] = pb.LinkKind.Name(int(LinkKind.parse(label)))
+    return payload
+
+
 def event_to_pb(ev: Event) -> pb.Event:
     payload = Struct()
-    payload.update(_json_safe(ev.payload))
+    payload.update(_api_payload(ev))
     return pb.Event(
         seq=ev.seq, type=ev.type, customer_id=ev.customer_id, at=timestamp(ev.at), payload=payload
     )

@@ -161,7 +161,7 @@ class RateLimitInterceptor(grpc.aio.ServerInterceptor):
                 ms = max(1, math.ceil(delay * 1000))
                 who = repr(caller) if caller is not None else "this peer"
                 message = f"rate limit exceeded for {who}; retry after {ms} ms"
-                log_rejected(method, grpc.StatusCode.RESOURCE_EXHAUSTED, context.peer(), caller)
+                log_rejected(method, grpc.StatusCode.RESOURCE_EXHAUSTED, context.peer(), caller, message)
                 status = retry_status(message, delay)
                 await context.abort(status.code, status.details, status.trailing_metadata)
 

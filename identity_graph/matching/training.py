@@ -50,6 +50,17 @@ class ModelCheckError(ValueError):
     """A trained model failed its checks and must not be used; the message says why in one line."""
 
 
+def untrainable(records: int, error: BaseException) -> ModelCheckError:
+    """Why training on `records` failed, and what to do instead: a few records (a trial file)
+    cannot weigh every comparison level, and Splink's arithmetic then fails (`math domain
+    error`) or the checks reject the model; the starter model needs no training."""
+    reason = str(error) or type(error).__name__
+    return ModelCheckError(
+        f"cannot train a model on {records:,} record(s) ({reason}): too few records, or too "
+        f"little variety, to weigh each comparison level. Use the starter model instead: "
+        f"--model starter (or a model trained elsewhere: --model models/<version>.json)")
+
+
 def records_table(records: Iterable[dict[str, Any]], columns: Sequence[str]) -> pa.Table:
     """`unique_id` plus `columns` as strings; other keys (e.g. truth labels) are dropped."""
     rows = list(records)

@@ -33,13 +33,13 @@ from session.v1 import session_pb2 as pb
 # ---- enums ----------------------------------------------------------------------------------
 
 _STATUS_TO_PB = {
-    Status.ACTIVE: pb.ACTIVE,
-    Status.INACTIVE: pb.INACTIVE,
-    Status.ESCALATED: pb.ESCALATED,
-    Status.CLOSED: pb.CLOSED,
+    Status.ACTIVE: pb.STATUS_ACTIVE,
+    Status.INACTIVE: pb.STATUS_INACTIVE,
+    Status.ESCALATED: pb.STATUS_ESCALATED,
+    Status.CLOSED: pb.STATUS_CLOSED,
 }
 _STATUS_FROM_PB = {v: k for k, v in _STATUS_TO_PB.items()}
-_ROLE_TO_PB = {Role.CUSTOMER: pb.CUSTOMER, Role.BOT: pb.BOT, Role.AGENT: pb.AGENT}
+_ROLE_TO_PB = {Role.CUSTOMER: pb.ROLE_CUSTOMER, Role.BOT: pb.ROLE_BOT, Role.AGENT: pb.ROLE_AGENT}
 _ROLE_FROM_PB = {v: k for k, v in _ROLE_TO_PB.items()}
 
 

@@ -15,26 +15,26 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     STATUS_UNSPECIFIED: _ClassVar[Status]
-    ACTIVE: _ClassVar[Status]
-    INACTIVE: _ClassVar[Status]
-    ESCALATED: _ClassVar[Status]
-    CLOSED: _ClassVar[Status]
+    STATUS_ACTIVE: _ClassVar[Status]
+    STATUS_INACTIVE: _ClassVar[Status]
+    STATUS_ESCALATED: _ClassVar[Status]
+    STATUS_CLOSED: _ClassVar[Status]
 
 class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ROLE_UNSPECIFIED: _ClassVar[Role]
-    CUSTOMER: _ClassVar[Role]
-    BOT: _ClassVar[Role]
-    AGENT: _ClassVar[Role]
+    ROLE_CUSTOMER: _ClassVar[Role]
+    ROLE_BOT: _ClassVar[Role]
+    ROLE_AGENT: _ClassVar[Role]
 STATUS_UNSPECIFIED: Status
-ACTIVE: Status
-INACTIVE: Status
-ESCALATED: Status
-CLOSED: Status
+STATUS_ACTIVE: Status
+STATUS_INACTIVE: Status
+STATUS_ESCALATED: Status
+STATUS_CLOSED: Status
 ROLE_UNSPECIFIED: Role
-CUSTOMER: Role
-BOT: Role
-AGENT: Role
+ROLE_CUSTOMER: Role
+ROLE_BOT: Role
+ROLE_AGENT: Role
 
 class Caller(_message.Message):
     __slots__ = ("channel", "identifier", "attributes")
