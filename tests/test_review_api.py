@@ -109,10 +109,12 @@ def test_a_persons_unlink_and_link_are_constraints(api: Api) -> None:
     [c] = api.review.ListConstraints(pb.ListConstraintsRequest(customer=R1), timeout=TIMEOUT).constraints
     assert (c.kind, c.origin, c.actor, c.reason) == (pb.CONSTRAINT_KIND_CANNOT_LINK, "unlink", "agent:kim",
                                                       "two people")
-    out = api.identity.Link(ipb.LinkRequest(a=_ident(R1), b=_ident(R2), kind=ipb.LINK_KIND_OBSERVED, source="agent",
+    out = api.identity.Link(ipb.LinkRequest(a=_ident(R1), b=_ident(R2), kind=ipb.LINK_KIND_OBSERVED,
+                                            source="agent",
                                             actor="agent:kim"), timeout=TIMEOUT)
     assert [v.kind for v in out.violations] == ["cannot_link"] and not out.links
-    out = api.identity.Link(ipb.LinkRequest(a=_ident(R1), b=_ident(R2), kind=ipb.LINK_KIND_OBSERVED, source="agent",
+    out = api.identity.Link(ipb.LinkRequest(a=_ident(R1), b=_ident(R2), kind=ipb.LINK_KIND_OBSERVED,
+                                            source="agent",
                                             actor="agent:kim", by_person=True, reason="confirmed"),
                             timeout=TIMEOUT)
     assert len(out.links) == 1
