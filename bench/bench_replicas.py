@@ -132,7 +132,7 @@ def merge_heavy(run: str) -> Callable[[int, grpc.Channel], Any]:
             a=ident(f"email:{run}-{chain}-{step // 2}@example.com"),
             b=ident(f"email:{run}-{chain}-{(step // 2) + 1}@example.com" if step == 1
                     else f"phone:+1415{chain % 10_000_000:07d}"),
-            kind=ipb.VERIFIED, source="crm", actor="bench"), timeout=60)
+            kind=ipb.LINK_KIND_VERIFIED, source="crm", actor="bench"), timeout=60)
     return make
 
 

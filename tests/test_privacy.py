@@ -289,7 +289,8 @@ def test_export_customer_data_returns_everything(api: Api) -> None:
     assert all(e["seq"] > 0 and e["at"] for e in doc["events"])
     # Any identifier, the customer id or an alias finds the same customer.
     assert export_doc(api, PHONE)[0] == cid
-    by_id = api.admin.ExportCustomerData(apb.ExportCustomerDataRequest(customer_id=doc["aliases"][0]),
+    by_id = api.admin.ExportCustomerData(apb.ExportCustomerDataRequest(customer_id=doc["aliases"][0],
+                                                                       actor="dpo"),
                                          timeout=TIMEOUT)
     assert by_id.customer_id == cid
 
@@ -303,11 +304,17 @@ def test_admin_errors_map_to_codes(api: Api) -> None:
     INVALID = grpc.StatusCode.INVALID_ARGUMENT
     assert code(api.admin.Forget, apb.ForgetRequest(identifier=ident(EMAIL))) is INVALID  # no scope
     assert code(api.admin.Forget, apb.ForgetRequest(scope=apb.FORGET_SCOPE_CUSTOMER)) is INVALID
-    bad_phone = apb.ForgetRequest(identifier=ident("phone:12"), scope=apb.FORGET_SCOPE_CUSTOMER)
+    bad_phone = apb.ForgetRequest(identifier=ident("phone:12"), scope=apb.FORGET_SCOPE_CUSTOMER,
+                                  actor="dpo")
     assert code(api.admin.Forget, bad_phone) is INVALID
+    # who erases or exports is on the audit record: without auth the request must name them
+    unsigned = apb.ForgetRequest(identifier=ident(EMAIL), scope=apb.FORGET_SCOPE_CUSTOMER)
+    assert code(api.admin.Forget, unsigned) is INVALID
+    assert code(api.admin.ExportCustomerData, apb.ExportCustomerDataRequest(customer_id="cus_x")) is INVALID
     assert code(api.admin.ExportCustomerData, apb.ExportCustomerDataRequest()) is INVALID
     assert code(api.admin.ExportCustomerData,
-                apb.ExportCustomerDataRequest(customer_id="cus_nobody")) is grpc.StatusCode.NOT_FOUND
+                apb.ExportCustomerDataRequest(customer_id="cus_nobody", actor="dpo")
+                ) is grpc.StatusCode.NOT_FOUND
     assert code(api.admin.QueryAudit, apb.QueryAuditRequest(actions=["nope"])) is INVALID
     assert code(api.admin.QueryAudit, apb.QueryAuditRequest(page_size=5000)) is INVALID
     assert code(api.admin.QueryAudit, apb.QueryAuditRequest(page_token="garbage")) is INVALID

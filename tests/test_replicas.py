@@ -197,7 +197,8 @@ def test_an_erasure_on_one_replica_is_honoured_by_another_at_once(db) -> None:
             r.identity.Resolve(ipb.ResolveRequest(channel="web", identifiers=[ident(k) for k in keys]),  # type: ignore[union-attr]
                                timeout=30)
         admin = apb_grpc.AdminServiceStub(a.channel)
-        admin.Forget(apb.ForgetRequest(identifier=ident(keys[1]), scope=apb.CUSTOMER, reason="test"),
+        admin.Forget(apb.ForgetRequest(identifier=ident(keys[1]), scope=apb.FORGET_SCOPE_CUSTOMER,
+                                       reason="test", actor="test"),
                      timeout=60)
         again = b.identity.Resolve(ipb.ResolveRequest(channel="web", identifiers=[ident(k) for k in keys]),  # type: ignore[union-attr]
                                    timeout=30)

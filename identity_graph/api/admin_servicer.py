@@ -10,7 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from identity.v1 import admin_pb2 as pb
 from identity.v1 import admin_pb2_grpc as pb_grpc
-from identity_graph.api.convert import timestamp
+from identity_graph.api.convert import acting, timestamp
 from identity_graph.api.errors import handle_errors, run_blocking
 from identity_graph.errors import InvalidArgument
 from identity_graph.privacy import DEFAULT_AUDIT_PAGE, AuditEntry, Privacy, Scope, document_json
@@ -59,7 +59,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             raise InvalidArgument("scope", "FORGET_SCOPE_IDENTIFIER or FORGET_SCOPE_CUSTOMER")
         result = await run_blocking(
             context, self.privacy.forget, request.identifier.type, request.identifier.value, scope,
-            actor=_bounded(request.actor, "actor", MAX_ACTOR),
+            actor=_bounded(acting(request.actor, required=True), "actor", MAX_ACTOR),
             reason=_bounded(request.reason, "reason", MAX_REASON),
         )
         return pb.ForgetResponse(counts=result.counts, audit_id=result.audit_id)
@@ -74,7 +74,7 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             ref = f"{request.identifier.type}:{request.identifier.value}"
         else:
             raise InvalidArgument("customer_id", "give a customer id or an identifier")
-        actor = _bounded(request.actor, "actor", MAX_ACTOR)
+        actor = _bounded(acting(request.actor, required=True), "actor", MAX_ACTOR)
         cid, doc = await run_blocking(context, self.privacy.export_customer, ref, actor=actor)
         return pb.ExportCustomerDataResponse(customer_id=cid, document_json=document_json(doc))
 
