@@ -22,7 +22,7 @@ from tests.test_store_contract import EQU, OBS, T0, _rich_graph, link, obs, up
 
 SCRIPT = ROOT / "scripts" / "neo4j.sh"
 _SORT = {"identifiers": "key", "observations": "id", "links": "link_id", "customers": "id",
-         "aliases": "alias", "events": "seq"}
+         "aliases": "alias", "events": "seq", "constraints": "constraint_id"}
 
 
 def _source(tmp_path: Path) -> Path:

@@ -5,9 +5,11 @@ The importer writes the store files directly, with the server stopped, and is ma
 `load_parquet` (UNWIND batches over Bolt), see BENCHMARKS.md "Neo4j bulk load". It builds the same
 graph as `Neo4jStore.load_parquet` (the graph model of `identity_graph.store.neo4j`): identifier
 nodes plus key-only placeholders for link and observation ends that are not identifiers,
-observations with their `OBSERVED_WITH` relationships, links, customers, aliases, events and the
-event counter. Constraints and indexes are not part of the import: `Neo4jStore` creates them when
-it first opens the database, and Neo4j builds them from the imported data.
+observations with their `OBSERVED_WITH` relationships, links, customers, aliases, events, the
+event counter and decisions by people (`LinkConstraint`). Not imported: the blocking-key index (it
+is derived; with no version node it reads as stale and the server rebuilds it when it opens the
+store with a model), and constraints and indexes, which `Neo4jStore` creates when it first opens
+the database and Neo4j builds from the imported data.
 
 `scripts/neo4j.sh import DIR PARQUET_DIR` stops the server in DIR, runs this module and the
 importer, and starts the server again:
@@ -39,6 +41,8 @@ _HEADERS: dict[str, dict[str, str]] = {
     "customers": {"id": "id:ID(Customer)", "created_at": "created_at:datetime"},
     "aliases": {"alias": "alias:ID(Alias)"},
     "events": {"seq": "seq:long", "at": "at:datetime"},
+    "constraints": {"constraint_id": "constraint_id:ID(LinkConstraint)",
+                    "created_at": "created_at:datetime", "withdrawn_at": "withdrawn_at:datetime"},
 }
 
 
@@ -93,6 +97,7 @@ def write_import_files(tables: dict[str, pa.Table], directory: str | Path) -> li
     add("relationships", "LINK", tables["links"], "links", _HEADERS["links"])
     add("nodes", "Customer", tables["customers"], "customers", _HEADERS["customers"])
     add("nodes", "Alias", tables["aliases"], "aliases", _HEADERS["aliases"])
+    add("nodes", "LinkConstraint", tables["constraints"], "constraints", _HEADERS["constraints"])
     events = tables["events"]
     add("nodes", "Event", events, "events", _HEADERS["events"])
     if events.num_rows:
