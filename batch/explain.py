@@ -57,12 +57,15 @@ def explanation_text(e: Explanation) -> str:
             mw = f", match weight {lk.match_weight:+.2f} bits" if lk.match_weight is not None else ""
             lines.append(f"       probability {lk.probability:.4f}{mw}")
         if lk.comparisons:
+            rows = [(str(c["name"]), str(c.get("level", "")), float(c["bits"]))
+                    for c in lk.comparisons.get("comparisons", [])]
+            name_w = max([len(n) for n, _, _ in rows] + [5]) + 2
+            level_w = max([len(lv) for _, lv, _ in rows] + [0]) + 2
             prior = lk.comparisons.get("prior_match_weight")
             if prior is not None:
-                lines.append(f"       {'prior':<28}{prior:+8.2f}")
-            for c in lk.comparisons.get("comparisons", []):
-                bar = ("+" if c["bits"] >= 0 else "-") * min(30, round(abs(c["bits"])))
-                level = str(c.get("level", ""))[:10]
-                lines.append(f"       {c['name'][:18]:<18}{level:<10}{c['bits']:+8.2f}  {bar}")
+                lines.append(f"       {'prior':<{name_w + level_w}}{prior:+8.2f}")
+            for name, level, bits in rows:  # whole names and levels: a cut level reads as another
+                bar = ("+" if bits >= 0 else "-") * min(30, round(abs(bits)))
+                lines.append(f"       {name:<{name_w}}{level:<{level_w}}{bits:+8.2f}  {bar}")
         node = nxt
     return "\n".join(lines) + "\n"

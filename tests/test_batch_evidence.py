@@ -97,3 +97,6 @@ def test_every_batch_link_carries_its_waterfall(store, backend: str, tmp_path: P
     stored = {(r["a"], r["b"]): json.loads(r["comparisons"]) for r in links}
     for s in steps:  # each step shows the evidence stored on its link
         assert s["waterfall"]["comparisons"] == stored[(s["a"], s["b"])]["comparisons"]
+    levels = {c["level"] for s in steps for c in s["waterfall"]["comparisons"]}
+    assert any(len(level) > 10 for level in levels), levels  # long labels exist in this model
+    assert all(level in text for level in levels), (levels, text)  # and the text shows them whole
