@@ -64,6 +64,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from batch.components import labels as component_labels
+from batch.records import RECORD_COLUMNS, record_columns_from, records_sql
 from identity_graph.attributes import BUILTIN_KINDS, Kind
 from identity_graph.components import UnionFind
 from identity_graph.config import GraphConfig
@@ -81,13 +82,13 @@ from identity_graph.model import (
 from identity_graph.store.base import GraphStore
 
 if TYPE_CHECKING:
+    from batch.engines import RelinkEngine
     from identity_graph.engine import IdentityGraph
 
 log = logging.getLogger(__name__)
 
 ACTOR = "identity-batch"
 SOURCE = "batch"
-RECORD_COLUMNS = ("first_name", "last_name", "date_of_birth", "street", "city", "postcode", "country")
 MERGING = tuple(k.label for k in LinkKind if k.merges)
 FAIL_ENV = "IDENTITY_BATCH_FAIL_AFTER_BATCHES"
 LOCKED_BATCH = 2_000
@@ -192,7 +193,7 @@ _SNAPSHOT_SQL = {
 }
 
 
-def _read_tables(store: GraphStore, progress: bool) -> tuple[dict[str, pa.Table], int]:
+def read_tables(store: GraphStore, progress: bool) -> tuple[dict[str, pa.Table], int]:
     """The tables the relink needs, consistent with each other, and the last event seq: one read
     transaction on SQLite (WAL: beside a running server), re-read until stable on Neo4j."""
     with store.database.snapshot() as snap:
@@ -214,34 +215,37 @@ def snapshot(store: GraphStore, options: RelinkOptions) -> Snapshot:
     """Step 1: a consistent copy of the graph in a private DuckDB database."""
     bar = _bar("snapshot", len(_SNAPSHOT_SQL) + 1, options.progress, "table")
     taken_at = utcnow()
-    tables, last_seq = _read_tables(store, options.progress)
+    tables, last_seq = read_tables(store, options.progress)
     bar.update(1)
+    snap = snapshot_of(tables, last_seq, taken_at, store.name, options, bar)
+    bar.close()
+    return snap
+
+
+def snapshot_of(tables: dict[str, pa.Table], last_seq: int, taken_at: datetime, backend: str,
+                options: RelinkOptions, bar: tqdm | None = None) -> Snapshot:
+    """The snapshot's tables (as `read_tables` gives them) in a private DuckDB database."""
     path = None
     if options.work_dir:
         Path(options.work_dir).mkdir(parents=True, exist_ok=True)
         fd, path = tempfile.mkstemp(suffix=".duckdb", dir=options.work_dir)
         os.close(fd)
         os.remove(path)
-    snap = Snapshot(duckdb.connect(path or ":memory:"), last_seq, taken_at, store.name, path)
+    snap = Snapshot(duckdb.connect(path or ":memory:"), last_seq, taken_at, backend, path)
     snap.run("SET TimeZone = 'UTC'")
     for name, table in tables.items():
         snap.con.register(f"_in_{name}", table)
         snap.run(f"CREATE TABLE {name} AS SELECT * FROM _in_{name}")
         snap.con.unregister(f"_in_{name}")
-        bar.update(1)
-    bar.close()
+        if bar is not None:
+            bar.update(1)
     return snap
 
 
 def record_columns(snap: Snapshot) -> list[str]:
     """Every attribute observed in the graph that can be a record column (built-in ones first)."""
-    from identity_graph.matching.builder import RESERVED
-
-    names = [a for (a,) in snap.con.execute(
-        "SELECT DISTINCT attribute FROM observations WHERE value <> '' ORDER BY 1").fetchall()]
-    ok = [a for a in names if a.isidentifier() and a not in RESERVED
-          and not a.startswith(("tf_", "gamma_", "bf_"))]
-    return [c for c in RECORD_COLUMNS if c in ok] + [a for a in ok if a not in RECORD_COLUMNS]
+    return record_columns_from(a for (a,) in snap.con.execute(
+        "SELECT DISTINCT attribute FROM observations WHERE value <> ''").fetchall())
 
 
 def attribute_kinds(snap: Snapshot, columns: Sequence[str]) -> dict[str, Kind]:
@@ -264,23 +268,10 @@ def attribute_kinds(snap: Snapshot, columns: Sequence[str]) -> dict[str, Kind]:
 
 def build_records(snap: Snapshot) -> int:
     """One Splink record per identifier that carries attributes, with a column for EVERY
-    attribute the graph holds: per attribute, the most often observed value (ties: the latest,
-    then the smallest). Returns the number of records."""
+    attribute the graph holds (`batch.records.records_sql`, the SQL the Spark engine runs too).
+    Returns the number of records."""
     columns = record_columns(snap) or list(RECORD_COLUMNS)
-    cols = ", ".join(
-        f"max(v) FILTER (WHERE attribute = '{c}') AS \"{c}\"" for c in columns
-    )
-    attrs = ", ".join(f"'{c}'" for c in columns)
-    snap.run(f"""
-        CREATE OR REPLACE TABLE records AS
-        WITH counted AS (
-            SELECT key, attribute, value, count(*) AS n, max(observed_at) AS last
-            FROM observations WHERE attribute IN ({attrs}) AND value <> ''
-            GROUP BY key, attribute, value),
-        best AS (
-            SELECT key, attribute, first(value ORDER BY n DESC, last DESC, value) AS v
-            FROM counted GROUP BY key, attribute)
-        SELECT key AS unique_id, {cols} FROM best GROUP BY key ORDER BY key""")
+    snap.run(f"CREATE OR REPLACE TABLE records AS {records_sql(columns, 'duckdb')}")
     return int(snap.scalar("SELECT count(*) FROM records"))
 
 
@@ -366,11 +357,13 @@ def select_rules(snap: Snapshot, candidates: Sequence[Sequence[str]],
     return [c.rule for c in counts if c.kept], [c.as_dict() for c in counts], budget
 
 
-def get_model(snap: Snapshot, options: RelinkOptions) -> tuple[MatchModel, dict[str, Any]]:
+def get_model(snap: Snapshot, options: RelinkOptions,
+              db_api: Any = None) -> tuple[MatchModel, dict[str, Any]]:
     """Step 2: the given model, or one trained on this snapshot and saved as versioned JSON.
 
     The default model is built from the columns present (`identity_graph.matching.builder`);
-    its prediction rules are those that fit the comparison budget on this snapshot.
+    its prediction rules are those that fit the comparison budget on this snapshot. `db_api`:
+    the Splink engine that trains (default DuckDB; the Spark engine passes its `SparkAPI`).
     """
     bar = _bar("model", 1, options.progress)
     info: dict[str, Any] = {}
@@ -397,6 +390,7 @@ def get_model(snap: Snapshot, options: RelinkOptions) -> tuple[MatchModel, dict[
             base = plan.settings().get_settings("duckdb").as_dict()
         settings = load_settings_override(options.settings_path, base)
         model = train_model(table, options.seed, labels or None, settings=settings, plan=plan,
+                            db_api=db_api,
                             metadata={"trained_on": "identity graph snapshot",
                                       "settings_override": options.settings_path,
                                       "kinds": {c: k.value for c, k in kinds.items()}})
@@ -464,9 +458,18 @@ def linker_on(con: duckdb.DuckDBPyConnection, model: MatchModel, table: str = "r
     return linker
 
 
+PairScorer = Callable[[Snapshot, MatchModel, dict[str, Any], float, int], tuple[int, bool]]
+"""Scores the blocked pairs of `records` with (snapshot, model, settings, threshold, n records)
+into table `pairs` (a, b, probability, match_weight, comparisons) and returns (pairs scored,
+exact count)."""
+
+
 def predict(snap: Snapshot, model: MatchModel, config: GraphConfig,
-            options: RelinkOptions) -> dict[str, Any]:
-    """Step 3: scored pairs at or above the review threshold, in table `pairs`."""
+            options: RelinkOptions, scorer: PairScorer | None = None) -> dict[str, Any]:
+    """Step 3: scored pairs at or above the review threshold, in table `pairs`.
+
+    The blocking rules are chosen here, within the comparison budget; `scorer` runs Splink
+    (default `score_on_duckdb`; the Spark engine passes its own)."""
     bar = _bar("predict", 2, options.progress)
     n_records = int(snap.scalar("SELECT count(*) FROM records"))
     info: dict[str, Any] = {"records": n_records}
@@ -500,10 +503,21 @@ def predict(snap: Snapshot, model: MatchModel, config: GraphConfig,
         info.update(pairs_scored=0, pairs_scored_exact=True, pairs_kept=0)
         bar.close()
         return info
-    linker = linker_on(snap.con, model, settings=settings)
-    info["pairs_scored"], info["pairs_scored_exact"] = _count_pairs(linker, settings, n_records)
+    info["pairs_scored"], info["pairs_scored_exact"] = (scorer or score_on_duckdb)(
+        snap, model, settings, config.review_threshold, n_records)
     bar.update(1)
-    df = linker.inference.predict(threshold_match_probability=config.review_threshold)
+    info["pairs_kept"] = int(snap.scalar("SELECT count(*) FROM pairs"))
+    bar.update(1)
+    bar.close()
+    return info
+
+
+def score_on_duckdb(snap: Snapshot, model: MatchModel, settings: dict[str, Any], threshold: float,
+                    n_records: int) -> tuple[int, bool]:
+    """Splink on the snapshot's DuckDB: the pairs at or above `threshold` into table `pairs`."""
+    linker = linker_on(snap.con, model, settings=settings)
+    counted = count_pairs(linker, settings, n_records)
+    df = linker.inference.predict(threshold_match_probability=threshold)
     gammas = [c.name for c in df.columns if c.name.startswith("gamma_")]
     comparisons = ("to_json({" + ", ".join(f"'{g[6:]}': {g}" for g in gammas) + "})"
                    if gammas else "NULL")
@@ -514,10 +528,7 @@ def predict(snap: Snapshot, model: MatchModel, config: GraphConfig,
                {comparisons}::VARCHAR AS comparisons
         FROM {df.physical_name} ORDER BY a, b""")
     df.drop_table_from_database_and_remove_from_cache()
-    info["pairs_kept"] = int(snap.scalar("SELECT count(*) FROM pairs"))
-    bar.update(1)
-    bar.close()
-    return info
+    return counted
 
 
 def _candidate_rules(model: MatchModel) -> list[tuple[str, ...]] | None:
@@ -537,7 +548,7 @@ def _candidate_rules(model: MatchModel) -> list[tuple[str, ...]] | None:
     return out
 
 
-def _count_pairs(linker: Any, settings: dict[str, Any], n_records: int) -> tuple[int, bool]:
+def count_pairs(linker: Any, settings: dict[str, Any], n_records: int) -> tuple[int, bool]:
     """Pairs the blocking rules generate (exact up to 200k records, else from a 10% sample)."""
     try:
         from splink.blocking_analysis import count_comparisons_from_blocking_rules
@@ -1073,6 +1084,7 @@ def relink(
     *,
     write_lock: Any = None,
     on_step: Callable[[str], None] | None = None,
+    engine: RelinkEngine | None = None,
 ) -> RelinkResult:
     """Runs the whole pipeline on `store` and returns the run report (a JSON-able dict).
 
@@ -1082,6 +1094,8 @@ def relink(
         options: see `RelinkOptions`.
         write_lock: held around each batch write (the engine's `write_lock` in-process).
         on_step: called with each step's name as it starts (for logs or an admin RPC).
+        engine: where snapshot, records, model and predict run (`batch.engines`; default
+            DuckDB in this process, or `batch.engines.spark.SparkEngine`).
     Returns:
         The report (see `batch.report`), with the target and plan for callers and tests.
     """
@@ -1098,17 +1112,21 @@ def relink(
             on_step(name)
         return times.step(name)
 
+    if engine is None:
+        from batch.engines import DuckDBEngine
+
+        engine = DuckDBEngine()
     steps = _bar("relink", 6, options.progress, "step")
     with step("snapshot"):
-        snap = snapshot(store, options)
-        n_records = build_records(snap)
+        snap = engine.snapshot(store, options)
+        n_records = engine.build_records(snap)
     steps.update(1)
     try:
         with step("model"):
-            model, model_info = get_model(snap, options)
+            model, model_info = engine.get_model(snap, options)
         steps.update(1)
         with step("predict"):
-            predict_info = predict(snap, model, config, options)
+            predict_info = engine.predict(snap, model, config, options)
         steps.update(1)
         with step("cluster"):
             target = cluster(snap, model, config, options)
@@ -1127,6 +1145,7 @@ def relink(
             if not options.dry_run:
                 summary = Event("relink", summary_counts, "", utcnow()) if the_plan.units else None
                 applied = apply(store, the_plan, options, write_lock, summary)
+        engine.completed()
         steps.update(1)
         steps.close()
         with step("report"):
@@ -1135,6 +1154,7 @@ def relink(
                 target=target, plan=the_plan, applied=applied, config=config, options=options,
                 run_id=run_id, started=started, times=times.seconds, n_records=n_records,
                 backend=store.name)
+            report["engine"] = engine.name
     finally:
         snap.close()
     return RelinkResult(report, target, the_plan)

@@ -1,0 +1,362 @@
+"""The relink on Apache Spark: records, training and prediction with Splink's `SparkAPI`.
+
+Each step that grows with the data runs on Spark and leaves its output as parquet in a
+checkpoint directory, with a manifest naming the steps completed:
+
+    snapshot/<table>  records  model.json  pairs  manifest.json
+
+- **snapshot**: the store's tables are read as the DuckDB engine reads them (one read
+  transaction on SQLite; re-read until stable on Neo4j), written as parquet, and read back by
+  Spark. The driver keeps the same tables in its private DuckDB for the steps that follow
+  prediction. Always taken afresh, also on a resumed run, so the diff is against the graph as
+  it is now and units already written diff to nothing.
+- **records**: `batch.records.records_sql`, the SQL the DuckDB engine runs, on Spark SQL.
+- **model**: the given model, or `batch.relink.get_model` training with the `SparkAPI`; the
+  model is saved in DuckDB's dialect (`identity_graph.matching.dialect`), so the online scorer
+  and the DuckDB engine load it as they load any other.
+- **predict**: the blocking rules chosen within the comparison budget (`batch.relink.predict`),
+  then Splink's prediction on Spark with the model's own TF tables; pairs at or above the
+  review threshold are written as parquet and collected to the driver.
+
+Clustering is not done with Splink's Spark connected components: the guardrails add probable
+links strongest first and refuse a link that would break a per-type limit or join clearly
+different people, an order-dependent walk that Spark's label propagation cannot express. It
+runs on the driver (`batch.relink.cluster`) over the collected pairs, which are a few per
+record. Stable ids, the diff and the write-back are the DuckDB engine's own functions.
+
+A run killed or failed after a step resumes from it when started again with the same
+checkpoint directory and the same options; a completed run clears the directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from batch.engines.udfs import register_udfs, udf_jar
+from batch.records import RECORD_COLUMNS, record_columns_from, records_sql
+from identity_graph.matching.dialect import settings_for
+from identity_graph.matching.model import MatchModel, load_model, save_model
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from batch.relink import RelinkOptions, Snapshot
+    from identity_graph.config import GraphConfig
+    from identity_graph.store.base import GraphStore
+
+__all__ = ["SparkEngine", "log_to_file", "parse_conf", "spark_linker", "spark_session", "without_junk"]
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+STEPS = ("records", "model", "predict")
+MASTER_ENV = "SPARK_MASTER"
+"""Default for `--spark-master` (Spark itself also reads `MASTER`, `PYSPARK_SUBMIT_ARGS` and
+`$SPARK_CONF_DIR/spark-defaults.conf`)."""
+
+
+def parse_conf(pairs: list[str] | None) -> dict[str, str]:
+    """`k=v` strings (the CLI's `--conf`) as a dict.
+
+    Raises:
+        ValueError: a string has no `=` or an empty key.
+    """
+    out: dict[str, str] = {}
+    for item in pairs or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--conf: expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = value
+    return out
+
+
+_LOG4J2 = """\
+rootLogger.level = {level}
+rootLogger.appenderRef.file.ref = file
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {path}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = %d{{ISO8601}} %p %c{{1}}: %m%n
+"""
+
+
+def log_to_file(path: str | Path, level: str = "WARN") -> dict[str, str]:
+    """Spark settings that send the driver's log to `path` instead of the console (written
+    before the JVM starts; merge into `spark_session`'s `conf`)."""
+    path = Path(path).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    props = path.with_suffix(".log4j2.properties")
+    props.write_text(_LOG4J2.format(level=level, path=path))
+    return {"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{props}",
+            "spark.ui.showConsoleProgress": "false"}
+
+
+def spark_session(master: str | None = None, conf: Mapping[str, str] | None = None,
+                  app_name: str = "identity-relink") -> SparkSession:
+    """A SparkSession with the similarity UDFs (`batch.engines.udfs`) and Splink's UDF jar on
+    `spark.jars` and registered (or the running session, which must have them on its jars).
+
+    Args:
+        master: a master URL (`local[2]`, `spark://host:7077`, `yarn`, `k8s://...`); default
+            `$SPARK_MASTER`, else whatever spark-submit or Spark's defaults say.
+        conf: Spark settings, applied over the defaults here.
+    """
+    from pyspark.sql import SparkSession
+    from splink.backends.spark import similarity_jar_location
+
+    conf = dict(conf or {})
+    master = master or os.environ.get(MASTER_ENV)
+    builder = SparkSession.builder.appName(app_name)
+    if master:
+        builder = builder.master(master)
+    jars = [j for j in conf.pop("spark.jars", "").split(",") if j]
+    builder = builder.config("spark.jars", ",".join([udf_jar(), similarity_jar_location(), *jars]))
+    for k, v in conf.items():
+        builder = builder.config(k, v)
+    session = builder.getOrCreate()
+    register_udfs(session)
+    return session
+
+
+@dataclass
+class SparkEngine:
+    """Records, training and prediction on Spark; see the module docstring.
+
+    Args:
+        spark: the session (`spark_session()`); the caller owns it.
+        checkpoint_dir: where steps leave their output and the manifest (a local or shared
+            path; on a cluster every executor must reach it).
+        partitions: shuffle partitions for Splink's repartitioning (None: Spark's setting).
+    """
+
+    spark: SparkSession
+    checkpoint_dir: str
+    partitions: int | None = None
+    name: str = "spark"
+    seconds: dict[str, float] = field(default_factory=dict)
+    _api: Any = None
+    _manifest: dict[str, Any] = field(default_factory=dict)
+    _fingerprint: str = ""
+
+    def __post_init__(self) -> None:
+        from splink import SparkAPI
+
+        Path(self.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        if not self.spark.sparkContext.getCheckpointDir():
+            self.spark.sparkContext.setCheckpointDir(str(Path(self.checkpoint_dir, "spark")))
+        self._api = SparkAPI(spark_session=self.spark,
+                             num_partitions_on_repartition=self.partitions)
+        register_udfs(self.spark)
+
+    # ---- checkpoint ------------------------------------------------------------------------
+
+    def _path(self, *parts: str) -> str:
+        return str(Path(self.checkpoint_dir, *parts))
+
+    def _load_manifest(self, options: RelinkOptions) -> None:
+        keys = {"model_path": options.model_path, "settings_path": options.settings_path,
+                "seed": options.seed, "max_training_records": options.max_training_records,
+                "max_label_pairs": options.max_label_pairs,
+                "comparisons_per_record": options.comparisons_per_record}
+        self._fingerprint = hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
+        try:
+            manifest = json.loads(Path(self._path(MANIFEST)).read_text())
+        except (OSError, ValueError):
+            manifest = {}
+        if manifest.get("fingerprint") != self._fingerprint:
+            if manifest:
+                log.info("spark relink: checkpoint is from other options; starting afresh")
+            manifest = {"fingerprint": self._fingerprint, "steps": {}}
+        elif manifest.get("steps"):
+            log.info("spark relink: resuming after %s", ", ".join(manifest["steps"]))
+        self._manifest = manifest
+
+    def _done(self, step: str) -> dict[str, Any] | None:
+        return self._manifest.get("steps", {}).get(step)
+
+    def _mark(self, step: str, info: dict[str, Any]) -> None:
+        self._manifest.setdefault("steps", {})[step] = info
+        tmp = self._path(MANIFEST + ".tmp")
+        Path(tmp).write_text(json.dumps(self._manifest, indent=1, default=str))
+        os.replace(tmp, self._path(MANIFEST))
+
+    @property
+    def resumed_steps(self) -> list[str]:
+        """Steps this run took from the checkpoint instead of running them."""
+        return list(self._manifest.get("resumed", []))
+
+    @contextmanager
+    def _timed(self, step: str) -> Iterator[None]:
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[step] = round(time.perf_counter() - t, 3)
+
+    # ---- steps -----------------------------------------------------------------------------
+
+    def snapshot(self, store: GraphStore, options: RelinkOptions) -> Snapshot:
+        from batch.relink import read_tables, snapshot_of
+        from identity_graph.model import utcnow
+
+        self._load_manifest(options)
+        self._manifest["resumed"] = []
+        with self._timed("snapshot"):
+            taken_at = utcnow()
+            tables, last_seq = read_tables(store, options.progress)
+            for name in ("observations", "declared_kinds"):
+                self.spark.createDataFrame(_spark_safe(tables[name])).write.mode("overwrite") \
+                    .parquet(self._path("snapshot", name))
+                self.spark.read.parquet(self._path("snapshot", name)).createOrReplaceTempView(name)
+            return snapshot_of(tables, last_seq, taken_at, store.name, options)
+
+    def build_records(self, snap: Snapshot) -> int:
+        with self._timed("records"):
+            if not self._done("records"):
+                names = [r[0] for r in self.spark.sql(
+                    "SELECT DISTINCT attribute FROM observations WHERE value <> ''").collect()]
+                columns = record_columns_from(names) or list(RECORD_COLUMNS)
+                self.spark.sql(records_sql(columns, "spark")).write.mode("overwrite") \
+                    .parquet(self._path("records"))
+                self._mark("records", {"columns": columns})
+            else:
+                self._manifest["resumed"].append("records")
+            records = self.spark.read.parquet(self._path("records"))
+            records.createOrReplaceTempView("records")
+            table = _to_arrow(records)
+            snap.con.register("_in_records", table)
+            snap.run("CREATE OR REPLACE TABLE records AS SELECT * FROM _in_records ORDER BY unique_id")
+            snap.con.unregister("_in_records")
+            return table.num_rows
+
+    def get_model(self, snap: Snapshot, options: RelinkOptions) -> tuple[MatchModel, dict[str, Any]]:
+        from batch.relink import explain_model, get_model
+
+        with self._timed("model"):
+            done = self._done("model")
+            if done:
+                self._manifest["resumed"].append("model")
+                model = load_model(self._path("model.json"))
+                if done.get("junk_nulled"):
+                    from batch.relink import null_junk
+
+                    null_junk(snap, done["junk_nulled"])
+                info = {**done["info"], "explain": explain_model(model)}
+                return model, info
+            # trains on the snapshot's sample (at most max_training_records) with the SparkAPI
+            model, info = get_model(snap, options, db_api=self._api)
+            save_model(model, self._path("model.json"))
+            junk = {} if options.model_path else (model.metadata.get("junk_values") or {})
+            self._mark("model", {"info": {k: v for k, v in info.items() if k != "explain"},
+                                 "junk_nulled": junk})
+            return model, info
+
+    def predict(self, snap: Snapshot, model: MatchModel, config: GraphConfig,
+                options: RelinkOptions) -> dict[str, Any]:
+        from batch.relink import null_junk, predict
+
+        with self._timed("predict"):
+            done = self._done("predict")
+            if done:
+                self._manifest["resumed"].append("predict")
+                null_junk(snap, model.metadata.get("junk_values") or {})
+                self._collect_pairs(snap)
+                return dict(done["info"])
+            info = predict(snap, model, config, options, scorer=self._score)
+            self._mark("predict", {"info": info})
+            return info
+
+    def _score(self, snap: Snapshot, model: MatchModel, settings: dict[str, Any],
+               threshold: float, n_records: int) -> tuple[int, bool]:
+        """Splink's prediction on Spark over `records` (junk values nulled, as on the driver)."""
+        from batch.relink import count_pairs
+
+        records = without_junk(self.spark.table("records"), model.metadata.get("junk_values") or {})
+        spark_settings = settings_for(settings, "spark")
+        linker = spark_linker(self._api, records, model, spark_settings)
+        counted = count_pairs(linker, spark_settings, n_records)
+        df = linker.inference.predict(threshold_match_probability=threshold)
+        gammas = [c.name for c in df.columns if c.name.startswith("gamma_")]
+        comparisons = ("to_json(named_struct(" + ", ".join(f"'{g[6:]}', {g}" for g in gammas) + "))"
+                       if gammas else "CAST(NULL AS STRING)")
+        pairs: DataFrame = self.spark.sql(f"""
+            SELECT least(unique_id_l, unique_id_r) AS a, greatest(unique_id_l, unique_id_r) AS b,
+                   match_probability AS probability, match_weight,
+                   {comparisons} AS comparisons
+            FROM {df.physical_name}""")
+        pairs.write.mode("overwrite").parquet(self._path("pairs"))
+        df.drop_table_from_database_and_remove_from_cache()
+        self._collect_pairs(snap)
+        return counted
+
+    def _collect_pairs(self, snap: Snapshot) -> None:
+        table = _to_arrow(self.spark.read.parquet(self._path("pairs")))
+        snap.con.register("_in_pairs", table)
+        snap.run("CREATE OR REPLACE TABLE pairs AS SELECT a, b, probability, match_weight, "
+                 "comparisons FROM _in_pairs ORDER BY a, b")
+        snap.con.unregister("_in_pairs")
+
+    def completed(self) -> None:
+        """Everything is written: the checkpoint is no longer needed."""
+        shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+        self._manifest = {}
+
+    def close(self) -> None:
+        return None
+
+
+def without_junk(records: DataFrame, junk: Mapping[str, list[str]]) -> DataFrame:
+    """`records` with the model's junk values (`00000`) as NULL, as `batch.relink.null_junk`."""
+    from pyspark.sql import functions as F
+
+    for col, values in junk.items():
+        if col in records.columns and values:
+            records = records.withColumn(
+                col, F.when(F.col(col).isin(list(values)), F.lit(None)).otherwise(F.col(col)))
+    return records
+
+
+def spark_linker(api: Any, records: DataFrame, model: MatchModel,
+                 settings: dict[str, Any] | None = None) -> Any:
+    """A Splink Linker on Spark over `records` with `model`'s parameters AND its TF tables
+    (the Spark twin of `batch.relink.linker_on`; settings are put in Spark's dialect)."""
+    from splink import Linker
+
+    linker = Linker(api.register(records, table_name="records_in"),
+                    settings_for(settings or model.settings, "spark"), log_level=None)
+    spark = api.spark
+    for col, tf_table in model.term_frequencies.items():
+        tf = pa.table({col: pa.array(list(tf_table), type=pa.string()),
+                       f"tf_{col}": pa.array(list(tf_table.values()), type=pa.float64())})
+        linker.table_management.register_term_frequency_lookup(
+            api.register(spark.createDataFrame(tf), table_name=f"tf_lookup_{col}"), col)
+    return linker
+
+
+def _spark_safe(table: pa.Table) -> pa.Table:
+    """Spark reads no timezone-naive or nanosecond timestamps from Arrow safely: text instead
+    (the relink only orders by them)."""
+    cols = []
+    for f in table.schema:
+        col = table[f.name]
+        if pa.types.is_timestamp(f.type) or pa.types.is_date(f.type):
+            col = col.cast(pa.string())
+        cols.append(col)
+    return pa.table(cols, names=table.column_names)
+
+
+def _to_arrow(df: DataFrame) -> pa.Table:
+    return df.toArrow()
