@@ -36,6 +36,7 @@ import logging
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -150,6 +151,7 @@ class SparkEngine:
     _api: Any = None
     _manifest: dict[str, Any] = field(default_factory=dict)
     _fingerprint: str = ""
+    _resumed: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         from splink import SparkAPI
@@ -196,7 +198,7 @@ class SparkEngine:
     @property
     def resumed_steps(self) -> list[str]:
         """Steps this run took from the checkpoint instead of running them."""
-        return list(self._manifest.get("resumed", []))
+        return list(self._resumed)
 
     @contextmanager
     def _timed(self, step: str) -> Iterator[None]:
@@ -213,7 +215,7 @@ class SparkEngine:
         from identity_graph.model import utcnow
 
         self._load_manifest(options)
-        self._manifest["resumed"] = []
+        self._resumed = []
         with self._timed("snapshot"):
             taken_at = utcnow()
             tables, last_seq = read_tables(store, options.progress)
@@ -233,7 +235,7 @@ class SparkEngine:
                     .parquet(self._path("records"))
                 self._mark("records", {"columns": columns})
             else:
-                self._manifest["resumed"].append("records")
+                self._resumed.append("records")
             records = self.spark.read.parquet(self._path("records"))
             records.createOrReplaceTempView("records")
             table = _to_arrow(records)
@@ -248,7 +250,7 @@ class SparkEngine:
         with self._timed("model"):
             done = self._done("model")
             if done:
-                self._manifest["resumed"].append("model")
+                self._resumed.append("model")
                 model = load_model(self._path("model.json"))
                 if done.get("junk_nulled"):
                     from batch.relink import null_junk
@@ -271,7 +273,7 @@ class SparkEngine:
         with self._timed("predict"):
             done = self._done("predict")
             if done:
-                self._manifest["resumed"].append("predict")
+                self._resumed.append("predict")
                 null_junk(snap, model.metadata.get("junk_values") or {})
                 self._collect_pairs(snap)
                 return dict(done["info"])
@@ -335,14 +337,15 @@ def spark_linker(api: Any, records: DataFrame, model: MatchModel,
     (the Spark twin of `batch.relink.linker_on`; settings are put in Spark's dialect)."""
     from splink import Linker
 
-    linker = Linker(api.register(records, table_name="records_in"),
+    tag = uuid.uuid4().hex[:8]  # Splink refuses a table name registered before on this api
+    linker = Linker(api.register(records, table_name=f"records_in_{tag}"),
                     settings_for(settings or model.settings, "spark"), log_level=None)
     spark = api.spark
     for col, tf_table in model.term_frequencies.items():
         tf = pa.table({col: pa.array(list(tf_table), type=pa.string()),
                        f"tf_{col}": pa.array(list(tf_table.values()), type=pa.float64())})
         linker.table_management.register_term_frequency_lookup(
-            api.register(spark.createDataFrame(tf), table_name=f"tf_lookup_{col}"), col)
+            api.register(spark.createDataFrame(tf), table_name=f"tf_lookup_{col}_{tag}"), col)
     return linker
 
 

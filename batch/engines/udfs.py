@@ -7,7 +7,8 @@ enough to move a pair across a comparison level. These Java UDFs
 which is tested against DuckDB. The jar is compiled from that source with the JDK's `javac`
 against PySpark's own jars, once per source and Spark version, and cached.
 
-    python -m batch.engines.udfs     # builds (if needed) and prints the jar's path
+    python -m batch.engines.udfs          # builds (if needed) and prints the jar's path
+    python -m batch.engines.udfs --jars   # this jar and Splink's, for spark-submit --jars
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["UDFS", "register_udfs", "udf_jar"]
+__all__ = ["UDFS", "jars", "register_udfs", "udf_jar"]
 
 SOURCES = Path(__file__).with_name("java")
 CACHE_ENV = "IDENTITY_SPARK_CACHE"
@@ -81,5 +82,14 @@ def register_udfs(spark: Any) -> None:
         spark.udf.registerJavaFunction(name, cls, types[ret])
 
 
+def jars() -> str:
+    """This jar and Splink's Scala UDF jar, comma-separated (`spark.jars`, `--jars`)."""
+    from splink.backends.spark import similarity_jar_location
+
+    return f"{udf_jar()},{similarity_jar_location()}"
+
+
 if __name__ == "__main__":
-    print(udf_jar())
+    import sys
+
+    print(jars() if "--jars" in sys.argv[1:] else udf_jar())
