@@ -39,9 +39,10 @@ from identity_graph.api.auth import (
 from identity_graph.api.identity_servicer import DEFAULT_POLL_INTERVAL_S
 from identity_graph.api.ratelimit import RateLimiter, RateLimitInterceptor
 from identity_graph.api.reflection import enable_reflection
+from identity_graph.api.wire import DecodeGuardInterceptor
 from identity_graph.config import ConfigError
 from identity_graph.engine import IdentityGraph, Scorer
-from identity_graph.errors import InvalidArgument
+from identity_graph.errors import InvalidArgument, StoreError
 from identity_graph.privacy import Privacy
 from identity_graph.privacy_store import privacy_store_for
 from identity_graph.store import choose_store, open_store
@@ -58,6 +59,7 @@ DEFAULT_ADDRESS = "127.0.0.1:50051"
 DEFAULT_DB = "./identity.db"
 DEFAULT_GRACE_S = 10.0
 DEFAULT_HOUSEKEEPING_S = 30.0
+DEFAULT_STORE_CHECK_S = 2.0
 
 IDENTITY_SERVICE = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
 SESSION_SERVICE = session_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name
@@ -75,6 +77,7 @@ class _Parts:
     housekeeping: asyncio.Task[None] | None
     auth: AuthInterceptor | None = None
     rate_limit: RateLimiter | None = None
+    store_watch: asyncio.Task[None] | None = None
 
 
 _parts: weakref.WeakKeyDictionary[grpc.aio.Server, _Parts] = weakref.WeakKeyDictionary()
@@ -250,6 +253,31 @@ async def _housekeeping(sessions: Sessions, interval_s: float) -> None:
             log.info("session housekeeping", extra={"fields": {"changed": changed}})
 
 
+async def _watch_store(graph: IdentityGraph, health_servicer: Any, interval_s: float) -> None:
+    """Every `interval_s` seconds, pings the store; health says NOT_SERVING while it does not
+    answer, and SERVING again once it does (the driver reconnects by itself)."""
+    serving = True
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await asyncio.wait_for(asyncio.to_thread(graph.store.ping), timeout=max(interval_s, 10.0))
+            up = True
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # StoreError, or a ping that outlived its timeout
+            up, reason = False, f"{type(e).__name__}: {e}"
+        if up != serving:
+            serving = up
+            states = health_pb2.HealthCheckResponse
+            status = states.SERVING if up else states.NOT_SERVING
+            for name in ("", *SERVICE_NAMES):
+                await health_servicer.set(name, status)
+            if up:
+                log.info("store reachable again: serving")
+            else:
+                log.error("store unreachable: health NOT_SERVING", extra={"fields": {"reason": reason}})
+
+
 async def create_server(
     address: str,
     graph: IdentityGraph,
@@ -262,11 +290,13 @@ async def create_server(
     rate_limit: RateLimiter | None = None,
     tls: TlsConfig | None = None,
     allow_insecure_non_loopback: bool = False,
+    store_check_interval_s: float | None = DEFAULT_STORE_CHECK_S,
 ) -> tuple[grpc.aio.Server, int]:
     """Builds (does not start) an aio server with the identity, session and batch services, health
     and reflection, and starts the session housekeeping task (stopped by `shutdown`).
 
-    Interceptors run auth → rate limit → access log. A non-loopback `address` needs `auth` and
+    Interceptors run auth → rate limit → access log → decode guard (unparseable requests get
+    INVALID_ARGUMENT). A non-loopback `address` needs `auth` and
     `tls` unless `allow_insecure_non_loopback` (see `identity_graph.api.auth.check_bind`).
 
     Call it inside the event loop that will run the server.
@@ -285,6 +315,8 @@ async def create_server(
         rate_limit: per-caller token buckets; None (the default) does not limit.
         tls: serve TLS (mutual TLS when it has a client CA); None serves plain text.
         allow_insecure_non_loopback: bind a non-loopback address without auth or TLS anyway.
+        store_check_interval_s: seconds between store pings that set the health status
+            (NOT_SERVING while the store does not answer); None or 0 turns them off.
 
     Returns:
         The server and the port it is bound to.
@@ -314,10 +346,11 @@ async def create_server(
         interceptors.append(RateLimitInterceptor(rate_limit))
     if access_log_enabled:
         interceptors.append(AccessLogInterceptor())
+    interceptors.append(DecodeGuardInterceptor())
     # gRPC sets SO_REUSEPORT by default: a second server on a taken port would start silently and
     # share its calls with the first (and its database). Off, the second one fails to bind.
     server = grpc.aio.server(interceptors=interceptors or None, options=SERVER_OPTIONS)
-    servicer = IdentityServicer(graph, poll_interval_s=poll_interval_s)
+    servicer = IdentityServicer(graph, poll_interval_s=poll_interval_s, splits=sessions)
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, server)
     session_pb2_grpc.add_SessionServiceServicer_to_server(SessionServicer(sessions), server)
     batch_pb2_grpc.add_BatchServiceServicer_to_server(BatchServicer(graph), server)
@@ -339,7 +372,12 @@ async def create_server(
     task = None
     if housekeeping_interval_s:
         task = asyncio.create_task(_housekeeping(sessions, housekeeping_interval_s), name="housekeeping")
-    _parts[server] = _Parts(servicer, health_servicer, task, auth_interceptor, rate_limit)
+    watch = None
+    if store_check_interval_s:
+        watch = asyncio.create_task(
+            _watch_store(graph, health_servicer, store_check_interval_s), name="store-health"
+        )
+    _parts[server] = _Parts(servicer, health_servicer, task, auth_interceptor, rate_limit, watch)
     return server, port
 
 
@@ -380,9 +418,10 @@ async def shutdown(server: grpc.aio.Server, grace_s: float = DEFAULT_GRACE_S) ->
     drain for up to `grace_s` seconds."""
     parts = _parts.get(server)
     if parts is not None:
-        if parts.housekeeping is not None:
-            parts.housekeeping.cancel()
-            await asyncio.gather(parts.housekeeping, return_exceptions=True)
+        for task in (parts.housekeeping, parts.store_watch):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await parts.health.enter_graceful_shutdown()
         parts.identity.close()
     await server.stop(grace_s)
@@ -626,12 +665,16 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidArgument as e:
         print(f"identity-server: error: {e}", file=sys.stderr)
         return 2
-    store = open_store(
-        db,
-        neo4j_uri=uri,
-        neo4j_user=args.neo4j_user,
-        neo4j_password=args.neo4j_password,
-    )
+    try:
+        store = open_store(
+            db,
+            neo4j_uri=uri,
+            neo4j_user=args.neo4j_user,
+            neo4j_password=args.neo4j_password,
+        )
+    except StoreError as e:
+        print(f"identity-server: error: {e}", file=sys.stderr)
+        return 1
     try:
         graph = IdentityGraph(store, settings.graph, scorer=load_scorer(args.model))
         sessions = Sessions(graph, conversation_store_for(store), settings.session)

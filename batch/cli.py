@@ -107,6 +107,16 @@ def parser() -> argparse.ArgumentParser:
     rl.add_argument("--models-dir", default="models", help="where a trained model is saved")
     rl.add_argument("--seed", type=int, default=42)
     rl.add_argument("--dry-run", action="store_true", help="compute and report; write nothing")
+    rl.add_argument("--explain-model", action="store_true",
+                    help="print what the model compares and how (training it if no --model), "
+                    "what it leaves out and why, and its blocking rules; write nothing")
+    rl.add_argument("--configured-threshold", action="store_true",
+                    help="use the configured link threshold even when labelled pairs (--labels, "
+                    "verified links) could choose one")
+    rl.add_argument("--precision-floor", type=float, default=0.99,
+                    help="a threshold chosen from labelled pairs keeps at least this precision")
+    rl.add_argument("--comparisons-per-record", type=float, default=30.0,
+                    help="comparison budget of prediction, per record (default 30)")
     rl.add_argument("--batch-size", type=int, default=None,
                     help="identifiers per transaction (default 50000 on SQLite, 10000 on Neo4j)")
     rl.add_argument("--apply-workers", type=int, default=None,
@@ -275,10 +285,25 @@ def _cmd_relink(args: argparse.Namespace) -> int:
 
     options = RelinkOptions(
         model_path=args.model, settings_path=args.settings, models_dir=args.models_dir,
-        seed=args.seed, dry_run=args.dry_run, batch_size=args.batch_size,
+        seed=args.seed, dry_run=args.dry_run or args.explain_model, batch_size=args.batch_size,
+        comparisons_per_record=args.comparisons_per_record,
+        threshold_from_labels=not args.configured_threshold, precision_floor=args.precision_floor,
         apply_workers=args.apply_workers,
         fail_after_batches=args.fail_after_batches, labels_path=args.labels,
         work_dir=args.work_dir, progress=not args.quiet, charts=not args.no_charts)
+    if args.explain_model:
+        from batch.relink import build_records, explain_text, get_model, snapshot
+
+        with _open(args) as store:
+            snap = snapshot(store, options)
+            try:
+                build_records(snap)
+                model, info = get_model(snap, options)
+            finally:
+                snap.close()
+        print(f"model {model.version} ({info.get('source')})")
+        print(explain_text(info["explain"]))
+        return 0
     config = _config(args)
     with _open(args) as store, _engine(args) as engine:
         result = relink(store, config, options, engine=engine)

@@ -4,7 +4,8 @@
     links.parquet        link_id, a, b, kind, probability, match_weight, model_version, source,
                          channel, event_id, actor, created_at, active, removed_at, removed_by,
                          removal_reason, comparisons (JSON text), claimant (observed: the end
-                         that asserted it; NULL: unknown, read as both ends)
+                         that asserted it; NULL: unknown, read as both ends), revision (n: the
+                         same evidence linked again after n removals)
     customers.parquet    customer_id, size, channels (list), created_at, aliases (list)
     events.parquet       seq, type, customer_id, at, payload (JSON text)
     observations.parquet key, attribute, value, source, channel, observed_at
@@ -31,7 +32,8 @@ _QUERIES = {
     "links": """
         SELECT link_id, a, b, kind, probability, match_weight, nullif(model_version, '') AS model_version,
                source, channel, event_id, actor, created_at, removed_at IS NULL AS active,
-               removed_at, removed_by, removal_reason, comparisons, nullif(claimant, '') AS claimant
+               removed_at, removed_by, removal_reason, comparisons, nullif(claimant, '') AS claimant,
+               coalesce(revision, 0) AS revision
         FROM s_links ORDER BY a, b, created_at, link_id""",
     "customers": """
         WITH members AS (

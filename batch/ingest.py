@@ -21,13 +21,19 @@ observation and link ids are hashes of their content, and events are appended on
 that are new. Observation times come from a mapped `observed_at` column, else `--observed-at`,
 else the file's modification time.
 
-Ingest writes evidence only; customers are (re)computed by `identity-batch relink`. Until then an
-ingested identifier resolves online through its links like any other.
+Each batch goes through the customer rules (`identity_graph.rules.decide`) over its identifiers
+and their stored links before it is written: a link to a blocked value or beyond a per-type
+limit is not written, and a value that joins records of clearly different people (a shop's
+email on many CRM rows, `a@a.com`) is marked generic; each is a `violation` event (and counted
+in the result). Customers are (re)computed by `identity-batch relink`, which applies the same
+rules to the whole graph; until then an ingested identifier resolves online through its links
+like any other.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -52,6 +58,7 @@ from identity_graph.attributes import (
 )
 from identity_graph.config import GraphConfig
 from identity_graph.errors import InvalidArgument
+from identity_graph.guardrails import Violation
 from identity_graph.identifiers import IdentifierTypes
 from identity_graph.model import (
     ATTRIBUTES,
@@ -61,7 +68,10 @@ from identity_graph.model import (
     Link,
     LinkKind,
     Observation,
+    utcnow,
 )
+from identity_graph.region_data import RegionObservations
+from identity_graph.rules import Decision, Region, Rules, decide
 from identity_graph.store.base import GraphStore
 
 log = logging.getLogger(__name__)
@@ -184,6 +194,12 @@ class IngestResult:
     """rows loaded without one or more invalid values (blocked values do not count)"""
     identifiers: int = 0
     links_new: int = 0
+    links_refused: int = 0
+    """links the rules refused (a blocked value, a per-type limit), each a violation event"""
+    generic_marked: int = 0
+    """values the rules set apart (household, junk), each a generic and a violation event"""
+    violations: list[Violation] = field(default_factory=list)
+    """the first 100 violations, for the CLI's summary"""
     observations: int = 0
     rejects_file: str | None = None
     unmapped_columns: list[str] = field(default_factory=list)
@@ -200,7 +216,8 @@ class IngestResult:
         return self.reject_rate > self.max_reject_rate
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "reject_rate": round(self.reject_rate, 6),
+        return {**self.__dict__, "violations": [dataclasses.asdict(v) for v in self.violations],
+                "reject_rate": round(self.reject_rate, 6),
                 "too_many_rejects": self.too_many_rejects}
 
 
@@ -457,7 +474,7 @@ def ingest(
                 cs.events.append(Event(KINDS_EVENT, {"kinds": declare, "actor": ACTOR}, "",
                                        default_time))
                 declare = {}
-            _write(store, cs, result, write_lock)
+            _write(store, cs, result, write_lock, config)
             bar.update(len(rows))
     finally:
         bar.close()
@@ -484,7 +501,8 @@ def declared_kinds(store: GraphStore) -> dict[str, str]:
         seq = events[-1].seq
 
 
-def _write(store: GraphStore, cs: ChangeSet, result: IngestResult, write_lock: Any) -> None:
+def _write(store: GraphStore, cs: ChangeSet, result: IngestResult, write_lock: Any,
+           config: GraphConfig) -> None:
     links = {lk.id: lk for lk in cs.links_added}
     keys = {u.key for u in cs.identifiers}
     result.identifiers += len(keys)
@@ -493,21 +511,48 @@ def _write(store: GraphStore, cs: ChangeSet, result: IngestResult, write_lock: A
         return
     if write_lock is not None:
         with write_lock:
-            _write_locked(store, cs, links, result)
+            _write_locked(store, cs, links, result, config)
     else:
-        _write_locked(store, cs, links, result)
+        _write_locked(store, cs, links, result, config)
 
 
 def _write_locked(store: GraphStore, cs: ChangeSet, links: dict[str, Link],
-                  result: IngestResult) -> None:
+                  result: IngestResult, config: GraphConfig) -> None:
     existing = {lk.id for lk in store.links_by_id(links)}
     fresh = [lk for lid, lk in links.items() if lid not in existing]
-    cs.links_added = fresh
-    result.links_new += len(fresh)
+    decision = _rules(store, cs, fresh, config)
+    cs.links_added = decision.made
+    cs.generic.update(decision.generic)
+    result.links_new += len(decision.made)
+    result.links_refused += len(decision.refused)
+    result.generic_marked += len(decision.generic)
+    at = max((u.seen_at for u in cs.identifiers), default=utcnow())
     cs.events = [
         *cs.events,
         *(Event("link", {"link_id": lk.id, "a": lk.a, "b": lk.b, "kind": lk.kind.label,
                        "source": lk.source, "actor": ACTOR}, "", lk.created_at)
-          for lk in fresh),
+          for lk in decision.made),
+        *(Event("generic", {"key": k, "generic": True, "actor": ACTOR}, "", at)
+          for k in sorted(decision.generic)),
+        *(Event("violation", {"kind": v.kind, "key": v.key, "other": v.other, "reason": v.reason,
+                              "actor": ACTOR}, "", at)
+          for v in decision.violations),
     ]
+    result.violations.extend(decision.violations[: max(0, 100 - len(result.violations))])
     store.apply(cs)
+
+
+def _rules(store: GraphStore, cs: ChangeSet, proposals: list[Link], config: GraphConfig) -> Decision:
+    """The rules (`identity_graph.rules.decide`) over the batch's identifiers and their stored
+    links: what the batch may link and which values it shows to be generic. Customers are left
+    to the next relink, which applies the same rules to the whole graph."""
+    keys = {u.key for u in cs.identifiers}
+    stored = store.links(keys)
+    region = keys | {k for lk in stored for k in (lk.a, lk.b)}
+    nodes = store.get_identifiers(region)
+    observed = RegionObservations(store, set(nodes), cs)
+    return decide(
+        Region(keys=region, links=stored, generic={k: n.generic for k, n in nodes.items()},
+               records=observed.records, sightings=observed.sightings,
+               new_keys=frozenset(keys - set(nodes))),
+        proposals, Rules.of(config), policy="none")

@@ -48,7 +48,10 @@ def pairwise_scores(
         precision, recall, f1, the pair counts, and `household_false_pairs`: predicted pairs of
         two different people of one household.
     """
-    keys = [k for k, t in truth.items() if t is not None and k in predicted]
+    # every labelled record counts, loaded or not: one that is not in the graph (rejected at
+    # ingest) or not in any customer is a customer of its own, so its pairs are missed
+    predicted = {**{k: f"\x00unplaced:{k}" for k in truth}, **predicted}
+    keys = [k for k, t in truth.items() if t is not None]
     pred_sizes = Counter(predicted[k] for k in keys)
     true_sizes = Counter(truth[k] for k in keys)
     both = Counter((predicted[k], truth[k]) for k in keys)
@@ -60,6 +63,7 @@ def pairwise_scores(
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     out: dict[str, Any] = {
         "identifiers_evaluated": len(keys),
+        "identifiers_not_placed": sum(1 for k in keys if predicted[k].startswith("\x00unplaced:")),
         "identifiers_unlabelled": sum(1 for t in truth.values() if t is None),
         "true_pairs": tt, "predicted_pairs": pp, "true_positive_pairs": tp,
         "precision": round(precision, 6), "recall": round(recall, 6), "f1": round(f1, 6),

@@ -13,14 +13,12 @@ The pipeline is six steps, each a function with its own progress bar:
   (`models/<version>.json`), the file the online engine's scorer loads.
 - **predict** scores blocked pairs with Splink on DuckDB: `probable` at or above the link
   threshold, `possible` in the review band.
-- **cluster** joins identifiers over the merging links that are not batch-made, then adds this
-  run's probable links strongest first under the guardrails: blocked values never link,
-  generic identifiers carry no merges (identifiers whose own sightings show clearly different
-  people are marked generic here), a link that would push a customer over a per-type limit is
-  not made, and a link between two clearly different people (first names and birth dates
-  disagree: the chain through one weak edge) is kept only as `possible`.
-  Components map to stable ids by largest overlap (`assign_ids`); new ids are hashes of the
-  component, so the target state is a pure function of the snapshot and the model.
+- **cluster** applies the customer rules (`identity_graph.rules.decide`) to the whole graph:
+  every deterministic link (verified, equivalent, observed, from any source) and this run's
+  scored pairs are proposed, strongest first; blocked values never link, a link over a per-type
+  limit is refused (and removed when it was stored), a household bridge or junk value is marked
+  generic, a probable link between clearly different people is kept only as `possible`.
+  Components map to stable ids by largest overlap, each id once; new ids are random.
 - **plan** diffs the target against the snapshot, per *unit*: the new customers that share any old
   customer, so that a merge or split is always written whole.
 - **apply** writes units in batches, one `store.apply` (one transaction) per batch, under the
@@ -29,8 +27,8 @@ The pipeline is six steps, each a function with its own progress bar:
   the same change set as the new links of the same customers.
 
 Re-running after a kill converges: links have deterministic ids, already-applied units diff to
-nothing, and the rest plans exactly as before. A run on unchanged data with the same model
-writes nothing.
+nothing (their ids are in the store now), and the rest plans as before. A run on unchanged data
+with the same model writes nothing.
 
 Embedded store while `identity-server` runs: the SQLite file is in WAL mode, so the CLI reads
 its snapshot beside the server; its batches wait for the server's write transactions (and the
@@ -43,6 +41,7 @@ can run side by side.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -55,7 +54,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,11 +63,10 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from batch.components import labels as component_labels
-from batch.records import RECORD_COLUMNS, record_columns_from, records_sql
 from identity_graph.attributes import BUILTIN_KINDS, Kind
 from identity_graph.components import UnionFind
 from identity_graph.config import GraphConfig
-from identity_graph.guardrails import Profile, clearly_different, type_of
+from identity_graph.guardrails import PERSON_ATTRIBUTES, Violation
 from identity_graph.matching.model import MatchModel, load_model, save_model
 from identity_graph.model import (
     ChangeSet,
@@ -76,9 +74,10 @@ from identity_graph.model import (
     Event,
     Link,
     LinkKind,
-    stable_id,
     utcnow,
 )
+from identity_graph.records import record_columns_from, records_sql
+from identity_graph.rules import Region, Rules, decide
 from identity_graph.store.base import GraphStore
 
 if TYPE_CHECKING:
@@ -113,6 +112,8 @@ class RelinkOptions:
     seed: int = 42
     max_training_records: int = 300_000
     max_label_pairs: int = 50_000
+    min_label_pairs_for_m: int = 50
+    """Fewer verified/equivalent pairs than this teach m nothing reliable: EM estimates it."""
     dry_run: bool = False
     batch_size: int | None = None
     """Identifiers per change set (whole units, so a batch may be larger); None: see
@@ -129,6 +130,13 @@ class RelinkOptions:
     samples: int = 10
     giant_cluster: int = 200
     """Warn about customers with more identifiers than this."""
+    threshold_from_labels: bool = True
+    """Choose the link threshold from labelled pairs when there are enough (`choose_threshold`);
+    False: always the configured one."""
+    precision_floor: float = 0.99
+    """With labelled pairs, the link threshold is the one of best F1 at this precision or more."""
+    min_label_pairs: int = 20
+    """Fewer labelled true pairs than this: the configured link threshold is kept."""
     comparisons_per_record: float = 30.0
     """Comparison budget of prediction: blocking rules are kept, most specific first, while the
     pairs they make stay within this many per record (DESIGN "cost is bounded")."""
@@ -184,8 +192,8 @@ _SNAPSHOT_SQL = {
     "identifiers": "SELECT key, type, value, first_seen, last_seen, customer_id, generic "
                    "FROM identifiers",
     "observations": "SELECT key, attribute, value, source, channel, observed_at FROM observations",
-    "links": "SELECT link_id, a, b, kind, source, model_version, probability, match_weight "
-             "FROM links WHERE removed_at IS NULL",
+    "links": "SELECT link_id, a, b, kind, source, model_version, probability, match_weight, "
+             "revision FROM links WHERE removed_at IS NULL",
     "customers": "SELECT id, created_at FROM customers",
     "aliases": "SELECT alias, customer_id FROM aliases",
     # kinds that ingest mappings declared for custom attributes (batch.ingest.KINDS_EVENT)
@@ -243,7 +251,8 @@ def snapshot_of(tables: dict[str, pa.Table], last_seq: int, taken_at: datetime, 
 
 
 def record_columns(snap: Snapshot) -> list[str]:
-    """Every attribute observed in the graph that can be a record column (built-in ones first)."""
+    """The built-in attributes (NULL where never observed: the model then leaves them out and
+    says so) and every other attribute observed in the graph that can be a record column."""
     return record_columns_from(a for (a,) in snap.con.execute(
         "SELECT DISTINCT attribute FROM observations WHERE value <> ''").fetchall())
 
@@ -268,10 +277,9 @@ def attribute_kinds(snap: Snapshot, columns: Sequence[str]) -> dict[str, Kind]:
 
 def build_records(snap: Snapshot) -> int:
     """One Splink record per identifier that carries attributes, with a column for EVERY
-    attribute the graph holds (`batch.records.records_sql`, the SQL the Spark engine runs too).
-    Returns the number of records."""
-    columns = record_columns(snap) or list(RECORD_COLUMNS)
-    snap.run(f"CREATE OR REPLACE TABLE records AS {records_sql(columns, 'duckdb')}")
+    attribute the graph holds (`identity_graph.records.records_sql`, the SQL the Spark engine and
+    the online engine run too). Returns the number of records."""
+    snap.run(f"CREATE OR REPLACE TABLE records AS {records_sql(record_columns(snap), 'duckdb')}")
     return int(snap.scalar("SELECT count(*) FROM records"))
 
 
@@ -345,15 +353,15 @@ def null_junk(snap: Snapshot, junk: dict[str, list[str]]) -> int:
     return changed
 
 
-def select_rules(snap: Snapshot, candidates: Sequence[Sequence[str]],
-                 options: RelinkOptions) -> tuple[list[tuple[str, ...]], list[dict[str, Any]], int]:
-    """The candidate blocking rules that fit the comparison budget on `records`, with each
-    rule's count (before) and the budget."""
+def select_rules(snap: Snapshot, candidates: Sequence[Sequence[str]], options: RelinkOptions,
+                 tighten: Sequence[str] = ()) -> tuple[list[tuple[str, ...]], list[dict[str, Any]], int]:
+    """The candidate blocking rules that fit the comparison budget on `records` (tightened
+    with `tighten` where that makes them fit), with each rule's count and the budget."""
     from identity_graph.matching.builder import select_blocking_rules
 
     n = int(snap.scalar("SELECT count(*) FROM records"))
     budget = max(int(options.comparisons_per_record * n), 1)
-    counts = select_blocking_rules(snap.con, "records", candidates, budget)
+    counts = select_blocking_rules(snap.con, "records", candidates, budget, tighten)
     return [c.rule for c in counts if c.kept], [c.as_dict() for c in counts], budget
 
 
@@ -381,10 +389,15 @@ def get_model(snap: Snapshot, options: RelinkOptions,
         kinds = attribute_kinds(snap, [c for c in table.column_names if c != "unique_id"])
         plan = plan_for_records(table, kinds)
         null_junk(snap, plan.junk)
-        plan.blocking_rules, rule_counts, budget = select_rules(snap, plan.blocking_rules, options)
+        plan.blocking_rules, rule_counts, budget = select_rules(snap, plan.blocking_rules, options,
+                                                                plan.tighten)
         sampled = set(table.column("unique_id").to_pylist())
         labels = [p for p in _label_pairs(snap, options.max_label_pairs * 4)
                   if p[0] in sampled and p[1] in sampled][: options.max_label_pairs]
+        if len(labels) < options.min_label_pairs_for_m:
+            info["labels_not_used"] = (f"{len(labels)} verified/equivalent pairs, fewer than "
+                                       f"{options.min_label_pairs_for_m}: m from EM alone")
+            labels = []
         base = None
         if options.settings_path:
             base = plan.settings().get_settings("duckdb").as_dict()
@@ -407,6 +420,31 @@ def get_model(snap: Snapshot, options: RelinkOptions,
     info["version"] = model.version
     info["explain"] = explain_model(model)
     return model, info
+
+
+def explain_text(explain: dict[str, Any]) -> str:
+    """`explain_model` for a terminal: what is compared and how, what was left out and why."""
+    lines = ["compared:"]
+    kinds = {c["comparison"]: c for c in explain.get("compared_columns", [])}
+    for c in explain["comparisons"]:
+        col = kinds.get(c["comparison"], {})
+        what = ", ".join(col.get("columns", [])) or c["comparison"]
+        tf = f"  (term frequencies: {', '.join(c['term_frequencies'])})" if c["term_frequencies"] else ""
+        lines.append(f"  {c['comparison']:<16}{col.get('kind', ''):<13}{what}{tf}")
+        lines.append(f"  {'':<16}levels: {' > '.join(c['levels'])}")
+    if explain.get("left_out"):
+        lines.append("left out:")
+        lines += [f"  {c}: {why}" for c, why in explain["left_out"].items()]
+    if explain.get("junk_values"):
+        lines.append("junk values (treated as missing):")
+        lines += [f"  {c}: {', '.join(v[:5])}" for c, v in explain["junk_values"].items()]
+    lines.append("blocking rules (prediction):")
+    lines += [f"  {r}" for r in explain["blocking_rules"]]
+    if explain.get("em_rules"):
+        lines.append("EM blocked on: " + "; ".join(explain["em_rules"]))
+    for n in explain.get("training_notes", []):
+        lines.append(f"note: {n}")
+    return "\n".join(lines)
 
 
 def explain_model(model: MatchModel) -> dict[str, Any]:
@@ -485,12 +523,14 @@ def predict(snap: Snapshot, model: MatchModel, config: GraphConfig,
     if candidates is None:
         info["blocking"] = {"note": "the model's blocking rules are not equalities; used as given"}
     else:
-        kept, counts, budget = select_rules(snap, candidates, options)
+        kept, counts, budget = select_rules(snap, candidates, options,
+                                            model.metadata.get("tighten_blocking_with") or ())
         settings["blocking_rules_to_generate_predictions"] = [_rule_sql(r) for r in kept]
         info["blocking"] = {
             "budget": budget, "comparisons_per_record": options.comparisons_per_record,
             "rules": counts,
-            "comparisons_before": sum(c["comparisons"] for c in counts),
+            "comparisons_before": sum(c["comparisons"] for c in counts
+                                      if not c["reason"].startswith("tightened")),
             "comparisons_after": sum(c["comparisons"] for c in counts if c["kept"]),
         }
         dropped = [c["rule"] for c in counts if not c["kept"]]
@@ -569,15 +609,90 @@ def count_pairs(linker: Any, settings: dict[str, Any], n_records: int) -> tuple[
     return int(value), exact
 
 
+def _labelled_truth(snap: Snapshot, options: RelinkOptions) -> tuple[dict[str, str], str]:
+    """key -> true person, from `--labels`, else from the graph's verified/equivalent links
+    (identifiers in one such component are one person; two components, two people)."""
+    if options.labels_path:
+        from batch.quality import read_labels
+
+        truth, _ = read_labels(options.labels_path)
+        return {k: str(v) for k, v in truth.items() if v is not None}, "labels file"
+    out: dict[str, str] = {}
+    pairs = _label_pairs(snap, 1_000_000)
+    if not pairs:
+        return out, "verified/equivalent links"
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    for a, b in pairs:  # _label_pairs gives star pairs per component: one root each
+        parent[b] = a
+        parent.setdefault(a, a)
+    for k in parent:
+        out[k] = root(k)
+    return out, "verified/equivalent links"
+
+
+def choose_threshold(snap: Snapshot, config: GraphConfig,
+                     options: RelinkOptions) -> tuple[float, dict[str, Any]]:
+    """Step 3b: the link threshold. With enough labelled pairs, the threshold of best pairwise
+    F1 whose precision is at least `options.precision_floor` (never below the review
+    threshold: pairs under it were not kept); otherwise the configured one."""
+    truth, source = _labelled_truth(snap, options) if options.threshold_from_labels else ({}, "off")
+    info: dict[str, Any] = {"default": config.link_threshold, "chosen": config.link_threshold,
+                            "source": "configured", "labels": source,
+                            "precision_floor": options.precision_floor}
+    if not truth:
+        return config.link_threshold, info
+    t = pa.table({"key": pa.array(list(truth), pa.string()),
+                  "person": pa.array(list(truth.values()), pa.string())})
+    snap.con.register("_truth", t)
+    try:
+        total = int(snap.scalar(
+            "SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM (SELECT count(*) AS n FROM _truth "
+            "JOIN records ON records.unique_id = _truth.key GROUP BY person)"))
+        rows = snap.con.execute("""
+            SELECT p.probability, ta.person = tb.person AS same
+            FROM pairs p JOIN _truth ta ON ta.key = p.a JOIN _truth tb ON tb.key = p.b
+            ORDER BY p.probability DESC""").fetchall()
+    finally:
+        snap.con.unregister("_truth")
+    info["labelled_true_pairs"] = total
+    if total < options.min_label_pairs:
+        info["note"] = f"{total} labelled true pairs, fewer than {options.min_label_pairs}"
+        return config.link_threshold, info
+    curve = []
+    tp = fp = 0
+    best: tuple[float, float] | None = None
+    i = 0
+    while i < len(rows):
+        p = rows[i][0]
+        while i < len(rows) and rows[i][0] == p:  # every pair at this probability
+            tp += rows[i][1]
+            fp += not rows[i][1]
+            i += 1
+        precision, recall = tp / (tp + fp), tp / total
+        f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+        curve.append((p, precision, recall, f1))
+        if precision >= options.precision_floor and (best is None or f1 > best[1]):
+            best = (p, f1)
+    grid = (0.999, 0.995, 0.99, 0.98, 0.95, 0.9, 0.85, 0.8)
+    info["curve"] = [
+        {"threshold": g, "precision": round(pr, 6), "recall": round(rc, 6), "f1": round(f, 6)}
+        for g in grid if g >= config.review_threshold
+        for (_, pr, rc, f) in [next((c for c in reversed(curve) if c[0] >= g), (g, 1.0, 0.0, 0.0))]]
+    if best is None:
+        info["note"] = f"no threshold reaches precision {options.precision_floor}"
+        return config.link_threshold, info
+    chosen = max(min(best[0], 1.0), config.review_threshold)
+    info.update(chosen=chosen, source="labelled pairs", f1_at_chosen=round(best[1], 6))
+    return chosen, info
+
+
 # ==== cluster ======================================================================================
-
-
-@dataclass
-class Violation:
-    kind: str  # blocked | limit | chain | generic
-    key: str
-    reason: str
-    other: str = ""
 
 
 @dataclass
@@ -600,215 +715,138 @@ class Target:
     generic_new: list[str]
     violations: list[Violation]
     sizes: Counter[int]
+    removed: dict[str, str] = field(default_factory=dict)
+    """link id -> reason: stored links the target drops (refused by the rules, or a probable or
+    possible link of another source, re-scored here as a batch link)"""
 
 
-def _generic_candidates(snap: Snapshot) -> list[str]:
-    """Identifiers whose own sightings show clearly different people (a family phone, a shop's
-    email): two sightings whose first names are far apart (Jaro-Winkler < 0.7, neither a prefix
-    of the other) and whose birth years differ or are unknown."""
+def _profiles(snap: Snapshot) -> tuple[dict[str, dict[str, str]], dict[str, list[dict[str, str]]]]:
+    """Each identifier's record (the `records` table: `identity_graph.records`) as a
+    person's description, and the sightings of those whose own observations name more than one
+    person (a family phone, a junk value), as the rules compare them."""
+    have = {d[0] for d in snap.con.execute("SELECT * FROM records LIMIT 0").description}
+    cols = [c for c in PERSON_ATTRIBUTES if c in have]
+    records: dict[str, dict[str, str]] = {}
+    if cols:
+        for k, *values in snap.con.execute(
+                f"SELECT unique_id, {', '.join(cols)} FROM records WHERE "
+                + " OR ".join(f"{c} IS NOT NULL" for c in cols)).fetchall():
+            records[k] = dict(zip(cols, values, strict=True))
     rows = snap.con.execute("""
-        WITH s AS (
-            SELECT key, observed_at, source, channel,
-                   max(value) FILTER (WHERE attribute = 'first_name') AS fn,
-                   max(value) FILTER (WHERE attribute = 'date_of_birth') AS dob
-            FROM observations WHERE attribute IN ('first_name', 'date_of_birth')
-            GROUP BY key, observed_at, source, channel),
-        people AS (SELECT DISTINCT key, lower(fn) AS fn, dob FROM s WHERE fn IS NOT NULL),
-        multi AS (SELECT key FROM people GROUP BY key HAVING count(DISTINCT fn) > 1)
-        SELECT DISTINCT p1.key
-        FROM people p1 JOIN people p2 ON p1.key = p2.key AND p1.fn < p2.fn
-        WHERE p1.key IN (SELECT key FROM multi)
-          AND NOT starts_with(p1.fn, p2.fn) AND NOT starts_with(p2.fn, p1.fn)
-          AND jaro_winkler_similarity(p1.fn, p2.fn) < 0.7
-          AND (p1.dob IS NULL OR p2.dob IS NULL OR substr(p1.dob, 1, 4) <> substr(p2.dob, 1, 4))
-        ORDER BY 1""").fetchall()
-    return [k for (k,) in rows]
+        WITH multi AS (
+            SELECT key FROM observations
+            WHERE attribute IN ('first_name', 'last_name', 'date_of_birth') AND value <> ''
+            GROUP BY key, attribute HAVING count(DISTINCT lower(value)) > 1)
+        SELECT key, attribute, value, source, channel, observed_at FROM observations
+        WHERE key IN (SELECT key FROM multi)
+          AND attribute IN ('first_name', 'last_name', 'date_of_birth') AND value <> ''
+        ORDER BY key, observed_at""").fetchall()
+    seen: dict[str, dict[tuple, dict[str, str]]] = defaultdict(dict)
+    for key, attribute, value, source, channel, at in rows:
+        seen[key].setdefault((source, channel, at), {})[attribute] = value
+    return records, {k: list(v.values()) for k, v in seen.items()}
 
 
-def _new_id(members_min: str, previous_ids: Sequence[str], taken: set[str]) -> str:
-    n = 0
-    while True:
-        cid = "cus_" + stable_id("relink", members_min, *sorted(previous_ids), n)[:20]
-        if cid not in taken:
-            taken.add(cid)
-            return cid
-        n += 1
+def _rescored(snap: Snapshot, model: MatchModel, config: GraphConfig) -> list[tuple]:
+    """Probable and possible links of other sources (online Resolve) whose pair prediction did
+    not produce, scored here under this run's model: (a, b, probability, match weight,
+    comparisons JSON), those at or above the review threshold."""
+    from identity_graph.matching.scorer import OnlineScorer, UnsupportedModel
 
-
-def assign_ids(
-    comp_members: dict[int, list[int]],
-    comp_min_key: dict[int, str],
-    previous: Sequence[str | None],
-    created_at: dict[str, datetime],
-    taken: set[str],
-) -> tuple[dict[int, str], set[str], dict[str, list[str]], dict[str, list[str]]]:
-    """Nightly id policy (DESIGN "Stable ids"): each previous id goes to the component it overlaps
-    most, each id once (ties: older id, then smaller id, then the component with the smaller
-    key); components without one get a new id, a hash of the component (deterministic).
-
-    Same policy as `identity_graph.components.assign_ids_by_overlap`, in linear time.
-
-    Returns:
-        (component -> id, created ids, survivor -> retired ids, original -> other parts' ids)
-    """
-    far = datetime.max.replace(tzinfo=UTC)
-    overlaps: list[tuple[int, datetime, str, str, int]] = []
-    holders: dict[str, list[int]] = defaultdict(list)
-    counts_of: dict[int, Counter[str]] = {}
-    for c, members in comp_members.items():
-        counts = Counter(previous[i] for i in members)
-        counts.pop(None, None)
-        if not counts:
-            continue
-        counts_of[c] = counts  # type: ignore[assignment]
-        for cid, n in counts.items():
-            holders[cid].append(c)  # type: ignore[index]
-            overlaps.append((-n, created_at.get(cid, far), cid, comp_min_key[c], c))  # type: ignore[arg-type]
-    overlaps.sort()
-    ids: dict[int, str] = {}
-    used: set[str] = set()
-    for _n, _at, cid, _k, c in overlaps:
-        if cid in used or c in ids:
-            continue
-        ids[c] = cid
-        used.add(cid)
-    created: set[str] = set()
-    for c in sorted(comp_members, key=comp_min_key.__getitem__):
-        if c not in ids:
-            prev = sorted(counts_of.get(c, {}))
-            ids[c] = _new_id(comp_min_key[c], prev, taken)
-            created.add(ids[c])
-    merges: dict[str, list[str]] = defaultdict(list)
-    splits: dict[str, list[str]] = {}
-    for cid, comps in holders.items():
-        if cid in used:
-            if len(comps) > 1:
-                splits[cid] = sorted(ids[c] for c in comps if ids[c] != cid)
-            continue
-        # retired: an alias of the component that holds most of its identifiers
-        best = min(comps, key=lambda c: (-counts_of[c][cid], comp_min_key[c]))
-        merges[ids[best]].append(cid)
-        if len(comps) > 1:
-            splits[cid] = sorted(ids[c] for c in comps if c != best)
-    return ids, created, {k: sorted(v) for k, v in merges.items()}, splits
+    missing = snap.con.execute(f"""
+        SELECT DISTINCT l.a, l.b FROM links l
+        WHERE l.kind IN ('probable', 'possible') AND l.source <> '{SOURCE}'
+          AND NOT EXISTS (SELECT 1 FROM pairs p WHERE p.a = l.a AND p.b = l.b)
+        ORDER BY 1, 2""").fetchall()
+    if not missing:
+        return []
+    try:
+        scorer = OnlineScorer(model)
+    except UnsupportedModel:
+        log.warning("relink: the model cannot score single pairs; %d online links left to expire",
+                    len(missing))
+        return []
+    keys = sorted({k for pair in missing for k in pair})
+    table = snap.con.execute("SELECT * FROM records WHERE unique_id IN (SELECT unnest(?::VARCHAR[]))",
+                             [keys]).to_arrow_table().to_pylist()
+    records = {r["unique_id"]: r for r in table}
+    out = []
+    for a, b in missing:
+        if a in records and b in records:
+            score = scorer.score_pair(records[a], records[b])
+            if score.match_probability >= config.review_threshold:
+                comps = json.dumps({c.comparison: c.level for c in score.comparisons})
+                out.append((a, b, float(score.match_probability), float(score.match_weight), comps))
+    return out
 
 
 def cluster(snap: Snapshot, model: MatchModel, config: GraphConfig,
             options: RelinkOptions) -> Target:
-    """Step 4: guardrails, components and stable ids: the target state."""
+    """Step 4: the rules (`identity_graph.rules.decide`) over the whole graph: the target.
+
+    Every active merging link of a deterministic kind (verified, equivalent, observed: online,
+    ingested or trusted) is proposed again, so the per-type limits, household and junk rules
+    hold whatever wrote it; every probable and possible link, whatever its source, is replaced
+    by this run's scores under this run's model.
+    """
     con = snap.con
-    bar = _bar("cluster", 5, options.progress)
+    bar = _bar("cluster", 4, options.progress)
     rows = con.execute("SELECT key, customer_id, generic FROM identifiers ORDER BY key").fetchall()
     keys = [r[0] for r in rows]
     previous = [r[1] for r in rows]
     index = {k: i for i, k in enumerate(keys)}
-    violations: list[Violation] = []
-    blocked = {k for k in keys if config.is_blocked(k)}
-    generic = {r[0] for r in rows if r[2]}
-    generic_new = [k for k in _generic_candidates(snap) if k not in generic and k not in blocked]
-    for k in generic_new:
-        violations.append(Violation("generic", k, "sightings of clearly different people"))
-    generic |= set(generic_new)
-    excluded = blocked | generic
-    for k in sorted(blocked):
-        violations.append(Violation("blocked", k, "a blocked value never links"))
+    records, seen = _profiles(snap)
     bar.update(1)
 
-    # strong edges: every active merging link not made by the batch
-    left: list[int] = []
-    right: list[int] = []
-    for a, b in con.execute(
-            f"SELECT a, b FROM links WHERE source <> '{SOURCE}' AND kind IN "
-            f"({', '.join(repr(k) for k in MERGING)})").fetchall():
-        ia, ib = index.get(a), index.get(b)
-        if ia is None or ib is None or a in excluded or b in excluded:
-            continue
-        left.append(ia)
-        right.append(ib)
-    strong = component_labels(len(keys), left, right)
-    strong = [int(x) for x in strong]
-    bar.update(1)
-
-    # batch links: probable strongest first, under the limits and the chain guard
-    pairs = con.execute(
-        "SELECT a, b, probability, match_weight, comparisons FROM pairs "
-        "ORDER BY probability DESC, a, b").fetchall()
-    touched = {strong[index[k]] for a, b, *_ in pairs for k in (a, b) if k in index}
-    members_of: dict[int, list[int]] = defaultdict(list)
-    for i, lab in enumerate(strong):
-        if lab in touched:
-            members_of[lab].append(i)
-    counts = {lab: Counter(type_of(keys[i]) for i in m) for lab, m in members_of.items()}
-    profile_rows = con.execute(
-        "SELECT unique_id, first_name, date_of_birth FROM records "
-        "WHERE first_name IS NOT NULL OR date_of_birth IS NOT NULL").fetchall()
-    names: dict[int, set[str]] = defaultdict(set)
-    dobs: dict[int, set[str]] = defaultdict(set)
-    for k, fn, dob in profile_rows:
-        i = index.get(k)
-        if i is None or strong[i] not in touched or k in excluded:
-            continue
-        if fn:
-            names[strong[i]].add(fn.lower())
-        if dob:
-            dobs[strong[i]].add(dob)
-    uf = UnionFind(touched)
-    links: dict[str, Link] = {}
     now = snap.taken_at
-    kruskal = _bar("cluster: links", len(pairs), options.progress, "pair")
+    stored: dict[int, str] = {}
+    proposals: list[Link] = []
+    for lid, a, b, kind, source in con.execute(
+            "SELECT link_id, a, b, kind, source FROM links WHERE kind IN "
+            "('verified', 'equivalent', 'observed') ORDER BY a, b, link_id").fetchall():
+        if a in index and b in index:
+            lk = Link(a, b, LinkKind.parse(kind), source=source, created_at=now)
+            stored[id(lk)] = lid
+            proposals.append(lk)
+    pairs = con.execute("SELECT a, b, probability, match_weight, comparisons FROM pairs").fetchall()
+    pairs += _rescored(snap, model, config)
     for a, b, p, w, comp in pairs:
-        kruskal.update(1)
-        if a in blocked or b in blocked or a not in index or b not in index:
-            continue
-        kind = LinkKind.PROBABLE if p >= config.link_threshold else LinkKind.POSSIBLE
-        if kind is LinkKind.PROBABLE and a not in excluded and b not in excluded:
-            ra, rb = uf.find(strong[index[a]]), uf.find(strong[index[b]])
-            if ra != rb:
-                union = counts[ra] + counts[rb]
-                over = [t for t, lim in sorted(config.limits.items()) if union.get(t, 0) > lim]
-                if over:
-                    t = over[0]
-                    violations.append(Violation(
-                        "limit", b, f"a customer may hold at most {config.limits[t]} {t} "
-                        f"identifiers ({union[t]} would)", a))
-                    continue
-                if clearly_different(Profile(frozenset(names[ra]), frozenset(dobs[ra])),
-                                     Profile(frozenset(names[rb]), frozenset(dobs[rb]))):
-                    violations.append(Violation(
-                        "chain", b, "joins clearly different people (first names and birth dates "
-                        "disagree); kept as possible", a))
-                    kind = LinkKind.POSSIBLE
-                else:
-                    uf.union(ra, rb)
-                    if uf.find(ra) != ra:
-                        ra, rb = rb, ra
-                    counts[ra] = union
-                    names[ra] |= names.pop(rb, set())
-                    dobs[ra] |= dobs.pop(rb, set())
-        lk = Link(a, b, kind, source=SOURCE, model_version=model.version, probability=float(p),
-                  match_weight=float(w), comparisons=json.loads(comp) if comp else None,
-                  created_at=now, actor=ACTOR)
-        links[lk.id] = lk
-    kruskal.close()
+        if a in index and b in index:
+            kind = LinkKind.PROBABLE if p >= config.link_threshold else LinkKind.POSSIBLE
+            proposals.append(Link(a, b, kind, source=SOURCE, model_version=model.version,
+                                  probability=float(p), match_weight=float(w),
+                                  comparisons=json.loads(comp) if comp else None,
+                                  created_at=now, actor=ACTOR))
+    created_at = dict(con.execute("SELECT id, created_at FROM customers").fetchall())
+    bar.update(1)
+    decision = decide(
+        Region(keys=keys, generic={r[0]: bool(r[2]) for r in rows if r[2]}, records=records,
+               sightings=seen, previous=dict(zip(keys, previous, strict=True)),
+               created_at=created_at),
+        proposals, Rules.of(config), policy="overlap")
     bar.update(1)
 
-    roots = [uf.find(lab) if lab in touched else lab for lab in strong]
-    smallest: dict[int, int] = {}
-    final = [smallest.setdefault(r, i) for i, r in enumerate(roots)]
-    # number components by their smallest key (keys are sorted, so by smallest index)
-    comp_members: dict[int, list[int]] = defaultdict(list)
-    for i, lab in enumerate(final):
-        comp_members[lab].append(i)
-    comp_min_key = {c: keys[m[0]] for c, m in comp_members.items()}
-    created_at = dict(con.execute("SELECT id, created_at FROM customers").fetchall())
-    taken = set(created_at) | {a for (a,) in con.execute("SELECT alias FROM aliases").fetchall()}
-    bar.update(1)
-    ids, created, merges, splits = assign_ids(comp_members, comp_min_key, previous, created_at, taken)
-    sizes = Counter(len(m) for m in comp_members.values())
+    links = {lk.id: lk for lk in decision.made if lk.source == SOURCE}
+    removed = {stored[id(lk)]: v.reason for lk, v in decision.refused if id(lk) in stored}
+    for lid, kind in con.execute(
+            f"SELECT link_id, kind FROM links WHERE kind IN ('probable', 'possible') "
+            f"AND source <> '{SOURCE}'").fetchall():
+        removed[lid] = f"{kind} link re-scored by relink with model {model.version}"
+    comps = decision.components
+    component = [0] * len(keys)
+    ids: dict[int, str] = {}
+    for c in range(len(comps)):
+        label = min(index[k] for k in comps[c])
+        ids[label] = decision.ids.ids[c]
+        for k in comps[c]:
+            component[index[k]] = label
+    merges = {m.survivor: list(m.retired) for m in decision.ids.merges}
+    splits = {s.original: list(s.new_ids) for s in decision.ids.splits}
+    sizes = Counter(len(c) for c in comps)
     bar.update(1)
     bar.close()
-    return Target(keys, previous, final, ids, created, merges, splits, links, generic_new,
-                  violations, sizes)
+    return Target(keys, previous, component, ids, set(decision.ids.created), merges, splits, links,
+                  sorted(decision.generic), decision.violations, sizes, removed)
 
 
 # ==== plan =========================================================================================
@@ -862,21 +900,36 @@ def plan(snap: Snapshot, target: Target, model: MatchModel, options: RelinkOptio
         if target.previous[i] != cid:
             changes[find(comp[i])].assignments[k] = cid
     # links: add the target's new ones, remove active batch links it does not hold
-    existing = {lid: (a, b) for lid, a, b in snap.con.execute(
-        f"SELECT link_id, a, b FROM links WHERE source = '{SOURCE}'").fetchall()}
+    existing: dict[str, tuple[str, str]] = {}
+    revised: dict[str, str] = {}
+    """first revision's id -> the active revision's id (a batch link linked again after an unlink)"""
+    for lid, a, b, kind, mv, rev in snap.con.execute(
+            f"SELECT link_id, a, b, kind, model_version, revision FROM links "
+            f"WHERE source = '{SOURCE}'").fetchall():
+        existing[lid] = (a, b)
+        if rev:
+            revised[Link(a, b, LinkKind.parse(kind), source=SOURCE, model_version=mv).id] = lid
+    kept = {revised[lid] for lid in target.links if lid in revised}
     n_added = n_removed = 0
     for lid, lk in target.links.items():
-        if lid not in existing:
+        if lid not in existing and revised.get(lid) not in existing:
             changes[find(comp[index[lk.a]])].links_added.append(lk)
             n_added += 1
     reason = f"replaced by relink with model {model.version}"
-    for lid, (a, b) in existing.items():
-        if lid not in target.links:
-            i = index.get(a, index.get(b))
-            if i is None:
-                continue
-            changes[find(comp[i])].links_removed.append((lid, now, ACTOR, reason))
-            n_removed += 1
+    ends = dict(existing)
+    if target.removed:
+        ends.update({lid: (a, b) for lid, a, b in snap.con.execute(
+            "SELECT link_id, a, b FROM links WHERE link_id IN (SELECT unnest(?::VARCHAR[]))",
+            [sorted(target.removed)]).fetchall()})
+    dropped = {lid: reason for lid in existing if lid not in target.links and lid not in kept}
+    dropped.update(target.removed)
+    for lid, why in sorted(dropped.items()):
+        a, b = ends[lid]
+        i = index.get(a, index.get(b))
+        if i is None:
+            continue
+        changes[find(comp[i])].links_removed.append((lid, now, ACTOR, why))
+        n_removed += 1
     bar.update(1)
     comp_of_id = {cid: c for c, cid in ids.items()}
     for cid in sorted(target.created):
@@ -904,7 +957,7 @@ def plan(snap: Snapshot, target: Target, model: MatchModel, options: RelinkOptio
         cs.events.append(Event("generic", {"key": k, "generic": True, "actor": ACTOR},
                                ids[comp[index[k]]], now))
     for v in target.violations:
-        if v.kind in ("limit", "chain") and v.key in index:
+        if v.kind in ("blocked", "limit", "chain", "generic", "junk") and v.key in index:
             changes[find(comp[index[v.key]])].events.append(Event(
                 "violation", {"kind": v.kind, "key": v.key, "other": v.other, "reason": v.reason,
                               "actor": ACTOR}, "", now))
@@ -1018,6 +1071,7 @@ def apply(store: GraphStore, the_plan: Plan, options: RelinkOptions,
                     out.units_skipped += 1
                     out.skipped_keys.extend(sorted(u.expected)[:3])
             cs = _combine([u.changes for u in ok])
+            cs.links_added = store.revise(cs.links_added)  # a pair unlinked since: a new revision
             out.events += len(store.apply(cs)) if cs else 0
         out.units_applied += len(ok)
         return out
@@ -1128,8 +1182,10 @@ def relink(
         with step("predict"):
             predict_info = engine.predict(snap, model, config, options)
         steps.update(1)
+        threshold, predict_info["threshold"] = choose_threshold(snap, config, options)
         with step("cluster"):
-            target = cluster(snap, model, config, options)
+            target = cluster(snap, model, dataclasses.replace(config, link_threshold=threshold),
+                             options)
         steps.update(1)
         with step("plan"):
             the_plan = plan(snap, target, model, options)
@@ -1184,7 +1240,6 @@ __all__ = [
     "Target",
     "apply",
     "apply_workers_for",
-    "assign_ids",
     "batch_size_for",
     "build_records",
     "cluster",

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from identity_graph.config import GraphConfig
 from identity_graph.errors import InvalidArgument
-from identity_graph.guardrails import limit_violation
+from identity_graph.guardrails import limit_violation, type_counts
 from identity_graph.identifiers import IdentifierTypes
 from identity_graph.model import ChangeSet, Event, IdentifierUpsert, Link, LinkKind, utcnow
 from identity_graph.store import GraphStore
@@ -111,7 +111,7 @@ def _blocker(store: GraphStore, config: GraphConfig, old: str, new: str) -> str 
         if other != cid:
             return f"{new} already belongs to {other}; joining it to {cid} is a merge, not a re-normalisation"
         return None
-    if cid and (reason := limit_violation([*store.members(cid), new], config.limits)):
+    if cid and (reason := limit_violation(config.limits, type_counts([*store.members(cid), new]))):
         return reason
     return None
 

@@ -8,6 +8,7 @@ offline. The cluster-size histogram is an inline SVG drawn here and needs no scr
 from __future__ import annotations
 
 import copy
+import dataclasses
 import html
 import json
 import logging
@@ -186,10 +187,12 @@ def build_report(
         "warnings": [],
         "guardrails": {
             "violations_by_kind": dict(sorted(violations.items())),
-            "sample": [v.__dict__ for v in target.violations[: options.samples * 2]],
+            "sample": [dataclasses.asdict(v) for v in target.violations[: options.samples * 2]],
             "limits": config.limits, "link_threshold": config.link_threshold,
             "review_threshold": config.review_threshold,
         },
+        "blocking": predict_info.get("blocking"),
+        "threshold": predict_info.get("threshold"),
         "model": {
             **model_info, "version": model.version, "metadata": model.metadata,
             "probability_two_random_records_match": model.probability_two_random_records_match,
@@ -253,6 +256,20 @@ def summary_text(report: dict[str, Any]) -> str:
         "  steps           " + ", ".join(f"{k} {v:.1f}s" for k, v in r["step_seconds"].items())
         + f"  (total {r['total_seconds']:.1f}s)",
     ]
+    b = report.get("blocking") or {}
+    if b.get("rules"):
+        cut = [r["rule"] for r in b["rules"] if not r["kept"]]
+        lines.append(f"  blocking        {b['comparisons_before']:,} comparisons before the budget, "
+                     f"{b['comparisons_after']:,} after (budget {b['budget']:,})"
+                     + (f"; left out: {'; '.join(cut)}" if cut else ""))
+    th = report.get("threshold") or {}
+    if th:
+        lines.append(f"  link threshold  {th['chosen']:.6g} ({th['source']}"
+                     + (f", best F1 {th['f1_at_chosen']} at precision >= {th['precision_floor']}"
+                        if th["source"] == "labelled pairs" else "") + ")")
+    left_out = (report["model"].get("explain") or {}).get("left_out") or {}
+    for col, why in left_out.items():
+        lines.append(f"  left out        {col}: {why}")
     q = report.get("quality")
     if q:
         lines.append(f"  quality         precision {q['precision']:.4f}  recall {q['recall']:.4f}  "

@@ -54,7 +54,7 @@ def febrl(name: str) -> dict[str, list[dict[str, str]]]:
     for source, df in frames.items():
         rows = []
         for rec_id, row in df.iterrows():
-            r = {k: ("" if v is None else str(v).strip()) for k, v in row.items()}
+            r = {k: ("" if v is None or v != v else str(v).strip()) for k, v in row.items()}  # NaN
             r["rec_id"] = str(rec_id).strip()
             rows.append(r)
         out[source] = rows
@@ -96,7 +96,7 @@ def run_project(data: dict[str, list[dict[str, str]]], work: Path) -> tuple[dict
     from identity_graph.config import GraphConfig
     from identity_graph.store import open_store
 
-    store = open_store(str(work / "graph.duckdb"))
+    store = open_store(str(work / "graph.db"))
     info: dict[str, Any] = {"rejected": 0}
     try:
         for source, rows in data.items():
@@ -200,6 +200,8 @@ def main() -> None:
                         choices=["febrl3", "febrl4"])
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
+    with open("/proc/loadavg") as f:
+        print(f"load={f.read().split()[0]}")
     print(f"{'data':<8}{'system':<14}{'precision':>10}{'recall':>10}{'F1':>10}{'cluster F1':>12}"
           f"{'seconds':>9}")
     for name in args.data:

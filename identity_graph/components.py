@@ -4,9 +4,10 @@ Two id policies from DESIGN.md ("Stable ids"):
 - `assign_ids_incremental`: online changes. On a merge the oldest id survives; on a split the
   part with the most verified identifiers keeps the id (ties: most identifiers, then oldest).
 - `assign_ids_by_overlap`: the nightly recompute. New components take previous ids by largest
-  overlap, each id used once, so unchanged data changes no id. This is the readable reference;
-  the relink runs `batch.relink.assign_ids`, the same policy in linear time on integer-coded
-  components, and `tests/test_batch.py` checks one against the other.
+  overlap, each id used once, so unchanged data changes no id (linear time; `tests/test_batch.py`
+  checks it against a quadratic reference).
+
+Both run inside `identity_graph.rules.decide`, the one place customers are decided.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import secrets
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 
 def new_customer_id() -> str:
@@ -155,45 +156,53 @@ def assign_ids_by_overlap(
     created_at: Mapping[str, datetime] | None = None,
     new_id: Callable[[], str] = new_customer_id,
 ) -> IdAssignment:
-    """Nightly policy: each previous id goes to the component it overlaps most, each id once.
+    """Nightly policy: each previous id goes to the component it overlaps most, each id once
+    (ties: older id, then smaller id, then the component with the smaller key), in linear time.
 
-    Greedy by overlap size (ties: older id, then smaller id), which is exact for the common case
-    and never gives one id to two components. Components left without an id get a new one.
+    Components left without an id get a new one from `new_id` (random: ids carry no personal
+    data). A previous id that no component keeps becomes an alias of the component holding
+    most of its identifiers; one spread over several components is a split.
     """
     created_at = created_at or {}
-    overlaps: list[tuple[int, datetime, str, int]] = []
+    far = datetime.max.replace(tzinfo=UTC)
+    overlaps: list[tuple[int, datetime, str, str, int]] = []
+    holders: dict[str, list[int]] = defaultdict(list)
+    counts_of: dict[int, Counter[str]] = {}
+    smallest = [min(c) if c else "" for c in comps]
     for i, comp in enumerate(comps):
-        counts = Counter(previous.get(k) for k in comp)
-        counts.pop(None, None)
+        counts: Counter[str] = Counter(cid for k in comp if (cid := previous.get(k)) is not None)
+        if not counts:
+            continue
+        counts_of[i] = counts
         for cid, n in counts.items():
-            overlaps.append((-n, created_at.get(cid, datetime.max), cid, i))
+            holders[cid].append(i)
+            at = created_at.get(cid, far)
+            overlaps.append((-n, at if at.tzinfo else at.replace(tzinfo=UTC), cid, smallest[i], i))
     overlaps.sort()
     out = IdAssignment(ids=[""] * len(comps))
     used: set[str] = set()
-    for _neg, _created, cid, i in overlaps:
+    for _n, _at, cid, _k, i in overlaps:
         if cid in used or out.ids[i]:
             continue
         out.ids[i] = cid
         used.add(cid)
-    holders: dict[str, list[int]] = defaultdict(list)
-    for i, comp in enumerate(comps):
-        for cid in {previous.get(k) for k in comp} - {None}:
-            holders[cid].append(i)  # type: ignore[index]
-    for i in range(len(comps)):
+    for i in sorted(range(len(comps)), key=smallest.__getitem__):
         if not out.ids[i]:
             out.ids[i] = new_id()
             out.created.append(out.ids[i])
+    retired: dict[int, list[str]] = defaultdict(list)
     for cid, idxs in holders.items():
-        owner = [i for i in idxs if out.ids[i] == cid]
-        if len(idxs) > 1 and owner:
-            others = tuple(out.ids[i] for i in idxs if i != owner[0])
-            out.splits.append(Split(cid, comps[owner[0]], others))
-    for i in range(len(comps)):
-        absorbed = sorted(
-            {previous.get(k) for k in comps[i]}
-            - {None, out.ids[i]}
-            - {out.ids[j] for j in range(len(comps)) if j != i}
-        )
-        if absorbed and out.ids[i] in used:
-            out.merges.append(Merge(out.ids[i], tuple(absorbed)))  # type: ignore[arg-type]
+        if cid in used:
+            if len(idxs) > 1:
+                keeper = next(i for i in idxs if out.ids[i] == cid)
+                out.splits.append(Split(cid, comps[keeper], tuple(sorted(out.ids[i] for i in idxs
+                                                                         if i != keeper))))
+            continue
+        best = min(idxs, key=lambda i: (-counts_of[i][cid], smallest[i]))
+        retired[best].append(cid)
+        if len(idxs) > 1:
+            out.splits.append(Split(cid, comps[best], tuple(sorted(out.ids[i] for i in idxs
+                                                                   if i != best))))
+    for i, cids in sorted(retired.items()):
+        out.merges.append(Merge(out.ids[i], tuple(sorted(cids))))
     return out

@@ -41,6 +41,12 @@ class GraphConfig:
     limits: dict[str, int] = field(
         default_factory=lambda: {"email": 5, "phone": 5, "whatsapp": 5, "web_cookie": 50}
     )
+    name_similarity: float = 0.8
+    """The one measure of "clearly different people" (`guardrails.Similarity`): two first names
+    fit when one is a prefix of the other or their difflib ratio is at least this."""
+    junk_people: int = 3
+    """An identifier that joins this many people whose names or birth dates contradict each
+    other is junk: set apart (generic) without being listed (`a@a.com`, `1111111111`)."""
     disclosure_level: LinkKind = LinkKind.OBSERVED
     max_candidates: int = 50
     last_seen_granularity_s: float = 300.0
@@ -48,10 +54,19 @@ class GraphConfig:
     trusted_sources: tuple[str, ...] = ()
     """Sources whose pairs count as proof (e.g. the retailer's account system with verified
     emails): their observed links are recorded `verified`. Nothing is trusted by default."""
+    channels: tuple[str, ...] = ("web", "sms", "whatsapp", "email", "app", "agent")
+    """The channels a message can come in on (Resolve, StartOrResume, AppendTurn, Link): any
+    other value is INVALID_ARGUMENT naming `channel`, so a typo cannot start a channel of its own."""
+    max_label_length: int = 200
+    """Longest `source`, `actor`, `event_id`, `channel` or `model_version` a call may record."""
 
     def __post_init__(self) -> None:
         if not 0 < self.review_threshold <= self.link_threshold <= 1:
             raise ValueError("need 0 < review_threshold <= link_threshold <= 1")
+        if not 0 < self.name_similarity <= 1:
+            raise ValueError("name_similarity: need 0 < name_similarity <= 1")
+        if self.junk_people < 2:
+            raise ValueError("junk_people: need at least 2")
         pattern = "|".join(fnmatch.translate(p.lower()) for p in self.blocked) or r"(?!)"
         object.__setattr__(self, "_blocked_re", re.compile(pattern))
 

@@ -11,22 +11,20 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from identity_graph.attributes import clean_attributes
 from identity_graph.components import (
     IdAssignment,
-    UnionFind,
-    assign_ids_incremental,
-    components,
     new_customer_id,
 )
 from identity_graph.config import GraphConfig
 from identity_graph.errors import FailedPrecondition, InvalidArgument, NotFound
-from identity_graph.guardrails import Profile, Violation, clearly_different, limit_violation, type_of
+from identity_graph.guardrails import Violation, type_of
 from identity_graph.identifiers import Identifier, IdentifierTypes
+from identity_graph.limits import check_text
 from identity_graph.model import (
     ATTRIBUTES,
     AttributeMatch,
@@ -41,6 +39,9 @@ from identity_graph.model import (
     utcnow,
 )
 from identity_graph.paths import bottleneck, widest_paths
+from identity_graph.records import records_of
+from identity_graph.region_data import RegionObservations
+from identity_graph.rules import Region, Rules, decide
 from identity_graph.store.base import MAX_TRAVERSAL, GraphStore
 from identity_graph.writelock import WriteLock, read_consistently
 
@@ -50,7 +51,6 @@ T = TypeVar("T")
 
 MAX_IDENTIFIERS_PER_CALL = 20
 PROOF_KINDS = ("login", "otp", "handoff")
-SHAREABLE_PRIORITY = ("phone", "whatsapp", "email", "device_id", "web_cookie")
 CANDIDATE_LOOKUP_LIMIT = 500
 CHANNEL_OF_TYPE = {"web_cookie": "web", "phone": "sms", "whatsapp": "whatsapp", "email": "email"}
 SUPPRESSED_REASON = "an erased identifier is not recorded again"
@@ -163,6 +163,14 @@ class SplitPlan:
     changes: ChangeSet
 
 
+@dataclass(frozen=True)
+class UnlinkResult(ChangeResult):
+    """An unlink's outcome, with the customers of its two ends afterwards as `parts` (two when it
+    splits one, the leaving one `is_new`), so that the conversations moving with it are known."""
+
+    parts: list[SplitPart] = field(default_factory=list)
+
+
 # ---- the engine -----------------------------------------------------------------------------
 
 
@@ -216,9 +224,18 @@ class IdentityGraph:
         try:
             return self.types.make(type_, value)
         except InvalidArgument as e:
-            raise InvalidArgument(
-                f"{field_name}.{e.field}" if e.field != "type" else f"{field_name}.type", e.reason
-            ) from e
+            # the normaliser names the type; the caller's field is `value` (or `type`)
+            raise InvalidArgument(f"{field_name}.{'type' if e.field == 'type' else 'value'}", e.reason) from e
+
+    def channel(self, value: str, field_name: str = "channel") -> str:
+        """`value` when it is one of the configured channels.
+
+        Raises:
+            InvalidArgument: any other value, naming `field_name`.
+        """
+        if value not in self.config.channels:
+            raise InvalidArgument(field_name, f"one of {', '.join(self.config.channels)}")
+        return value
 
     def key(self, raw_key: str, field_name: str = "identifier") -> str:
         """Normalises a `type:value` key given by a caller."""
@@ -226,6 +243,11 @@ class IdentityGraph:
         if not sep:
             raise InvalidArgument(field_name, "an identifier key is 'type:value'")
         return self.identifier(type_.strip().lower(), value, field_name).key
+
+    def _labels(self, **labels: str) -> None:
+        """Refuses an over-long (or NUL-carrying) evidence label: source, actor, event id, ..."""
+        for name, value in labels.items():
+            check_text(name, value, self.config.max_label_length)
 
     # ---- Resolve ----------------------------------------------------------------------------
 
@@ -239,6 +261,8 @@ class IdentityGraph:
             raise InvalidArgument("identifiers", "at least one identifier is required")
         if len(req.identifiers) > MAX_IDENTIFIERS_PER_CALL:
             raise InvalidArgument("identifiers", f"at most {MAX_IDENTIFIERS_PER_CALL} per call")
+        self.channel(req.channel)
+        self._labels(channel=req.channel, source=req.source, event_id=req.event_id, actor=req.actor)
         idents: list[Identifier] = []
         for i, (type_, value) in enumerate(req.identifiers):
             ident = self.identifier(type_, value, f"identifiers[{i}]")
@@ -281,7 +305,12 @@ class IdentityGraph:
         """Read-only path: known identifiers of one customer, nothing new to record."""
         if attributes or proven:
             return None
-        nodes = self.store.get_identifiers(keys)
+        subgraph = None
+        if len(keys) == 1:  # the common case: the node and its customer's subgraph in one read
+            node, subgraph = self.store.identifier_subgraph(keys[0])
+            nodes = {} if node is None else {node.key: node}
+        else:
+            nodes = self.store.get_identifiers(keys)
         if len(nodes) != len(keys):
             return None
         cids = {n.customer_id for n in nodes.values()}
@@ -294,7 +323,7 @@ class IdentityGraph:
             return None
         if len(keys) > 1 and not self._already_linked(keys):
             return None
-        return next(iter(cids)), self._assurance(nodes[keys[0]], None)  # type: ignore[return-value]
+        return next(iter(cids)), self._assurance(nodes[keys[0]], None, subgraph)  # type: ignore[return-value]
 
     def _already_linked(self, keys: list[str]) -> bool:
         """Whether the anchor's claims of `keys[1:]` are on record already (a link of another
@@ -364,7 +393,8 @@ class IdentityGraph:
         for lk in pending:
             if (lk.a, lk.b, lk.kind, lk.claimant) not in known:
                 fresh.setdefault(lk.id, lk)
-        cs.links_added = list(fresh.values())
+        cs.links_added = self.store.revise(fresh.values())
+        fresh = {lk.id: lk for lk in cs.links_added}
 
         new_keys = {k for k in presented if k not in existing}
         outcome = self._settle(
@@ -439,11 +469,9 @@ class IdentityGraph:
         return links
 
     def candidate_records(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """One record per identifier: the latest observed value of each attribute."""
-        out: dict[str, dict[str, Any]] = {k: dict.fromkeys(ATTRIBUTES) for k in keys}
-        for o in self.store.observations(keys):  # sorted by time: later wins
-            out[o.key][o.attribute] = o.value
-        return out
+        """One record per identifier, built by the relink's own SQL (`identity_graph.records`)."""
+        recs = records_of(self.store.observations(keys))
+        return {k: {**dict.fromkeys(ATTRIBUTES), **recs.get(k, {})} for k in keys}
 
     # ---- explicit links ---------------------------------------------------------------------
 
@@ -476,6 +504,10 @@ class IdentityGraph:
             kind = LinkKind.VERIFIED
         if a == b:
             raise InvalidArgument("b", "an identifier cannot link to itself")
+        if channel:  # where the pair was seen, if anywhere
+            self.channel(channel)
+        self._labels(source=source, actor=actor, channel=channel, event_id=event_id,
+                     model_version=model_version)
         if kind in (LinkKind.PROBABLE, LinkKind.POSSIBLE) and probability is None:
             raise InvalidArgument("probability", f"a {kind.label} link needs a probability")
         if probability is not None and not 0 <= probability <= 1:
@@ -512,8 +544,7 @@ class IdentityGraph:
                     claimant=claimant,
                 )
             )
-            if any(lk.id == cs.links_added[0].id for lk in self.store.links([a])):
-                cs.links_added = []
+            cs.links_added = self.store.revise(cs.links_added)
             outcome = self._settle(cs, {a, b}, {k for k in (a, b) if k not in existing}, now, actor)
             seqs = self.store.apply(cs)
         return ChangeResult(
@@ -525,25 +556,42 @@ class IdentityGraph:
 
     def unlink(
         self, a: str, b: str, *, actor: str, reason: str = "", kinds: Iterable[LinkKind] | None = None
-    ) -> ChangeResult:
+    ) -> UnlinkResult:
         """Records the removal of the active links between `a` and `b` (of `kinds`, default all).
 
         Raises:
             NotFound: no such active link.
         """
+        with self._write_lock:
+            result, cs = self._plan_unlink(a, b, actor, reason, kinds)
+            seqs = self.store.apply(cs)
+        return replace(result, events=_with_seqs(cs.events, seqs))
+
+    def preview_unlink(
+        self, a: str, b: str, *, actor: str = "", reason: str = "", kinds: Iterable[LinkKind] | None = None
+    ) -> UnlinkResult:
+        """What `unlink` would do (its events without seq), written nowhere."""
+        return self._read(lambda: self._plan_unlink(a, b, actor, reason, kinds)[0])
+
+    def _plan_unlink(
+        self, a: str, b: str, actor: str, reason: str, kinds: Iterable[LinkKind] | None
+    ) -> tuple[UnlinkResult, ChangeSet]:
         a, b = self.key(a, "a"), self.key(b, "b")
         wanted = set(kinds) if kinds else set(LinkKind)
         now = self.clock()
-        with self._write_lock:
-            found = [lk for lk in self.store.links([a]) if lk.other(a) == b and lk.kind in wanted]
-            if not found:
-                raise NotFound(f"no active link between {a} and {b}")
-            cs = ChangeSet(links_removed=[(lk.id, now, actor, reason) for lk in found])
-            outcome = self._settle(cs, {a, b}, set(), now, actor)
-            seqs = self.store.apply(cs)
-        return ChangeResult(
-            found, outcome.violations, sorted(set(outcome.assignment.values())), _with_seqs(cs.events, seqs)
+        found = [lk for lk in self.store.links([a]) if lk.other(a) == b and lk.kind in wanted]
+        if not found:
+            raise NotFound(f"no active link between {a} and {b}")
+        cs = ChangeSet(links_removed=[(lk.id, now, actor, reason) for lk in found])
+        outcome = self._settle(cs, {a, b}, set(), now, actor)
+        result = UnlinkResult(
+            found,
+            outcome.violations,
+            sorted(set(outcome.assignment.values())),
+            list(cs.events),
+            _parts(outcome),
         )
+        return result, cs
 
     def set_generic(self, key: str, generic: bool, *, actor: str) -> ChangeResult:
         """Marks an identifier shared by different people: it keeps its links but carries no merge."""
@@ -605,15 +653,12 @@ class IdentityGraph:
             links_removed=[(lk.id, now, actor, "split") for lk in {lk.id: lk for lk in removed}.values()]
         )
         outcome = self._settle(cs, touched, set(), now, actor, leaving=frozenset(detached))
-        parts = [
-            SplitPart(cid, sorted(c), cid in outcome.ids.created)
-            for c, cid in zip(outcome.comps, outcome.ids.ids, strict=True)
-        ]
+        parts = _parts(outcome)
         if len(parts) < 2:
             raise FailedPrecondition("the cut leaves the customer in one piece")
         return SplitPlan(
             original,
-            sorted(parts, key=lambda p: (p.is_new, p.customer_id)),
+            parts,
             list({lk.id: lk for lk in removed}.values()),
             cs,
         )
@@ -705,11 +750,14 @@ class IdentityGraph:
 
         return self._read(read)
 
-    def _assurance(self, node: IdentifierNode, keys: Iterable[str] | None) -> dict[str, LinkKind | None]:
+    def _assurance(self, node: IdentifierNode, keys: Iterable[str] | None,
+                   subgraph: tuple[list[str], list[Link], dict[str, IdentifierNode]] | None = None,
+                   ) -> dict[str, LinkKind | None]:
+        """`subgraph`: the node's `customer_subgraph`, when the caller read it already."""
         anchor = node.key
         wanted = set(keys) if keys is not None else None
         if not node.generic:
-            local = self._customer_subgraph(node)
+            local = self._customer_subgraph(node, subgraph)
             if local is not None:
                 members, links_by_key, generic = local
                 targets = members if wanted is None else wanted
@@ -737,7 +785,8 @@ class IdentityGraph:
         return {k: (bottleneck(paths[k], anchor) if k in paths else None) for k in sorted(targets)}
 
     def _customer_subgraph(
-        self, node: IdentifierNode
+        self, node: IdentifierNode,
+        subgraph: tuple[list[str], list[Link], dict[str, IdentifierNode]] | None = None,
     ) -> tuple[set[str], dict[str, list[Link]], dict[str, bool]] | None:
         """`node`'s component with every active link of its members, in one store read.
 
@@ -752,7 +801,7 @@ class IdentityGraph:
         """
         if node.customer_id is None:
             return None
-        member_keys, links, nodes = self.store.customer_subgraph(node.customer_id)
+        member_keys, links, nodes = subgraph or self.store.customer_subgraph(node.customer_id)
         assigned = set(member_keys)
         if node.key not in assigned or len(assigned) >= MAX_TRAVERSAL:
             return None
@@ -780,6 +829,8 @@ class IdentityGraph:
 
     def explain(self, a: str, b: str) -> Explanation:
         a, b = self.key(a, "a"), self.key(b, "b")
+        if a == b:
+            raise InvalidArgument("b", "must be another identifier than a")
         return self._read(lambda: self._explain(a, b))
 
     def _explain(self, a: str, b: str) -> Explanation:
@@ -836,69 +887,34 @@ class IdentityGraph:
             region.links.pop(lid, None)
         region.new_keys = set(new_keys)
 
-        violations: list[Violation] = []
-        set_apart: list[Violation] = []
-        accepted: list[Link] = []
-        proposals = sorted(cs.links_added, key=lambda lk: (-lk.kind, lk.a, lk.b))
-        observations: dict[str, list[Observation]] = {}
-        for up in cs.identifiers:
-            for o in up.observations:
-                observations.setdefault(o.key, []).append(o)
-        for _ in range(4):  # marking an identifier generic re-opens the question once or twice
-            changed = False
-            uf = UnionFind(region.generic)
-            for a, b in _edges(region.links.values(), region.generic):
-                uf.union(a, b)
-            members: dict[Any, set[str]] = {}
-            for k in region.generic:
-                members.setdefault(uf.find(k), set()).add(k)
-            accepted, violations = [], []
-            for lk in proposals:
-                if not lk.kind.merges or region.generic.get(lk.a) or region.generic.get(lk.b):
-                    accepted.append(lk)
-                    continue
-                ra, rb = uf.find(lk.a), uf.find(lk.b)
-                if ra == rb:
-                    accepted.append(lk)
-                    continue
-                union = members[ra] | members[rb]
-                reason = limit_violation(union, self.config.limits)
-                if reason:
-                    violations.append(
-                        Violation("limit", lk.b if lk.b not in region.new_keys else lk.a, reason)
-                    )
-                    continue
-                shared = self._household_bridge(lk, members[ra], members[rb], region, observations)
-                if shared is not None:
-                    region.generic[shared] = True
-                    cs.generic[shared] = True
-                    set_apart.append(
-                        Violation("generic", shared, "shared by people with different names and birth dates")
-                    )
-                    changed = True
-                    break
-                uf.union(ra, rb)
-                root = uf.find(ra)
-                members[root] = union
-                accepted.append(lk)
-            if not changed:
-                break
-        violations = set_apart + violations
-        cs.links_added = accepted
-        for lk in accepted:
-            region.links[lk.id] = lk
-
-        comps = components(region.generic, _edges(region.links.values(), region.generic))
+        observed = RegionObservations(self.store, set(region.generic) - region.new_keys, cs)
         previous = {k: n.customer_id for k, n in region.nodes.items()}
         old_ids = sorted({c for c in previous.values() if c})
-        created = {c.id: c.created_at for c in self.store.customers(old_ids).values()}
-        verified_keys = {
-            k for lk in region.links.values() if lk.kind is LinkKind.VERIFIED for k in (lk.a, lk.b)
-        }
-        first_seen = {k: n.first_seen for k, n in region.nodes.items()}
-        ids = assign_ids_incremental(
-            comps, previous, created, verified_keys.__contains__, first_seen, self.new_id, leaving
+        decision = decide(
+            Region(
+                keys=region.generic.keys(),
+                links=region.links.values(),
+                generic=region.generic,
+                records=observed.records,
+                sightings=observed.sightings,
+                previous=previous,
+                created_at={c.id: c.created_at for c in self.store.customers(old_ids).values()},
+                first_seen={k: n.first_seen for k, n in region.nodes.items()},
+                new_keys=region.new_keys,
+                leaving=leaving,
+            ),
+            cs.links_added,
+            Rules.of(self.config),
+            new_id=self.new_id,
         )
+        accepted, violations = decision.made, decision.violations
+        cs.links_added = accepted
+        for key, flag in decision.generic.items():
+            region.generic[key] = flag
+            cs.generic[key] = flag
+        for lk in accepted:
+            region.links[lk.id] = lk
+        comps, ids = decision.components, decision.ids
         assignment = ids.by_key(comps)
         for key, cid in assignment.items():
             if previous.get(key) != cid:
@@ -960,41 +976,6 @@ class IdentityGraph:
             )
         return _Outcome(comps, ids, assignment, accepted, violations, region)
 
-    def _household_bridge(
-        self,
-        lk: Link,
-        left: set[str],
-        right: set[str],
-        region: _Region,
-        pending_obs: Mapping[str, list[Observation]],
-    ) -> str | None:
-        """The identifier to set apart when `lk` would join two clearly different people.
-
-        It is the endpoint that, left out of both sides, leaves two people whose first names and
-        birth dates disagree: a family phone, a shop's email.
-        """
-        keys = (left | right) - region.new_keys
-        by_key: dict[str, list[Observation]] = {}
-        for o in self.store.observations(keys):
-            by_key.setdefault(o.key, []).append(o)
-        for k, extra in pending_obs.items():
-            by_key.setdefault(k, []).extend(extra)
-        side_a, side_b = (left, right) if lk.a in left else (right, left)
-
-        def profile(members: set[str]) -> Profile:
-            return Profile.of(o for k in members for o in by_key.get(k, ()))
-
-        existing = [k for k in (lk.a, lk.b) if k not in region.new_keys] or [lk.a, lk.b]
-        for candidate in sorted(existing, key=_shareable_rank):
-            if clearly_different(profile(side_a - {candidate}), profile(side_b - {candidate})):
-                return candidate
-        return None
-
-
-def _shareable_rank(key: str) -> tuple[int, str]:
-    t = type_of(key)
-    return (SHAREABLE_PRIORITY.index(t) if t in SHAREABLE_PRIORITY else len(SHAREABLE_PRIORITY), key)
-
 
 def _edges(links: Iterable[Link], generic: Mapping[str, bool]) -> Iterable[tuple[str, str]]:
     for lk in links:
@@ -1007,6 +988,15 @@ def _edges(links: Iterable[Link], generic: Mapping[str, bool]) -> Iterable[tuple
             and not generic[lk.b]
         ):
             yield lk.a, lk.b
+
+
+def _parts(outcome: _Outcome) -> list[SplitPart]:
+    """The customers a settled change leaves, the one keeping an existing id first."""
+    parts = [
+        SplitPart(cid, sorted(c), cid in outcome.ids.created)
+        for c, cid in zip(outcome.comps, outcome.ids.ids, strict=True)
+    ]
+    return sorted(parts, key=lambda p: (p.is_new, p.customer_id))
 
 
 def _with_seqs(events: list[Event], seqs: list[int]) -> list[Event]:

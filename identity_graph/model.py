@@ -139,6 +139,9 @@ class Link:
     removed_by: str = ""
     removal_reason: str = ""
     claimant: str = ""
+    revision: int = 0
+    """0 for the first link of this evidence; n when the same evidence links the pair again after
+    n removals (`GraphStore.revise`), so a re-link is a new active link, never a no-op."""
 
     def __post_init__(self) -> None:
         if self.a > self.b:
@@ -152,7 +155,9 @@ class Link:
                                   self.model_version)
         # A known claimant is part of the evidence (two people claiming each other are two
         # links); links without one keep the ids they were written with.
-        return stable_id(*parts, self.claimant) if self.claimant else stable_id(*parts)
+        if self.claimant:
+            parts = (*parts, self.claimant)
+        return stable_id(*parts, f"revision {self.revision}") if self.revision else stable_id(*parts)
 
     @property
     def active(self) -> bool:

@@ -103,7 +103,8 @@ start() {
   if [ -f "$dir/password" ]; then
     password="$(cat "$dir/password")"
   else
-    password="$("$python" -c 'import secrets; print(secrets.token_urlsafe(18))')"
+    # hex: a password starting with '-' would be read by neo4j-admin as an option
+    password="$("$python" -c 'import secrets; print(secrets.token_hex(16))')"
     (umask 077; echo "$password" > "$dir/password")
   fi
   write_conf "$dir" "$port" "$http_port"

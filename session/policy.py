@@ -87,6 +87,18 @@ class SessionPolicy:
     attempt_window: timedelta = timedelta(minutes=15)
     handoff_link_token_bytes: int = 16
     """Random bytes in the token a handoff link carries (16 bytes = 128 bits)."""
+    # Input caps: a longer value gets INVALID_ARGUMENT naming the field (text counts characters).
+    max_turn_text: int = 4000
+    max_topic: int = 200
+    max_intent: int = 200
+    max_slots: int = 100
+    max_slot_name: int = 100
+    max_slot_value: int = 1000
+    max_flow: int = 200
+    """Longest state flow or step name."""
+    max_state_bytes: int = 64 * 1024
+    """State data, serialised as JSON (UTF-8): what every reader of the conversation receives."""
+    max_reason: int = 500
     handoff_rules: tuple[HandoffRule, ...] = DEFAULT_HANDOFF_RULES
     business_numbers: dict[str, str] = field(
         default_factory=lambda: {"whatsapp": "15550100000", "sms": "+15550100000"}

@@ -9,17 +9,27 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import secrets
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
 from identity_graph.attributes import clean_attributes
-from identity_graph.engine import MAX_IDENTIFIERS_PER_CALL, CustomerView, IdentityGraph, Proof, ResolveRequest
+from identity_graph.engine import (
+    MAX_IDENTIFIERS_PER_CALL,
+    CustomerView,
+    IdentityGraph,
+    Proof,
+    ResolveRequest,
+    SplitPart,
+    SplitPlan,
+    UnlinkResult,
+)
 from identity_graph.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -28,6 +38,7 @@ from identity_graph.errors import (
     TooManyAttempts,
 )
 from identity_graph.guardrails import PERSON_ATTRIBUTES, contradicts
+from identity_graph.limits import check_text
 from identity_graph.model import LinkKind
 from session.model import (
     Consent,
@@ -44,10 +55,10 @@ from session.model import (
 from session.policy import CHANNEL_OF_TYPE, SENDABLE_TYPES, SessionPolicy
 from session.store.base import ConversationStore
 
-MAX_TURN_TEXT = 4000
-MAX_SLOTS = 100
-CHANNELS = ("web", "sms", "whatsapp", "email", "agent")
+MAX_TURN_TEXT = SessionPolicy.max_turn_text
+MAX_SLOTS = SessionPolicy.max_slots
 OPEN = (Status.ACTIVE, Status.INACTIVE, Status.ESCALATED)
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 class Sender(Protocol):
@@ -190,8 +201,7 @@ class Sessions:
     # ---- helpers ----------------------------------------------------------------------------
 
     def caller(self, channel: str, type_: str, value: str) -> Caller:
-        if channel not in CHANNELS:
-            raise InvalidArgument("channel", f"one of {', '.join(CHANNELS)}")
+        self.graph.channel(channel)
         return Caller(channel, self.graph.identifier(type_, value, "caller").key)
 
     def _assurance(self, caller: Caller, keys: Sequence[str]) -> dict[str, LinkKind | None]:
@@ -231,8 +241,8 @@ class Sessions:
         shared: bool | None = None,
     ) -> ConversationView:
         if seals is None:
-            seals = self.store.seals([conv.anchor])
-        if _sealed(conv, seals):  # an earlier holder's conversation: hidden from everyone
+            seals = self.store.seals([conv.anchor, caller.identifier])
+        if _sealed(conv, seals, caller):  # an earlier holder's conversation: hidden from everyone
             return ConversationView(replace(conv, context=Context(), state=State()), [], False, None)
         if not self._same_person(conv, caller, self._shared(caller) if shared is None else shared):
             return ConversationView(replace(conv, context=Context(), state=State()), [], False, None)
@@ -255,7 +265,7 @@ class Sessions:
         kind = self._assurance(caller, [conv.anchor]).get(conv.anchor)
         if not self._allowed(kind):
             raise PermissionDenied("the caller's assurance does not reach this conversation; step up first")
-        if _sealed(conv, self.store.seals([conv.anchor])):
+        if _sealed(conv, self.store.seals([conv.anchor, caller.identifier]), caller):
             raise PermissionDenied("this conversation belongs to an earlier holder of the identifier")
         if not self._same_person(conv, caller, self._shared(caller)):
             raise PermissionDenied("this identifier is shared: say who you are (name, birth date)")
@@ -281,8 +291,7 @@ class Sessions:
         Raises:
             InvalidArgument: a bad channel, identifier or attribute.
         """
-        if channel not in CHANNELS:
-            raise InvalidArgument("channel", f"one of {', '.join(CHANNELS)}")
+        self.graph.channel(channel)
         resolved = self.graph.resolve(
             ResolveRequest(channel, identifiers, attributes or {}, proof, source=channel, actor=actor)
         )
@@ -294,7 +303,10 @@ class Sessions:
         reach = resolved.assurance
         members = list(reach)
         recent = self.store.by_anchors(members, statuses=OPEN, limit=20)
-        window_start = now - self.policy.resume_window
+        # A recycled number's new holder starts from its seal: nothing from before it, anchored
+        # at the number or reached through it, is theirs.
+        window_start = max(now - self.policy.resume_window,
+                           self.store.seals([caller.identifier]).get(caller.identifier, _EPOCH))
         # On a shared identifier, another person's conversation is not even offered for step-up.
         candidates = [
             c for c in recent
@@ -354,9 +366,9 @@ class Sessions:
         self, members: list[str], reach: Mapping[str, LinkKind | None], caller: Caller, shared: bool
     ) -> tuple[Context, str]:
         recent = self.store.by_anchors(members, limit=10)
-        seals = self.store.seals([c.anchor for c in recent])
+        seals = self.store.seals([c.anchor for c in recent] + [caller.identifier])
         for conv in recent:
-            if not self._allowed(reach.get(conv.anchor)) or _sealed(conv, seals):
+            if not self._allowed(reach.get(conv.anchor)) or _sealed(conv, seals, caller):
                 continue
             if not self._same_person(conv, caller, shared):
                 continue
@@ -379,11 +391,9 @@ class Sessions:
             raise InvalidArgument("role", "one of customer, bot, agent") from e
         if not isinstance(text, str) or not text.strip():
             raise InvalidArgument("text", "must not be empty")
-        if len(text) > MAX_TURN_TEXT:
-            raise InvalidArgument("text", f"at most {MAX_TURN_TEXT} characters")
-        for name, value in (("intent", intent), ("topic", topic)):
-            if len(value) > 200:
-                raise InvalidArgument(name, "at most 200 characters")
+        check_text("text", text, self.policy.max_turn_text)
+        check_text("intent", intent, self.policy.max_intent)
+        check_text("topic", topic, self.policy.max_topic)
         conv = self._conversation(conversation_id)
         self._require_disclosed(conv, caller)
         if conv.status == Status.CLOSED:
@@ -394,15 +404,34 @@ class Sessions:
     def update_context(
         self, conversation_id: str, caller: Caller, expected_version: int, context: Context
     ) -> Conversation:
-        if len(context.slots) > MAX_SLOTS:
-            raise InvalidArgument("context.slots", f"at most {MAX_SLOTS} slots")
+        self._check_context(context)
         conv = self._conversation(conversation_id)
         self._require_disclosed(conv, caller)
         return self.store.update(conv.id, expected_version, context=context, at=self.clock())
 
+    def _check_context(self, context: Context) -> None:
+        p = self.policy
+        check_text("context.topic", context.topic, p.max_topic)
+        check_text("context.intent", context.intent, p.max_intent)
+        if len(context.slots) > p.max_slots:
+            raise InvalidArgument("context.slots", f"at most {p.max_slots} slots")
+        for name, value in context.slots.items():
+            check_text("context.slots", name, p.max_slot_name)
+            check_text(f"context.slots.{name}", value, p.max_slot_value)
+
+    def _check_state(self, state: State) -> None:
+        check_text("state.flow", state.flow, self.policy.max_flow)
+        check_text("state.step", state.step, self.policy.max_flow)
+        size = len(json.dumps(dict(state.data), ensure_ascii=False).encode())
+        if size > self.policy.max_state_bytes:
+            raise InvalidArgument("state.data", f"at most {self.policy.max_state_bytes} bytes as JSON")
+        if _has_nul(state.data):
+            raise InvalidArgument("state.data", "must not contain NUL bytes")
+
     def update_state(
         self, conversation_id: str, caller: Caller, expected_version: int, state: State
     ) -> Conversation:
+        self._check_state(state)
         conv = self._conversation(conversation_id)
         self._require_disclosed(conv, caller)
         return self.store.update(conv.id, expected_version, state=state, at=self.clock())
@@ -427,7 +456,7 @@ class Sessions:
         visible = [k for k in members if self._allowed(reach.get(k))]
         page = self.store.by_anchors(visible, statuses, channel, after, page_size + 1)
         token = _encode_token(page[page_size - 1]) if len(page) > page_size else ""
-        seals = self.store.seals([c.anchor for c in page])
+        seals = self.store.seals([c.anchor for c in page] + [caller.identifier])
         shared = self._shared(caller)
         views = [self._view(c, caller, reach, seals=seals, shared=shared) for c in page[:page_size]]
         return [v for v in views if v.disclosed], token
@@ -512,8 +541,7 @@ class Sessions:
         """
         if not code or len(code) > 64:
             raise InvalidArgument("code", "must be a handoff code")
-        if channel not in CHANNELS:
-            raise InvalidArgument("channel", f"one of {', '.join(CHANNELS)}")
+        self.graph.channel(channel)
         if not identifiers:
             raise InvalidArgument("identifiers", "at least one identifier is required")
         # Every check that StartOrResume would make comes before the single-use code is spent.
@@ -655,9 +683,10 @@ class Sessions:
         """Hands the conversation to a human with everything the caller may see, in one package."""
         if not reason.strip():
             raise InvalidArgument("reason", "say why the conversation is escalated")
+        check_text("reason", reason, self.policy.max_reason)
         conv = self._conversation(conversation_id)
         self._require_disclosed(conv, caller)
-        conv = self.store.set_status(conv.id, Status.ESCALATED, self.clock(), reason=reason[:500])
+        conv = self.store.set_status(conv.id, Status.ESCALATED, self.clock(), reason=reason)
         profile = self.graph.get_customer(caller.identifier, viewer=caller.identifier)
         visible = [n.key for n in profile.identifiers]
         reach = self._assurance(caller, visible)
@@ -691,11 +720,112 @@ class Sessions:
         node = self.graph.store.get_identifier(key)
         if node is None:
             raise NotFound(f"unknown identifier {key}")
+        # Seal first, detach second: between the two steps the number is still the earlier
+        # holder's customer's, but its conversations are already sealed, so no moment exists in
+        # which the new holder (texting from it) could resume them.
+        now = self.clock()
+        closed = self.store.seal(key, now, reason or "recycled", actor, now)
         if any(lk.kind.merges for lk in self.graph.store.links([key])):
             with contextlib.suppress(FailedPrecondition):  # its links held nothing together
                 self.graph.split(detach=[key], actor=actor)
-        closed = self.store.seal(key, self.clock(), reason or "recycled", actor, self.clock())
         return closed, self.graph.customer_id_of(key)
+
+    # ---- splits -----------------------------------------------------------------------------
+
+    def moving_conversations(self, parts: Sequence[SplitPart]) -> list[list[str]]:
+        """For each of `parts` (in order): the conversations that came in through its
+        identifiers and so leave the original customer with them (empty for the part that keeps
+        the original id)."""
+        return [
+            [c.id for c in self.store.by_anchors(p.members, limit=1000)] if p.is_new else []
+            for p in parts
+        ]
+
+    def preview_split(
+        self, *, cut: Sequence[tuple[str, str]] = (), detach: Sequence[str] = (), actor: str = ""
+    ) -> tuple[SplitPlan, list[list[str]]]:
+        """`IdentityGraph.preview_split`, with the conversations each new part would take along."""
+        plan = self.graph.preview_split(cut=cut, detach=detach, actor=actor)
+        return plan, self.moving_conversations(plan.parts)
+
+    def split(
+        self,
+        *,
+        cut: Sequence[tuple[str, str]] = (),
+        detach: Sequence[str] = (),
+        actor: str,
+        seal_moving: bool = False,
+    ) -> tuple[SplitPlan, list[list[str]], int]:
+        """`IdentityGraph.split`. With `seal_moving`, the conversations that would move are
+        sealed first (as RecycleIdentifier does), so that no moment exists in which the other
+        part's holder opens them; any that a concurrent change added to the moving parts are
+        sealed right after.
+
+        Returns:
+            (the plan as applied, the moving conversations per part, how many the seal closed)
+        """
+        sealed: set[str] = set()
+        closed = 0
+        if seal_moving:
+            planned = self.graph.preview_split(cut=cut, detach=detach, actor=actor)
+            closed += self._seal_leaving(planned.parts, sealed, actor, "moved by a split")
+        plan = self.graph.split(cut=cut, detach=detach, actor=actor)
+        if seal_moving:
+            closed += self._seal_leaving(plan.parts, sealed, actor, "moved by a split")
+        return plan, self.moving_conversations(plan.parts), closed
+
+    def unlink(
+        self,
+        a: str,
+        b: str,
+        *,
+        actor: str,
+        reason: str = "",
+        kinds: Iterable[LinkKind] | None = None,
+        preview: bool = False,
+        seal_moving: bool = False,
+    ) -> tuple[UnlinkResult, list[str], int]:
+        """`IdentityGraph.unlink` (or, with `preview`, what it would do, written nowhere). When it
+        splits a customer, the conversations that came in through the leaving part's identifiers
+        move with them; with `seal_moving` they are sealed first, as `split` does.
+
+        Returns:
+            (the outcome, the conversations that move, how many the seal closed)
+        """
+        kinds = list(kinds) if kinds else None
+        if preview:
+            result = self.graph.preview_unlink(a, b, actor=actor, reason=reason, kinds=kinds)
+            return result, self._moving(result.parts), 0
+        sealed: set[str] = set()
+        closed = 0
+        if seal_moving:
+            planned = self.graph.preview_unlink(a, b, actor=actor, reason=reason, kinds=kinds)
+            closed += self._seal_leaving(planned.parts, sealed, actor, "moved by an unlink")
+        result = self.graph.unlink(a, b, actor=actor, reason=reason, kinds=kinds)
+        if seal_moving:
+            closed += self._seal_leaving(result.parts, sealed, actor, "moved by an unlink")
+        return result, self._moving(result.parts), closed
+
+    def _moving(self, parts: Sequence[SplitPart]) -> list[str]:
+        return [c for convs in self.moving_conversations(parts) for c in convs]
+
+    def _seal_leaving(self, parts: Sequence[SplitPart], sealed: set[str], actor: str, why: str) -> int:
+        """Seals the conversations that came in through the identifiers of the new `parts`
+        (those leaving their customer), skipping anchors in `sealed` and adding to it.
+
+        Returns:
+            how many conversations the seal closed
+        """
+        closed = 0
+        now = self.clock()
+        for part in parts:
+            if not part.is_new:
+                continue
+            anchors = {c.anchor for c in self.store.by_anchors(part.members, limit=1000)} - sealed
+            for anchor in sorted(anchors):
+                closed += self.store.seal(anchor, now, why, actor, now)
+                sealed.add(anchor)
+        return closed
 
     # ---- consent ----------------------------------------------------------------------------
 
@@ -703,10 +833,11 @@ class Sessions:
         self, identifier: tuple[str, str], channel: str, purpose: str, granted: bool, source: str
     ) -> Consent:
         key = self.graph.identifier(identifier[0], identifier[1], "identifier").key
-        if channel not in CHANNELS:
-            raise InvalidArgument("channel", f"one of {', '.join(CHANNELS)}")
+        self.graph.channel(channel)
         if not purpose or len(purpose) > 64:
             raise InvalidArgument("purpose", "a short purpose name, or '*' for all")
+        check_text("purpose", purpose, 64)
+        check_text("source", source, self.graph.config.max_label_length)
         consent = Consent(key, channel, purpose, granted, source or "unknown", self.clock())
         self.store.add_consent(consent)
         return consent
@@ -752,9 +883,25 @@ class Sessions:
         )
 
 
-def _sealed(conv: Conversation, seals: Mapping[str, datetime]) -> bool:
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _sealed(conv: Conversation, seals: Mapping[str, datetime], caller: Caller | None = None) -> bool:
+    """Sealed by its anchor's seal (an earlier holder's conversation, hidden from everyone), or,
+    for `caller`, by the seal of the identifier the caller holds: a recycled number's new holder
+    sees nothing from before the reissue, wherever it hangs."""
     before = seals.get(conv.anchor)
-    return before is not None and conv.created_at < before
+    if before is not None and conv.created_at < before:
+        return True
+    held = seals.get(caller.identifier) if caller is not None else None
+    return held is not None and conv.created_at < held
 
 
 def _encode_token(conv: Conversation) -> str:

@@ -206,7 +206,7 @@ def test_unlink_of_a_recycled_number_moves_it_out(graph: IdentityGraph) -> None:
 def test_bad_input_names_the_field(graph: IdentityGraph) -> None:
     with pytest.raises(InvalidArgument) as err:
         graph.resolve(ResolveRequest("web", [("web_cookie", "ok"), ("phone", "not a phone")]))
-    assert err.value.field == "identifiers[1].phone"
+    assert err.value.field == "identifiers[1].value"
     with pytest.raises(InvalidArgument) as err:
         graph.resolve(ResolveRequest("web", [("web_cookie", "ok")], {"date_of_birth": "31/12/1980"}))
     assert err.value.field == "attributes.date_of_birth"
@@ -390,3 +390,8 @@ def test_customer_subgraph_is_what_the_separate_reads_return(graph: IdentityGrap
         assert any(lk.kind is LinkKind.POSSIBLE for lk in got[1]) or cid not in {
             graph.customer_id_of("email:s1@x.io"), graph.customer_id_of("email:s9@x.io")}
     assert store.customer_subgraph("cus_nobody") == ([], [], {})
+    for key in ("email:s1@x.io", "phone:+15550003333", "email:s9@x.io", "web_cookie:s1"):
+        node = store.get_identifier(key)
+        assert node is not None
+        assert store.identifier_subgraph(key) == (node, store.customer_subgraph(node.customer_id)), key
+    assert store.identifier_subgraph("email:nobody@x.io") == (None, ([], [], {}))

@@ -24,12 +24,14 @@ from hypothesis import strategies as st
 from identity.v1 import batch_pb2
 from identity.v1 import identity_pb2 as ipb
 from identity.v1 import identity_pb2_grpc as ipb_grpc
+from identity_graph.api.wire import UNPARSEABLE_DETAIL
 from identity_graph.attributes import MAX_ATTRIBUTE_LENGTH, MAX_ATTRIBUTES
+from identity_graph.config import GraphConfig
 from identity_graph.engine import MAX_IDENTIFIERS_PER_CALL, IdentityGraph
 from identity_graph.identifiers import MAX_VALUE_LENGTH, IdentifierTypes
 from identity_graph.store.base import GraphStore
 from server import SERVICE_NAMES, BackgroundServer
-from session.service import CHANNELS, MAX_SLOTS, MAX_TURN_TEXT, Sessions
+from session.service import MAX_SLOTS, MAX_TURN_TEXT, Sessions
 from session.store import conversation_store_for
 from session.v1 import session_pb2 as spb
 from session.v1 import session_pb2_grpc as spb_grpc
@@ -496,7 +498,7 @@ def vocabulary(s: Seed) -> Vocabulary:
                 "anonymous",
                 "x" * (MAX_VALUE_LENGTH + 1),
             ],
-            "channel": [*CHANNELS, "WEB", "web ", "telegram"],
+            "channel": [*GraphConfig().channels, "WEB", "web ", "telegram"],
             "kind": ["login", "otp", "handoff"],
             "customer_id": [s.customer_id, "cus_", "cus_missing", s.customer_id + "\x00"],
             "conversation_id": [s.conversation_id, "conv_missing", " " + s.conversation_id],
@@ -725,7 +727,7 @@ def test_redeem_handoff_refused_before_the_code_is_used(client: Client) -> None:
     s = seed(client)
     bad = [
         (keys("h", MAX_IDENTIFIERS_PER_CALL + 1), "identifiers"),
-        ([ident(PHONE), ipb.Identifier(type="email", value="not an email")], "identifiers[1].email"),
+        ([ident(PHONE), ipb.Identifier(type="email", value="not an email")], "identifiers[1].value"),
         ([ident("email:test@test.com")], "identifiers[0]"),  # blocked by default: it cannot link
     ]
     for identifiers, field in bad:
@@ -768,9 +770,9 @@ def test_identifier_value_limit(client: Client) -> None:
         client,
         client.identity.Resolve,
         ipb.ResolveRequest(channel="web", identifiers=[ident(COOKIE), long]),
-        "identifiers[1].web_cookie",
+        "identifiers[1].value",
     )
-    rejected(client, client.identity.Explain, ipb.ExplainRequest(a=ident(COOKIE), b=long), "b.web_cookie")
+    rejected(client, client.identity.Explain, ipb.ExplainRequest(a=ident(COOKIE), b=long), "b.value")
 
 
 def test_details_quoting_huge_input_stay_small(client: Client) -> None:
@@ -888,6 +890,134 @@ def test_other_field_limits(client: Client) -> None:
     rejected(client, client.identity.Link, typed, "b.type")
 
 
+def test_size_caps_name_the_field(client: Client) -> None:
+    """Every free-text field has a cap (SessionPolicy / GraphConfig): state by its JSON size, so a
+    customer's conversations stay readable by any client with grpc's default 4 MiB limit."""
+    s = seed(client)
+    policy = client.sessions.policy
+    conv = client.session.GetConversation(
+        spb.GetConversationRequest(conversation_id=s.conversation_id, caller=web()), timeout=TIMEOUT
+    ).conversation
+
+    def context(**kw: Any) -> spb.UpdateContextRequest:
+        return spb.UpdateContextRequest(
+            conversation_id=s.conversation_id, caller=web(), expected_version=conv.version,
+            context=spb.Context(**kw),
+        )  # fmt: skip
+
+    def state(flow: str = "order", **data: Any) -> spb.UpdateStateRequest:
+        st = spb.State(flow=flow)
+        st.data.update(data)
+        return spb.UpdateStateRequest(
+            conversation_id=s.conversation_id, caller=web(), expected_version=conv.version, state=st
+        )
+
+    over = policy.max_state_bytes  # one value this long is over the cap once serialised
+    rejected(client, client.session.UpdateState, state(blob="x" * over), "state.data")
+    rejected(client, client.session.UpdateState, state(blob="é" * (over // 2)), "state.data")  # bytes
+    rejected(client, client.session.UpdateState, state(flow="f" * (policy.max_flow + 1)), "state.flow")
+    assert client.session.UpdateState(state(blob="x" * (over - 100)), timeout=TIMEOUT).conversation.version
+    conv = client.session.GetConversation(
+        spb.GetConversationRequest(conversation_id=s.conversation_id, caller=web()), timeout=TIMEOUT
+    ).conversation
+    update = client.session.UpdateContext
+    rejected(client, update, context(topic="t" * (policy.max_topic + 1)), "context.topic")
+    rejected(client, update, context(intent="i" * (policy.max_intent + 1)), "context.intent")
+    long_value = {"size": "v" * (policy.max_slot_value + 1)}
+    rejected(client, client.session.UpdateContext, context(slots=long_value), "context.slots.size")
+    long_name = {"n" * (policy.max_slot_name + 1): "v"}
+    rejected(client, client.session.UpdateContext, context(slots=long_name), "context.slots")
+    reason = spb.EscalateRequest(conversation_id=s.conversation_id, caller=web(), reason="r" * 501)
+    rejected(client, client.session.Escalate, reason, "reason")
+    label = "l" * (client.sessions.graph.config.max_label_length + 1)
+    for name in ("source", "actor", "channel", "event_id", "model_version"):
+        link = ipb.LinkRequest(
+            a=ident(COOKIE), b=ident("device_id:d9"), kind=ipb.OBSERVED, source="s", actor="a"
+        )
+        setattr(link, name, label)
+        rejected(client, client.identity.Link, link, name)
+    for name in ("source", "actor", "event_id"):
+        resolve = ipb.ResolveRequest(channel="web", identifiers=[ident(COOKIE)])
+        setattr(resolve, name, label)
+        rejected(client, client.identity.Resolve, resolve, name)
+    consent = spb.RecordConsentRequest(identifier=ident(PHONE), channel="sms", purpose="p", source=label)
+    rejected(client, client.session.RecordConsent, consent, "source")
+
+
+def test_explain_of_an_identifier_with_itself_is_invalid(client: Client) -> None:
+    seed(client)
+    for key in (COOKIE, "web_cookie:never-seen"):
+        rejected(client, client.identity.Explain, ipb.ExplainRequest(a=ident(key), b=ident(key)), "b")
+    same = ipb.ExplainRequest(a=ident(PHONE), b=ipb.Identifier(type="phone", value="(415) 555-0188"))
+    rejected(client, client.identity.Explain, same, "b")  # the same once normalised
+
+
+def test_nul_bytes_are_refused(client: Client) -> None:
+    s = seed(client)
+    conv = client.session.GetConversation(
+        spb.GetConversationRequest(conversation_id=s.conversation_id, caller=web()), timeout=TIMEOUT
+    ).conversation
+
+    def turn(**kw: str) -> spb.AppendTurnRequest:
+        fields = {"conversation_id": s.conversation_id, "caller": web(), "role": spb.CUSTOMER, "text": "hi"}
+        return spb.AppendTurnRequest(**{**fields, **kw})
+
+    for name in ("text", "intent", "topic"):
+        rejected(client, client.session.AppendTurn, turn(**{name: NUL}), name)
+    ctx = spb.UpdateContextRequest(
+        conversation_id=s.conversation_id, caller=web(), expected_version=conv.version,
+        context=spb.Context(slots={"size": NUL}),
+    )  # fmt: skip
+    rejected(client, client.session.UpdateContext, ctx, "context.slots.size")
+    st = spb.State(flow="order")
+    st.data.update({"nested": {"list": ["ok", NUL]}})
+    req = spb.UpdateStateRequest(
+        conversation_id=s.conversation_id, caller=web(), expected_version=conv.version, state=st
+    )
+    rejected(client, client.session.UpdateState, req, "state.data")
+    link = ipb.LinkRequest(a=ident(COOKIE), b=ident("device_id:d9"), kind=ipb.OBSERVED, source=NUL, actor="a")
+    rejected(client, client.identity.Link, link, "source")
+    consent = spb.RecordConsentRequest(identifier=ident(PHONE), channel="sms", purpose="p", source=NUL)
+    rejected(client, client.session.RecordConsent, consent, "source")
+
+
+CORRUPT = {
+    "truncated varint": b"\x08\xff\xff\xff",
+    "bad wire type": b"\x0f\x01",
+    "length past the end": b"\x0a\x7fabc",
+    "string not UTF-8": b"\x0a\x02\xc3\x28",
+    "end group without start": b"\x0c",
+}
+
+
+def test_corrupt_wire_bytes_are_invalid_argument_without_internals(client: Client) -> None:
+    """Raw bytes sent straight down the channel, to every RPC of every service: INVALID_ARGUMENT
+    naming `request`, never UNKNOWN, never the parser's message or a type name; nothing stored.
+    (The "not UTF-8" bytes are a string in field 1: sent where field 1 is a string.)"""
+    seed(client)
+    before = snapshot(client.store)
+    for service in SERVICES.values():
+        for method in service.methods:
+            path = f"/{service.full_name}/{method.name}"
+            for what, payload in CORRUPT.items():
+                try:
+                    if method.server_streaming:
+                        next(iter(client.channel.unary_stream(path)(payload, timeout=TIMEOUT)))
+                    else:
+                        client.channel.unary_unary(path)(payload, timeout=TIMEOUT)
+                except grpc.RpcError as e:
+                    code, details = e.code(), e.details() or ""
+                else:
+                    code, details = grpc.StatusCode.OK, ""
+                first = method.input_type.fields_by_number.get(1)
+                string_first = first is not None and first.type == FieldDescriptor.TYPE_STRING
+                if what == "string not UTF-8" and not string_first:
+                    continue  # field 1 is no string here: these bytes may well parse
+                assert (code, details) == (grpc.StatusCode.INVALID_ARGUMENT, UNPARSEABLE_DETAIL), (path, what)
+    assert_same(before, snapshot(client.store), "corrupt wire bytes")
+    assert_serving(client)
+
+
 def test_relink_refuses_bad_model_paths(client: Client) -> None:
     """Only the request checks: a model path that names no file is refused before any relink."""
     for path in ("/nonexistent/model.json", "a" * 300, "/" + "b" * 5000, "bad\x00path", "/", "."):
@@ -954,7 +1084,8 @@ INJECTIONS = [
     "/* comment */ -- dash # hash",
     "%s %d %n {0} {{}}",
 ]
-CONTROL = ["tab\there", "line\nbreak\r\n", "bell\x07 esc\x1b[31m del\x7f", "nul\x00inside"]
+CONTROL = ["tab\there", "line\nbreak\r\n", "bell\x07 esc\x1b[31m del\x7f"]
+NUL = "nul\x00inside"  # refused in every text field (test_nul_bytes_are_refused)
 COOKIES = [
     "');DROP_TABLE_identifiers;--",
     "MATCH(n)DETACH_DELETE_n",
@@ -999,7 +1130,7 @@ def test_injection_strings_round_trip(client: Client) -> None:
         ).customer
         assert [key_of(i.identifier) for i in found.identifiers] == [f"web_cookie:{value}"]
 
-    # Link evidence: source, actor, channel, event id and model version.
+    # Link evidence: source, actor, event id and model version (the channel is one of a list).
     for i, text in enumerate(INJECTIONS):
         b = ident(f"device_id:dev-{i}")
         req = ipb.LinkRequest(
@@ -1008,13 +1139,13 @@ def test_injection_strings_round_trip(client: Client) -> None:
             kind=ipb.OBSERVED,
             source=text,
             actor=text,
-            channel=text,
+            channel="agent",
             event_id=text,
             model_version=text,
         )
         made = client.identity.Link(req, timeout=TIMEOUT)
         (link,) = made.links
-        assert (link.source, link.actor, link.channel, link.event_id, link.model_version) == (text,) * 5
+        assert (link.source, link.actor, link.event_id, link.model_version) == (text,) * 4
         assert any(e.payload["source"] == text and e.payload["actor"] == text for e in made.events)
         path = client.identity.Explain(ipb.ExplainRequest(a=ident(COOKIE), b=b), timeout=TIMEOUT).path
         assert [(lk.source, lk.actor) for lk in path] == [(text, text)]

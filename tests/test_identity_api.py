@@ -230,7 +230,7 @@ def test_link_and_unlink_with_evidence(api: Api) -> None:
             kind=pb.OBSERVED,
             source="crm",
             actor="agent-7",
-            channel="backoffice",
+            channel="agent",
             event_id="ticket-1",
         ),
         timeout=TIMEOUT,
@@ -241,7 +241,7 @@ def test_link_and_unlink_with_evidence(api: Api) -> None:
         pb.OBSERVED,
         "crm",
         "agent-7",
-        "backoffice",
+        "agent",
         "ticket-1",
     )
     assert list(linked.customer_ids) == [x.customer_id]
@@ -263,6 +263,22 @@ def test_link_and_unlink_with_evidence(api: Api) -> None:
     assert (
         customer(api, "email:y@example.com").customer_id != customer(api, "email:x@example.com").customer_id
     )
+
+
+def test_unlink_preview_needs_no_actor_and_writes_nothing(api: Api) -> None:
+    """A preview (no actor needed) shows the split an unlink would make and writes nothing (no
+    conversations here, so none would move); the unlink itself still needs an actor."""
+    resolve(api, "web", "web_cookie:p1", "email:p1@example.com")
+    linked = resolve(api, "web", "web_cookie:p1", "phone:+14155550199")
+    before, events = customer(api, linked.customer_id), api.graph.events(0, 100_000)
+    pair = {"a": ident("web_cookie:p1"), "b": ident("phone:+14155550199")}
+    preview = api.stub.Unlink(pb.UnlinkRequest(**pair, preview=True), timeout=TIMEOUT)
+    assert len(preview.customer_ids) == 2 and linked.customer_id in preview.customer_ids
+    assert {e.type for e in preview.events} >= {"unlink", "split"} and not preview.moving_conversations
+    assert customer(api, linked.customer_id) == before and api.graph.events(0, 100_000) == events
+    err = rpc_error(api.stub.Unlink, pb.UnlinkRequest(**pair))  # no preview: an actor is required
+    assert err.code() is grpc.StatusCode.INVALID_ARGUMENT and "actor" in (err.details() or "")
+    assert customer(api, linked.customer_id) == before
 
 
 def test_set_generic(api: Api) -> None:

@@ -407,6 +407,40 @@ def test_engine_code_sees_the_caller_in_its_worker_thread(
     assert auth.current_caller.get() is None  # nothing leaks into this thread
 
 
+def test_links_record_the_authenticated_caller_not_the_typed_actor(
+    store: GraphStore, tokens: Tokens, serve: Callable[..., tuple[BackgroundServer, Client]]
+) -> None:
+    """With auth on, `actor` in a request cannot sign a write with another name: the link keeps
+    the caller's name (Link, Resolve, StartOrResume); with auth off the typed actor is recorded."""
+    _, c = serve(IdentityGraph(store), auth=tokens.store())
+    crm = tokens.md("crm")
+    c.identity.Link(
+        ipb.LinkRequest(a=ident("web_cookie:a1"), b=ident("email:a1@x.io"), kind=ipb.OBSERVED,
+                        source="form", actor="admin"),
+        timeout=TIMEOUT, metadata=crm,
+    )  # fmt: skip
+    c.identity.Resolve(
+        ipb.ResolveRequest(channel="web", identifiers=[ident("web_cookie:a2"), ident("email:a2@x.io")],
+                           actor="admin"),
+        timeout=TIMEOUT, metadata=crm,
+    )  # fmt: skip
+    c.session.StartOrResume(
+        spb.StartOrResumeRequest(channel="web", identifiers=[ident("web_cookie:a3"), ident("email:a3@x.io")],
+                                 actor="admin"),
+        timeout=TIMEOUT, metadata=crm,
+    )  # fmt: skip
+    links = store.links(["web_cookie:a1", "web_cookie:a2", "web_cookie:a3"])
+    assert len(links) == 3 and {lk.actor for lk in links} == {"crm"}
+
+    _, open_ = serve(IdentityGraph(store))
+    open_.identity.Link(
+        ipb.LinkRequest(a=ident("web_cookie:b1"), b=ident("email:b1@x.io"), kind=ipb.OBSERVED,
+                        source="form", actor="ops-jane"),
+        timeout=TIMEOUT,
+    )  # fmt: skip
+    assert [lk.actor for lk in store.links(["web_cookie:b1"])] == ["ops-jane"]
+
+
 def test_auth_off_by_default_keeps_todays_behaviour(
     duck_graph: IdentityGraph, serve: Callable[..., tuple[BackgroundServer, Client]]
 ) -> None:

@@ -735,6 +735,154 @@ def test_recycling_a_number_seals_the_conversations_that_came_in_through_it(api:
     assert code_of(api.stub.RecycleIdentifier, missing) is grpc.StatusCode.INVALID_ARGUMENT
 
 
+@pytest.mark.parametrize("seal", [False, True], ids=["move", "seal"])
+def test_split_preview_lists_the_conversations_that_move_and_split_can_seal_them(
+    api: Api, seal: bool
+) -> None:
+    """A phone detached from a customer takes the conversation that came in through it along
+    (it follows whoever holds the phone). PreviewSplit names it under the part that leaves, and
+    Split with `seal_moving_conversations` seals it instead: nobody opens it afterwards."""
+    phone = "phone:+14155550155"
+    sms = start(api, "sms", phone)
+    moving = sms.conversation.conversation_id
+    web = start(api, "web", "web_cookie:s1", "email:s1@example.com")
+    start(api, "web", "web_cookie:s1", phone)  # the web visitor gives the phone: one customer
+    staying = web.conversation.conversation_id
+    request = ipb.SplitRequest(detach=[ident(phone)], actor="ops", seal_moving_conversations=seal)
+    preview = api.identity.PreviewSplit(request, timeout=TIMEOUT)
+    parts = {tuple(sorted(key_of(i) for i in p.identifiers)): p for p in preview.parts}
+    assert list(parts[(phone,)].moving_conversations) == [moving] and parts[(phone,)].is_new
+    kept = parts[("email:s1@example.com", "web_cookie:s1")]
+    assert not kept.is_new and not kept.moving_conversations and preview.conversations_sealed == 0
+    assert get(api, moving, phone).disclosed  # a preview changes nothing
+
+    done = api.identity.Split(request, timeout=TIMEOUT)
+    part = next(p for p in done.parts if p.is_new)
+    assert list(part.moving_conversations) == [moving]
+    assert done.conversations_sealed == (1 if seal else 0)
+    assert get(api, moving, phone).disclosed is not seal
+    again = start(api, "sms", phone)
+    assert again.resumed is not seal and (again.conversation.conversation_id == moving) is not seal
+    assert get(api, staying, "web_cookie:s1").disclosed  # the other part's conversation stays
+
+
+def unlink_fixture(api: Api, phone: str, cookie: str, email: str) -> tuple[str, str]:
+    """A phone that texted in, then given by a web visitor: one customer, two conversations.
+    Returns (the SMS conversation, the web conversation)."""
+    sms = start(api, "sms", phone)
+    web = start(api, "web", cookie, email)
+    start(api, "web", cookie, phone)  # the web visitor gives the phone: one customer
+    return sms.conversation.conversation_id, web.conversation.conversation_id
+
+
+def test_unlink_preview_lists_the_conversation_that_would_move_and_writes_nothing(api: Api) -> None:
+    """Unlink with `preview` names the conversation that came in through the phone the unlink
+    would split off, and changes nothing (even with `seal_moving_conversations` set): the same
+    event log, customer and links afterwards, and the conversation still opens for the phone."""
+    phone, cookie, email = "phone:+14155550177", "web_cookie:u1", "email:u1@example.com"
+    moving, staying = unlink_fixture(api, phone, cookie, email)
+    whole = api.identity.GetCustomer(ipb.GetCustomerRequest(identifier=ident(phone)), timeout=TIMEOUT)
+    by_id = ipb.GetCustomerRequest(customer_id=whole.customer.customer_id)
+    before = api.identity.GetCustomer(by_id, timeout=TIMEOUT).customer
+    assert {key_of(i.identifier) for i in before.identifiers} == {phone, cookie, email}
+    between = [lk.link_id for lk in before.links if {key_of(lk.a), key_of(lk.b)} == {phone, cookie}]
+    events_before = api.sessions.graph.events(0, 100_000)
+    for seal in (False, True):
+        request = ipb.UnlinkRequest(
+            a=ident(cookie), b=ident(phone), preview=True, seal_moving_conversations=seal
+        )
+        preview = api.identity.Unlink(request, timeout=TIMEOUT)
+        assert list(preview.moving_conversations) == [moving] and preview.conversations_sealed == 0
+        assert [lk.link_id for lk in preview.links] == between
+        assert len(preview.customer_ids) == 2 and before.customer_id in preview.customer_ids
+        assert {e.type for e in preview.events} >= {"unlink", "split"}
+        assert all(e.seq == 0 for e in preview.events)  # events it would append, not appended
+    assert api.sessions.graph.events(0, 100_000) == events_before
+    assert api.identity.GetCustomer(by_id, timeout=TIMEOUT).customer == before
+    assert get(api, moving, phone).disclosed and get(api, staying, cookie).disclosed  # none sealed
+
+
+@pytest.mark.parametrize("seal", [False, True], ids=["move", "seal"])
+def test_unlink_moves_the_conversation_with_the_phone_or_seals_it(api: Api, seal: bool) -> None:
+    """Unlinking a phone from the web visitor who gave it splits the phone off: the conversation
+    that came in through it moves along (its holder still opens it), or, with
+    `seal_moving_conversations`, is sealed first and nobody opens it afterwards."""
+    phone, cookie, email = "phone:+14155550188", "web_cookie:u2", "email:u2@example.com"
+    moving, staying = unlink_fixture(api, phone, cookie, email)
+    request = ipb.UnlinkRequest(
+        a=ident(cookie), b=ident(phone), actor="ops", reason="typo", seal_moving_conversations=seal
+    )
+    done = api.identity.Unlink(request, timeout=TIMEOUT)
+    assert list(done.moving_conversations) == [moving]
+    assert done.conversations_sealed == (1 if seal else 0)
+    assert len(done.customer_ids) == 2 and all(e.seq > 0 for e in done.events)
+    apart = [
+        api.identity.GetCustomer(ipb.GetCustomerRequest(identifier=ident(k)), timeout=TIMEOUT).customer
+        for k in (phone, cookie)
+    ]
+    assert apart[0].customer_id != apart[1].customer_id
+    assert get(api, moving, phone).disclosed is not seal
+    assert not get(api, moving, cookie).disclosed  # it left the web visitor's customer either way
+    again = start(api, "sms", phone)
+    assert again.resumed is not seal and (again.conversation.conversation_id == moving) is not seal
+    assert get(api, staying, cookie).disclosed  # the staying part's conversation stays
+
+
+def test_a_recycled_number_has_no_window_between_seal_and_detach(api: Api) -> None:
+    """RecycleIdentifier takes two steps (seal, detach). The new holder texts in right after each
+    step, interleaved by events (the recycle waits until that call has answered): neither call
+    resumes, or sees, the conversation that came in through the number."""
+    number = "phone:+14155550166"
+    first = start(api, "sms", number, attributes={"first_name": "Olga"})
+    cid = first.conversation.conversation_id
+    plant_secrets(api, first.conversation, number)
+    start(api, "web", "web_cookie:olga-2", number)
+    seen: list[pb.StartOrResumeResponse] = []
+
+    def new_holder_texts_in() -> None:
+        """Runs on the server's worker thread between the steps: a call on another channel."""
+        done = threading.Event()
+
+        def call() -> None:
+            channel, stub = api.new_stub()
+            try:
+                req = pb.StartOrResumeRequest(channel="sms", identifiers=[ident(number)])
+                seen.append(stub.StartOrResume(req, timeout=TIMEOUT))
+            finally:
+                channel.close()
+                done.set()
+
+        threading.Thread(target=call).start()
+        assert done.wait(TIMEOUT)
+
+    def after(fn: Any) -> Any:
+        def wrapped(*args: Any, **kw: Any) -> Any:
+            out = fn(*args, **kw)
+            new_holder_texts_in()
+            return out
+
+        return wrapped
+
+    store, graph = api.sessions.store, api.sessions.graph
+    store.seal = after(store.seal)  # type: ignore[method-assign]
+    graph.split = after(graph.split)  # type: ignore[method-assign]
+    try:
+        sealed = api.stub.RecycleIdentifier(
+            pb.RecycleIdentifierRequest(identifier=ident(number), actor="ops", reason="carrier reissued"),
+            timeout=TIMEOUT,
+        )
+    finally:
+        del store.seal, graph.split  # type: ignore[attr-defined]
+    assert sealed.conversations_sealed == 1
+    assert len(seen) == 2  # one call after each step
+    assert not seen[0].resumed  # after the seal: a new conversation of the new holder ...
+    assert seen[1].conversation.conversation_id == seen[0].conversation.conversation_id  # ... his
+    for r in seen:
+        assert r.conversation.conversation_id != cid and not r.carried_over_from
+        assert_no_leak(r, *SECRETS, "olga")
+    assert_locked_out(api, cid, number, *SECRETS)
+
+
 # ---- concurrency ----------------------------------------------------------------------------
 
 WRITERS = 20

@@ -166,6 +166,7 @@ def _bulk_tables(n_links: int) -> dict[str, pa.Table]:
         "removed_by": [""] * n_links,
         "removal_reason": [""] * n_links,
         "claimant": [""] * n_links,
+        "revision": [0] * n_links,
     }
     identifiers = {
         "key": keys,

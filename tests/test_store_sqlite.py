@@ -228,3 +228,9 @@ def test_a_file_from_before_claimants_is_migrated_in_place(tmp_path: Path):
         assert {lk.other(phone): lk.claimant for lk in store.links([phone])} == {
             "web_cookie:c1": "", "web_cookie:c2": "web_cookie:c2"}
 
+def test_a_file_that_is_not_sqlite_is_a_store_error(tmp_path: Path):
+    path = tmp_path / "old.duckdb"
+    path.write_bytes(b"\x00" * 8 + b"DUCK" + b"\x01" * 4096)  # e.g. the DuckDB file of an older version
+    with pytest.raises(StoreError, match="not a database"):
+        open_store(str(path))
+    assert path.read_bytes()[8:12] == b"DUCK"  # left as it was

@@ -32,7 +32,7 @@ class RelinkEngine(Protocol):
         ...
 
     def build_records(self, snap: Snapshot) -> int:
-        """Table `records` (`batch.records.records_sql`); returns its row count."""
+        """Table `records` (`identity_graph.records.records_sql`); returns its row count."""
         ...
 
     def get_model(self, snap: Snapshot, options: RelinkOptions) -> tuple[MatchModel, dict[str, Any]]:

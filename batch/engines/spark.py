@@ -10,7 +10,7 @@ checkpoint directory, with a manifest naming the steps completed:
   Spark. The driver keeps the same tables in its private DuckDB for the steps that follow
   prediction. Always taken afresh, also on a resumed run, so the diff is against the graph as
   it is now and units already written diff to nothing.
-- **records**: `batch.records.records_sql`, the SQL the DuckDB engine runs, on Spark SQL.
+- **records**: `identity_graph.records.records_sql`, the SQL the DuckDB engine runs, on Spark SQL.
 - **model**: the given model, or `batch.relink.get_model` training with the `SparkAPI`; the
   model is saved in DuckDB's dialect (`identity_graph.matching.dialect`), so the online scorer
   and the DuckDB engine load it as they load any other.
@@ -46,9 +46,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from batch.engines.udfs import register_udfs, udf_jar
-from batch.records import RECORD_COLUMNS, record_columns_from, records_sql
 from identity_graph.matching.dialect import settings_for
 from identity_graph.matching.model import MatchModel, load_model, save_model
+from identity_graph.records import record_columns_from, records_sql
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -230,7 +230,7 @@ class SparkEngine:
             if not self._done("records"):
                 names = [r[0] for r in self.spark.sql(
                     "SELECT DISTINCT attribute FROM observations WHERE value <> ''").collect()]
-                columns = record_columns_from(names) or list(RECORD_COLUMNS)
+                columns = record_columns_from(names)
                 self.spark.sql(records_sql(columns, "spark")).write.mode("overwrite") \
                     .parquet(self._path("records"))
                 self._mark("records", {"columns": columns})

@@ -210,30 +210,38 @@ class LinkResponse(_message.Message):
     def __init__(self, links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., violations: _Optional[_Iterable[_Union[Violation, _Mapping]]] = ..., customer_ids: _Optional[_Iterable[str]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class UnlinkRequest(_message.Message):
-    __slots__ = ("a", "b", "actor", "reason", "kinds")
+    __slots__ = ("a", "b", "actor", "reason", "kinds", "preview", "seal_moving_conversations")
     A_FIELD_NUMBER: _ClassVar[int]
     B_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     KINDS_FIELD_NUMBER: _ClassVar[int]
+    PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    SEAL_MOVING_CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
     a: Identifier
     b: Identifier
     actor: str
     reason: str
     kinds: _containers.RepeatedScalarFieldContainer[LinkKind]
-    def __init__(self, a: _Optional[_Union[Identifier, _Mapping]] = ..., b: _Optional[_Union[Identifier, _Mapping]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ..., kinds: _Optional[_Iterable[_Union[LinkKind, str]]] = ...) -> None: ...
+    preview: bool
+    seal_moving_conversations: bool
+    def __init__(self, a: _Optional[_Union[Identifier, _Mapping]] = ..., b: _Optional[_Union[Identifier, _Mapping]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ..., kinds: _Optional[_Iterable[_Union[LinkKind, str]]] = ..., preview: _Optional[bool] = ..., seal_moving_conversations: _Optional[bool] = ...) -> None: ...
 
 class UnlinkResponse(_message.Message):
-    __slots__ = ("links", "violations", "customer_ids", "events")
+    __slots__ = ("links", "violations", "customer_ids", "events", "moving_conversations", "conversations_sealed")
     LINKS_FIELD_NUMBER: _ClassVar[int]
     VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_IDS_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    MOVING_CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATIONS_SEALED_FIELD_NUMBER: _ClassVar[int]
     links: _containers.RepeatedCompositeFieldContainer[Link]
     violations: _containers.RepeatedCompositeFieldContainer[Violation]
     customer_ids: _containers.RepeatedScalarFieldContainer[str]
     events: _containers.RepeatedCompositeFieldContainer[Event]
-    def __init__(self, links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., violations: _Optional[_Iterable[_Union[Violation, _Mapping]]] = ..., customer_ids: _Optional[_Iterable[str]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+    moving_conversations: _containers.RepeatedScalarFieldContainer[str]
+    conversations_sealed: int
+    def __init__(self, links: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., violations: _Optional[_Iterable[_Union[Violation, _Mapping]]] = ..., customer_ids: _Optional[_Iterable[str]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., moving_conversations: _Optional[_Iterable[str]] = ..., conversations_sealed: _Optional[int] = ...) -> None: ...
 
 class SetGenericRequest(_message.Message):
     __slots__ = ("identifier", "generic", "actor")
@@ -334,34 +342,40 @@ class IdentifierPair(_message.Message):
     def __init__(self, a: _Optional[_Union[Identifier, _Mapping]] = ..., b: _Optional[_Union[Identifier, _Mapping]] = ...) -> None: ...
 
 class SplitRequest(_message.Message):
-    __slots__ = ("cut", "detach", "actor")
+    __slots__ = ("cut", "detach", "actor", "seal_moving_conversations")
     CUT_FIELD_NUMBER: _ClassVar[int]
     DETACH_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
+    SEAL_MOVING_CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
     cut: _containers.RepeatedCompositeFieldContainer[IdentifierPair]
     detach: _containers.RepeatedCompositeFieldContainer[Identifier]
     actor: str
-    def __init__(self, cut: _Optional[_Iterable[_Union[IdentifierPair, _Mapping]]] = ..., detach: _Optional[_Iterable[_Union[Identifier, _Mapping]]] = ..., actor: _Optional[str] = ...) -> None: ...
+    seal_moving_conversations: bool
+    def __init__(self, cut: _Optional[_Iterable[_Union[IdentifierPair, _Mapping]]] = ..., detach: _Optional[_Iterable[_Union[Identifier, _Mapping]]] = ..., actor: _Optional[str] = ..., seal_moving_conversations: _Optional[bool] = ...) -> None: ...
 
 class SplitPart(_message.Message):
-    __slots__ = ("customer_id", "identifiers", "is_new")
+    __slots__ = ("customer_id", "identifiers", "is_new", "moving_conversations")
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     IDENTIFIERS_FIELD_NUMBER: _ClassVar[int]
     IS_NEW_FIELD_NUMBER: _ClassVar[int]
+    MOVING_CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
     customer_id: str
     identifiers: _containers.RepeatedCompositeFieldContainer[Identifier]
     is_new: bool
-    def __init__(self, customer_id: _Optional[str] = ..., identifiers: _Optional[_Iterable[_Union[Identifier, _Mapping]]] = ..., is_new: _Optional[bool] = ...) -> None: ...
+    moving_conversations: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, customer_id: _Optional[str] = ..., identifiers: _Optional[_Iterable[_Union[Identifier, _Mapping]]] = ..., is_new: _Optional[bool] = ..., moving_conversations: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SplitResponse(_message.Message):
-    __slots__ = ("original_customer_id", "parts", "cut")
+    __slots__ = ("original_customer_id", "parts", "cut", "conversations_sealed")
     ORIGINAL_CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     PARTS_FIELD_NUMBER: _ClassVar[int]
     CUT_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATIONS_SEALED_FIELD_NUMBER: _ClassVar[int]
     original_customer_id: str
     parts: _containers.RepeatedCompositeFieldContainer[SplitPart]
     cut: _containers.RepeatedCompositeFieldContainer[Link]
-    def __init__(self, original_customer_id: _Optional[str] = ..., parts: _Optional[_Iterable[_Union[SplitPart, _Mapping]]] = ..., cut: _Optional[_Iterable[_Union[Link, _Mapping]]] = ...) -> None: ...
+    conversations_sealed: int
+    def __init__(self, original_customer_id: _Optional[str] = ..., parts: _Optional[_Iterable[_Union[SplitPart, _Mapping]]] = ..., cut: _Optional[_Iterable[_Union[Link, _Mapping]]] = ..., conversations_sealed: _Optional[int] = ...) -> None: ...
 
 class WatchEventsRequest(_message.Message):
     __slots__ = ("from_seq", "types")

@@ -12,6 +12,7 @@ from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from identity.v1 import identity_pb2 as pb
+from identity_graph.api.auth import current_caller
 from identity_graph.engine import (
     ChangeResult,
     CustomerView,
@@ -55,6 +56,16 @@ def require(value: str, field: str) -> str:
     return value.strip()
 
 
+def acting(typed: str, *, required: bool = False) -> str:
+    """The actor to record on what a call writes: the authenticated caller when auth is on (a
+    caller cannot sign its writes with another name; what it typed in `actor` is not used), else
+    the `actor` the request typed (required when `required`)."""
+    caller = current_caller.get()
+    if caller is not None:
+        return caller
+    return require(typed, "actor") if required else typed.strip()
+
+
 # ---- identifiers ----------------------------------------------------------------------------
 
 
@@ -90,7 +101,7 @@ def resolve_request(req: pb.ResolveRequest) -> ResolveRequest:
         proof=proof,
         source=req.source,
         event_id=req.event_id,
-        actor=req.actor,
+        actor=acting(req.actor),
     )
 
 
@@ -105,7 +116,7 @@ def link_args(req: pb.LinkRequest) -> dict[str, Any]:
         "b": key_from_pb(req.b, "b"),
         "kind": kind_from_pb(req.kind),
         "source": require(req.source, "source"),
-        "actor": require(req.actor, "actor"),
+        "actor": acting(req.actor, required=True),
         "channel": req.channel,
         "event_id": req.event_id,
         "model_version": req.model_version,
@@ -124,7 +135,7 @@ def unlink_args(req: pb.UnlinkRequest) -> dict[str, Any]:
     return {
         "a": key_from_pb(req.a, "a"),
         "b": key_from_pb(req.b, "b"),
-        "actor": require(req.actor, "actor"),
+        "actor": acting(req.actor, required=not req.preview),
         "reason": req.reason,
         "kinds": [kind_from_pb(k, f"kinds[{i}]") for i, k in enumerate(req.kinds)] or None,
     }
@@ -138,7 +149,7 @@ def split_args(req: pb.SplitRequest, *, actor_required: bool) -> dict[str, Any]:
             raise InvalidArgument(f"cut[{i}]", "a pair needs both a and b")
         cut.append((key_from_pb(pair.a, f"cut[{i}].a"), key_from_pb(pair.b, f"cut[{i}].b")))
     detach = [key_from_pb(d, f"detach[{i}]") for i, d in enumerate(req.detach)]
-    actor = require(req.actor, "actor") if actor_required else req.actor
+    actor = acting(req.actor, required=actor_required)
     return {"cut": cut, "detach": detach, "actor": actor}
 
 
@@ -335,7 +346,21 @@ def explain_response(ex: Explanation) -> pb.ExplainResponse:
     )
 
 
-def split_response(plan: SplitPlan) -> pb.SplitResponse:
+def unlink_response(result: ChangeResult, moving: Sequence[str] = (), sealed: int = 0) -> pb.UnlinkResponse:
+    """`moving`: the conversations that leave with the part the unlink splits off."""
+    return pb.UnlinkResponse(
+        links=[link_to_pb(lk) for lk in result.links],
+        moving_conversations=list(moving),
+        conversations_sealed=sealed,
+        **change_fields(result),
+    )
+
+
+def split_response(
+    plan: SplitPlan, moving: Sequence[Sequence[str]] = (), sealed: int = 0
+) -> pb.SplitResponse:
+    """`moving`: the conversations that move with each part, in the order of `plan.parts`."""
+    moving = list(moving) or [[] for _ in plan.parts]
     return pb.SplitResponse(
         original_customer_id=plan.original,
         parts=[
@@ -343,8 +368,10 @@ def split_response(plan: SplitPlan) -> pb.SplitResponse:
                 customer_id=p.customer_id,
                 identifiers=[identifier_to_pb(k) for k in p.members],
                 is_new=p.is_new,
+                moving_conversations=list(convs),
             )
-            for p in plan.parts
+            for p, convs in zip(plan.parts, moving, strict=True)
         ],
         cut=[link_to_pb(lk) for lk in plan.cut],
+        conversations_sealed=sealed,
     )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, Protocol
 
 import grpc
 
@@ -12,8 +12,9 @@ from identity.v1 import identity_pb2 as pb
 from identity.v1 import identity_pb2_grpc as pb_grpc
 from identity_graph.api import convert
 from identity_graph.api.errors import handle_errors, run_blocking
-from identity_graph.engine import IdentityGraph
-from identity_graph.errors import InvalidArgument
+from identity_graph.engine import IdentityGraph, SplitPlan, UnlinkResult
+from identity_graph.errors import FailedPrecondition, InvalidArgument
+from identity_graph.model import LinkKind
 
 DEFAULT_POLL_INTERVAL_S = 1.0
 DEFAULT_EVENT_BATCH = 500
@@ -56,6 +57,25 @@ class EventBell:
             self._waiters.discard(fut)
 
 
+class Splits(Protocol):
+    """Splits and unlinks that know the conversations moving with each part: the session
+    service (`session.service.Sessions`), which lives beside the graph."""
+
+    def preview_split(
+        self, *, cut: Sequence[tuple[str, str]] = ..., detach: Sequence[str] = ..., actor: str = ...
+    ) -> tuple[SplitPlan, list[list[str]]]: ...
+
+    def split(
+        self, *, cut: Sequence[tuple[str, str]] = ..., detach: Sequence[str] = ..., actor: str,
+        seal_moving: bool = ...,
+    ) -> tuple[SplitPlan, list[list[str]], int]: ...
+
+    def unlink(
+        self, a: str, b: str, *, actor: str, reason: str = ..., kinds: Iterable[LinkKind] | None = ...,
+        preview: bool = ..., seal_moving: bool = ...,
+    ) -> tuple[UnlinkResult, list[str], int]: ...
+
+
 class IdentityServicer(pb_grpc.IdentityServiceServicer):
     """Each RPC converts its request, runs one blocking engine call in a worker thread (so the
     event loop stays free), and converts the result. Errors are mapped by `handle_errors`."""
@@ -66,8 +86,10 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         *,
         poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
         event_batch: int = DEFAULT_EVENT_BATCH,
+        splits: Splits | None = None,
     ) -> None:
         self.graph = graph
+        self.splits = splits
         self.poll_interval_s = poll_interval_s
         self.event_batch = event_batch
         self._closing = False
@@ -98,10 +120,19 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     @handle_errors
     async def Unlink(self, request: pb.UnlinkRequest, context: grpc.aio.ServicerContext) -> pb.UnlinkResponse:
         args = convert.unlink_args(request)
-        result = await run_blocking(context, self.graph.unlink, **args)
-        return pb.UnlinkResponse(
-            links=[convert.link_to_pb(lk) for lk in result.links], **convert.change_fields(result)
+        if self.splits is None:
+            if request.seal_moving_conversations:
+                raise FailedPrecondition("this server runs no session service: nothing to seal")
+            unlink = self.graph.preview_unlink if request.preview else self.graph.unlink
+            return convert.unlink_response(await run_blocking(context, unlink, **args))
+        result, moving, sealed = await run_blocking(
+            context,
+            self.splits.unlink,
+            **args,
+            preview=request.preview,
+            seal_moving=request.seal_moving_conversations,
         )
+        return convert.unlink_response(result, moving, sealed)
 
     @handle_errors
     async def SetGeneric(
@@ -110,7 +141,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         if not request.HasField("identifier"):
             raise InvalidArgument("identifier", "is required")
         key = convert.key_from_pb(request.identifier, "identifier")
-        actor = convert.require(request.actor, "actor")
+        actor = convert.acting(request.actor, required=True)
         result = await run_blocking(context, self.graph.set_generic, key, request.generic, actor=actor)
         return pb.SetGenericResponse(**convert.change_fields(result))
 
@@ -145,12 +176,22 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         self, request: pb.SplitRequest, context: grpc.aio.ServicerContext
     ) -> pb.SplitResponse:
         args = convert.split_args(request, actor_required=False)
-        return convert.split_response(await run_blocking(context, self.graph.preview_split, **args))
+        if self.splits is None:
+            return convert.split_response(await run_blocking(context, self.graph.preview_split, **args))
+        plan, moving = await run_blocking(context, self.splits.preview_split, **args)
+        return convert.split_response(plan, moving)
 
     @handle_errors
     async def Split(self, request: pb.SplitRequest, context: grpc.aio.ServicerContext) -> pb.SplitResponse:
         args = convert.split_args(request, actor_required=True)
-        return convert.split_response(await run_blocking(context, self.graph.split, **args))
+        if self.splits is None:
+            if request.seal_moving_conversations:
+                raise FailedPrecondition("this server runs no session service: nothing to seal")
+            return convert.split_response(await run_blocking(context, self.graph.split, **args))
+        plan, moving, sealed = await run_blocking(
+            context, self.splits.split, **args, seal_moving=request.seal_moving_conversations
+        )
+        return convert.split_response(plan, moving, sealed)
 
     @handle_errors
     async def WatchEvents(

@@ -1,6 +1,7 @@
 """Probabilistic matching: one Splink model (versioned JSON) for batch and online scoring.
 
-Training (`identity_graph.matching.training`) and the default settings
+Training (`identity_graph.matching.training`), the model builder that derives comparisons and
+rules from the columns present (`identity_graph.matching.builder`) and the starter settings
 (`identity_graph.matching.settings`) import Splink; these re-exports do not.
 """
 

@@ -109,6 +109,8 @@ class ModelPlan:
     deterministic_rules: list[tuple[str, ...]]
     tf_columns: list[str]
     junk: dict[str, list[str]] = field(default_factory=dict)
+    tighten: list[str] = field(default_factory=list)
+    """expressions that narrow a rule over budget, in order (`select_blocking_rules`)"""
 
     def settings(self, rules: Sequence[tuple[str, ...]] | None = None,
                  prior: float = 1e-4) -> SettingsCreator:
@@ -127,9 +129,22 @@ class ModelPlan:
 # ==== comparisons by kind ==========================================================================
 
 
-def _name(col: str, first: bool) -> Any:
+def _name(col: str, first: bool, other: str | None) -> Any:
+    """Exact (term frequencies), first and last name swapped (a common entry error: a form's
+    fields filled the other way round; a typo allowed, Jaro-Winkler >= 0.88 both ways), then
+    Jaro-Winkler >= 0.92 / 0.88 (/ 0.7 first name)."""
     thresholds = [0.92, 0.88, 0.7] if first else [0.92, 0.88]
-    return cl.NameComparison(col, jaro_winkler_thresholds=thresholds)
+    levels = [cll.NullLevel(col), cll.ExactMatchLevel(col, term_frequency_adjustments=True)]
+    if other:
+        a, b = (col, other)
+        levels.append(cll.CustomLevel(
+            f"jaro_winkler_similarity({a}_l, {b}_r) >= 0.88 AND "
+            f"jaro_winkler_similarity({a}_r, {b}_l) >= 0.88",
+            label_for_charts="first and last name swapped"))
+    levels += [cll.JaroWinklerLevel(col, t) for t in thresholds]
+    levels.append(cll.ElseLevel())
+    return cl.CustomComparison(output_column_name=col, comparison_levels=levels,
+                               comparison_description=f"{col} as a person's name")
 
 
 def _same_year(col: str) -> str:
@@ -218,7 +233,8 @@ def _address(street: str | None, postcode: str | None, city: str | None) -> Any:
 
 
 _HOW = {
-    Kind.PERSON_NAME: "name: exact (term frequencies), Jaro-Winkler >= 0.92 / 0.88 (/ 0.7 first name)",
+    Kind.PERSON_NAME: "name: exact (term frequencies), first and last name swapped, "
+                      "Jaro-Winkler >= 0.92 / 0.88 (/ 0.7 first name)",
     Kind.DATE: "date: exact, one typo in month or day, same year, one typo in the year",
     Kind.CODE: "code: exact, Damerau-Levenshtein <= 1, <= 2",
     Kind.TEXT: "text: exact, Jaro-Winkler >= 0.9 / 0.7",
@@ -261,7 +277,8 @@ def plan_model(profiles: Mapping[str, ColumnProfile], n_records: int) -> ModelPl
             continue
         kind = prof.kind
         if kind is Kind.PERSON_NAME:
-            comparisons.append(_name(col, col == first))
+            other = (last if col == first else first) if col in (first, last) else None
+            comparisons.append(_name(col, col == first, other))
             tf.append(col)
         elif kind is Kind.DATE:
             comparisons.append(_date(col))
@@ -272,7 +289,10 @@ def plan_model(profiles: Mapping[str, ColumnProfile], n_records: int) -> ModelPl
         else:  # text, and a second address line, postcode or city
             kind = Kind.TEXT
             comparisons.append(_text(col))
-        explain.append({"comparison": col, "columns": [col], "kind": prof.kind.value,
+        columns = [col]
+        if prof.kind is Kind.PERSON_NAME and col in (first, last) and first and last:
+            columns = [first, last]  # the swapped-names level reads both
+        explain.append({"comparison": col, "columns": columns, "kind": prof.kind.value,
                         "how": _HOW[kind]})
     if address_parts:
         comparisons.append(_address(street, postcode, city))
@@ -302,8 +322,10 @@ def plan_model(profiles: Mapping[str, ColumnProfile], n_records: int) -> ModelPl
     deterministic = [r for r in _dedupe([(first, last, dob), *((c,) for c in codes),
                                          (first, last, street, postcode)]) if all(r)]
     junk = {c: list(p.junk) for c, p in profiles.items() if p.junk and c in used}
+    tighten = [x for x in (f"substr({first}, 1, 1)" if first else None, year,
+                           f"substr({last}, 1, 1)" if last else None) if x]
     return ModelPlan(comparisons, explain, left_out, rules, em,  # type: ignore[arg-type]
-                     deterministic, tf, junk)
+                     deterministic, tf, junk, tighten)
 
 
 def _dedupe(rules: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -366,20 +388,35 @@ def count_rule_pairs(con: duckdb.DuckDBPyConnection, table: str, rule: Sequence[
 
 
 def select_blocking_rules(con: duckdb.DuckDBPyConnection, table: str,
-                          rules: Sequence[Sequence[str]], budget: int) -> list[RuleCount]:
+                          rules: Sequence[Sequence[str]], budget: int,
+                          tighten: Sequence[str] = ()) -> list[RuleCount]:
     """Keeps candidate rules, most specific first, while their comparisons fit `budget`.
 
-    A rule that alone would overrun what is left of the budget is dropped (the more specific
-    rules before it already cover its best pairs); the report lists each rule's count.
+    A rule that would overrun what is left of the budget is tightened with the first of
+    `tighten` (e.g. the first name's initial) that it lacks and that makes it fit; failing that
+    it is dropped (the more specific rules before it already cover its best pairs). The result
+    lists each rule's count, kept or not, and the tightened rules that replaced them.
     """
     out = []
     total = 0
+    chosen: set[tuple[str, ...]] = set()
     for rule in rules:
         n = count_rule_pairs(con, table, rule)
         if total + n <= budget:
             total += n
+            chosen.add(tuple(rule))
             out.append(RuleCount(tuple(rule), n, True))
-        else:
-            out.append(RuleCount(tuple(rule), n, False,
-                                 f"over budget ({total + n:,} > {budget:,} comparisons)"))
+            continue
+        out.append(RuleCount(tuple(rule), n, False,
+                             f"over budget ({total + n:,} > {budget:,} comparisons)"))
+        for extra in tighten:
+            tighter = (*rule, extra)
+            if _column(extra) in {_column(x) for x in rule} or tighter in chosen:
+                continue
+            m = count_rule_pairs(con, table, tighter)
+            if total + m <= budget:
+                total += m
+                chosen.add(tighter)
+                out.append(RuleCount(tighter, m, True, f"tightened from {' AND '.join(rule)}"))
+                break
     return out

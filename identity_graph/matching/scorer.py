@@ -1,4 +1,4 @@
-"""Online scoring in pure Python: Splink's predictions for 1 record × N candidates, no database.
+"""Online scoring in Python: Splink's predictions for 1 record × N candidates, no database.
 
 The model's SQL conditions are compiled once (with sqlglot, which Splink already depends on)
 into Python closures over a small, exactly reproduced subset of DuckDB SQL. Anything outside
@@ -12,10 +12,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from fractions import Fraction
-from functools import lru_cache
 from typing import Any
 
 import sqlglot
+from rapidfuzz.distance import DamerauLevenshtein as _DamerauLevenshtein
+from rapidfuzz.distance import Jaro as _Jaro
+from rapidfuzz.distance import Levenshtein as _Levenshtein
 from sqlglot import exp
 
 from identity_graph.matching.dialect import model_for
@@ -32,6 +34,10 @@ __all__ = [
     "jaro_similarity",
     "jaro_winkler_similarity",
     "levenshtein",
+    "py_damerau_levenshtein",
+    "py_jaro_similarity",
+    "py_jaro_winkler_similarity",
+    "py_levenshtein",
 ]
 
 _M_U_CLAMP_MIN = 1e-300  # splink.internals.comparison_level.M_U_CLAMP_MIN
@@ -43,10 +49,52 @@ class UnsupportedModel(ValueError):
 
 
 # --- string functions, as DuckDB computes them (on Unicode code points) --------------------
+# rapidfuzz (C++) implements the algorithms DuckDB uses; tests/test_scorer.py checks every one
+# against DuckDB bit for bit. DuckDB's Jaro of an empty string is 0.0 (rapidfuzz says 1.0 for
+# two empty strings), so empties are answered here.
 
 
-@lru_cache(maxsize=1 << 16)
 def jaro_similarity(s1: str, s2: str) -> float:
+    """DuckDB's `jaro_similarity`: 0.0 when either string is empty."""
+    if not s1 or not s2:
+        return 0.0
+    return _Jaro.similarity(s1, s2)
+
+
+def jaro_winkler_similarity(s1: str, s2: str) -> float:
+    """DuckDB's `jaro_winkler_similarity`: prefix weight 0.1, prefix ≤ 4, boost above 0.7.
+
+    The Jaro part is rapidfuzz's; the Winkler step is done here, rounded once (`_fma`) as
+    DuckDB's build does: rapidfuzz's own JaroWinkler rounds twice and differs from DuckDB in the
+    last bit on some pairs (measured: tests/test_scorer.py), which a threshold can turn into a
+    different level.
+    """
+    sim = jaro_similarity(s1, s2)
+    if sim > 0.7:
+        prefix = 0
+        for a, b in zip(s1[:4], s2[:4], strict=False):
+            if a != b:
+                break
+            prefix += 1
+        if prefix:
+            sim = _fma(prefix * 0.1, 1.0 - sim, sim)
+    return sim
+
+
+def levenshtein(s1: str, s2: str) -> int:
+    """DuckDB's `levenshtein` (insert, delete, substitute)."""
+    return int(_Levenshtein.distance(s1, s2))
+
+
+def damerau_levenshtein(s1: str, s2: str) -> int:
+    """DuckDB's `damerau_levenshtein`: unrestricted (Lowrance-Wagner), so 'ca'→'abc' is 2."""
+    return int(_DamerauLevenshtein.distance(s1, s2))
+
+
+# --- pure-Python references (what rapidfuzz is tested against; bench/bench_scorer.py "before") ---
+
+
+def py_jaro_similarity(s1: str, s2: str) -> float:
     """DuckDB's `jaro_similarity` (rapidfuzz's algorithm): 0.0 when either string is empty."""
     # rapidfuzz makes P the shorter string and walks T, matching each T character to the
     # first unmatched P character inside the window; ties in length keep s1 as P.
@@ -73,10 +121,9 @@ def jaro_similarity(s1: str, s2: str) -> float:
     return (m / lp + m / lt + (m - transpositions) / m) / 3.0
 
 
-@lru_cache(maxsize=1 << 16)
-def jaro_winkler_similarity(s1: str, s2: str) -> float:
+def py_jaro_winkler_similarity(s1: str, s2: str) -> float:
     """DuckDB's `jaro_winkler_similarity`: prefix weight 0.1, prefix ≤ 4, boost above 0.7."""
-    sim = jaro_similarity(s1, s2)
+    sim = py_jaro_similarity(s1, s2)
     if sim > 0.7:
         prefix = 0
         for a, b in zip(s1[:4], s2[:4], strict=False):
@@ -97,8 +144,7 @@ def _fma(x: float, y: float, z: float) -> float:
     return float(Fraction(x) * Fraction(y) + Fraction(z))
 
 
-@lru_cache(maxsize=1 << 16)
-def levenshtein(s1: str, s2: str) -> int:
+def py_levenshtein(s1: str, s2: str) -> int:
     """DuckDB's `levenshtein` (insert, delete, substitute)."""
     if len(s1) < len(s2):
         s1, s2 = s2, s1
@@ -111,8 +157,7 @@ def levenshtein(s1: str, s2: str) -> int:
     return prev[-1]
 
 
-@lru_cache(maxsize=1 << 16)
-def damerau_levenshtein(s1: str, s2: str) -> int:
+def py_damerau_levenshtein(s1: str, s2: str) -> int:
     """DuckDB's `damerau_levenshtein`: unrestricted (Lowrance-Wagner), so 'ca'→'abc' is 2."""
     n1, n2 = len(s1), len(s2)
     big = n1 + n2

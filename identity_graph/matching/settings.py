@@ -1,4 +1,9 @@
-"""Default Splink 5 settings for comparing identifiers by the attributes observed with them."""
+"""The starter model's Splink 5 settings (the seven built-in attributes, fixed rules).
+
+The relink's default model is built from the columns a graph actually holds
+(`identity_graph.matching.builder`); these fixed settings remain what the packaged starter
+model was trained with, and the base a `--settings` file is merged over when no plan exists.
+"""
 
 from __future__ import annotations
 

@@ -274,6 +274,7 @@ def train_model(
         model_settings = linker.misc.save_model_to_json()
     model_settings = settings_for(model_settings, "duckdb")
     model_settings["linker_uid"] = None
+    notes += _drop_unobserved_levels(model_settings)
     _regularise(model_settings, max_level_bits)
     caps = tf_boost_caps
     if caps is None:
@@ -299,6 +300,7 @@ def train_model(
         meta.update(compared=plan.explain, left_out=plan.left_out,
                     em_rules=[_rule_text(r) for r in em_sessions(plan)],
                     candidate_blocking_rules=[list(r) for r in plan.blocking_rules],
+                    tighten_blocking_with=plan.tighten,
                     junk_values=plan.junk)
     meta.update(metadata or {})
     model = MatchModel(
@@ -312,6 +314,32 @@ def train_model(
         raise ModelCheckError(f"trained model rejected: {problems[0]}"
                               + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
     return model
+
+
+def _drop_unobserved_levels(settings: dict[str, Any]) -> list[str]:
+    """Levels the training never saw among matches cannot be weighed: they are removed (their
+    pairs fall to the next level down), and an unobserved ELSE level gets the floor m. Returns
+    a note per change."""
+    notes = []
+    for cc in settings["comparisons"]:
+        kept = []
+        for lv in cc["comparison_levels"]:
+            m = lv.get("m_probability")
+            trained = isinstance(m, int | float) and isinstance(lv.get("u_probability"), int | float)
+            label = lv.get("label_for_charts") or lv["sql_condition"]
+            if lv.get("is_null_level") or trained:
+                kept.append(lv)
+            elif lv["sql_condition"].strip().upper() == "ELSE":
+                if isinstance(lv.get("u_probability"), int | float):
+                    lv["m_probability"] = M_FLOOR
+                    notes.append(f"{cc['output_column_name']}: {label!r} never seen among "
+                                 f"matches; m set to {M_FLOOR:g}")
+                kept.append(lv)
+            else:
+                notes.append(f"{cc['output_column_name']}: level {label!r} dropped (not observed "
+                             "in training)")
+        cc["comparison_levels"] = kept
+    return notes
 
 
 def _regularise(settings: dict[str, Any], max_bits: float) -> None:
@@ -337,8 +365,12 @@ def check_model(model: MatchModel, max_level_bits: float = MAX_LEVEL_BITS) -> li
     u; no agreement level weighs less than its comparison's disagreement (ELSE) level; no level
     beyond ±`max_level_bits`; and the OnlineScorer can score it exactly."""
     problems = []
+    if not model.settings.get("comparisons"):
+        problems.append("the model compares nothing")
     for cc in model.settings.get("comparisons", []):
         name = cc.get("output_column_name", "?")
+        if sum(1 for lv in cc["comparison_levels"] if not lv.get("is_null_level")) < 2:
+            problems.append(f"{name}: no level but ELSE was trained")
         weights = {}
         for lv in cc["comparison_levels"]:
             if lv.get("is_null_level"):

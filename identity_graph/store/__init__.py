@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from identity_graph.errors import InvalidArgument
+from identity_graph.errors import InvalidArgument, StoreError
 from identity_graph.store.base import GraphStore
 from identity_graph.store.database import Database, Snapshot
 
@@ -37,14 +37,23 @@ def open_database(
     neo4j_password: str = "",
     neo4j_database: str = "neo4j",
 ) -> Database:
-    """Neo4j when a URI is given, else the embedded SQLite file at `path` (default in memory)."""
+    """Neo4j when a URI is given, else the embedded SQLite file at `path` (default in memory).
+
+    Raises:
+        StoreError: the file is not a SQLite database or cannot be opened.
+    """
     if neo4j_uri:
         from identity_graph.store.neo4j_database import Neo4jDatabase
 
         return Neo4jDatabase(neo4j_uri, neo4j_user, neo4j_password, database=neo4j_database)
+    import sqlite3
+
     from identity_graph.store.sqlite import SQLiteDatabase
 
-    return SQLiteDatabase(path or ":memory:")
+    try:
+        return SQLiteDatabase(path or ":memory:")
+    except sqlite3.Error as e:  # not a SQLite file (a DuckDB file of an older version?), no access
+        raise StoreError(f"cannot open {path} as a SQLite database: {e}") from e
 
 
 def open_store(

@@ -6,6 +6,7 @@ each backend (`sqlite.py`, `neo4j.py`) implements only the private primitives be
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -113,6 +114,10 @@ class GraphStore(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def _ping(self) -> None:
+        """Raises when the database cannot answer. Backends with a cheaper check override it."""
+        self._get_identifiers(["ping:"])
+
     # ---- public API -------------------------------------------------------------------------
 
     @contextmanager
@@ -124,6 +129,20 @@ class GraphStore(ABC):
         except Exception as e:  # a driver or database error: wrap it, keep the cause
             log.exception("%s store: %s failed", self.name, what)
             raise StoreError(f"{self.name} store: {what} failed: {type(e).__name__}") from e
+
+    @final
+    def ping(self) -> None:
+        """One small round trip to the database, for health checks.
+
+        Raises:
+            StoreError: the database did not answer.
+        """
+        try:  # not `_wrapped`: a health check of a store that is down would log every round
+            self._ping()
+        except IdentityGraphError:
+            raise
+        except Exception as e:
+            raise StoreError(f"{self.name} store: ping failed: {type(e).__name__}") from e
 
     @final
     def apply(self, changes: ChangeSet) -> list[int]:
@@ -225,6 +244,26 @@ class GraphStore(ABC):
             return self._links_by_id(ids)
 
     @final
+    def revise(self, links: Iterable[Link]) -> list[Link]:
+        """The links to add for `links`: one whose id is active already is left out (the same
+        evidence twice); one whose id was removed takes the next free revision, so linking a
+        removed pair again makes a new active link that the store and the engine both see."""
+        pending = {lk.id: lk for lk in links}
+        out: list[Link] = []
+        while pending:
+            stored = {lk.id: lk for lk in self.links_by_id(pending)}
+            again: dict[str, Link] = {}
+            for lid, lk in pending.items():
+                old = stored.get(lid)
+                if old is None:
+                    out.append(lk)
+                elif not old.active:
+                    nxt = dataclasses.replace(lk, revision=lk.revision + 1)
+                    again[nxt.id] = nxt
+            pending = again
+        return out
+
+    @final
     def neighbours(self, key: str, kinds: Iterable[LinkKind] | None = None) -> list[tuple[str, Link]]:
         """(neighbour key, link) for each active link of `key`, strongest first."""
         wanted = set(kinds) if kinds is not None else set(LinkKind)
@@ -278,6 +317,22 @@ class GraphStore(ABC):
         `members`, `links` and `get_identifiers` return, in one read where the backend can."""
         with self._wrapped("customer_subgraph"):
             return self._customer_subgraph(customer_id)
+
+    @final
+    def identifier_subgraph(self, key: str) -> tuple[IdentifierNode | None, tuple[list[str], list[Link],
+                                                                                dict[str, IdentifierNode]]]:
+        """`key`'s node and, when it belongs to a customer, that customer's `customer_subgraph`
+        (else empty parts): what a known Resolve reads, in one read where the backend can."""
+        with self._wrapped("identifier_subgraph"):
+            return self._identifier_subgraph(key)
+
+    def _identifier_subgraph(self, key: str) -> tuple[IdentifierNode | None, tuple[list[str], list[Link],
+                                                                                  dict[str, IdentifierNode]]]:
+        nodes = self._get_identifiers([key])
+        node = nodes[0] if nodes else None
+        if node is None or node.customer_id is None:
+            return node, ([], [], {})
+        return node, self._customer_subgraph(node.customer_id)
 
     def _customer_subgraph(self, customer_id: str) -> tuple[list[str], list[Link], dict[str, IdentifierNode]]:
         members = sorted(self._members(customer_id))
@@ -429,8 +484,9 @@ class GraphStore(ABC):
             if not path.exists():
                 raise InvalidArgument("directory", f"{path} is missing")
             table = pq.read_table(path)
-            if name == "links" and "claimant" not in table.column_names:  # exported before claimants
-                table = table.append_column("claimant", pa.nulls(table.num_rows, pa.string()))
+            for col, typ in (("claimant", pa.string()), ("revision", pa.int64())):
+                if name == "links" and col not in table.column_names:  # exported before it existed
+                    table = table.append_column(col, pa.nulls(table.num_rows, typ))
             tables[name] = table.select(schema.names).cast(schema)
         with self._wrapped("load"), self.writes.writing():
             self._load_tables(tables)

@@ -9,7 +9,6 @@ thread until it ends, so a multi-store operation (Forget) commits or rolls back 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -84,7 +83,3 @@ class Database(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def iter_chunks(values: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(values), size):
-        yield values[i:i + size]

@@ -103,6 +103,7 @@ SCHEMA: tuple[LiteralString, ...] = (
     "CALL db.createProperty('probability')",
     "CALL db.createProperty('match_weight')",
     "CALL db.createProperty('comparisons')",
+    "CALL db.createProperty('revision')",
 )
 CONSTRAINTS = ("ig_identifier_key", "ig_observation_id", "ig_link_id", "ig_customer_id",
                "ig_alias_alias", "ig_event_seq", "ig_sequence_name")
@@ -169,7 +170,7 @@ ON CREATE SET l.kind = row.kind, l.source = row.source, l.channel = row.channel,
               l.comparisons = row.comparisons, l.created_at = """ + _dt("row.created_at") + """,
               l.actor = row.actor, l.removed_at = """ + _dt("row.removed_at") + """,
               l.removed_by = row.removed_by, l.removal_reason = row.removal_reason,
-              l.claimant = row.claimant
+              l.claimant = row.claimant, l.revision = row.revision
 """
 
 _REMOVE_LINKS = """
@@ -237,7 +238,8 @@ RETURN l.link_id AS link_id, a.key AS a, b.key AS b, l.kind AS kind, l.source AS
        l.probability AS probability, l.match_weight AS match_weight,
        l.comparisons AS comparisons, """ + _us("l.created_at") + """ AS created_at,
        l.actor AS actor, """ + _us("l.removed_at") + """ AS removed_at,
-       l.removed_by AS removed_by, l.removal_reason AS removal_reason, l.claimant AS claimant
+       l.removed_by AS removed_by, l.removal_reason AS removal_reason, l.claimant AS claimant,
+       l.revision AS revision
 """
 
 _CUSTOMER_COLUMNS = """
@@ -299,6 +301,34 @@ WHERE l.removed_at IS NULL
 WITH collect(DISTINCT m) AS members, collect(DISTINCT l) AS links
 UNWIND members + [l IN links | startNode(l)] + [l IN links | endNode(l)] AS n
 WITH members, links, collect(DISTINCT n) AS nodes
+RETURN [m IN members | m.key] AS members,
+       [l IN links | {link_id: l.link_id, a: startNode(l).key, b: endNode(l).key, kind: l.kind,
+         source: l.source, channel: l.channel, event_id: l.event_id,
+         model_version: l.model_version, probability: l.probability,
+         match_weight: l.match_weight, comparisons: l.comparisons,
+         created_at: """ + _us("l.created_at") + """, actor: l.actor,
+         removed_at: """ + _us("l.removed_at") + """, removed_by: l.removed_by,
+         removal_reason: l.removal_reason, claimant: l.claimant, revision: l.revision}] AS links,
+       [n IN nodes WHERE n.type IS NOT NULL | {key: n.key, type: n.type, value: n.value,
+         first_seen: """ + _us("n.first_seen") + """, last_seen: """ + _us("n.last_seen") + """,
+         customer_id: n.customer_id, generic: coalesce(n.generic, false)}] AS nodes
+"""
+
+# The known-Resolve read: the presented identifier and its customer's subgraph, one round trip.
+# The anchor joins `nodes` always (so a node without a customer still comes back).
+_IDENTIFIER_SUBGRAPH = """
+MATCH (a:Identifier {key: $key})
+WHERE a.type IS NOT NULL
+CALL (a) {
+  OPTIONAL MATCH (m:Identifier {customer_id: a.customer_id})
+  WHERE m.type IS NOT NULL
+  OPTIONAL MATCH (m)-[l:LINK]-()
+  WHERE l.removed_at IS NULL
+  WITH collect(DISTINCT m) AS members, collect(DISTINCT l) AS links
+  UNWIND [a] + members + [l IN links | startNode(l)] + [l IN links | endNode(l)] AS n
+  WITH members, links, collect(DISTINCT n) AS nodes
+  RETURN members, links, nodes
+}
 RETURN [m IN members | m.key] AS members,
        [l IN links | {link_id: l.link_id, a: startNode(l).key, b: endNode(l).key, kind: l.kind,
          source: l.source, channel: l.channel, event_id: l.event_id,
@@ -504,6 +534,7 @@ def _link_row(link: Link) -> dict[str, Any]:
         "removed_by": link.removed_by,
         "removal_reason": link.removal_reason,
         "claimant": link.claimant,
+        "revision": link.revision or None,
     }
 
 
@@ -525,7 +556,19 @@ def _link(r: Any) -> Link:
         removed_by=r["removed_by"] or "",
         removal_reason=r["removal_reason"] or "",
         claimant=r.get("claimant") or "",
+        revision=r.get("revision") or 0,
     )
+
+
+def _subgraph(r: Any) -> tuple[list[str], list[Link], dict[str, IdentifierNode]]:
+    links = sorted((_link(lk) for lk in r["links"]), key=_link_order)
+    nodes = {
+        n["key"]: IdentifierNode(key=n["key"], type=n["type"], value=n["value"],
+                                 first_seen=_utc(n["first_seen"]), last_seen=_utc(n["last_seen"]),
+                                 customer_id=n["customer_id"], generic=n["generic"])
+        for n in r["nodes"]
+    }
+    return sorted(r["members"]), links, nodes
 
 
 def _link_order(link: Link) -> tuple[str, str, datetime, str]:
@@ -560,6 +603,9 @@ class Neo4jStore(GraphStore):
 
     def close(self) -> None:
         self.database.close()
+
+    def _ping(self) -> None:
+        self._read("RETURN 1 AS ok")
 
     def __repr__(self) -> str:
         return f"Neo4jStore({self.database!r})"
@@ -690,15 +736,18 @@ class Neo4jStore(GraphStore):
         records = self._read(_CUSTOMER_SUBGRAPH, customer_id=customer_id)
         if not records:
             return [], [], {}
-        r = records[0]
-        links = sorted((_link(lk) for lk in r["links"]), key=_link_order)
-        nodes = {
-            n["key"]: IdentifierNode(key=n["key"], type=n["type"], value=n["value"],
-                                     first_seen=_utc(n["first_seen"]), last_seen=_utc(n["last_seen"]),
-                                     customer_id=n["customer_id"], generic=n["generic"])
-            for n in r["nodes"]
-        }
-        return sorted(r["members"]), links, nodes
+        return _subgraph(records[0])
+
+    def _identifier_subgraph(self, key: str) -> tuple[IdentifierNode | None, tuple[list[str], list[Link],
+                                                                                  dict[str, IdentifierNode]]]:
+        records = self._read(_IDENTIFIER_SUBGRAPH, key=key)
+        if not records:
+            return None, ([], [], {})
+        members, links, nodes = _subgraph(records[0])
+        anchor = nodes.get(key)
+        if not members:  # no customer: `nodes` holds the anchor alone
+            return anchor, ([], [], {})
+        return anchor, (members, links, nodes)
 
     def _members(self, customer_id: str) -> list[str]:
         return [r["key"] for r in self._read(_MEMBERS, customer_id=customer_id)]

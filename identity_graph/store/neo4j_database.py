@@ -48,6 +48,8 @@ _SCHEMA_RACES = frozenset({
 _LAST_SEQ: LiteralString = "OPTIONAL MATCH (s:Sequence {name: 'events'}) RETURN coalesce(s.value, 0) AS seq"
 
 SNAPSHOT_TRIES = 5
+CONNECT_TIMEOUT_S = 3.0
+RETRY_TIME_S = 5.0
 
 
 class Neo4jDatabase(Database):
@@ -57,7 +59,8 @@ class Neo4jDatabase(Database):
     bulk_batch = 10_000
     apply_workers = 2
 
-    def __init__(self, uri: str, user: str, password: str, database: str = "neo4j") -> None:
+    def __init__(self, uri: str, user: str, password: str, database: str = "neo4j", *,
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S, retry_time_s: float = RETRY_TIME_S) -> None:
         """Connects (the graph store creates its schema when first asked for).
 
         Args:
@@ -65,6 +68,11 @@ class Neo4jDatabase(Database):
             user: the user name.
             password: the password.
             database: the database to use.
+            connect_timeout_s: how long one connection attempt may take.
+            retry_time_s: how long the driver re-runs a transaction that failed transiently
+                (a deadlock, a lost connection). With the connect timeout it bounds how long a
+                call waits for an unreachable server before it fails (driver defaults: 30 s
+                each, about a minute per call).
         """
         super().__init__()
         self.uri = uri
@@ -73,6 +81,9 @@ class Neo4jDatabase(Database):
         self._driver = GraphDatabase.driver(
             uri, auth=(user, password),
             notifications_disabled_classifications=[NotificationDisabledClassification.UNRECOGNIZED],
+            connection_timeout=connect_timeout_s,
+            connection_acquisition_timeout=connect_timeout_s + retry_time_s,
+            max_transaction_retry_time=retry_time_s,
         )
         self._local = threading.local()
         self._graph: Neo4jStore | None = None

@@ -278,7 +278,7 @@ def _node(row: Sequence[Any]) -> IdentifierNode:
 
 def _link(row: Sequence[Any]) -> Link:
     (_id, a, b, kind, source, channel, event_id, model_version, probability, match_weight,
-     comparisons, created_at, actor, removed_at, removed_by, removal_reason, claimant) = row
+     comparisons, created_at, actor, removed_at, removed_by, removal_reason, claimant, revision) = row
     return Link(
         a=a, b=b, kind=LinkKind.parse(kind), source=source or "", channel=channel or "",
         event_id=event_id or "", model_version=model_version or "", probability=probability,
@@ -286,7 +286,7 @@ def _link(row: Sequence[Any]) -> Link:
         comparisons=None if comparisons is None else json.loads(comparisons),
         created_at=from_us(created_at), actor=actor or "",  # type: ignore[arg-type]
         removed_at=from_us(removed_at), removed_by=removed_by or "",
-        removal_reason=removal_reason or "", claimant=claimant or "",
+        removal_reason=removal_reason or "", claimant=claimant or "", revision=revision or 0,
     )
 
 
@@ -376,7 +376,7 @@ class SQLiteStore(GraphStore):
                     lk.id, lk.a, lk.b, lk.kind.label, lk.source, lk.channel, lk.event_id,
                     lk.model_version, lk.probability, lk.match_weight, lk.comparisons_json(),
                     to_us(lk.created_at), lk.actor, to_us(lk.removed_at), lk.removed_by,
-                    lk.removal_reason, lk.claimant or None,
+                    lk.removal_reason, lk.claimant or None, lk.revision or None,
                 ))
             con.executemany(f"INSERT INTO links ({_LINK_COLS}) VALUES "
                             f"({sqlite_schema.placeholders('links')}) ON CONFLICT (link_id) DO NOTHING",
@@ -464,23 +464,41 @@ class SQLiteStore(GraphStore):
     def _customer_subgraph(self, customer_id: str) -> tuple[list[str], list[Link], dict[str, IdentifierNode]]:
         """Members, their active links and every end's node in one statement (one read
         transaction, so the three parts agree with each other)."""
+        return self._subgraph(customer_id, None)[1]
+
+    def _identifier_subgraph(self, key: str) -> tuple[IdentifierNode | None, tuple[list[str], list[Link],
+                                                                                  dict[str, IdentifierNode]]]:
+        """The known-Resolve read in one statement: the node of `key` and its customer's subgraph."""
+        return self._subgraph(None, key)
+
+    def _subgraph(self, customer_id: str | None, key: str | None) -> tuple[
+            IdentifierNode | None, tuple[list[str], list[Link], dict[str, IdentifierNode]]]:
+        """The subgraph of `customer_id`, or of `key`'s customer with `key`'s node (exactly one
+        of them is given)."""
         pad = ", NULL" * (len(TABLES["links"]) - len(TABLES["identifiers"]))
+        customer = "?" if key is None else "(SELECT customer_id FROM identifiers WHERE key = ?)"
+        anchor_too = "" if key is None else " OR key = ?"
+        param = customer_id if key is None else key
         rows = self._rows(
-            "WITH m AS (SELECT key FROM identifiers WHERE customer_id = ?), "
+            f"WITH m AS (SELECT key FROM identifiers WHERE customer_id = {customer}), "
             f"l AS (SELECT {_LINK_COLS} FROM links JOIN m ON links.a = m.key WHERE removed_at IS NULL "
             f"UNION SELECT {_LINK_COLS} FROM links JOIN m ON links.b = m.key WHERE removed_at IS NULL), "
             "e AS (SELECT key FROM m UNION SELECT a FROM l UNION SELECT b FROM l) "
             f"SELECT 'l', * FROM l UNION ALL SELECT 'n', {_IDENT_COLS}{pad} "
-            "FROM identifiers WHERE key IN (SELECT key FROM e)",
-            [customer_id],
+            f"FROM identifiers WHERE key IN (SELECT key FROM e){anchor_too}",
+            [param] if key is None else [param, param],
         )
+        nodes = {n.key: n for n in (_node(r[1:8]) for r in rows if r[0] == "n")}
+        anchor = None if key is None else nodes.get(key)
+        if anchor is not None:
+            customer_id = anchor.customer_id
+        members = sorted(k for k, n in nodes.items() if customer_id is not None
+                         and n.customer_id == customer_id)
+        if not members:
+            return anchor, ([], [], {})
         links = sorted((_link(r[1:]) for r in rows if r[0] == "l"),
                        key=lambda lk: (lk.a, lk.b, lk.created_at, lk.id))
-        nodes = {n.key: n for n in (_node(r[1:8]) for r in rows if r[0] == "n")}
-        members = sorted(k for k, n in nodes.items() if n.customer_id == customer_id)
-        if not members:
-            return [], [], {}
-        return members, links, nodes
+        return anchor, (members, links, nodes)
 
     def _events(self, from_seq: int, limit: int) -> list[Event]:
         rows = self._rows(f"SELECT {_EVENT_COLS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",

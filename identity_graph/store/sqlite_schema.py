@@ -33,6 +33,8 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("removed_at", "INTEGER"), ("removed_by", "TEXT"), ("removal_reason", "TEXT"),
         # observed: the end that asserted the pair; NULL (older files): unknown, read as both ends
         ("claimant", "TEXT"),
+        # the link's revision (`Link.revision`); NULL (older files): 0
+        ("revision", "INTEGER"),
     ),
     "customers": (("id", "TEXT NOT NULL PRIMARY KEY"), ("created_at", "INTEGER NOT NULL")),
     "aliases": (("alias", "TEXT NOT NULL PRIMARY KEY"), ("customer_id", "TEXT NOT NULL")),

@@ -44,6 +44,7 @@ LINKS = pa.schema([
     ("removed_by", pa.string()),
     ("removal_reason", pa.string()),
     ("claimant", pa.string()),  # empty: unknown, read as both ends (see `Link.claimant`)
+    ("revision", pa.int64()),  # null: 0 (see `Link.revision`)
 ])
 
 CUSTOMERS = pa.schema([

@@ -18,7 +18,6 @@ from identity_graph.engine import CustomerView, Proof
 from identity_graph.errors import InvalidArgument
 from session.model import Consent, Context, Conversation, Role, State, Status, Turn
 from session.service import (
-    CHANNELS,
     Caller,
     ConversationView,
     EscalationPackage,
@@ -70,8 +69,7 @@ def role_from_pb(value: int) -> str:
 
 def caller_from_pb(sessions: Sessions, msg: pb.Caller, field: str = "caller") -> Caller:
     """A normalised caller; errors name `caller.channel` or `caller.identifier…`."""
-    if msg.channel not in CHANNELS:
-        raise InvalidArgument(f"{field}.channel", f"one of {', '.join(CHANNELS)}")
+    sessions.graph.channel(msg.channel, f"{field}.channel")
     if not msg.HasField("identifier") or not (msg.identifier.type or msg.identifier.value):
         raise InvalidArgument(f"{field}.identifier", "an identifier (type and value) is required")
     ident = sessions.graph.identifier(msg.identifier.type, msg.identifier.value, f"{field}.identifier")

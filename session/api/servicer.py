@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 
+from identity_graph.api.convert import acting
 from identity_graph.api.errors import handle_errors, run_blocking
 from identity_graph.errors import InvalidArgument
 from session.api import convert
@@ -43,7 +44,7 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
             convert.identifier_pairs(request.identifiers),
             dict(request.attributes),
             convert.proof_from_pb(request),
-            request.actor,
+            acting(request.actor),
         )
         return convert.start_to_pb(result)
 
@@ -167,7 +168,7 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
             request.code.strip(),
             request.channel,
             convert.identifier_pairs(request.identifiers),
-            request.actor,
+            acting(request.actor),
         )
         return convert.start_to_pb(result)
 
@@ -234,7 +235,7 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
     ) -> pb.RecycleIdentifierResponse:
         type_, value = convert.identifier_pair(request.identifier)
         sealed, customer_id = await run_blocking(
-            context, self.sessions.recycle_identifier, type_, value, request.actor, request.reason
+            context, self.sessions.recycle_identifier, type_, value, acting(request.actor), request.reason
         )
         return pb.RecycleIdentifierResponse(conversations_sealed=sealed, customer_id=customer_id)
 

@@ -1,0 +1,335 @@
+"""The customer rules (DESIGN.md, "The customer"), applied in one place.
+
+`decide(region, proposals, rules)` is the only code that decides which links carry merges: the
+online engine (`IdentityGraph._settle`), ingest (`batch.ingest`) and the nightly relink
+(`batch.relink.cluster`) all call it. It is plain Python over keys, links and records, with no
+store in sight, so any engine (DuckDB, Spark) can feed it a region and write its decision.
+
+A region is a set of identifiers with their settled links (kept as they are), generic flags,
+records (what each identifier says about a person) and current customer ids. Proposals are the
+links being considered, strongest first. For each proposal, in order:
+
+1. a blocked endpoint refuses it (`blocked`);
+2. a `possible` link, or one with a generic endpoint, is made but carries no merge;
+3. a link inside one customer is made;
+4. a link that would push the customer over a per-type limit is refused (`limit`);
+5. a `probable` link that would join clearly different people is kept only as `possible`
+   (`chain`: one weak edge between two people);
+6. an end of a deterministic link whose own sightings show two people is set apart
+   (`generic`);
+7. a link of a deterministic kind (verified, equivalent, observed: evidence that a value is
+   shared) that would join clearly different people sets apart the shared end that explains it
+   (`generic`: a family phone, a shop's email);
+8. an end of a deterministic link that would then join `junk_people` people whose descriptions
+   contradict each other is set apart (`junk`: `a@a.com`, `1111111111`), listed nowhere;
+9. otherwise the link merges.
+
+Setting an identifier apart re-opens the merges made through it, so the pass repeats until no
+new identifier is set apart (each repeat sets at least one apart; usually one repeat). Then
+components and ids: `incremental` (online: the oldest id survives, the most-verified part keeps
+it), `overlap` (nightly: largest overlap, each id once) or `none` (ingest: links only).
+Every refusal is a `Violation`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from identity_graph.components import (
+    IdAssignment,
+    UnionFind,
+    assign_ids_by_overlap,
+    assign_ids_incremental,
+    new_customer_id,
+)
+from identity_graph.guardrails import (
+    Profile,
+    Similarity,
+    Violation,
+    limit_violation,
+    type_of,
+)
+from identity_graph.model import Link, LinkKind
+
+SHAREABLE_PRIORITY = ("phone", "whatsapp", "email", "device_id", "web_cookie")
+"""Which end of a household bridge to set apart first: the kinds families and shops share."""
+
+Record = Mapping[str, str | None]
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The guardrails' settings (from `GraphConfig`, see `Rules.of`)."""
+
+    is_blocked: Callable[[str], bool]
+    limits: Mapping[str, int]
+    similarity: Similarity = field(default_factory=Similarity)
+    junk_people: int = 3
+    """An identifier joining this many mutually contradicting people is junk (generic)."""
+
+    @classmethod
+    def of(cls, config: object) -> Rules:
+        return cls(
+            config.is_blocked,  # type: ignore[attr-defined]
+            config.limits,  # type: ignore[attr-defined]
+            Similarity(config.name_similarity),  # type: ignore[attr-defined]
+            config.junk_people,  # type: ignore[attr-defined]
+        )
+
+
+@dataclass
+class Region:
+    """A region of the graph as plain data (see the module docstring).
+
+    `records` and `sightings` are read only for identifiers the rules must compare, so a caller
+    may pass a mapping that loads on first access.
+    """
+
+    keys: Collection[str]
+    links: Iterable[Link] = ()
+    """Settled active links: edges as they are (unless an end is generic), never re-checked."""
+    generic: Mapping[str, bool] = field(default_factory=dict)
+    records: Mapping[str, Record] = field(default_factory=dict)
+    """key -> its record (`identity_graph.records.record_of`): what it says about a person."""
+    sightings: Mapping[str, Sequence[Record]] = field(default_factory=dict)
+    """key -> its own sightings (`guardrails.sightings`), for junk found on the value itself."""
+    previous: Mapping[str, str | None] = field(default_factory=dict)
+    created_at: Mapping[str, datetime] = field(default_factory=dict)
+    """customer id -> when it was created (the older survives a merge)."""
+    first_seen: Mapping[str, datetime] = field(default_factory=dict)
+    new_keys: Collection[str] = frozenset()
+    """Keys first seen in this change: never the end set apart when an old one can be."""
+    leaving: frozenset[str] = frozenset()
+    """Keys an operator detached: a part holding one never keeps the old id."""
+
+
+@dataclass
+class Decision:
+    made: list[Link]
+    """Proposals made, in order (a `chain` one as `possible`)."""
+    refused: list[tuple[Link, Violation]]
+    generic: dict[str, bool]
+    """Identifiers newly set apart."""
+    violations: list[Violation]
+    """Every refusal, downgrade and identifier set apart, with its reason."""
+    components: list[frozenset[str]]
+    ids: IdAssignment
+
+    def assignment(self) -> dict[str, str]:
+        return self.ids.by_key(self.components)
+
+
+def decide(
+    region: Region,
+    proposals: Iterable[Link],
+    rules: Rules,
+    *,
+    policy: Literal["incremental", "overlap", "none"] = "incremental",
+    new_id: Callable[[], str] = new_customer_id,
+) -> Decision:
+    """The decision on `proposals` over `region`: links made and refused, identifiers set apart,
+    components and their ids, with a violation for everything refused."""
+    keys = set(region.keys)
+    ordered = sorted(proposals, key=_strength)
+    for lk in ordered:
+        keys.add(lk.a)
+        keys.add(lk.b)
+    # a settled link leaving the region (to a key outside it) carries nothing inside it
+    settled = [lk for lk in region.links if lk.active and lk.kind.merges and lk.a in keys and lk.b in keys]
+    generic = {k: bool(region.generic.get(k, False)) for k in keys}
+    marks: dict[str, Violation] = {}
+    blocked: list[tuple[Link, Violation]] = []
+    open_: list[Link] = []
+    for lk in ordered:
+        bad = next((k for k in (lk.a, lk.b) if rules.is_blocked(k)), None)
+        if bad is None:
+            open_.append(lk)
+        else:
+            blocked.append((lk, Violation("blocked", bad, "a blocked value never links", lk.other(bad))))
+    while True:
+        made, refused, chains, found = _pass(region, settled, open_, keys, generic, rules)
+        if not found:
+            break
+        for k, v in found.items():
+            generic[k] = True
+            marks[k] = v
+    uf = UnionFind(keys)
+    for lk in [*settled, *made]:
+        if lk.kind.merges and not generic[lk.a] and not generic[lk.b]:
+            uf.union(lk.a, lk.b)
+    comps = [frozenset(g) for g in uf.groups()]
+    if policy == "incremental":
+        verified = {k for lk in [*settled, *made] if lk.kind is LinkKind.VERIFIED for k in (lk.a, lk.b)}
+        ids = assign_ids_incremental(comps, region.previous, region.created_at, verified.__contains__,
+                                     region.first_seen, new_id, region.leaving)
+    elif policy == "overlap":
+        ids = assign_ids_by_overlap(comps, region.previous, region.created_at, new_id)
+    else:  # links only (ingest): customers are assigned by the next relink
+        ids = IdAssignment()
+    refused = blocked + refused
+    violations = [*marks.values(), *(v for _, v in refused), *chains]
+    return Decision(made, refused, {k: True for k in marks}, violations, comps, ids)
+
+
+CHAIN_REASON = "joins clearly different people through one weak link; kept as possible"
+HOUSEHOLD_REASON = "shared by people with different names and birth dates"
+SIGHTINGS_REASON = "its own sightings show different people (first names apart, birth dates not the same)"
+
+
+def _strength(lk: Link) -> tuple:
+    return (-lk.kind, -(lk.probability if lk.probability is not None else 1.0), lk.a, lk.b)
+
+
+def _pass(
+    region: Region,
+    settled: list[Link],
+    proposals: list[Link],
+    keys: set[str],
+    generic: Mapping[str, bool],
+    rules: Rules,
+) -> tuple[list[Link], list[tuple[Link, Violation]], list[Violation], dict[str, Violation]]:
+    """One pass over the proposals with the current generic flags; returns what it made,
+    refused and downgraded, and the identifiers it found must be set apart (none: the decision
+    is final)."""
+    uf = UnionFind()
+    members: dict[object, list[str]] = {}
+    counts: dict[object, dict[str, int]] = {}
+    neighbours: dict[str, set[str]] = {}
+
+    def add(k: str) -> None:
+        if k not in uf.parent:
+            uf.add(k)
+            members[k] = [k]
+            counts[k] = {type_of(k): 1}
+
+    def join(ra: object, rb: object) -> None:
+        uf.union(ra, rb)  # type: ignore[arg-type]
+        root, other = (ra, rb) if uf.find(ra) == ra else (rb, ra)  # type: ignore[arg-type]
+        members[root].extend(members.pop(other))
+        into = counts[root]
+        for t, n in counts.pop(other).items():
+            into[t] = into.get(t, 0) + n
+
+    for lk in settled:
+        for k in (lk.a, lk.b):
+            add(k)
+        if not generic.get(lk.a) and not generic.get(lk.b):
+            neighbours.setdefault(lk.a, set()).add(lk.b)
+            neighbours.setdefault(lk.b, set()).add(lk.a)
+            ra, rb = uf.find(lk.a), uf.find(lk.b)
+            if ra != rb:
+                join(ra, rb)
+    made: list[Link] = []
+    refused: list[tuple[Link, Violation]] = []
+    found: dict[str, Violation] = {}
+    chains: list[Violation] = []
+
+    def profile(side: list[str], without: str) -> Profile:
+        return Profile.of(d for k in side if k != without for d in _descriptions(k, region))
+
+    for lk in proposals:
+        a, b = lk.a, lk.b
+        add(a)
+        add(b)
+        if not lk.kind.merges or generic.get(a) or generic.get(b) or a in found or b in found:
+            made.append(lk)
+            continue
+        ra, rb = uf.find(a), uf.find(b)
+        if ra == rb:
+            made.append(lk)
+            continue
+        reason = limit_violation(rules.limits, counts[ra], counts[rb])
+        if reason:
+            at = a if len(members[ra]) < len(members[rb]) else b  # the end that would join
+            refused.append((lk, Violation("limit", at, reason, lk.other(at))))
+            continue
+        side_a, side_b = members[ra], members[rb]
+        shared = lk.kind > LinkKind.PROBABLE  # evidence that a value is shared, not a score
+        if _both_describe(side_a, side_b, region.records, region.sightings):
+            if not shared:
+                if rules.similarity.clearly_different(profile(side_a, ""), profile(side_b, "")):
+                    made.append(dataclasses.replace(lk, kind=LinkKind.POSSIBLE))
+                    chains.append(Violation("chain", b, CHAIN_REASON, a))
+                    continue
+            else:
+                old = [k for k in (a, b) if k not in region.new_keys] or [a, b]
+                bridge = next((k for k in sorted(old, key=_shareable_rank) if _shareable(k)
+                               and rules.similarity.clearly_different(profile(side_a, k),
+                                                                      profile(side_b, k))), None)
+                if bridge is not None:
+                    found[bridge] = Violation("generic", bridge, HOUSEHOLD_REASON, lk.other(bridge))
+                    made.append(lk)
+                    continue
+        if shared:
+            ends = (a, b) if _shareable_rank(a) <= _shareable_rank(b) else (b, a)
+            seen = next((k for k in ends if _shareable(k) and _two_people_seen(k, region, rules)),
+                        None)
+            if seen is not None:
+                found[seen] = Violation("generic", seen, SIGHTINGS_REASON, lk.other(seen))
+                made.append(lk)
+                continue
+            junk = _junk_end(lk, ends, neighbours, region, rules)
+            if junk is not None:
+                found[junk] = Violation("junk", junk, f"joins {rules.junk_people} or more people "
+                                        "whose names or birth dates contradict each other",
+                                        lk.other(junk))
+                made.append(lk)
+                continue
+            neighbours.setdefault(a, set()).add(b)
+            neighbours.setdefault(b, set()).add(a)
+        join(ra, rb)
+        made.append(lk)
+    return made, refused, chains, found
+
+
+def _both_describe(side_a: list[str], side_b: list[str], records: Mapping[str, Record],
+                   seen: Mapping[str, Sequence[Record]]) -> bool:
+    """Cheap pre-check: does each side describe anyone at all (else nobody can differ)."""
+    return (any(records.get(k) or seen.get(k) for k in side_a)
+            and any(records.get(k) or seen.get(k) for k in side_b))
+
+
+def _descriptions(key: str, region: Region) -> Sequence[Record]:
+    """What `key` says about people: each of its sightings, else its record."""
+    seen = region.sightings.get(key)
+    if seen:
+        return seen
+    record = region.records.get(key)
+    return (record,) if record else ()
+
+
+def _two_people_seen(key: str, region: Region, rules: Rules) -> bool:
+    seen = region.sightings.get(key) or ()
+    return any(rules.similarity.two_people(x, y) for i, x in enumerate(seen) for y in seen[i + 1:])
+
+
+def _junk_end(lk: Link, ends: tuple[str, str], neighbours: Mapping[str, set[str]], region: Region,
+              rules: Rules) -> str | None:
+    """The end of `lk` that, with it, would join `junk_people` people who contradict each
+    other (its neighbours' records and its own sightings)."""
+    for k in ends:
+        near = neighbours.get(k)
+        if not near:
+            continue  # one neighbour (this link's other end) joins nobody
+        seen = region.sightings.get(k) or ()
+        if len(near) + 1 + len(seen) < rules.junk_people:
+            continue
+        descriptions = [*(region.records.get(n) or {} for n in sorted(near | {lk.other(k)})), *seen]
+        if rules.similarity.people_among(descriptions, rules.junk_people) >= rules.junk_people:
+            return k
+    return None
+
+
+def _shareable(key: str) -> bool:
+    """Only a value people share (a phone, an email, a device) is ever set apart as a household
+    bridge; a source record or an account belongs to one person."""
+    return type_of(key) in SHAREABLE_PRIORITY
+
+
+def _shareable_rank(key: str) -> tuple[int, str]:
+    t = type_of(key)
+    return (SHAREABLE_PRIORITY.index(t) if t in SHAREABLE_PRIORITY else len(SHAREABLE_PRIORITY), key)
