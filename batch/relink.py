@@ -63,6 +63,17 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from batch.components import labels as component_labels
+from batch.regions import (
+    DETERMINISTIC,
+    Outcome,
+    RegionInput,
+    decide_region,
+    link_from,
+    merged,
+    person_records,
+    sighting_rows_sql,
+    sightings_of,
+)
 from identity_graph.attributes import BUILTIN_KINDS, Kind
 from identity_graph.components import UnionFind
 from identity_graph.config import GraphConfig
@@ -77,7 +88,7 @@ from identity_graph.model import (
     utcnow,
 )
 from identity_graph.records import record_columns_from, records_sql
-from identity_graph.rules import Region, Rules, decide
+from identity_graph.rules import Rules
 from identity_graph.store.base import GraphStore
 
 if TYPE_CHECKING:
@@ -720,34 +731,18 @@ class Target:
     possible link of another source, re-scored here as a batch link)"""
 
 
-def _profiles(snap: Snapshot) -> tuple[dict[str, dict[str, str]], dict[str, list[dict[str, str]]]]:
-    """Each identifier's record (the `records` table: `identity_graph.records`) as a
-    person's description, and the sightings of those whose own observations name more than one
-    person (a family phone, a junk value), as the rules compare them."""
+def _profiles(snap: Snapshot) -> tuple[dict[str, dict[str, str | None]], dict[str, list[dict[str, str]]]]:
+    """Each identifier's record (the `records` table: `identity_graph.records`) as a person's
+    description, and the sightings of those whose own observations name more than one person
+    (a family phone, a junk value), as the rules compare them (`batch.regions`)."""
     have = {d[0] for d in snap.con.execute("SELECT * FROM records LIMIT 0").description}
     cols = [c for c in PERSON_ATTRIBUTES if c in have]
-    records: dict[str, dict[str, str]] = {}
-    if cols:
-        for k, *values in snap.con.execute(
-                f"SELECT unique_id, {', '.join(cols)} FROM records WHERE "
-                + " OR ".join(f"{c} IS NOT NULL" for c in cols)).fetchall():
-            records[k] = dict(zip(cols, values, strict=True))
-    rows = snap.con.execute("""
-        WITH multi AS (
-            SELECT key FROM observations
-            WHERE attribute IN ('first_name', 'last_name', 'date_of_birth') AND value <> ''
-            GROUP BY key, attribute HAVING count(DISTINCT lower(value)) > 1)
-        SELECT key, attribute, value, source, channel, observed_at FROM observations
-        WHERE key IN (SELECT key FROM multi)
-          AND attribute IN ('first_name', 'last_name', 'date_of_birth') AND value <> ''
-        ORDER BY key, observed_at""").fetchall()
-    seen: dict[str, dict[tuple, dict[str, str]]] = defaultdict(dict)
-    for key, attribute, value, source, channel, at in rows:
-        seen[key].setdefault((source, channel, at), {})[attribute] = value
-    return records, {k: list(v.values()) for k, v in seen.items()}
+    records = person_records(snap.con.execute(
+        f"SELECT unique_id, {', '.join(cols)} FROM records").fetchall(), cols) if cols else {}
+    return records, sightings_of(snap.con.execute(sighting_rows_sql()).fetchall())
 
 
-def _rescored(snap: Snapshot, model: MatchModel, config: GraphConfig) -> list[tuple]:
+def rescored(snap: Snapshot, model: MatchModel, config: GraphConfig) -> list[tuple]:
     """Probable and possible links of other sources (online Resolve) whose pair prediction did
     not produce, scored here under this run's model: (a, b, probability, match weight,
     comparisons JSON), those at or above the review threshold."""
@@ -787,66 +782,58 @@ def cluster(snap: Snapshot, model: MatchModel, config: GraphConfig,
     Every active merging link of a deterministic kind (verified, equivalent, observed: online,
     ingested or trusted) is proposed again, so the per-type limits, household and junk rules
     hold whatever wrote it; every probable and possible link, whatever its source, is replaced
-    by this run's scores under this run's model.
+    by this run's scores under this run's model. The whole graph is one region here
+    (`batch.regions.decide_region`); the Spark engine decides it region by region.
     """
     con = snap.con
-    bar = _bar("cluster", 4, options.progress)
+    bar = _bar("cluster", 3, options.progress)
     rows = con.execute("SELECT key, customer_id, generic FROM identifiers ORDER BY key").fetchall()
+    records, seen = _profiles(snap)
+    kinds = ", ".join(f"'{k}'" for k in DETERMINISTIC)
+    stored = con.execute(f"SELECT link_id, a, b, kind, source FROM links WHERE kind IN ({kinds})").fetchall()
+    scored = con.execute("SELECT a, b, probability, match_weight, comparisons FROM pairs").fetchall()
+    scored += rescored(snap, model, config)
+    region = RegionInput(
+        keys=[r[0] for r in rows], previous={r[0]: r[1] for r in rows},
+        generic={r[0] for r in rows if r[2]}, records=records, sightings=seen,
+        created_at=dict(con.execute("SELECT id, created_at FROM customers").fetchall()),
+        stored=stored, scored=scored)
+    bar.update(1)
+    outcome = decide_region(region, Rules.of(config), model.version, config.link_threshold,
+                            snap.taken_at)
+    bar.update(1)
+    target = target_of(snap, model, [outcome])
+    bar.update(1)
+    bar.close()
+    return target
+
+
+def target_of(snap: Snapshot, model: MatchModel, outcomes: Sequence[Outcome]) -> Target:
+    """The target from the decisions on regions that cover the snapshot's identifiers."""
+    con = snap.con
+    rows = con.execute("SELECT key, customer_id FROM identifiers ORDER BY key").fetchall()
     keys = [r[0] for r in rows]
     previous = [r[1] for r in rows]
     index = {k: i for i, k in enumerate(keys)}
-    records, seen = _profiles(snap)
-    bar.update(1)
-
-    now = snap.taken_at
-    stored: dict[int, str] = {}
-    proposals: list[Link] = []
-    for lid, a, b, kind, source in con.execute(
-            "SELECT link_id, a, b, kind, source FROM links WHERE kind IN "
-            "('verified', 'equivalent', 'observed') ORDER BY a, b, link_id").fetchall():
-        if a in index and b in index:
-            lk = Link(a, b, LinkKind.parse(kind), source=source, created_at=now)
-            stored[id(lk)] = lid
-            proposals.append(lk)
-    pairs = con.execute("SELECT a, b, probability, match_weight, comparisons FROM pairs").fetchall()
-    pairs += _rescored(snap, model, config)
-    for a, b, p, w, comp in pairs:
-        if a in index and b in index:
-            kind = LinkKind.PROBABLE if p >= config.link_threshold else LinkKind.POSSIBLE
-            proposals.append(Link(a, b, kind, source=SOURCE, model_version=model.version,
-                                  probability=float(p), match_weight=float(w),
-                                  comparisons=json.loads(comp) if comp else None,
-                                  created_at=now, actor=ACTOR))
-    created_at = dict(con.execute("SELECT id, created_at FROM customers").fetchall())
-    bar.update(1)
-    decision = decide(
-        Region(keys=keys, generic={r[0]: bool(r[2]) for r in rows if r[2]}, records=records,
-               sightings=seen, previous=dict(zip(keys, previous, strict=True)),
-               created_at=created_at),
-        proposals, Rules.of(config), policy="overlap")
-    bar.update(1)
-
-    links = {lk.id: lk for lk in decision.made if lk.source == SOURCE}
-    removed = {stored[id(lk)]: v.reason for lk, v in decision.refused if id(lk) in stored}
+    o = merged(outcomes)
+    made = (link_from(r, model.version, snap.taken_at) for r in o["links"])
+    links = {lk.id: lk for lk in made}
+    removed = dict(o["removed"])
     for lid, kind in con.execute(
             f"SELECT link_id, kind FROM links WHERE kind IN ('probable', 'possible') "
             f"AND source <> '{SOURCE}'").fetchall():
         removed[lid] = f"{kind} link re-scored by relink with model {model.version}"
-    comps = decision.components
+    comps = o["components"]
     component = [0] * len(keys)
     ids: dict[int, str] = {}
-    for c in range(len(comps)):
-        label = min(index[k] for k in comps[c])
-        ids[label] = decision.ids.ids[c]
-        for k in comps[c]:
+    for comp, cid in zip(comps, o["ids"], strict=True):
+        label = min(index[k] for k in comp)
+        ids[label] = cid
+        for k in comp:
             component[index[k]] = label
-    merges = {m.survivor: list(m.retired) for m in decision.ids.merges}
-    splits = {s.original: list(s.new_ids) for s in decision.ids.splits}
-    sizes = Counter(len(c) for c in comps)
-    bar.update(1)
-    bar.close()
-    return Target(keys, previous, component, ids, set(decision.ids.created), merges, splits, links,
-                  sorted(decision.generic), decision.violations, sizes, removed)
+    return Target(keys, previous, component, ids, set(o["created"]), dict(o["merges"]),
+                  dict(o["splits"]), links, sorted(o["generic"]),
+                  [Violation(*v) for v in o["violations"]], Counter(len(c) for c in comps), removed)
 
 
 # ==== plan =========================================================================================
@@ -1184,8 +1171,8 @@ def relink(
         steps.update(1)
         threshold, predict_info["threshold"] = choose_threshold(snap, config, options)
         with step("cluster"):
-            target = cluster(snap, model, dataclasses.replace(config, link_threshold=threshold),
-                             options)
+            target = engine.cluster(snap, model, dataclasses.replace(config, link_threshold=threshold),
+                                    options)
         steps.update(1)
         with step("plan"):
             the_plan = plan(snap, target, model, options)

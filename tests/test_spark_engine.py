@@ -158,8 +158,8 @@ def test_spark_and_duckdb_relinks_give_the_same_customers_and_ids(spark, tmp_pat
 
 
 def test_a_failed_spark_relink_resumes_from_its_last_step(spark, tmp_path) -> None:
-    """Killed as clustering starts, the rerun takes records, model and pairs from the checkpoint
-    and ends where an uninterrupted DuckDB run ends."""
+    """Failed as the diff starts, the rerun takes records, model, pairs and the regions'
+    decisions from the checkpoint and ends where an uninterrupted DuckDB run ends."""
     a, b = tmp_path / "duck.db", tmp_path / "spark.db"
     with open_store(str(a)) as store:
         load_synthetic(store, 400, seed=23)
@@ -170,17 +170,17 @@ def test_a_failed_spark_relink_resumes_from_its_last_step(spark, tmp_path) -> No
     ckpt = tmp_path / "ckpt"
 
     def crash(step: str) -> None:
-        if step == "cluster":
-            raise RuntimeError("crashed as clustering began")
+        if step == "plan":
+            raise RuntimeError("crashed as the diff began")
 
-    with open_store(str(b)) as store, pytest.raises(RuntimeError, match="crashed as clustering"):
+    with open_store(str(b)) as store, pytest.raises(RuntimeError, match="crashed as the diff"):
         relink(store, options=RelinkOptions(**opts), engine=SparkEngine(spark, str(ckpt)), on_step=crash)
     manifest = json.loads((ckpt / "manifest.json").read_text())
-    assert sorted(manifest["steps"]) == ["model", "predict", "records"]
+    assert sorted(manifest["steps"]) == ["cluster", "model", "predict", "records"]
     engine = SparkEngine(spark, str(ckpt))
     with open_store(str(b)) as store:
         resumed = relink(store, options=RelinkOptions(**opts), engine=engine)
-    assert engine.resumed_steps == ["records", "model", "predict"]
+    assert engine.resumed_steps == ["records", "model", "predict", "cluster"]
     with open_store(str(a)) as store:
         duck = relink(store, options=RelinkOptions(**opts))
     assert _kept(resumed) == _kept(duck) > 0

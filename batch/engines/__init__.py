@@ -1,9 +1,9 @@
 """Where the relink's heavy steps run: one small protocol, a DuckDB and a Spark backend.
 
 `batch.relink.relink` drives the steps; an engine does the ones that grow with the data
-(records, training, prediction) and hands the driver a `Snapshot` whose `records` and
-`pairs` tables the rest of the run (guardrails and clustering, stable ids, the diff, the
-write-back) reads the same way whichever engine ran. The Spark engine lives in
+(records, training, prediction, and the customer rules with stable ids, region by region) and
+hands the driver a `Snapshot` and a `Target` that the diff and the write-back read the same way
+whichever engine ran. The Spark engine lives in
 `batch.engines.spark` and imports PySpark (the `spark` extra) only when used.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from batch.relink import RelinkOptions, Snapshot
+    from batch.relink import RelinkOptions, Snapshot, Target
     from identity_graph.config import GraphConfig
     from identity_graph.matching.model import MatchModel
     from identity_graph.store.base import GraphStore
@@ -43,6 +43,12 @@ class RelinkEngine(Protocol):
                 options: RelinkOptions) -> dict[str, Any]:
         """Table `pairs` (a, b, probability, match_weight, comparisons) at or above the review
         threshold; returns the step's report."""
+        ...
+
+    def cluster(self, snap: Snapshot, model: MatchModel, config: GraphConfig,
+                options: RelinkOptions) -> Target:
+        """The customer rules and stable ids over the snapshot (`batch.regions.decide_region`
+        on regions that cover it): the target the driver diffs and writes."""
         ...
 
     def completed(self) -> None:
@@ -78,6 +84,12 @@ class DuckDBEngine:
         from batch.relink import predict
 
         return predict(snap, model, config, options)
+
+    def cluster(self, snap: Snapshot, model: MatchModel, config: GraphConfig,
+                options: RelinkOptions) -> Target:
+        from batch.relink import cluster
+
+        return cluster(snap, model, config, options)
 
     def completed(self) -> None:
         return None

@@ -33,27 +33,33 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from batch.engines.udfs import register_udfs, udf_jar
+from batch.regions import DETERMINISTIC, Outcome, RegionInput, decide_region, sighting_rows_sql, sightings_of
+from identity_graph.guardrails import PERSON_ATTRIBUTES
 from identity_graph.matching.dialect import settings_for
 from identity_graph.matching.model import MatchModel, load_model, save_model
 from identity_graph.records import record_columns_from, records_sql
+from identity_graph.rules import Rules
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from batch.relink import RelinkOptions, Snapshot
+    from batch.relink import RelinkOptions, Snapshot, Target
     from identity_graph.config import GraphConfig
     from identity_graph.store.base import GraphStore
 
@@ -62,7 +68,7 @@ __all__ = ["SparkEngine", "log_to_file", "parse_conf", "spark_linker", "spark_se
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-STEPS = ("records", "model", "predict")
+STEPS = ("records", "model", "predict", "cluster")
 MASTER_ENV = "SPARK_MASTER"
 """Default for `--spark-master` (Spark itself also reads `MASTER`, `PYSPARK_SUBMIT_ARGS` and
 `$SPARK_CONF_DIR/spark-defaults.conf`)."""
@@ -119,6 +125,9 @@ def spark_session(master: str | None = None, conf: Mapping[str, str] | None = No
     from splink.backends.spark import similarity_jar_location
 
     conf = dict(conf or {})
+    # the rules run in Python workers (applyInPandas): by default this interpreter, which has
+    # this package (on a cluster, set PYSPARK_PYTHON to the executors' environment)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     master = master or os.environ.get(MASTER_ENV)
     builder = SparkSession.builder.appName(app_name)
     if master:
@@ -219,7 +228,7 @@ class SparkEngine:
         with self._timed("snapshot"):
             taken_at = utcnow()
             tables, last_seq = read_tables(store, options.progress)
-            for name in ("observations", "declared_kinds"):
+            for name in ("observations", "declared_kinds", "identifiers", "links", "customers"):
                 self.spark.createDataFrame(_spark_safe(tables[name])).write.mode("overwrite") \
                     .parquet(self._path("snapshot", name))
                 self.spark.read.parquet(self._path("snapshot", name)).createOrReplaceTempView(name)
@@ -311,6 +320,86 @@ class SparkEngine:
                  "comparisons FROM _in_pairs ORDER BY a, b")
         snap.con.unregister("_in_pairs")
 
+    def cluster(self, snap: Snapshot, model: MatchModel, config: GraphConfig,
+                options: RelinkOptions) -> Target:
+        """The customer rules on Spark: the graph grouped into regions (connected components of
+        proposals and shared customer ids, Splink's connected components on Spark), then
+        `batch.regions.decide_region` per region on the executors (`applyInPandas`)."""
+        from batch.relink import target_of
+
+        with self._timed("cluster"):
+            if self._done("cluster"):
+                self._resumed.append("cluster")
+            else:
+                self._decide_regions(snap, model, config).write.mode("overwrite") \
+                    .parquet(self._path("outcomes"))
+                self._mark("cluster", {"link_threshold": config.link_threshold})
+            rows = self.spark.read.parquet(self._path("outcomes")).toArrow()
+            outcomes = [Outcome.from_json(t) for t in rows.column("outcome").to_pylist()]
+            return target_of(snap, model, outcomes)
+
+    def _decide_regions(self, snap: Snapshot, model: MatchModel, config: GraphConfig) -> DataFrame:
+        from pyspark.sql import functions as F
+        from splink.clustering import cluster_pairwise_predictions_at_threshold
+
+        from batch.relink import rescored
+
+        spark = self.spark
+        tag = uuid.uuid4().hex[:8]
+        ident = spark.table("identifiers").select("key", "customer_id", "generic")
+        keys = ident.select("key")
+
+        def inside(df: DataFrame) -> DataFrame:  # proposals between the snapshot's identifiers
+            return df.join(keys.withColumnRenamed("key", "a"), "a", "left_semi") \
+                .join(keys.withColumnRenamed("key", "b"), "b", "left_semi")
+
+        stored = inside(spark.table("links").where(F.col("kind").isin(list(DETERMINISTIC)))
+                        .select("link_id", "a", "b", "kind", "source"))
+        pairs = spark.read.parquet(self._path("pairs")).select(
+            "a", "b", "probability", "match_weight", "comparisons")
+        extra = rescored(snap, model, config)
+        if extra:
+            pairs = pairs.unionByName(spark.createDataFrame(extra, pairs.schema))
+        pairs = inside(pairs)
+        # regions: proposals and shared previous customer ids join identifiers
+        owner = F.concat(F.lit("customer "), F.col("customer_id"))
+        held = ident.where(F.col("customer_id").isNotNull())
+        edges = stored.select(F.col("a").alias("node_l"), F.col("b").alias("node_r")) \
+            .union(pairs.select(F.col("a").alias("node_l"), F.col("b").alias("node_r"))) \
+            .union(held.select(F.col("key").alias("node_l"), owner.alias("node_r")))
+        nodes = keys.select(F.col("key").alias("node")).union(held.select(owner.alias("node")).distinct())
+        cc = cluster_pairwise_predictions_at_threshold(
+            self._api.register(nodes, table_name=f"region_nodes_{tag}"),
+            self._api.register(edges, table_name=f"region_edges_{tag}"),
+            self._api, "node", "node_l", "node_r")
+        cc.as_spark_dataframe().select(F.col("node").alias("key"), F.col("cluster_id").alias("region")) \
+            .write.mode("overwrite").parquet(self._path("regions"))
+        cc.drop_table_from_database_and_remove_from_cache()
+        region = spark.read.parquet(self._path("regions"))
+        # each identifier with what the rules read of it
+        records = without_junk(spark.table("records"), model.metadata.get("junk_values") or {})
+        records = records.select(F.col("unique_id").alias("key"), *PERSON_ATTRIBUTES)
+        sighting = F.struct("observed_at", "source", "channel", "attribute", "value")
+        sightings = spark.sql(sighting_rows_sql()).groupBy("key").agg(
+            F.to_json(F.sort_array(F.collect_list(sighting))).alias("sightings"))
+        created = spark.table("customers").select(F.col("id").alias("customer_id"),
+                                                  F.col("created_at").alias("created"))
+        nodes_in = ident.join(region, "key").join(records, "key", "left") \
+            .join(sightings, "key", "left").join(created, "customer_id", "left")
+        props = stored.select("link_id", "a", "b", "kind", "source",
+                              F.lit(None).cast("double").alias("probability"),
+                              F.lit(None).cast("double").alias("match_weight"),
+                              F.lit(None).cast("string").alias("comparisons")) \
+            .unionByName(pairs.select(F.lit(None).cast("string").alias("link_id"), "a", "b",
+                                      F.lit(None).cast("string").alias("kind"),
+                                      F.lit(None).cast("string").alias("source"),
+                                      "probability", "match_weight", "comparisons"))
+        props = props.join(spark.read.parquet(self._path("regions")).withColumnRenamed("key", "a"), "a")
+        decide_one = _region_decider(Rules.of(config), model.version, config.link_threshold,
+                                     snap.taken_at)
+        return nodes_in.groupBy("region").cogroup(props.groupBy("region")).applyInPandas(
+            decide_one, "region string, outcome string")
+
     def completed(self) -> None:
         """Everything is written: the checkpoint is no longer needed."""
         shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
@@ -318,6 +407,56 @@ class SparkEngine:
 
     def close(self) -> None:
         return None
+
+
+def _region_decider(rules: Rules, model_version: str, link_threshold: float,
+                    now: datetime) -> Any:
+    """The function `applyInPandas` runs per region: its rows as a `RegionInput`, decided."""
+
+    def text(v: Any) -> str | None:
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+
+    def run(nodes: Any, props: Any) -> Any:
+        import pandas as pd
+
+        if nodes.empty:
+            return pd.DataFrame({"region": [], "outcome": []})
+        keys = sorted(nodes["key"])
+        previous, generic, records, created = {}, set(), {}, {}
+        seen_rows = []
+        for r in nodes.itertuples(index=False):
+            cid = text(r.customer_id)
+            previous[r.key] = cid
+            if r.generic is not None and not pd.isna(r.generic) and bool(r.generic):
+                generic.add(r.key)
+            person = {a: text(getattr(r, a)) for a in PERSON_ATTRIBUTES}
+            if any(v is not None for v in person.values()):
+                records[r.key] = person
+            if cid is not None and text(r.created) is not None:
+                created[cid] = _when(r.created)
+            if text(r.sightings) is not None:
+                seen_rows += [(r.key, s["attribute"], s["value"], s["source"], s["channel"],
+                               s["observed_at"]) for s in json.loads(r.sightings)]
+        stored, scored = [], []
+        for p in props.itertuples(index=False):
+            if text(p.link_id) is not None:
+                stored.append((p.link_id, p.a, p.b, p.kind, p.source))
+            else:
+                scored.append((p.a, p.b, float(p.probability), float(p.match_weight),
+                               text(p.comparisons)))
+        scored.sort(key=lambda t: (t[0], t[1]))
+        region = RegionInput(keys, previous, generic, records, sightings_of(seen_rows), created,
+                             stored, scored)
+        outcome = decide_region(region, rules, model_version, link_threshold, now)
+        return pd.DataFrame({"region": [str(nodes["region"].iloc[0])], "outcome": [outcome.to_json()]})
+
+    return run
+
+
+def _when(text: str) -> datetime:
+    """A snapshot timestamp as Spark holds it (`_spark_safe`'s text), as an aware datetime."""
+    at = datetime.fromisoformat(str(text).replace(" ", "T"))
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def without_junk(records: DataFrame, junk: Mapping[str, list[str]]) -> DataFrame:
