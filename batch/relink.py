@@ -824,6 +824,9 @@ def target_of(snap: Snapshot, model: MatchModel, outcomes: Sequence[Outcome]) ->
             f"AND source <> '{SOURCE}'").fetchall():
         removed[lid] = f"{kind} link re-scored by relink with model {model.version}"
     comps = o["components"]
+    covered = sum(len(c) for c in comps)
+    if covered != len(keys):
+        raise RuntimeError(f"the regions decided cover {covered} identifiers, the snapshot holds {len(keys)}")
     component = [0] * len(keys)
     ids: dict[int, str] = {}
     for comp, cid in zip(comps, o["ids"], strict=True):

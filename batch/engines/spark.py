@@ -1,9 +1,9 @@
-"""The relink on Apache Spark: records, training and prediction with Splink's `SparkAPI`.
+"""The relink on Apache Spark: records, training, prediction and the customer rules.
 
 Each step that grows with the data runs on Spark and leaves its output as parquet in a
 checkpoint directory, with a manifest naming the steps completed:
 
-    snapshot/<table>  records  model.json  pairs  manifest.json
+    snapshot/<table>  records  model.json  pairs  regions  outcomes  manifest.json
 
 - **snapshot**: the store's tables are read as the DuckDB engine reads them (one read
   transaction on SQLite; re-read until stable on Neo4j), written as parquet, and read back by
@@ -18,11 +18,17 @@ checkpoint directory, with a manifest naming the steps completed:
   then Splink's prediction on Spark with the model's own TF tables; pairs at or above the
   review threshold are written as parquet and collected to the driver.
 
-Clustering is not done with Splink's Spark connected components: the guardrails add probable
-links strongest first and refuse a link that would break a per-type limit or join clearly
-different people, an order-dependent walk that Spark's label propagation cannot express. It
-runs on the driver (`batch.relink.cluster`) over the collected pairs, which are a few per
-record. Stable ids, the diff and the write-back are the DuckDB engine's own functions.
+- **cluster**: the customer rules and stable ids. The rules add links strongest first and
+  refuse what breaks a per-type limit or joins clearly different people, an order-dependent
+  walk no label propagation expresses; but it never looks past a region closed under the
+  proposals and shared customer ids. So Spark finds the regions (Splink's connected components
+  on Spark, over the proposals and identifier-to-customer edges) and each region is decided by
+  `batch.regions.decide_region` (which calls `identity_graph.rules.decide`) in a Python worker
+  (`applyInPandas`); the outcomes are parquet, and the driver assembles the target
+  (`batch.relink.target_of`). Reused on a resumed run only when the graph has not moved since
+  (same event seq), since the decision names the identifiers it covers.
+
+The diff and the write-back are the DuckDB engine's own functions, on the driver.
 
 A run killed or failed after a step resumes from it when started again with the same
 checkpoint directory and the same options; a completed run clears the directory.
@@ -328,12 +334,15 @@ class SparkEngine:
         from batch.relink import target_of
 
         with self._timed("cluster"):
-            if self._done("cluster"):
+            done = self._done("cluster")
+            if done and done.get("last_seq") == snap.last_seq \
+                    and done.get("link_threshold") == config.link_threshold:
                 self._resumed.append("cluster")
             else:
                 self._decide_regions(snap, model, config).write.mode("overwrite") \
                     .parquet(self._path("outcomes"))
-                self._mark("cluster", {"link_threshold": config.link_threshold})
+                self._mark("cluster", {"link_threshold": config.link_threshold,
+                                       "last_seq": snap.last_seq})
             rows = self.spark.read.parquet(self._path("outcomes")).toArrow()
             outcomes = [Outcome.from_json(t) for t in rows.column("outcome").to_pylist()]
             return target_of(snap, model, outcomes)
