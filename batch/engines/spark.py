@@ -406,7 +406,10 @@ class SparkEngine:
         props = props.join(spark.read.parquet(self._path("regions")).withColumnRenamed("key", "a"), "a")
         decide_one = _region_decider(Rules.of(config), model.version, config.link_threshold,
                                      snap.taken_at)
-        return nodes_in.groupBy("region").cogroup(props.groupBy("region")).applyInPandas(
+        buckets = 4 * int(self.partitions or spark.conf.get("spark.sql.shuffle.partitions"))
+        bucket = (F.abs(F.hash("region")) % buckets).alias("bucket")
+        return nodes_in.select("*", bucket).groupBy("bucket").cogroup(
+            props.select("*", bucket).groupBy("bucket")).applyInPandas(
             decide_one, "region string, outcome string")
 
     def completed(self) -> None:
@@ -425,18 +428,14 @@ def _region_decider(rules: Rules, model_version: str, link_threshold: float,
     def text(v: Any) -> str | None:
         return None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
 
-    def run(nodes: Any, props: Any) -> Any:
-        import pandas as pd
-
-        if nodes.empty:
-            return pd.DataFrame({"region": [], "outcome": []})
-        keys = sorted(nodes["key"])
+    def one(region_id: str, nodes: list[Any], props: list[Any]) -> str:
+        keys = sorted(r.key for r in nodes)
         previous, generic, records, created = {}, set(), {}, {}
         seen_rows = []
-        for r in nodes.itertuples(index=False):
+        for r in nodes:
             cid = text(r.customer_id)
             previous[r.key] = cid
-            if r.generic is not None and not pd.isna(r.generic) and bool(r.generic):
+            if r.generic is not None and r.generic == r.generic and bool(r.generic):
                 generic.add(r.key)
             person = {a: text(getattr(r, a)) for a in PERSON_ATTRIBUTES}
             if any(v is not None for v in person.values()):
@@ -447,7 +446,7 @@ def _region_decider(rules: Rules, model_version: str, link_threshold: float,
                 seen_rows += [(r.key, s["attribute"], s["value"], s["source"], s["channel"],
                                s["observed_at"]) for s in json.loads(r.sightings)]
         stored, scored = [], []
-        for p in props.itertuples(index=False):
+        for p in props:
             if text(p.link_id) is not None:
                 stored.append((p.link_id, p.a, p.b, p.kind, p.source))
             else:
@@ -456,8 +455,20 @@ def _region_decider(rules: Rules, model_version: str, link_threshold: float,
         scored.sort(key=lambda t: (t[0], t[1]))
         region = RegionInput(keys, previous, generic, records, sightings_of(seen_rows), created,
                              stored, scored)
-        outcome = decide_region(region, rules, model_version, link_threshold, now)
-        return pd.DataFrame({"region": [str(nodes["region"].iloc[0])], "outcome": [outcome.to_json()]})
+        return decide_region(region, rules, model_version, link_threshold, now).to_json()
+
+    def run(nodes: Any, props: Any) -> Any:
+        """One bucket of regions (a group per region would cost a pandas frame per customer)."""
+        import pandas as pd
+
+        by_region: dict[str, tuple[list[Any], list[Any]]] = {}
+        for r in nodes.itertuples(index=False):
+            by_region.setdefault(r.region, ([], []))[0].append(r)
+        for p in props.itertuples(index=False):
+            by_region.setdefault(p.region, ([], []))[1].append(p)
+        ids = sorted(k for k, (n, _) in by_region.items() if n)
+        return pd.DataFrame({"region": ids,
+                             "outcome": [one(k, *by_region[k]) for k in ids]}, dtype=object)
 
     return run
 
