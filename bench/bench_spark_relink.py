@@ -133,7 +133,10 @@ def bench_size(args: argparse.Namespace, work: str, customers: int, engines: tup
         out = subprocess.run(
             [sys.executable, __file__, "--one", engine, "--db", str(db), "--work", work,
              "--driver-memory", args.driver_memory, "--partitions", str(args.partitions)],
-            capture_output=True, text=True, check=True)
+            capture_output=True, text=True, check=False)
+        if out.returncode:
+            print(f"{engine} failed:\n{out.stderr[-3000:]}", flush=True)
+            continue
         line = out.stdout.strip().splitlines()[-1]
         print(line, flush=True)
         results.append(json.loads(line))

@@ -237,7 +237,9 @@ class SparkEngine:
             for name in ("observations", "declared_kinds", "identifiers", "links", "customers"):
                 self.spark.createDataFrame(_spark_safe(tables[name])).write.mode("overwrite") \
                     .parquet(self._path("snapshot", name))
-                self.spark.read.parquet(self._path("snapshot", name)).createOrReplaceTempView(name)
+                # prefixed where Splink registers a table of the same name (training: identifiers)
+                view = name if name in ("observations", "declared_kinds") else f"snapshot_{name}"
+                self.spark.read.parquet(self._path("snapshot", name)).createOrReplaceTempView(view)
             return snapshot_of(tables, last_seq, taken_at, store.name, options)
 
     def build_records(self, snap: Snapshot) -> int:
@@ -355,14 +357,14 @@ class SparkEngine:
 
         spark = self.spark
         tag = uuid.uuid4().hex[:8]
-        ident = spark.table("identifiers").select("key", "customer_id", "generic")
+        ident = spark.table("snapshot_identifiers").select("key", "customer_id", "generic")
         keys = ident.select("key")
 
         def inside(df: DataFrame) -> DataFrame:  # proposals between the snapshot's identifiers
             return df.join(keys.withColumnRenamed("key", "a"), "a", "left_semi") \
                 .join(keys.withColumnRenamed("key", "b"), "b", "left_semi")
 
-        stored = inside(spark.table("links").where(F.col("kind").isin(list(DETERMINISTIC)))
+        stored = inside(spark.table("snapshot_links").where(F.col("kind").isin(list(DETERMINISTIC)))
                         .select("link_id", "a", "b", "kind", "source"))
         pairs = spark.read.parquet(self._path("pairs")).select(
             "a", "b", "probability", "match_weight", "comparisons")
@@ -391,7 +393,7 @@ class SparkEngine:
         sighting = F.struct("observed_at", "source", "channel", "attribute", "value")
         sightings = spark.sql(sighting_rows_sql()).groupBy("key").agg(
             F.to_json(F.sort_array(F.collect_list(sighting))).alias("sightings"))
-        created = spark.table("customers").select(F.col("id").alias("customer_id"),
+        created = spark.table("snapshot_customers").select(F.col("id").alias("customer_id"),
                                                   F.col("created_at").alias("created"))
         nodes_in = ident.join(region, "key").join(records, "key", "left") \
             .join(sightings, "key", "left").join(created, "customer_id", "left")
