@@ -62,8 +62,8 @@ def run(args: argparse.Namespace, graph: IdentityGraph) -> int:
         _print(args, {"total": total, "items": [item_dict(i) for i in items]}, lambda d: _queue_text(d))
     elif op in ("accept", "reject"):
         link_id = _link_id(graph, args.link)
-        decide = graph.accept_review if op == "accept" else graph.reject_review
-        out = decide(link_id, actor=args.actor, reason=args.reason)
+        judge = graph.accept_review if op == "accept" else graph.reject_review
+        out = judge(link_id, actor=args.actor, reason=args.reason)
         data = {"decision": op, "constraint": constraint_dict(out.constraint) if out.constraint else None,
                 "customer_ids": out.customer_ids,
                 "violations": [{"kind": v.kind, "key": v.key, "reason": v.reason} for v in out.violations]}
