@@ -159,7 +159,29 @@ def test_spark_and_duckdb_relinks_give_the_same_customers_and_ids(spark, tmp_pat
     assert _kept(spark_run) == _kept(duck)
     _same_customers(_customers(a), _customers(b), old)
     assert _links(a) == _links(b)
+    _same_waterfalls(_waterfalls(a), _waterfalls(b))
     assert not (tmp_path / "ckpt").exists()  # a completed run leaves no checkpoint
+
+
+def _waterfalls(db: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """(a, b) -> the waterfall of each active batch link (`batch.evidence`)."""
+    with open_store(str(db)) as store:
+        t = store.export_tables()["links"]
+    return {(r["a"], r["b"]): json.loads(r["comparisons"]) for r in t.to_pylist()
+            if r.get("removed_at") is None and r["source"] == "batch"}
+
+
+def _same_waterfalls(a: dict[tuple[str, str], dict[str, Any]],
+                     b: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """The same levels, and bits within 1e-9 (two SQL engines' floating point)."""
+    assert a.keys() == b.keys() and a
+    for pair, w in a.items():
+        s = b[pair]
+        assert [(c["name"], c["level"]) for c in w["comparisons"]] == \
+            [(c["name"], c["level"]) for c in s["comparisons"]], pair
+        assert [c["bits"] for c in s["comparisons"]] == pytest.approx(
+            [c["bits"] for c in w["comparisons"]], abs=1e-9), pair
+        assert s["prior_match_weight"] == pytest.approx(w["prior_match_weight"], abs=1e-12)
 
 
 def test_one_record_definition_online_duckdb_and_spark(spark) -> None:
@@ -312,11 +334,6 @@ def test_peoples_decisions_hold_on_spark_as_on_duckdb(spark, tmp_path) -> None:
         assert run.report["people"]["active_constraints"] == {"cannot_link": 1, "must_link": 1}
     _same_customers(_customers(a), _customers(b), old)
     assert _links(a) == _links(b) and any(lk[:3] == (R1, R3, "probable") for lk in _links(a))
-    # the batch links carry the same waterfall on both engines
-    duck_links, spark_links = duck.target.links, on_spark.target.links
-    assert duck_links.keys() == spark_links.keys() and duck_links
-    for lid, lk in duck_links.items():
-        w, s = lk.comparisons, spark_links[lid].comparisons
-        assert [c["level"] for c in w["comparisons"]] == [c["level"] for c in s["comparisons"]]
-        assert [c["bits"] for c in s["comparisons"]] == pytest.approx([c["bits"] for c in w["comparisons"]],
-                                                                      abs=1e-9)
+    # each engine's batch links of this run carry the same waterfall
+    _same_waterfalls(*({(lk.a, lk.b): lk.comparisons for lk in run.target.links.values()}
+                       for run in (duck, on_spark)))
