@@ -337,3 +337,49 @@ def test_peoples_decisions_hold_on_spark_as_on_duckdb(spark, tmp_path) -> None:
     # each engine's batch links of this run carry the same waterfall
     _same_waterfalls(*({(lk.a, lk.b): lk.comparisons for lk in run.target.links.values()}
                        for run in (duck, on_spark)))
+
+
+def test_a_shared_identifying_code_joins_on_spark_as_on_duckdb(spark, tmp_path) -> None:
+    """Two people of one household by names and birth dates, sharing a number declared of kind
+    `code` (`Similarity.identifying`): the rules let the scored link merge them on both engines;
+    declared as plain text, the chain guard keeps it `possible` on Spark too."""
+    import csv
+
+    from batch.cli import main
+    from identity_graph.config import GraphConfig
+    from identity_graph.matching.model import STARTER_MODEL_PATH
+
+    home = dict(last_name="Smith", street="1 High Street", city="Leeds", postcode="LS1 1AA",
+                ssn="123-45-6789")
+    rows = [dict(record_id="r1", mail="ann@x.example", first_name="Ann", date_of_birth="1970-01-01", **home),
+            dict(record_id="r2", mail="bea@y.example", first_name="Bea", date_of_birth="1985-06-06", **home)]
+    src = tmp_path / "crm.csv"
+    with src.open("w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    low = GraphConfig(link_threshold=1e-6, review_threshold=1e-6)  # the pair scores 0.0026
+    opts = dict(progress=False, charts=False, model_path=str(STARTER_MODEL_PATH), models_dir=None)
+    r1, r2 = "source_record:crm/r1", "source_record:crm/r2"
+
+    def ingested(kind: str) -> Path:
+        db = tmp_path / f"{kind}.db"
+        assert main(["ingest", str(src), "--db", str(db), "--source", "crm", "--quiet",
+                     "--identifier", "mail=email", "--attribute", f"ssn=national_id:{kind}"]) == 0
+        return db
+
+    def night(db: Path, engine: SparkEngine | None) -> tuple[dict[str, str | None], Any]:
+        with open_store(str(db)) as store:
+            run = relink(store, low, RelinkOptions(**opts), engine=engine)
+        return _customers(db), run
+
+    code = ingested("code")
+    shutil.copy(code, tmp_path / "code-spark.db")
+    duck, _ = night(code, None)
+    spark_code, run = night(tmp_path / "code-spark.db",
+                            SparkEngine(spark, str(tmp_path / "c1"), partitions=2))
+    assert duck[r1] == duck[r2] and spark_code[r1] == spark_code[r2]
+    assert not [v for v in run.target.violations if v.kind == "chain"]
+    text, run = night(ingested("text"), SparkEngine(spark, str(tmp_path / "c2"), partitions=2))
+    assert text[r1] != text[r2]
+    assert [v.kind for v in run.target.violations] == ["chain"]
