@@ -2,6 +2,7 @@
 
     identity-batch ingest FILE [--mapping MAP.toml | --identifier COL=TYPE ... --attribute COL[=NAME] ...]
     identity-batch relink [--model MODEL.json | --settings SETTINGS.json] [--dry-run] [--report-dir DIR]
+                          [--engine duckdb|spark [--spark-master URL] [--conf K=V ...]]
     identity-batch export --out DIR
     identity-batch explain A B [--json]
     identity-batch graph CUSTOMER|IDENTIFIER [--format html|graphml|dot] [--out FILE]
@@ -26,6 +27,8 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -137,6 +140,18 @@ def parser() -> argparse.ArgumentParser:
                     "(online reads then never see half a batch); paths are the server's")
     rl.add_argument("--reload-scorer", action="store_true",
                     help="with --server: score online with the run's model afterwards")
+    rl.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
+                    help="where records, training and prediction run (default duckdb; spark needs "
+                         "`pip install .[spark]`)")
+    rl.add_argument("--spark-master", help="Spark master URL (local[4], spark://host:7077, yarn, "
+                    "k8s://...; default $SPARK_MASTER, else spark-submit's or Spark's default)")
+    rl.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                    help="a Spark setting, as spark-submit's --conf (repeatable)")
+    rl.add_argument("--checkpoint-dir", default="relink-checkpoint",
+                    help="--engine spark: each step's output and manifest; a failed run started "
+                         "again with the same options resumes from its last completed step")
+    rl.add_argument("--spark-log", default=None,
+                    help="--engine spark: Spark's log file (default <checkpoint-dir>.log)")
 
     ex = sub.add_parser("export", help="write parquet tables for analysts")
     _store_args(ex)
@@ -257,6 +272,26 @@ def _relink_via_server(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def _engine(args: argparse.Namespace) -> Iterator[Any]:
+    """The relink engine `--engine` names (a Spark session for `spark`, stopped afterwards)."""
+    if args.engine != "spark":
+        yield None
+        return
+    try:
+        from batch.engines.spark import SparkEngine, log_to_file, parse_conf, spark_session
+    except ImportError as e:
+        raise InvalidArgument("engine", f"--engine spark needs PySpark: pip install '.[spark]' ({e})") from e
+    conf = parse_conf(args.conf)
+    log_file = args.spark_log or str(Path(args.checkpoint_dir).resolve()) + ".log"
+    conf = {**log_to_file(log_file), **conf}
+    session = spark_session(args.spark_master, conf)
+    try:
+        yield SparkEngine(session, args.checkpoint_dir)
+    finally:
+        session.stop()
+
+
 def _cmd_relink(args: argparse.Namespace) -> int:
     from batch.relink import RelinkOptions, relink
 
@@ -289,8 +324,9 @@ def _cmd_relink(args: argparse.Namespace) -> int:
         print(f"model {model.version} ({info.get('source')})")
         print(explain_text(info["explain"]))
         return 0
-    with _open(args) as store:
-        result = relink(store, _config(args), options)
+    config = _config(args)
+    with _open(args) as store, _engine(args) as engine:
+        result = relink(store, config, options, engine=engine)
     json_path, html_path = write_report(result.report, args.report_dir)
     print(summary_text(result.report))
     print(f"  report          {json_path}\n                  {html_path}")

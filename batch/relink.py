@@ -69,6 +69,17 @@ from batch.components import labels as component_labels
 from batch.evidence import RETAIN, waterfall_sql
 from batch.people import label_pairs as people_labels
 from batch.people import must_links, people
+from batch.regions import (
+    DETERMINISTIC,
+    Outcome,
+    RegionInput,
+    decide_region,
+    link_from,
+    merged,
+    person_records,
+    sighting_rows_sql,
+    sightings_of,
+)
 from identity_graph.attributes import BUILTIN_KINDS, Kind
 from identity_graph.components import UnionFind
 from identity_graph.config import GraphConfig
@@ -82,23 +93,23 @@ from identity_graph.model import (
     LinkKind,
     utcnow,
 )
+from identity_graph.records import record_columns_from, records_sql
 from identity_graph.regionlock import RegionLocks
-from identity_graph.rules import Region, Rules, decide
+from identity_graph.rules import Rules
 from identity_graph.store.base import GraphStore
 
 if TYPE_CHECKING:
+    from batch.engines import RelinkEngine
     from identity_graph.engine import IdentityGraph
 
 log = logging.getLogger(__name__)
 
 ACTOR = "identity-batch"
 SOURCE = "batch"
-RECORD_COLUMNS = ("first_name", "last_name", "date_of_birth", "street", "city", "postcode", "country")
 MERGING = tuple(k.label for k in LinkKind if k.merges)
 FAIL_ENV = "IDENTITY_BATCH_FAIL_AFTER_BATCHES"
 LOCKED_BATCH = 2_000
 """Default identifiers per change set under a write lock (inside the server)."""
-"""Default identifiers per change set without a write lock, per backend."""
 
 
 class SnapshotInUse(RuntimeError):
@@ -214,7 +225,7 @@ _SNAPSHOT_SQL = {
 _EVENTS_OF = {"declared_kinds": "attribute_kinds", "logged_violations": "violation", "relinks": "relink"}
 
 
-def _read_tables(store: GraphStore, progress: bool) -> tuple[dict[str, pa.Table], int]:
+def read_tables(store: GraphStore, progress: bool) -> tuple[dict[str, pa.Table], int]:
     """The tables the relink needs, consistent with each other, and the last event seq: one read
     transaction on SQLite (WAL: beside a running server), re-read until stable on Neo4j."""
     with store.database.snapshot() as snap:
@@ -236,35 +247,38 @@ def snapshot(store: GraphStore, options: RelinkOptions) -> Snapshot:
     """Step 1: a consistent copy of the graph in a private DuckDB database."""
     bar = _bar("snapshot", len(_SNAPSHOT_SQL) + 1, options.progress, "table")
     taken_at = utcnow()
-    tables, last_seq = _read_tables(store, options.progress)
+    tables, last_seq = read_tables(store, options.progress)
     bar.update(1)
+    snap = snapshot_of(tables, last_seq, taken_at, store.name, options, bar)
+    bar.close()
+    return snap
+
+
+def snapshot_of(tables: dict[str, pa.Table], last_seq: int, taken_at: datetime, backend: str,
+                options: RelinkOptions, bar: tqdm | None = None) -> Snapshot:
+    """The snapshot's tables (as `read_tables` gives them) in a private DuckDB database."""
     path = None
     if options.work_dir:
         Path(options.work_dir).mkdir(parents=True, exist_ok=True)
         fd, path = tempfile.mkstemp(suffix=".duckdb", dir=options.work_dir)
         os.close(fd)
         os.remove(path)
-    snap = Snapshot(duckdb.connect(path or ":memory:"), last_seq, taken_at, store.name, path)
+    snap = Snapshot(duckdb.connect(path or ":memory:"), last_seq, taken_at, backend, path)
     snap.run("SET TimeZone = 'UTC'")
     for name, table in tables.items():
         snap.con.register(f"_in_{name}", table)
         snap.run(f"CREATE TABLE {name} AS SELECT * FROM _in_{name}")
         snap.con.unregister(f"_in_{name}")
-        bar.update(1)
-    bar.close()
+        if bar is not None:
+            bar.update(1)
     return snap
 
 
 def record_columns(snap: Snapshot) -> list[str]:
     """The built-in attributes (NULL where never observed: the model then leaves them out and
     says so) and every other attribute observed in the graph that can be a record column."""
-    from identity_graph.matching.builder import RESERVED
-
-    names = [a for (a,) in snap.con.execute(
-        "SELECT DISTINCT attribute FROM observations WHERE value <> '' ORDER BY 1").fetchall()]
-    ok = [a for a in names if a.isidentifier() and a not in RESERVED
-          and not a.startswith(("tf_", "gamma_", "bf_"))]
-    return [*RECORD_COLUMNS, *(a for a in ok if a not in RECORD_COLUMNS)]
+    return record_columns_from(a for (a,) in snap.con.execute(
+        "SELECT DISTINCT attribute FROM observations WHERE value <> ''").fetchall())
 
 
 def attribute_kinds(snap: Snapshot, columns: Sequence[str]) -> dict[str, Kind]:
@@ -287,23 +301,9 @@ def attribute_kinds(snap: Snapshot, columns: Sequence[str]) -> dict[str, Kind]:
 
 def build_records(snap: Snapshot) -> int:
     """One Splink record per identifier that carries attributes, with a column for EVERY
-    attribute the graph holds: per attribute, the most often observed value (ties: the latest,
-    then the smallest). Returns the number of records."""
-    columns = record_columns(snap)
-    cols = ", ".join(
-        f"max(v) FILTER (WHERE attribute = '{c}') AS \"{c}\"" for c in columns
-    )
-    attrs = ", ".join(f"'{c}'" for c in columns)
-    snap.run(f"""
-        CREATE OR REPLACE TABLE records AS
-        WITH counted AS (
-            SELECT key, attribute, value, count(*) AS n, max(observed_at) AS last
-            FROM observations WHERE attribute IN ({attrs}) AND value <> ''
-            GROUP BY key, attribute, value),
-        best AS (
-            SELECT key, attribute, first(value ORDER BY n DESC, last DESC, value) AS v
-            FROM counted GROUP BY key, attribute)
-        SELECT key AS unique_id, {cols} FROM best GROUP BY key ORDER BY key""")
+    attribute the graph holds (`identity_graph.records.records_sql`, the SQL the Spark engine and
+    the online engine run too). Returns the number of records."""
+    snap.run(f"CREATE OR REPLACE TABLE records AS {records_sql(record_columns(snap), 'duckdb')}")
     return int(snap.scalar("SELECT count(*) FROM records"))
 
 
@@ -389,11 +389,13 @@ def select_rules(snap: Snapshot, candidates: Sequence[Sequence[str]], options: R
     return [c.rule for c in counts if c.kept], [c.as_dict() for c in counts], budget
 
 
-def get_model(snap: Snapshot, options: RelinkOptions) -> tuple[MatchModel, dict[str, Any]]:
+def get_model(snap: Snapshot, options: RelinkOptions,
+              db_api: Any = None) -> tuple[MatchModel, dict[str, Any]]:
     """Step 2: the given model, or one trained on this snapshot and saved as versioned JSON.
 
     The default model is built from the columns present (`identity_graph.matching.builder`);
-    its prediction rules are those that fit the comparison budget on this snapshot.
+    its prediction rules are those that fit the comparison budget on this snapshot. `db_api`:
+    the Splink engine that trains (default DuckDB; the Spark engine passes its `SparkAPI`).
     """
     bar = _bar("model", 1, options.progress)
     info: dict[str, Any] = {}
@@ -428,6 +430,7 @@ def get_model(snap: Snapshot, options: RelinkOptions) -> tuple[MatchModel, dict[
         settings = load_settings_override(options.settings_path, base)
         try:
             model = train_model(table, options.seed, labels or None, settings=settings, plan=plan,
+                                db_api=db_api,
                                 metadata={"trained_on": "identity graph snapshot",
                                           "settings_override": options.settings_path,
                                           "kinds": {c: k.value for c, k in kinds.items()}})
@@ -522,9 +525,18 @@ def linker_on(con: duckdb.DuckDBPyConnection, model: MatchModel, table: str = "r
     return linker
 
 
+PairScorer = Callable[[Snapshot, MatchModel, dict[str, Any], float, int], tuple[int, bool]]
+"""Scores the blocked pairs of `records` with (snapshot, model, settings, threshold, n records)
+into table `pairs` (a, b, probability, match_weight, comparisons) and returns (pairs scored,
+exact count)."""
+
+
 def predict(snap: Snapshot, model: MatchModel, config: GraphConfig,
-            options: RelinkOptions) -> dict[str, Any]:
-    """Step 3: scored pairs at or above the review threshold, in table `pairs`."""
+            options: RelinkOptions, scorer: PairScorer | None = None) -> dict[str, Any]:
+    """Step 3: scored pairs at or above the review threshold, in table `pairs`.
+
+    The blocking rules are chosen here, within the comparison budget; `scorer` runs Splink
+    (default `score_on_duckdb`; the Spark engine passes its own)."""
     bar = _bar("predict", 2, options.progress)
     n_records = int(snap.scalar("SELECT count(*) FROM records"))
     info: dict[str, Any] = {"records": n_records}
@@ -560,10 +572,21 @@ def predict(snap: Snapshot, model: MatchModel, config: GraphConfig,
         info.update(pairs_scored=0, pairs_scored_exact=True, pairs_kept=0)
         bar.close()
         return info
-    linker = linker_on(snap.con, model, settings=settings | RETAIN)
-    info["pairs_scored"], info["pairs_scored_exact"] = _count_pairs(linker, settings, n_records)
+    info["pairs_scored"], info["pairs_scored_exact"] = (scorer or score_on_duckdb)(
+        snap, model, settings, config.review_threshold, n_records)
     bar.update(1)
-    df = linker.inference.predict(threshold_match_probability=config.review_threshold)
+    info["pairs_kept"] = int(snap.scalar("SELECT count(*) FROM pairs"))
+    bar.update(1)
+    bar.close()
+    return info
+
+
+def score_on_duckdb(snap: Snapshot, model: MatchModel, settings: dict[str, Any], threshold: float,
+                    n_records: int) -> tuple[int, bool]:
+    """Splink on the snapshot's DuckDB: the pairs at or above `threshold` into table `pairs`."""
+    linker = linker_on(snap.con, model, settings=settings | RETAIN)
+    counted = count_pairs(linker, settings, n_records)
+    df = linker.inference.predict(threshold_match_probability=threshold)
     comparisons = waterfall_sql(model, (c.name for c in df.columns))
     snap.run(f"""
         CREATE OR REPLACE TABLE pairs AS
@@ -572,10 +595,7 @@ def predict(snap: Snapshot, model: MatchModel, config: GraphConfig,
                {comparisons}::VARCHAR AS comparisons
         FROM {df.physical_name} ORDER BY a, b""")
     df.drop_table_from_database_and_remove_from_cache()
-    info["pairs_kept"] = int(snap.scalar("SELECT count(*) FROM pairs"))
-    bar.update(1)
-    bar.close()
-    return info
+    return counted
 
 
 def _candidate_rules(model: MatchModel) -> list[tuple[str, ...]] | None:
@@ -595,7 +615,7 @@ def _candidate_rules(model: MatchModel) -> list[tuple[str, ...]] | None:
     return out
 
 
-def _count_pairs(linker: Any, settings: dict[str, Any], n_records: int) -> tuple[int, bool]:
+def count_pairs(linker: Any, settings: dict[str, Any], n_records: int) -> tuple[int, bool]:
     """Pairs the blocking rules generate (exact up to 200k records, else from a 10% sample)."""
     try:
         from splink.blocking_analysis import count_comparisons_from_blocking_rules
@@ -742,35 +762,26 @@ def identifying_columns(snap: Snapshot) -> tuple[str, ...]:
     return tuple(c for c, k in kinds.items() if k is Kind.CODE)
 
 
+def rules_with(rules: Rules, identifying: Sequence[str]) -> Rules:
+    """`rules` whose similarity also compares the identifying columns (a national ID)."""
+    return dataclasses.replace(rules, similarity=dataclasses.replace(
+        rules.similarity, identifying=tuple(identifying)))
+
+
 def _profiles(snap: Snapshot, identifying: Sequence[str] = ()
-              ) -> tuple[dict[str, dict[str, str]], dict[str, list[dict[str, str]]]]:
-    """Each identifier's record (the `records` table: `guardrails.record_of`'s policy) as a
-    person's description, and the sightings of those whose own observations name more than one
-    person (a family phone, a junk value), as the rules compare them."""
+              ) -> tuple[dict[str, dict[str, str | None]], dict[str, list[dict[str, str]]]]:
+    """Each identifier's record (the `records` table: `identity_graph.records`) as a person's
+    description, with the identifying columns, and the sightings of those whose own
+    observations name more than one person (a family phone, a junk value), as the rules
+    compare them (`batch.regions`)."""
     have = {d[0] for d in snap.con.execute("SELECT * FROM records LIMIT 0").description}
     cols = [c for c in (*PERSON_ATTRIBUTES, *identifying) if c in have]
-    records: dict[str, dict[str, str]] = {}
-    if cols:
-        for k, *values in snap.con.execute(
-                f"SELECT unique_id, {', '.join(cols)} FROM records WHERE "
-                + " OR ".join(f"{c} IS NOT NULL" for c in cols)).fetchall():
-            records[k] = dict(zip(cols, values, strict=True))
-    rows = snap.con.execute("""
-        WITH multi AS (
-            SELECT key FROM observations
-            WHERE attribute IN ('first_name', 'last_name', 'date_of_birth') AND value <> ''
-            GROUP BY key, attribute HAVING count(DISTINCT lower(value)) > 1)
-        SELECT key, attribute, value, source, channel, observed_at FROM observations
-        WHERE key IN (SELECT key FROM multi)
-          AND attribute IN ('first_name', 'last_name', 'date_of_birth') AND value <> ''
-        ORDER BY key, observed_at""").fetchall()
-    seen: dict[str, dict[tuple, dict[str, str]]] = defaultdict(dict)
-    for key, attribute, value, source, channel, at in rows:
-        seen[key].setdefault((source, channel, at), {})[attribute] = value
-    return records, {k: list(v.values()) for k, v in seen.items()}
+    records = person_records(snap.con.execute(
+        f"SELECT unique_id, {', '.join(cols)} FROM records").fetchall(), cols) if cols else {}
+    return records, sightings_of(snap.con.execute(sighting_rows_sql()).fetchall())
 
 
-def _rescored(snap: Snapshot, model: MatchModel, config: GraphConfig) -> list[tuple]:
+def rescored(snap: Snapshot, model: MatchModel, config: GraphConfig) -> list[tuple]:
     """Probable and possible links of other sources (online Resolve) whose pair prediction did
     not produce, scored here under this run's model: (a, b, probability, match weight,
     comparisons JSON), those at or above the review threshold."""
@@ -806,11 +817,6 @@ def _rescored(snap: Snapshot, model: MatchModel, config: GraphConfig) -> list[tu
     return out
 
 
-def _rules_with(rules: Rules, identifying: Sequence[str]) -> Rules:
-    return dataclasses.replace(rules, similarity=dataclasses.replace(
-        rules.similarity, identifying=tuple(identifying)))
-
-
 def cluster(snap: Snapshot, model: MatchModel, config: GraphConfig,
             options: RelinkOptions) -> Target:
     """Step 4: the rules (`identity_graph.rules.decide`) over the whole graph: the target.
@@ -818,72 +824,67 @@ def cluster(snap: Snapshot, model: MatchModel, config: GraphConfig,
     Every active merging link of a deterministic kind (verified, equivalent, observed: online,
     ingested or trusted) is proposed again, so the per-type limits, household and junk rules
     hold whatever wrote it; every probable and possible link, whatever its source, is replaced
-    by this run's scores under this run's model.
+    by this run's scores under this run's model, except a link people fixed (`batch.people`).
+    The whole graph is one region here (`batch.regions.decide_region`); the Spark engine
+    decides it region by region.
     """
     con = snap.con
-    bar = _bar("cluster", 4, options.progress)
+    bar = _bar("cluster", 3, options.progress)
     rows = con.execute("SELECT key, customer_id, generic FROM identifiers ORDER BY key").fetchall()
+    identifying = identifying_columns(snap)
+    records, seen = _profiles(snap, identifying)
+    kinds = ", ".join(f"'{k}'" for k in DETERMINISTIC)
+    stored = con.execute(f"SELECT link_id, a, b, kind, source FROM links WHERE kind IN ({kinds})").fetchall()
+    scored = con.execute("SELECT a, b, probability, match_weight, comparisons FROM pairs").fetchall()
+    scored += rescored(snap, model, config)
+    who = people(snap)
+    region = RegionInput(
+        keys=[r[0] for r in rows], previous={r[0]: r[1] for r in rows},
+        generic={r[0] for r in rows if r[2]}, records=records, sightings=seen,
+        created_at=dict(con.execute("SELECT id, created_at FROM customers").fetchall()),
+        stored=stored, scored=scored, cannot=who.cannot, must=who.must,
+        fixed=must_links(snap, who))
+    bar.update(1)
+    outcome = decide_region(region, rules_with(Rules.of(config), identifying), model.version,
+                            config.link_threshold, snap.taken_at)
+    bar.update(1)
+    target = target_of(snap, model, [outcome])
+    bar.update(1)
+    bar.close()
+    return target
+
+
+def target_of(snap: Snapshot, model: MatchModel, outcomes: Sequence[Outcome]) -> Target:
+    """The target from the decisions on regions that cover the snapshot's identifiers."""
+    con = snap.con
+    rows = con.execute("SELECT key, customer_id FROM identifiers ORDER BY key").fetchall()
     keys = [r[0] for r in rows]
     previous = [r[1] for r in rows]
     index = {k: i for i, k in enumerate(keys)}
-    identifying = identifying_columns(snap)
-    records, seen = _profiles(snap, identifying)
-    bar.update(1)
-
-    now = snap.taken_at
-    stored: dict[int, str] = {}
-    proposals: list[Link] = []
-    for lid, a, b, kind, source in con.execute(
-            "SELECT link_id, a, b, kind, source FROM links WHERE kind IN "
-            "('verified', 'equivalent', 'observed') ORDER BY a, b, link_id").fetchall():
-        if a in index and b in index:
-            lk = Link(a, b, LinkKind.parse(kind), source=source, created_at=now)
-            stored[id(lk)] = lid
-            proposals.append(lk)
     who = people(snap)
-    for _lid, a, b, kind, source in must_links(snap, who):  # fixed by a person: kept as they are
-        if a in index and b in index:
-            proposals.append(Link(a, b, LinkKind.parse(kind), source=source, created_at=now))
-    pairs = con.execute("SELECT a, b, probability, match_weight, comparisons FROM pairs").fetchall()
-    pairs += _rescored(snap, model, config)
-    for a, b, p, w, comp in pairs:
-        if a in index and b in index and (a, b) not in who.must:
-            kind = LinkKind.PROBABLE if p >= config.link_threshold else LinkKind.POSSIBLE
-            proposals.append(Link(a, b, kind, source=SOURCE, model_version=model.version,
-                                  probability=float(p), match_weight=float(w),
-                                  comparisons=json.loads(comp) if comp else None,
-                                  created_at=now, actor=ACTOR))
-    created_at = dict(con.execute("SELECT id, created_at FROM customers").fetchall())
-    bar.update(1)
-    decision = decide(
-        Region(keys=keys, generic={r[0]: bool(r[2]) for r in rows if r[2]}, records=records,
-               sightings=seen, previous=dict(zip(keys, previous, strict=True)),
-               created_at=created_at, cannot=who.cannot, must=who.must),
-        proposals, _rules_with(Rules.of(config), identifying), policy="overlap")
-    bar.update(1)
-
-    links = {lk.id: lk for lk in decision.made if lk.source == SOURCE}
-    removed = {stored[id(lk)]: v.reason for lk, v in decision.refused if id(lk) in stored}
+    o = merged(outcomes)
+    made = (link_from(r, model.version, snap.taken_at) for r in o["links"])
+    links = {lk.id: lk for lk in made}
+    removed = dict(o["removed"])
     for lid, kind in con.execute(
             f"SELECT link_id, kind FROM links WHERE kind IN ('probable', 'possible') "
             f"AND source <> '{SOURCE}'").fetchall():
-        if lid not in who.must_link_ids:
+        if lid not in who.must_link_ids:  # fixed by a person: never re-scored away
             removed[lid] = f"{kind} link re-scored by relink with model {model.version}"
-    comps = decision.components
+    comps = o["components"]
+    covered = sum(len(c) for c in comps)
+    if covered != len(keys):
+        raise RuntimeError(f"the regions decided cover {covered} identifiers, the snapshot holds {len(keys)}")
     component = [0] * len(keys)
     ids: dict[int, str] = {}
-    for c in range(len(comps)):
-        label = min(index[k] for k in comps[c])
-        ids[label] = decision.ids.ids[c]
-        for k in comps[c]:
+    for comp, cid in zip(comps, o["ids"], strict=True):
+        label = min(index[k] for k in comp)
+        ids[label] = cid
+        for k in comp:
             component[index[k]] = label
-    merges = {m.survivor: list(m.retired) for m in decision.ids.merges}
-    splits = {s.original: list(s.new_ids) for s in decision.ids.splits}
-    sizes = Counter(len(c) for c in comps)
-    bar.update(1)
-    bar.close()
-    return Target(keys, previous, component, ids, set(decision.ids.created), merges, splits, links,
-                  sorted(decision.generic), decision.violations, sizes, removed)
+    return Target(keys, previous, component, ids, set(o["created"]), dict(o["merges"]),
+                  dict(o["splits"]), links, sorted(o["generic"]),
+                  [Violation(*v) for v in o["violations"]], Counter(len(c) for c in comps), removed)
 
 
 # ==== plan =========================================================================================
@@ -1198,6 +1199,7 @@ def relink(
     *,
     write_lock: Any = None,
     on_step: Callable[[str], None] | None = None,
+    engine: RelinkEngine | None = None,
 ) -> RelinkResult:
     """Runs the whole pipeline on `store` and returns the run report (a JSON-able dict).
 
@@ -1207,6 +1209,8 @@ def relink(
         options: see `RelinkOptions`.
         write_lock: held around each batch write (the engine's `write_lock` in-process).
         on_step: called with each step's name as it starts (for logs or an admin RPC).
+        engine: where snapshot, records, model and predict run (`batch.engines`; default
+            DuckDB in this process, or `batch.engines.spark.SparkEngine`).
     Returns:
         The report (see `batch.report`), with the target and plan for callers and tests.
     """
@@ -1224,22 +1228,26 @@ def relink(
             on_step(name)
         return times.step(name)
 
+    if engine is None:
+        from batch.engines import DuckDBEngine
+
+        engine = DuckDBEngine()
     steps = _bar("relink", 6, options.progress, "step")
     with step("snapshot"):
-        snap = snapshot(store, options)
-        n_records = build_records(snap)
+        snap = engine.snapshot(store, options)
+        n_records = engine.build_records(snap)
     steps.update(1)
     try:
         with step("model"):
-            model, model_info = get_model(snap, options)
+            model, model_info = engine.get_model(snap, options)
         steps.update(1)
         with step("predict"):
-            predict_info = predict(snap, model, config, options)
+            predict_info = engine.predict(snap, model, config, options)
         steps.update(1)
         threshold, predict_info["threshold"] = choose_threshold(snap, config, options)
         with step("cluster"):
-            target = cluster(snap, model, dataclasses.replace(config, link_threshold=threshold),
-                             options)
+            target = engine.cluster(snap, model, dataclasses.replace(config, link_threshold=threshold),
+                                    options)
         steps.update(1)
         with step("plan"):
             the_plan = plan(snap, target, model, options)
@@ -1255,6 +1263,7 @@ def relink(
             if not options.dry_run:
                 summary = Event("relink", summary_counts, "", utcnow()) if the_plan.units else None
                 applied = apply(store, the_plan, options, write_lock, summary)
+        engine.completed()
         steps.update(1)
         steps.close()
         with step("report"):
@@ -1264,6 +1273,7 @@ def relink(
                 run_id=run_id, started=started, times=times.seconds, n_records=n_records,
                 backend=store.name)
             report["people"] = people_report(snap, target)
+            report["engine"] = engine.name
     finally:
         snap.close()
     return RelinkResult(report, target, the_plan, model)

@@ -12,8 +12,8 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from identity_graph.guardrails import record_of
 from identity_graph.model import ATTRIBUTES, Observation
+from identity_graph.records import record_of
 
 
 class KeyedScorer(Protocol):

@@ -27,7 +27,7 @@ from identity_graph.components import (
 )
 from identity_graph.config import GraphConfig
 from identity_graph.errors import FailedPrecondition, InvalidArgument, NotFound
-from identity_graph.guardrails import Violation, record_of, type_of
+from identity_graph.guardrails import Violation, type_of
 from identity_graph.identifiers import Identifier, IdentifierTypes
 from identity_graph.limits import check_text
 from identity_graph.model import (
@@ -46,6 +46,7 @@ from identity_graph.model import (
     utcnow,
 )
 from identity_graph.paths import bottleneck, widest_paths
+from identity_graph.records import records_of
 from identity_graph.region_data import RegionObservations
 from identity_graph.regionlock import RegionLocks, names_of
 from identity_graph.rules import Region, Rules, blocked_violation, decide
@@ -589,11 +590,9 @@ class IdentityGraph:
         return found, False
 
     def candidate_records(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """One record per identifier, built as the relink builds it (`guardrails.record_of`)."""
-        by_key: dict[str, list[Observation]] = {k: [] for k in keys}
-        for o in self.store.observations(keys):
-            by_key[o.key].append(o)
-        return {k: {**dict.fromkeys(ATTRIBUTES), **record_of(obs)} for k, obs in by_key.items()}
+        """One record per identifier, built by the relink's own SQL (`identity_graph.records`)."""
+        recs = records_of(self.store.observations(keys))
+        return {k: {**dict.fromkeys(ATTRIBUTES), **recs.get(k, {})} for k in keys}
 
     # ---- explicit links ---------------------------------------------------------------------
 

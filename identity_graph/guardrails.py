@@ -156,22 +156,6 @@ def contradicts(x: Mapping[str, str | None], y: Mapping[str, str | None]) -> boo
     return DEFAULT_SIMILARITY.contradicts(x, y)
 
 
-def record_of(observations: Iterable[Observation]) -> dict[str, str]:
-    """An identifier's record from its observations, the same online and in the batch: per
-    attribute, the value observed most often (ties: the latest, then the smallest)."""
-    seen: dict[str, dict[str, list]] = {}
-    for o in observations:
-        if not o.value:
-            continue
-        stat = seen.setdefault(o.attribute, {}).setdefault(o.value, [0, o.observed_at])
-        stat[0] += 1
-        stat[1] = max(stat[1], o.observed_at)
-    out = {}
-    for attribute, values in seen.items():
-        out[attribute] = min(values, key=lambda v: (-values[v][0], -values[v][1].timestamp(), v))
-    return out
-
-
 def sightings(observations: Iterable[Observation]) -> list[dict[str, str]]:
     """The self-descriptions in an identifier's own observations, one per sighting (one source
     at one moment): a family phone shows two, a junk value many."""

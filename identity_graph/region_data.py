@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from identity_graph.guardrails import record_of, sightings
+from identity_graph.guardrails import sightings
 from identity_graph.model import ChangeSet, Observation
+from identity_graph.records import records_of
 from identity_graph.store.base import GraphStore
 
 
@@ -31,7 +32,7 @@ class RegionObservations:
         for up in self._cs.identifiers:
             for o in up.observations:
                 by_key.setdefault(o.key, []).append(o)
-        self._records = {k: record_of(obs) for k, obs in by_key.items()}
+        self._records = records_of(o for obs in by_key.values() for o in obs)
         self._sightings = {k: sightings(obs) for k, obs in by_key.items()}
 
 

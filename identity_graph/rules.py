@@ -99,7 +99,7 @@ class Region:
     """Settled active links: edges as they are (unless an end is generic), never re-checked."""
     generic: Mapping[str, bool] = field(default_factory=dict)
     records: Mapping[str, Record] = field(default_factory=dict)
-    """key -> its record (`guardrails.record_of`): what it says about a person."""
+    """key -> its record (`identity_graph.records.record_of`): what it says about a person."""
     sightings: Mapping[str, Sequence[Record]] = field(default_factory=dict)
     """key -> its own sightings (`guardrails.sightings`), for junk found on the value itself."""
     previous: Mapping[str, str | None] = field(default_factory=dict)

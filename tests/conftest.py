@@ -101,3 +101,27 @@ def go_bin() -> Path:
                          timeout=1800)
     assert out.returncode == 0, out.stderr
     return Path(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory):
+    """ONE local Spark for the whole run (2 cores, small memory, no UI), with Splink's UDF jar;
+    its log goes to a file in the session's temp dir, not into the test output."""
+    from batch.engines.spark import log_to_file, spark_session
+
+    tmp = tmp_path_factory.mktemp("spark")
+    conf = {
+        "spark.driver.memory": "1g",
+        "spark.ui.enabled": "false",
+        "spark.sql.shuffle.partitions": "4",
+        "spark.default.parallelism": "2",
+        "spark.sql.warehouse.dir": str(tmp / "warehouse"),
+        "spark.local.dir": str(tmp / "local"),
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        **log_to_file(tmp / "spark.log"),
+    }
+    session = spark_session("local[2]", conf, app_name="identity-graph-tests")
+    session.sparkContext.setCheckpointDir(str(tmp / "checkpoints"))
+    yield session
+    session.stop()

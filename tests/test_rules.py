@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from batch.relink import RelinkOptions, build_records, snapshot
 from identity_graph.config import GraphConfig
 from identity_graph.engine import IdentityGraph
-from identity_graph.guardrails import Similarity, record_of
+from identity_graph.guardrails import Similarity
 from identity_graph.model import ChangeSet, IdentifierUpsert, Link, LinkKind, Observation
+from identity_graph.records import record_of
 from identity_graph.rules import Region, Rules, decide
 
 T = datetime(2026, 2, 1, tzinfo=UTC)

@@ -20,6 +20,7 @@ from rapidfuzz.distance import Jaro as _Jaro
 from rapidfuzz.distance import Levenshtein as _Levenshtein
 from sqlglot import exp
 
+from identity_graph.matching.dialect import model_for
 from identity_graph.matching.model import MatchModel
 from identity_graph.model import AttributeMatch
 
@@ -556,6 +557,7 @@ class OnlineScorer:
     """
 
     def __init__(self, model: MatchModel) -> None:
+        model = model_for(model, "duckdb")  # a model in Spark's dialect scores the same
         settings = model.settings
         self.model = model
         self._uid = settings.get("unique_id_column_name", "unique_id")

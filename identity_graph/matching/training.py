@@ -17,6 +17,7 @@ from splink.internals.constants import LEVEL_NOT_OBSERVED_TEXT
 
 from identity_graph.attributes import BUILTIN_KINDS, Kind
 from identity_graph.matching.builder import ModelPlan, em_sessions, plan_model, profile_columns
+from identity_graph.matching.dialect import settings_for
 from identity_graph.matching.model import MatchModel
 from identity_graph.matching.scorer import OnlineScorer, UnsupportedModel, _exact_match_column
 from identity_graph.matching.settings import ATTRIBUTE_COLUMNS
@@ -156,6 +157,7 @@ def train_model(
     tf_top_k: int = 1000,
     tf_boost_caps: dict[str, float] | None = None,
     max_level_bits: float = MAX_LEVEL_BITS,
+    db_api: Any = None,
 ) -> MatchModel:
     """Trains the model as DESIGN.md says: u by random sampling, m from labels, EM for gaps.
 
@@ -183,6 +185,8 @@ def train_model(
             and street, so rarity there is household evidence, not identity evidence; common
             values are still weighted down. Stored as Splink's `tf_minimum_u_value`.
         max_level_bits: the most bits any level may weigh either way (`check_model`).
+        db_api: the Splink engine that trains (default: a private DuckDB). The model comes
+            back in DuckDB's SQL dialect whichever engine trained it (`matching.dialect`).
 
     Returns:
         The trained MatchModel, with TF tables of the training records.
@@ -207,7 +211,13 @@ def train_model(
             raise ModelCheckError("no attribute column is usable for matching: "
                                   + "; ".join(notes or ["no attributes"]))
         settings = plan.settings()
-    db_api = DuckDBAPI()
+    db_api = db_api or DuckDBAPI()
+    dialect = db_api.sql_dialect.sql_dialect_str
+    if dialect != "duckdb" and not isinstance(settings, dict):
+        # the model's SQL as DuckDB writes it, then translated: the same similarity functions
+        settings = settings.get_settings("duckdb").as_dict()
+    if isinstance(settings, dict):
+        settings = settings_for(settings, dialect)
     sdf = db_api.register(table, table_name="identifiers")
     with _capture_splink_warnings() as captured:
         linker = Linker(sdf, settings, log_level=None)
@@ -273,6 +283,7 @@ def train_model(
             rows.sort(key=lambda r: (-r[f"tf_{col}"], r[col]))
             tf_tables[col] = {r[col]: float(r[f"tf_{col}"]) for r in rows[:tf_top_k]}
         model_settings = linker.misc.save_model_to_json()
+    model_settings = settings_for(model_settings, "duckdb")
     model_settings["linker_uid"] = None
     notes += _drop_unobserved_levels(model_settings)
     _regularise(model_settings, max_level_bits)

@@ -1,0 +1,11 @@
+package identity.spark;
+
+import org.apache.spark.sql.api.java.UDF2;
+
+/** DuckDB's levenshtein as a Spark SQL function (NULL in, NULL out). */
+public final class Levenshtein implements UDF2<String, String, Integer> {
+    @Override
+    public Integer call(String a, String b) {
+        return a == null || b == null ? null : DuckDBStrings.levenshtein(a, b);
+    }
+}
