@@ -141,6 +141,8 @@ def bench_size(args: argparse.Namespace, work: str, customers: int, engines: tup
         print(line, flush=True)
         results.append(json.loads(line))
     print(f"load average: {Path('/proc/loadavg').read_text().split()[:3]}")
+    if not results:
+        return
     steps = list(results[0]["steps"])
     print(f"{'step':<10}" + "".join(f"{r['engine']:>12}" for r in results))
     for s in steps:

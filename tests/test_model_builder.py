@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import math
 import random
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from identity_graph.matching.training import (
     check_model,
     linker_for_model,
     plan_for_records,
+    pool_weak_levels,
     records_table,
     train_model,
 )
@@ -332,3 +334,31 @@ def test_address_lines_entered_the_other_way_round_are_their_own_level(records) 
     assert abs(got.match_probability - expected[0]["match_probability"]) <= 1e-9
     same = OnlineScorer(model).score_pair(a, {**a, "unique_id": "c"})
     assert {c.comparison: c.level for c in same.comparisons}["address"] != "address lines swapped"
+
+
+def test_a_partial_level_weighing_below_disagreement_is_pooled_with_it() -> None:
+    """"Same year" trained below "different" (seen at 1M generated identifiers) is no evidence:
+    pooled with ELSE at one weight, m still summing to 1; the exact level is never pooled."""
+    def level(cond: str, m: float, u: float) -> dict:
+        return {"sql_condition": cond, "label_for_charts": cond, "m_probability": m, "u_probability": u}
+
+    settings = {"comparisons": [{"output_column_name": "date_of_birth", "comparison_levels": [
+        {"sql_condition": "dob_l IS NULL", "is_null_level": True},
+        level("exact", 0.80, 0.001), level("one typo", 0.10, 0.01),
+        level("same year", 0.004, 0.05), level("ELSE", 0.09, 0.939)]}]}
+    before = [lv["m_probability"] for lv in settings["comparisons"][0]["comparison_levels"][1:]]
+    notes = pool_weak_levels(settings)
+    levels = settings["comparisons"][0]["comparison_levels"][1:]
+    assert [n.split(":")[0] for n in notes] == ["date_of_birth"] and "same year" in notes[0]
+    weight = {lv["sql_condition"]: math.log2(lv["m_probability"] / lv["u_probability"]) for lv in levels}
+    assert math.isclose(weight["same year"], weight["ELSE"], abs_tol=1e-12)
+    assert weight["ELSE"] == pytest.approx(math.log2(0.094 / 0.989))
+    assert weight["exact"] == pytest.approx(math.log2(800))
+    assert weight["one typo"] == pytest.approx(math.log2(10))
+    assert sum(lv["m_probability"] for lv in levels) == pytest.approx(sum(before))
+
+    exact_low = {"comparisons": [{"output_column_name": "x", "comparison_levels": [
+        level("exact", 0.01, 0.5), level("near", 0.5, 0.1), level("ELSE", 0.49, 0.4)]}]}
+    assert pool_weak_levels(exact_low) == []  # left for check_model to refuse
+    model = MatchModel(version="t", settings=exact_low, term_frequencies={}, metadata={})
+    assert any("weighs less than disagreement" in p for p in check_model(model))

@@ -56,10 +56,11 @@ def untrainable(records: int, error: BaseException) -> ModelCheckError:
     cannot weigh every comparison level, and Splink's arithmetic then fails (`math domain
     error`) or the checks reject the model; the starter model needs no training."""
     reason = str(error) or type(error).__name__
+    why = ("too few records to weigh each comparison level" if records < 10_000
+           else "the data did not give every comparison level a usable weight")
     return ModelCheckError(
-        f"cannot train a model on {records:,} record(s) ({reason}): too few records, or too "
-        f"little variety, to weigh each comparison level. Use the starter model instead: "
-        f"--model starter (or a model trained elsewhere: --model models/<version>.json)")
+        f"cannot train a model on {records:,} record(s) ({reason}): {why}. Use the starter "
+        f"model instead: --model starter (or a model trained elsewhere: --model models/<version>.json)")
 
 
 def records_table(records: Iterable[dict[str, Any]], columns: Sequence[str]) -> pa.Table:
@@ -287,6 +288,7 @@ def train_model(
     model_settings["linker_uid"] = None
     notes += _drop_unobserved_levels(model_settings)
     _regularise(model_settings, max_level_bits)
+    notes += pool_weak_levels(model_settings)
     caps = tf_boost_caps
     if caps is None:
         caps = {"last_name": 0.0, "street": 0.0}
@@ -371,6 +373,40 @@ def _regularise(settings: dict[str, Any], max_bits: float) -> None:
                 lv["u_probability"] = min(max(float(u), m / 2**max_bits), m * 2**max_bits)
 
 
+def pool_weak_levels(settings: dict[str, Any]) -> list[str]:
+    """A partial-agreement level (not the comparison's first, strongest one) that the data weighs
+    below disagreement is no evidence of a match here (e.g. "same birth year" where birth dates
+    are mostly exact or missing): it is pooled with ELSE, both getting the pooled weight
+    (m_pooled / u_pooled, m redistributed in proportion to u, so m still sums to 1), as isotonic
+    regression pools adjacent violators. The strongest level below ELSE is left for
+    `check_model` to reject: that is a degenerate model, not a weak level. Returns a note each."""
+    notes = []
+    for cc in settings["comparisons"]:
+        levels = [lv for lv in cc["comparison_levels"] if not lv.get("is_null_level")]
+        if len(levels) < 3 or levels[-1]["sql_condition"].strip().upper() != "ELSE":
+            continue
+        if not all(isinstance(lv.get(k), int | float) and lv[k] > 0
+                   for lv in levels for k in ("m_probability", "u_probability")):
+            continue
+        pool = [levels[-1]]
+        while True:
+            bf = sum(lv["m_probability"] for lv in pool) / sum(lv["u_probability"] for lv in pool)
+            below = [lv for lv in levels[1:-1] if lv not in pool
+                     and lv["m_probability"] / lv["u_probability"] < bf]
+            if not below:
+                break
+            pool += below
+        for lv in pool[1:]:
+            label = lv.get("label_for_charts") or lv["sql_condition"]
+            notes.append(f"{cc['output_column_name']}: level {label!r} weighed "
+                         f"{math.log2(lv['m_probability'] / lv['u_probability']):+.1f} bits, below "
+                         f"disagreement; pooled with it at {math.log2(bf):+.1f} bits")
+        if len(pool) > 1:
+            for lv in pool:
+                lv["m_probability"] = lv["u_probability"] * bf
+    return notes
+
+
 def check_model(model: MatchModel, max_level_bits: float = MAX_LEVEL_BITS) -> list[str]:
     """Why `model` must not be used (empty when it may): every non-null level has trained m and
     u; no agreement level weighs less than its comparison's disagreement (ELSE) level; no level
@@ -398,7 +434,7 @@ def check_model(model: MatchModel, max_level_bits: float = MAX_LEVEL_BITS) -> li
         else_w = [w for w, is_else in weights.values() if is_else]
         if else_w:
             for label, (w, is_else) in weights.items():
-                if not is_else and w < else_w[0]:
+                if not is_else and w < else_w[0] - 1e-9:  # pooled levels weigh the same
                     problems.append(f"{name}: agreement level {label!r} ({w:+.1f} bits) weighs less "
                                     f"than disagreement ({else_w[0]:+.1f} bits)")
     try:
