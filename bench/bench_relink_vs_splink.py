@@ -9,10 +9,10 @@ each side in its own process so that each peak (VmHWM) is its own:
   records → train → predict → rules/cluster → plan → apply), timed per step by the relink itself;
 - records: the relink's own snapshot + record SQL, written to parquet (so plain Splink scores
   exactly the records the project scores; not counted on Splink's side);
-- plain Splink: the person-deduplication tutorial settings (name comparisons, date of birth,
-  exact postcode / street / city with term frequencies), prior from a deterministic rule, u by
-  random sampling (1M pairs), EM blocked on names and on date of birth, predict at 0.5, clusters
-  at 0.99, on DuckDB.
+- plain Splink: the person-deduplication tutorial settings of `bench_synthetic_matching` (name
+  comparisons, date of birth, exact postcode / street / city with term frequencies), prior from a
+  deterministic rule, u by random sampling (1M pairs), EM blocked on names and on date of birth,
+  predict at 0.5, clusters at 0.99, on DuckDB.
 """
 
 from __future__ import annotations
@@ -31,9 +31,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-
-SPLINK_COLUMNS = ["first_name", "last_name", "date_of_birth", "street", "city", "postcode"]
-
 
 def _hwm_mb() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -57,25 +54,16 @@ def write_records(db: str, out: str) -> dict:
 
 def plain_splink(records: str) -> dict:
     import duckdb
-    import splink.comparison_library as cl
-    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+    from bench_synthetic_matching import COLUMNS as SPLINK_COLUMNS
+    from bench_synthetic_matching import tutorial_settings
+    from splink import DuckDBAPI, Linker, block_on
 
     logging.basicConfig(level=logging.ERROR)
     con = duckdb.connect()
     cols = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" for c in SPLINK_COLUMNS)
     con.execute(f"CREATE TABLE people AS SELECT CAST(unique_id AS VARCHAR) AS unique_id, {cols} "
                 f"FROM read_parquet('{records}')")
-    settings = SettingsCreator(
-        link_type="dedupe_only",
-        blocking_rules_to_generate_predictions=[
-            block_on("first_name", "last_name"), block_on("last_name", "date_of_birth"),
-            block_on("first_name", "date_of_birth"), block_on("postcode")],
-        comparisons=[
-            cl.NameComparison("first_name"), cl.NameComparison("last_name"),
-            cl.DateOfBirthComparison("date_of_birth", input_is_string=True),
-            cl.ExactMatch("postcode").configure(term_frequency_adjustments=True),
-            cl.ExactMatch("street").configure(term_frequency_adjustments=True),
-            cl.ExactMatch("city").configure(term_frequency_adjustments=True)])
+    settings = tutorial_settings()
     steps = {}
     t = time.perf_counter()
     linker = Linker(DuckDBAPI().register(con.table("people").fetch_arrow_table()), settings)

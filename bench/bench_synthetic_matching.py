@@ -75,14 +75,14 @@ def run_project(records: list[dict[str, Any]], work: Path) -> tuple[dict[str, st
             if k.startswith("source_record:")}, seconds
 
 
-def run_splink(records: list[dict[str, Any]]) -> tuple[dict[str, str], float]:
-    import pyarrow as pa
+def tutorial_settings(unique_id: str = "unique_id") -> Any:
+    """Splink's person-deduplication tutorial settings over `COLUMNS` (the plain-Splink side of
+    the benchmarks)."""
     import splink.comparison_library as cl
-    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+    from splink import SettingsCreator, block_on
 
-    table = pa.table({c: pa.array([r[c] for r in records], pa.string()) for c in ["rec_id", *COLUMNS]})
-    settings = SettingsCreator(
-        unique_id_column_name="rec_id", link_type="dedupe_only",
+    return SettingsCreator(
+        unique_id_column_name=unique_id, link_type="dedupe_only",
         blocking_rules_to_generate_predictions=[
             block_on("first_name", "last_name"), block_on("last_name", "date_of_birth"),
             block_on("first_name", "date_of_birth"), block_on("postcode")],
@@ -92,6 +92,14 @@ def run_splink(records: list[dict[str, Any]]) -> tuple[dict[str, str], float]:
             cl.ExactMatch("postcode").configure(term_frequency_adjustments=True),
             cl.ExactMatch("street").configure(term_frequency_adjustments=True),
             cl.ExactMatch("city").configure(term_frequency_adjustments=True)])
+
+
+def run_splink(records: list[dict[str, Any]]) -> tuple[dict[str, str], float]:
+    import pyarrow as pa
+    from splink import DuckDBAPI, Linker, block_on
+
+    table = pa.table({c: pa.array([r[c] for r in records], pa.string()) for c in ["rec_id", *COLUMNS]})
+    settings = tutorial_settings("rec_id")
     t0 = time.perf_counter()
     linker = Linker(DuckDBAPI().register(table), settings, log_level=None)
     linker.training.estimate_probability_two_random_records_match(
