@@ -24,16 +24,6 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from batch.api import BatchServicer
-from identity.v1 import (
-    admin_pb2,
-    admin_pb2_grpc,
-    batch_pb2,
-    batch_pb2_grpc,
-    identity_pb2,
-    identity_pb2_grpc,
-    review_pb2,
-    review_pb2_grpc,
-)
 from identity_graph import workers
 from identity_graph.api import IdentityServicer
 from identity_graph.api import auth as auth_mod
@@ -61,7 +51,17 @@ from session.api import SessionServicer
 from session.policy import Settings
 from session.service import Sessions
 from session.store import conversation_store_for
-from session.v1 import session_pb2, session_pb2_grpc
+from stubs.identity.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    batch_pb2,
+    batch_pb2_grpc,
+    identity_pb2,
+    identity_pb2_grpc,
+    review_pb2,
+    review_pb2_grpc,
+)
+from stubs.session.v1 import session_pb2, session_pb2_grpc
 
 log = logging.getLogger("identity_server")
 access_log = logging.getLogger("identity_server.access")

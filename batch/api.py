@@ -12,11 +12,11 @@ import grpc
 
 from batch.relink import RelinkOptions, run_relink
 from batch.report import summary_text, write_report
-from identity.v1 import batch_pb2 as pb
-from identity.v1 import batch_pb2_grpc as pb_grpc
 from identity_graph.api.errors import handle_errors
 from identity_graph.engine import IdentityGraph
 from identity_graph.errors import FailedPrecondition, InvalidArgument
+from stubs.identity.v1 import batch_pb2 as pb
+from stubs.identity.v1 import batch_pb2_grpc as pb_grpc
 
 
 def _is_file(path: str) -> bool:

@@ -251,7 +251,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 def _relink_via_server(args: argparse.Namespace) -> int:
     import grpc
 
-    from identity.v1 import batch_pb2, batch_pb2_grpc
+    from stubs.identity.v1 import batch_pb2, batch_pb2_grpc
 
     request = batch_pb2.RelinkRequest(
         model_path=args.model or "", settings_path=args.settings or "", models_dir=args.models_dir,

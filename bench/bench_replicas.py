@@ -34,10 +34,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from replica_cluster import cluster, database_args, ident  # noqa: E402
 
-from identity.v1 import identity_pb2 as ipb  # noqa: E402
-from identity.v1 import identity_pb2_grpc as ipb_grpc  # noqa: E402
-from session.v1 import session_pb2 as spb  # noqa: E402
-from session.v1 import session_pb2_grpc as spb_grpc  # noqa: E402
+from stubs.identity.v1 import identity_pb2 as ipb  # noqa: E402
+from stubs.identity.v1 import identity_pb2_grpc as ipb_grpc  # noqa: E402
+from stubs.session.v1 import session_pb2 as spb  # noqa: E402
+from stubs.session.v1 import session_pb2_grpc as spb_grpc  # noqa: E402
 
 KNOWN = 200  # known identifiers the read workloads cycle through
 

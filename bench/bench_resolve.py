@@ -39,11 +39,11 @@ import grpc
 import preload
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from identity.v1 import identity_pb2 as pb
-from identity.v1 import identity_pb2_grpc as pb_grpc
 from identity_graph.matching.model import STARTER_MODEL_PATH
 from identity_graph.store import open_store
 from identity_graph.synthetic import generate
+from stubs.identity.v1 import identity_pb2 as pb
+from stubs.identity.v1 import identity_pb2_grpc as pb_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -54,10 +54,10 @@ import pyarrow.parquet as pq
 from bench_resolve import Result, free_port, neo4j_pid, proc_cpu, wait_serving
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from identity.v1 import identity_pb2 as ipb
 from identity_graph.store import open_store
-from session.v1 import session_pb2 as pb
-from session.v1 import session_pb2_grpc as pb_grpc
+from stubs.identity.v1 import identity_pb2 as ipb
+from stubs.session.v1 import session_pb2 as pb
+from stubs.session.v1 import session_pb2_grpc as pb_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYOUT_VERSION = 1

@@ -22,11 +22,11 @@ import time
 
 import grpc
 
-from identity.v1 import identity_pb2 as pb
-from identity.v1 import identity_pb2_grpc as pb_grpc
 from identity_graph.engine import IdentityGraph
 from identity_graph.store import open_store
 from server import BackgroundServer, _parts
+from stubs.identity.v1 import identity_pb2 as pb
+from stubs.identity.v1 import identity_pb2_grpc as pb_grpc
 
 
 def main() -> int:

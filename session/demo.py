@@ -19,14 +19,14 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
-from identity.v1 import identity_pb2 as ipb
 from identity_graph.engine import IdentityGraph
 from identity_graph.store import open_store
 from session.policy import DEFAULT_HANDOFF_RULES, SessionPolicy
 from session.service import Sessions
 from session.store import conversation_store_for
-from session.v1 import session_pb2 as pb
-from session.v1 import session_pb2_grpc as pb_grpc
+from stubs.identity.v1 import identity_pb2 as ipb
+from stubs.session.v1 import session_pb2 as pb
+from stubs.session.v1 import session_pb2_grpc as pb_grpc
 
 TIMEOUT = 30.0
 COOKIE, TABLET = "web_cookie:ck-7f3a9", "web_cookie:ck-tablet-51c2"

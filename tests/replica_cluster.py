@@ -20,12 +20,12 @@ from typing import Any
 
 import grpc
 
-from identity.v1 import identity_pb2 as ipb
-from identity.v1 import identity_pb2_grpc as ipb_grpc
 from identity_graph.model import LinkKind
 from identity_graph.store.base import GraphStore
-from session.v1 import session_pb2 as spb
-from session.v1 import session_pb2_grpc as spb_grpc
+from stubs.identity.v1 import identity_pb2 as ipb
+from stubs.identity.v1 import identity_pb2_grpc as ipb_grpc
+from stubs.session.v1 import session_pb2 as spb
+from stubs.session.v1 import session_pb2_grpc as spb_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 120.0

@@ -10,13 +10,13 @@ import grpc
 import pytest
 
 from batch.quality import load_synthetic
-from identity.v1 import batch_pb2, batch_pb2_grpc
-from identity.v1 import identity_pb2 as ipb
-from identity.v1 import identity_pb2_grpc as ipb_grpc
 from identity_graph.engine import IdentityGraph
 from identity_graph.matching.model import STARTER_MODEL_PATH
 from identity_graph.store.base import GraphStore
 from server import BackgroundServer
+from stubs.identity.v1 import batch_pb2, batch_pb2_grpc
+from stubs.identity.v1 import identity_pb2 as ipb
+from stubs.identity.v1 import identity_pb2_grpc as ipb_grpc
 
 TIMEOUT = 120.0
 

@@ -14,12 +14,12 @@ import pytest
 from batch.cli import main as batch_main
 from batch.quality import load_synthetic
 from batch.relink import build_records, relink, snapshot
-from identity.v1 import identity_pb2 as ipb
-from identity.v1 import identity_pb2_grpc as ipb_grpc
 from identity_graph.engine import IdentityGraph, waterfall
 from identity_graph.matching.model import load_model
 from identity_graph.matching.scorer import OnlineScorer
 from server import BackgroundServer
+from stubs.identity.v1 import identity_pb2 as ipb
+from stubs.identity.v1 import identity_pb2_grpc as ipb_grpc
 from tests.test_batch import STARTER, _opts
 
 COMPARED = ["first_name", "last_name", "date_of_birth", "address"]  # the starter model's

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from google.protobuf.descriptor import EnumDescriptor
 
-from identity.v1 import admin_pb2, batch_pb2, identity_pb2
-from session.v1 import session_pb2
+from stubs.identity.v1 import admin_pb2, batch_pb2, identity_pb2
+from stubs.session.v1 import session_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = (identity_pb2, admin_pb2, batch_pb2, session_pb2)

@@ -21,9 +21,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from identity.v1 import batch_pb2
-from identity.v1 import identity_pb2 as ipb
-from identity.v1 import identity_pb2_grpc as ipb_grpc
 from identity_graph.api.wire import UNPARSEABLE_DETAIL
 from identity_graph.attributes import MAX_ATTRIBUTE_LENGTH, MAX_ATTRIBUTES
 from identity_graph.config import GraphConfig
@@ -33,8 +30,11 @@ from identity_graph.store.base import GraphStore
 from server import SERVICE_NAMES, BackgroundServer
 from session.service import MAX_SLOTS, MAX_TURN_TEXT, Sessions
 from session.store import conversation_store_for
-from session.v1 import session_pb2 as spb
-from session.v1 import session_pb2_grpc as spb_grpc
+from stubs.identity.v1 import batch_pb2
+from stubs.identity.v1 import identity_pb2 as ipb
+from stubs.identity.v1 import identity_pb2_grpc as ipb_grpc
+from stubs.session.v1 import session_pb2 as spb
+from stubs.session.v1 import session_pb2_grpc as spb_grpc
 
 TIMEOUT = 30.0
 # Examples per service per backend; each example calls every RPC of the service once.

@@ -23,14 +23,14 @@ from google.protobuf import text_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from identity.v1 import identity_pb2 as pb
-from identity.v1 import identity_pb2_grpc as pb_grpc
 from identity_graph.config import GraphConfig
 from identity_graph.engine import IdentityGraph, ResolveRequest
 from identity_graph.errors import StoreError
 from identity_graph.matching import OnlineScorer, load_starter_model
 from identity_graph.store.base import GraphStore
 from server import IDENTITY_SERVICE, BackgroundServer
+from stubs.identity.v1 import identity_pb2 as pb
+from stubs.identity.v1 import identity_pb2_grpc as pb_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 30.0

@@ -19,15 +19,15 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from identity.v1 import identity_pb2 as ipb
-from identity.v1 import identity_pb2_grpc as ipb_grpc
 from identity_graph.engine import IdentityGraph
 from identity_graph.store import open_store
 from identity_graph.store.neo4j import Neo4jStore
 from identity_graph.store.neo4j_database import CONNECT_TIMEOUT_S, RETRY_TIME_S
 from server import SERVICE_NAMES, BackgroundServer
-from session.v1 import session_pb2 as spb
-from session.v1 import session_pb2_grpc as spb_grpc
+from stubs.identity.v1 import identity_pb2 as ipb
+from stubs.identity.v1 import identity_pb2_grpc as ipb_grpc
+from stubs.session.v1 import session_pb2 as spb
+from stubs.session.v1 import session_pb2_grpc as spb_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 60.0

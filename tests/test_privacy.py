@@ -18,18 +18,18 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from batch.export import export
 from batch.ingest import ingest
-from identity.v1 import admin_pb2 as apb
-from identity.v1 import admin_pb2_grpc as apb_grpc
-from identity.v1 import identity_pb2 as ipb
-from identity.v1 import identity_pb2_grpc as ipb_grpc
 from identity_graph.engine import IdentityGraph
 from identity_graph.store.base import GraphStore
 from server import BackgroundServer
 from session.model import OutboxMessage
 from session.service import Sessions
 from session.store import conversation_store_for
-from session.v1 import session_pb2 as spb
-from session.v1 import session_pb2_grpc as spb_grpc
+from stubs.identity.v1 import admin_pb2 as apb
+from stubs.identity.v1 import admin_pb2_grpc as apb_grpc
+from stubs.identity.v1 import identity_pb2 as ipb
+from stubs.identity.v1 import identity_pb2_grpc as ipb_grpc
+from stubs.session.v1 import session_pb2 as spb
+from stubs.session.v1 import session_pb2_grpc as spb_grpc
 
 TIMEOUT = 30.0
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from google.protobuf import descriptor_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
-DESCRIPTOR_SET = ROOT / "identity_graph" / "api" / "descriptor_set.binpb"
+DESCRIPTOR_SET = ROOT / "stubs" / "descriptor_set.binpb"
 OURS = ("identity/", "session/")
 
 

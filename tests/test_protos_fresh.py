@@ -38,10 +38,10 @@ def test_generated_stubs_are_fresh(proto: Path, fresh: Path) -> None:
     stem = proto.with_suffix("")
     package = proto.parent
     inits = [Path(*package.parts[:i], "__init__.py") for i in range(1, len(package.parts) + 1)]
-    missing = [str(p) for p in inits if not (ROOT / p).exists()]
+    missing = [str(p) for p in [Path("__init__.py"), *inits] if not (GEN.OUT / p).exists()]
     stale = []
     for rel in [*(Path(f"{stem}{suffix}") for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")), proto]:
-        committed = ROOT / rel  # the .proto copy beside the stubs is package data of the wheel
+        committed = GEN.OUT / rel  # the .proto copy beside the stubs is package data of the wheel
         if not committed.exists() or committed.read_bytes() != (fresh / rel).read_bytes():
             stale.append(str(rel))
     assert not (missing or stale), (
@@ -53,12 +53,12 @@ def test_generated_stubs_are_fresh(proto: Path, fresh: Path) -> None:
 def test_descriptor_set_is_fresh(fresh: Path) -> None:
     """The reflection's descriptor set (with source info) matches the protos."""
     rel = GEN.DESCRIPTOR_SET
-    assert (ROOT / rel).read_bytes() == (fresh / rel).read_bytes(), (
+    assert (GEN.OUT / rel).read_bytes() == (fresh / rel).read_bytes(), (
         f"{rel} is stale; run `python scripts/gen_protos.py` and commit the result")
 
 
 def test_generated_grpc_module_imports_absolutely() -> None:
-    from identity.v1 import identity_pb2, identity_pb2_grpc
+    from stubs.identity.v1 import identity_pb2, identity_pb2_grpc
 
     assert identity_pb2.DESCRIPTOR.package == "identity.v1"
     assert hasattr(identity_pb2_grpc, "IdentityServiceStub")

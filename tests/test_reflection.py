@@ -118,7 +118,7 @@ def test_grpcurl_describes_with_comments(go_bin: Path, server: BackgroundServer)
 
 
 def test_the_shipped_protoset_works_without_reflection(go_bin: Path, server: BackgroundServer) -> None:
-    protoset = ROOT / "identity_graph" / "api" / "descriptor_set.binpb"
+    protoset = ROOT / "stubs" / "descriptor_set.binpb"
     out = subprocess.run([str(go_bin / "grpcurl"), "-protoset", str(protoset), "describe",
                           "session.v1.StartOrResumeResponse"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -30,14 +30,14 @@ from replica_cluster import (
     lost_writes,
 )
 
-from identity.v1 import admin_pb2 as apb
-from identity.v1 import admin_pb2_grpc as apb_grpc
-from identity.v1 import identity_pb2 as ipb
-from identity.v1 import identity_pb2_grpc as ipb_grpc
 from identity_graph.store import open_store
 from identity_graph.store.base import GraphStore
 from session.store import conversation_store_for
-from session.v1 import session_pb2 as spb
+from stubs.identity.v1 import admin_pb2 as apb
+from stubs.identity.v1 import admin_pb2_grpc as apb_grpc
+from stubs.identity.v1 import identity_pb2 as ipb
+from stubs.identity.v1 import identity_pb2_grpc as ipb_grpc
+from stubs.session.v1 import session_pb2 as spb
 
 CALLS = 2000
 

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-from identity.v1 import identity_pb2 as ipb
-from identity.v1 import identity_pb2_grpc, review_pb2_grpc
-from identity.v1 import review_pb2 as pb
 from identity_graph.engine import IdentityGraph
 from identity_graph.matching import OnlineScorer, load_starter_model
 from server import BackgroundServer
+from stubs.identity.v1 import identity_pb2 as ipb
+from stubs.identity.v1 import identity_pb2_grpc, review_pb2_grpc
+from stubs.identity.v1 import review_pb2 as pb
 from tests.test_people_decisions import BAND, R1, R2, R3, _owner, _pat
 
 TIMEOUT = 30.0

@@ -33,8 +33,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
-from identity.v1 import batch_pb2, batch_pb2_grpc, identity_pb2, identity_pb2_grpc, review_pb2
-from identity.v1 import identity_pb2 as ipb
 from identity_graph.api import auth
 from identity_graph.api.auth import (
     ADMIN,
@@ -58,8 +56,10 @@ from identity_graph.api.ratelimit import RateLimiter
 from identity_graph.engine import IdentityGraph
 from identity_graph.store.base import GraphStore
 from server import BackgroundServer, TlsConfig, create_server, reload_tokens
-from session.v1 import session_pb2, session_pb2_grpc
-from session.v1 import session_pb2 as spb
+from stubs.identity.v1 import batch_pb2, batch_pb2_grpc, identity_pb2, identity_pb2_grpc, review_pb2
+from stubs.identity.v1 import identity_pb2 as ipb
+from stubs.session.v1 import session_pb2, session_pb2_grpc
+from stubs.session.v1 import session_pb2 as spb
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 30.0

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import grpc
 
-from identity.v1 import identity_pb2 as ipb
-from identity.v1 import identity_pb2_grpc as ipb_grpc
 from identity_graph.matching.model import STARTER_MODEL_PATH, load_model
+from stubs.identity.v1 import identity_pb2 as ipb
+from stubs.identity.v1 import identity_pb2_grpc as ipb_grpc
 from tests.test_security import _listening, _spawn, _stop
 
 

@@ -19,16 +19,16 @@ from google.protobuf import text_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from identity.v1 import identity_pb2 as ipb
-from identity.v1 import identity_pb2_grpc as ipb_grpc
 from identity_graph.engine import IdentityGraph
 from identity_graph.store.base import GraphStore
 from server import SESSION_SERVICE, BackgroundServer
 from session.policy import SessionPolicy
 from session.service import Sessions
 from session.store import conversation_store_for
-from session.v1 import session_pb2 as pb
-from session.v1 import session_pb2_grpc as pb_grpc
+from stubs.identity.v1 import identity_pb2 as ipb
+from stubs.identity.v1 import identity_pb2_grpc as ipb_grpc
+from stubs.session.v1 import session_pb2 as pb
+from stubs.session.v1 import session_pb2_grpc as pb_grpc
 
 TIMEOUT = 30.0
 

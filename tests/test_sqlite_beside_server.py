@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 
 from batch.quality import load_synthetic
 from batch.relink import relink
-from identity.v1 import identity_pb2 as ipb
-from identity.v1 import identity_pb2_grpc as ipb_grpc
 from identity_graph.store import open_store
+from stubs.identity.v1 import identity_pb2 as ipb
+from stubs.identity.v1 import identity_pb2_grpc as ipb_grpc
 from tests.test_batch import STARTER, _opts
 from tests.test_security import _env, _listening, _spawn, _stop
 

@@ -23,9 +23,9 @@ def test_wheel_ships_protos_and_descriptor_set(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     (wheel,) = tmp_path.glob("identity_graph-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    protos = {str(p.relative_to(ROOT / "proto")) for p in (ROOT / "proto").rglob("*.proto")}
+    protos = {f"stubs/{p.relative_to(ROOT / 'proto')}" for p in (ROOT / "proto").rglob("*.proto")}
     assert protos and protos <= names
-    assert "identity_graph/api/descriptor_set.binpb" in names
+    assert "stubs/descriptor_set.binpb" in names
     with zipfile.ZipFile(wheel) as z:
-        shipped = z.read("identity/v1/identity.proto")
+        shipped = z.read("stubs/identity/v1/identity.proto")
     assert shipped == (ROOT / "proto/identity/v1/identity.proto").read_bytes()

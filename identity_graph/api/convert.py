@@ -11,7 +11,6 @@ from typing import Any
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from identity.v1 import identity_pb2 as pb
 from identity_graph.api.auth import current_caller
 from identity_graph.engine import (
     ChangeResult,
@@ -26,6 +25,7 @@ from identity_graph.errors import InvalidArgument
 from identity_graph.guardrails import Violation
 from identity_graph.model import Event, IdentifierNode, Link, LinkKind, Observation
 from identity_graph.paths import steps
+from stubs.identity.v1 import identity_pb2 as pb
 
 # ---- scalars --------------------------------------------------------------------------------
 

@@ -8,13 +8,13 @@ from typing import Any, Protocol
 
 import grpc
 
-from identity.v1 import identity_pb2 as pb
-from identity.v1 import identity_pb2_grpc as pb_grpc
 from identity_graph.api import convert
 from identity_graph.api.errors import handle_errors, run_blocking
 from identity_graph.engine import IdentityGraph, SplitPlan, UnlinkResult
 from identity_graph.errors import FailedPrecondition, InvalidArgument
 from identity_graph.model import LinkKind
+from stubs.identity.v1 import identity_pb2 as pb
+from stubs.identity.v1 import identity_pb2_grpc as pb_grpc
 
 DEFAULT_POLL_INTERVAL_S = 1.0
 DEFAULT_EVENT_BATCH = 500

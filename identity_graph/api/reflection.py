@@ -27,7 +27,7 @@ _V1ALPHA_FILE = "grpc_reflection/v1alpha/reflection.proto"
 
 def descriptor_set() -> descriptor_pb2.FileDescriptorSet:
     """Our protos and their imports, with source info (the file shipped as package data)."""
-    data = (resources.files("identity_graph.api") / "descriptor_set.binpb").read_bytes()
+    data = (resources.files("stubs") / "descriptor_set.binpb").read_bytes()
     return descriptor_pb2.FileDescriptorSet.FromString(data)
 
 

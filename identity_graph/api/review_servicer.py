@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import grpc
 
-from identity.v1 import review_pb2 as pb
-from identity.v1 import review_pb2_grpc as pb_grpc
 from identity_graph.api import convert
 from identity_graph.api.errors import handle_errors, run_blocking
 from identity_graph.decisions import ReviewItem
 from identity_graph.engine import IdentityGraph
 from identity_graph.errors import InvalidArgument
 from identity_graph.model import Constraint, ConstraintKind
+from stubs.identity.v1 import review_pb2 as pb
+from stubs.identity.v1 import review_pb2_grpc as pb_grpc
 
 _KINDS = {ConstraintKind.CANNOT_LINK: pb.CONSTRAINT_KIND_CANNOT_LINK,
           ConstraintKind.MUST_LINK: pb.CONSTRAINT_KIND_MUST_LINK}

@@ -12,7 +12,6 @@ from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from identity.v1 import identity_pb2 as ipb
 from identity_graph.api.convert import identifier_to_pb, kind_to_pb, timestamp
 from identity_graph.engine import CustomerView, Proof
 from identity_graph.errors import InvalidArgument
@@ -28,7 +27,8 @@ from session.service import (
     Suggestion,
     person,
 )
-from session.v1 import session_pb2 as pb
+from stubs.identity.v1 import identity_pb2 as ipb
+from stubs.session.v1 import session_pb2 as pb
 
 # ---- enums ----------------------------------------------------------------------------------
 

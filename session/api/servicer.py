@@ -15,8 +15,8 @@ from identity_graph.errors import InvalidArgument
 from session.api import convert
 from session.model import Conversation
 from session.service import Caller, ConversationView, Sessions
-from session.v1 import session_pb2 as pb
-from session.v1 import session_pb2_grpc as pb_grpc
+from stubs.session.v1 import session_pb2 as pb
+from stubs.session.v1 import session_pb2_grpc as pb_grpc
 
 DEFAULT_PAGE_SIZE = 20
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
