@@ -207,6 +207,8 @@ def load_into(store: GraphStore, directory: Path, now: datetime | None = None) -
         for name in TABLES:
             if name == "identifiers":
                 pq.write_table(idents, Path(tmp) / "identifiers.parquet")
+            elif not (Path(directory) / f"{name}.parquet").exists():  # a table the generator leaves empty
+                pq.write_table(TABLES[name].empty_table(), Path(tmp) / f"{name}.parquet")
             else:
                 shutil.copy(Path(directory) / f"{name}.parquet", Path(tmp) / f"{name}.parquet")
         return store.load_parquet(tmp)
