@@ -607,8 +607,10 @@ class SQLiteStore(GraphStore):
                          and n.customer_id == customer_id)
         if not members:
             return anchor, ([], [], {})
-        links = sorted((_link(r[1:]) for r in rows if r[0] == "l"),
-                       key=lambda lk: (lk.a, lk.b, lk.created_at, lk.id))
+        # Sorted on the stored columns (a, b, created_at, id): the same order as on the Link
+        # objects, without hashing every link's id again.
+        links = [_link(r[1:]) for r in sorted((r for r in rows if r[0] == "l"),
+                                              key=lambda r: (r[2], r[3], r[12], r[1]))]
         return anchor, (members, links, nodes)
 
     def _constraints(self, keys: Sequence[str] | None, include_withdrawn: bool) -> list[Constraint]:
