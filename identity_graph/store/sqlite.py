@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -45,10 +45,6 @@ from identity_graph.store import sqlite_schema
 from identity_graph.store.base import GraphStore
 from identity_graph.store.database import Database, Snapshot
 from identity_graph.store.tables import TABLES
-
-if TYPE_CHECKING:
-    from identity_graph.privacy_store.base import PrivacyStore
-    from session.store.base import ConversationStore
 
 T = TypeVar("T")
 
@@ -240,16 +236,6 @@ class SQLiteDatabase(Database):
         if self._graph is None:
             self._graph = SQLiteStore(self)
         return self._graph
-
-    def conversation_store(self) -> ConversationStore:
-        from session.store.sqlite import SQLiteConversationStore
-
-        return SQLiteConversationStore(self)
-
-    def privacy_store(self, pepper: str | None = None) -> PrivacyStore:
-        from identity_graph.privacy_store.sqlite import SQLitePrivacyStore
-
-        return SQLitePrivacyStore(self, pepper)
 
     def close(self) -> None:
         with self._lock:

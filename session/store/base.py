@@ -2,7 +2,7 @@
 
 Like `GraphStore`, public methods are written once and each backend implements private
 primitives. A backend takes the backend's `Database`, the same object as the graph store's
-(`graph.database.conversation_store()`).
+(`session.store.conversation_store_for(graph)`).
 """
 
 from __future__ import annotations

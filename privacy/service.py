@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from identity_graph.errors import FailedPrecondition, InvalidArgument
 from identity_graph.model import Event, Link
-from identity_graph.privacy_store.base import (
+from privacy.store.base import (
     AUDIT_ACTIONS,
     EVENT_ACTIONS,
     MAX_AUDIT_PAGE,

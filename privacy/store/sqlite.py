@@ -11,9 +11,9 @@ from typing import Any
 import pyarrow as pa
 
 from identity_graph.model import Event
-from identity_graph.privacy_store.base import AUDIT, AuditRecord, PrivacyStore
 from identity_graph.store.sqlite import SQLiteDatabase, event_from_row, from_us, in_list, to_us
 from identity_graph.store.sqlite_schema import columns
+from privacy.store.base import AUDIT, AuditRecord, PrivacyStore
 
 _AUDIT_COLS = columns("audit_log")
 _EVENT_COLS = columns("events")

@@ -28,8 +28,8 @@ from neo4j import time as neo4j_time
 
 from identity_graph.errors import StoreError
 from identity_graph.model import Event
-from identity_graph.privacy_store.base import AuditRecord, PrivacyStore, audit_table
 from identity_graph.store.neo4j_database import Neo4jDatabase
+from privacy.store.base import AuditRecord, PrivacyStore, audit_table
 
 SCHEMA: tuple[LiteralString, ...] = (
     "CREATE CONSTRAINT pv_suppressed_hash IF NOT EXISTS FOR (s:Suppressed) REQUIRE s.hash IS UNIQUE",
