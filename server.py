@@ -27,7 +27,6 @@ from batch.api import BatchServicer
 from identity_graph import workers
 from identity_graph.api import IdentityServicer
 from identity_graph.api import auth as auth_mod
-from identity_graph.api.admin_servicer import AdminServicer
 from identity_graph.api.auth import (
     AuthInterceptor,
     InsecureBindError,
@@ -44,9 +43,10 @@ from identity_graph.api.wire import DecodeGuardInterceptor
 from identity_graph.config import ConfigError
 from identity_graph.engine import IdentityGraph, Scorer
 from identity_graph.errors import InvalidArgument, StoreError
-from identity_graph.privacy import Privacy
-from identity_graph.privacy_store import privacy_store_for
 from identity_graph.store import choose_store, open_store
+from privacy.service import Privacy
+from privacy.servicer import AdminServicer
+from privacy.store import privacy_store_for
 from session.api import SessionServicer
 from session.policy import Settings
 from session.service import Sessions

@@ -25,8 +25,8 @@ from pathlib import Path
 import duckdb
 from tqdm import tqdm
 
-from identity_graph.privacy_store import privacy_store_for
 from identity_graph.store.base import GraphStore
+from privacy.store import privacy_store_for
 
 _QUERIES = {
     "identifiers": """

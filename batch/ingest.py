@@ -455,7 +455,7 @@ def ingest(
     m = given.complete(columns)
     default_time = observed_at or datetime.fromtimestamp(int(src.stat().st_mtime), UTC)
     if suppressed is None:
-        from identity_graph.privacy_store import privacy_store_for
+        from privacy.store import privacy_store_for
 
         suppressed = privacy_store_for(store).is_suppressed
     ing = Ingester(m, config, default_time, suppressed)

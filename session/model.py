@@ -136,3 +136,21 @@ class OutboxMessage:
     recipient: str
     text: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ErasedConversations:
+    """What `ConversationStore.erase_for` removed or blanked, per kind."""
+
+    conversations: int = 0
+    turns_redacted: int = 0
+    outbox: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationHistory:
+    """Everything the conversation store holds of some identifiers (`export_for`): their
+    conversations (newest first), each with all its turns, and their consents (oldest first)."""
+
+    conversations: list[tuple[Conversation, list[Turn]]]
+    consents: list[Consent]

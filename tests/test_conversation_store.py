@@ -628,6 +628,36 @@ def test_delete_for(conversations: ConversationStore, store: Any) -> None:
     assert conversations.delete_for([]) == 0
 
 
+def test_erase_for_and_export_for(conversations: ConversationStore, store: Any) -> None:
+    a, c = "email:a@example.com", "phone:+14155550100"
+    for cid, anchor in (("conv_a1", a), ("conv_c1", c)):
+        conversations.create(conv(cid, anchor))
+    conversations.append_turn("conv_a1", turn(identifier=a, text="mine"))
+    conversations.append_turn("conv_c1", turn(identifier=c, text="theirs"))
+    conversations.append_turn("conv_c1", turn(identifier=a, text="typed through a"))
+    conversations.add_consent(Consent(a, "sms", "service", True, "form", T0))
+    conversations.outbox_put(OutboxMessage("msg_a", "email", "a@example.com", "code", T0))
+    conversations.outbox_put(OutboxMessage("msg_c", "sms", "+14155550100", "code", T0))
+
+    history = conversations.export_for([a])
+    assert [(cv.id, [t.text for t in ts]) for cv, ts in history.conversations] == [("conv_a1", ["mine"])]
+    assert [x.identifier for x in history.consents] == [a]
+
+    # Inside a transaction the caller holds, rolled back with it ...
+    with pytest.raises(RuntimeError), conversations.database.transaction():
+        assert conversations.erase_for([a]).conversations == 1
+        raise RuntimeError("rolled back")
+    assert conversations.get("conv_a1") is not None and len(conversations.outbox("a@example.com")) == 1
+    # ... and on its own.
+    erased = conversations.erase_for([a, a])
+    assert (erased.conversations, erased.turns_redacted, erased.outbox) == (1, 1, 1)
+    assert conversations.get("conv_a1") is None and conversations.consents([a]) == []
+    assert [(t.identifier, t.text) for t in conversations.turns("conv_c1")] == [(c, "theirs"), ("", "")]
+    assert conversations.outbox("a@example.com") == [] and len(conversations.outbox("+14155550100")) == 1
+    assert conversations.export_for([a]).conversations == []
+    assert conversations.erase_for([]).conversations == 0
+
+
 def test_clear(conversations: ConversationStore) -> None:
     conversations.create(conv("conv_1"))
     conversations.append_turn("conv_1", turn())

@@ -19,9 +19,9 @@ import pytest
 
 from identity_graph.engine import IdentityGraph, ResolveRequest
 from identity_graph.model import ChangeSet, Event
-from identity_graph.privacy import Privacy
-from identity_graph.privacy_store import privacy_store_for
 from identity_graph.store.base import GraphStore
+from privacy.service import Privacy
+from privacy.store import privacy_store_for
 from session.model import OutboxMessage
 from session.service import Caller, Sessions
 from session.store import conversation_store_for

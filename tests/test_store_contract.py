@@ -608,6 +608,41 @@ def _rich_graph(store: GraphStore) -> None:
     store.apply(ChangeSet(constraints_added=[apart]))
 
 
+def test_events_between_mentioning_and_erased(store):
+    a = "email:ann@example.com"
+    store.apply(ChangeSet(events=[
+        Event("merge", {"into": "cus_1", "from": ["cus_2"], "actor": "svc"}, "cus_1", T0),
+        Event("link.added", {"a": a, "actor": "ann@example.com"}, "cus_3", T0 + timedelta(seconds=1)),
+        Event("split", {"from": "cus_3"}, "cus_3", T0 + timedelta(seconds=1)),
+        Event("merge", {"into": "cus_9"}, "cus_9", T0 + timedelta(seconds=2)),
+    ]))
+    assert [e.seq for e in store.events_between(["merge", "split"])] == [1, 3, 4]
+    assert [e.seq for e in store.events_between(["merge"], start=T0 + timedelta(seconds=1))] == [4]
+    assert [e.seq for e in store.events_between(["merge", "split"], end=T0 + timedelta(seconds=2))] == [1, 3]
+    assert [e.seq for e in store.events_between(["merge", "split"], after=(T0, 1), limit=1)] == [3]
+    assert store.events_between([]) == []
+    assert [e.seq for e in store.events_mentioning([a], ["cus_1"])] == [1, 2]
+    assert store.events_mentioning([]) == []
+
+    assert store.erase_event_payloads([a], ["cus_3"]) == 2
+    events = {e.seq: e for e in store.events()}
+    assert events[2].payload == {"erased": True} and events[2].customer_id == ""  # actor named ann
+    assert events[3].payload == {"erased": True} and events[3].type == "split"
+    assert events[1].payload["actor"] == "svc" and events[4].customer_id == "cus_9"
+    assert store.erase_event_payloads([]) == 0
+
+
+def test_delete_customers_takes_their_aliases(store):
+    store.apply(ChangeSet(
+        customers_created=[Customer(f"cus_{i}", T0) for i in range(1, 5)],
+        aliases={"cus_2": "cus_1", "cus_4": "cus_3"},
+    ))
+    assert store.delete_customers(["cus_1", "cus_2", "cus_1", ""]) == (2, 1)
+    assert set(store.customers([f"cus_{i}" for i in range(1, 5)])) == {"cus_3", "cus_4"}
+    assert store.aliases_of("cus_1") == [] and store.aliases_of("cus_3") == ["cus_4"]
+    assert store.delete_customers([]) == (0, 0)
+
+
 def test_export_then_load_gives_equal_tables(store, tmp_path: Path):
     _rich_graph(store)
     before = snapshot(store)

@@ -1,7 +1,8 @@
 """Graph stores: one `GraphStore` interface over a `Database`, embedded SQLite or Neo4j.
 
-`open_database` is the one place a backend is chosen; the graph, conversation and privacy stores
-are then asked of the database it returns."""
+`open_database` is the one place a backend is chosen; the graph store is then asked of the
+database it returns, and the layers above build their stores on the same database
+(`session.store.conversation_store_for`, `privacy.store.privacy_store_for`)."""
 
 from __future__ import annotations
 

@@ -37,6 +37,7 @@ from identity_graph.model import (
 )
 from identity_graph.paths import widest_paths
 from identity_graph.store.database import Database
+from identity_graph.store.erasure import eraser, mention
 from identity_graph.store.tables import OPTIONAL_TABLES, TABLES
 from identity_graph.writelock import WriteTracker
 
@@ -117,6 +118,30 @@ class GraphStore(ABC):
     @abstractmethod
     def _delete(self, keys: Sequence[str]) -> DeleteCounts:
         """Deletes the identifiers with their observations, links and blocking-key rows."""
+
+    # Erasure (`privacy` calls these inside its one transaction; each joins the caller's
+    # `database.transaction()` when one is open).
+
+    @abstractmethod
+    def _events_between(self, types: Sequence[str], start: datetime | None, end: datetime | None,
+                        after: tuple[datetime, int] | None, limit: int) -> list[Event]:
+        """Events of `types` with start <= at < end, ordered by (at, seq), after the cursor."""
+
+    @abstractmethod
+    def _events_mentioning(self, needles: Sequence[str], customer_ids: Sequence[str]) -> list[Event]:
+        """Events whose payload contains one of `needles` (as JSON text) or whose customer id is
+        one of `customer_ids`, by seq."""
+
+    @abstractmethod
+    def _erase_events(self, needles: Sequence[str], customer_ids: Sequence[str],
+                      rewrite: Callable[[str], str]) -> int:
+        """Replaces the payload of each event `_events_mentioning` finds by `rewrite(payload)`,
+        and blanks its customer id where it is one of `customer_ids`, in one transaction; seq,
+        type and time stay."""
+
+    @abstractmethod
+    def _delete_customers(self, customer_ids: Sequence[str]) -> tuple[int, int]:
+        """Deletes customer records and every alias from or to them; returns (customers, aliases)."""
 
     # The blocking-key index (`identity_graph.blocking`): `_apply` writes `changes.blocking`
     # (replacing the rows of those keys), or marks the index stale when it writes observations
@@ -542,6 +567,54 @@ class GraphStore(ABC):
             return DeleteCounts()
         with self._wrapped("delete_identifiers"), self.writes.writing():
             return self._delete(keys)
+
+    @final
+    def events_between(self, types: Sequence[str], start: datetime | None = None,
+                       end: datetime | None = None, after: tuple[datetime, int] | None = None,
+                       limit: int = 100) -> list[Event]:
+        """Events of `types` with start <= at < end, ordered by (at, seq), after the `(at, seq)`
+        cursor: the event side of the audit log (merges, splits)."""
+        if not types:
+            return []
+        if limit <= 0 or limit > 100_000:
+            raise InvalidArgument("limit", "must be between 1 and 100000")
+        with self._wrapped("events_between"):
+            return self._events_between(sorted(set(types)), start, end, after, limit)
+
+    @final
+    def events_mentioning(self, values: Iterable[str], customer_ids: Iterable[str] = ()) -> list[Event]:
+        """Events that name any of `values` (identifier keys, customer ids) in their payload, or
+        belong to one of `customer_ids`, by seq (what a data-subject export shows)."""
+        needles = sorted({mention(v) for v in values if v})
+        ids = sorted({c for c in customer_ids if c})
+        if not needles and not ids:
+            return []
+        with self._wrapped("events_mentioning"):
+            return self._events_mentioning(needles, ids)
+
+    @final
+    def erase_event_payloads(self, values: Iterable[str], customer_ids: Iterable[str] = ()) -> int:
+        """Rewrites the payloads of the events `events_mentioning` finds to `{"erased": true}`
+        (plus the event's `actor`, a calling service, when it names none of the erased values)
+        and blanks the erased customer ids, keeping seq, type and time, so the log stays ordered
+        and complete without the personal data; returns how many. Joins the caller's transaction."""
+        values = {v for v in values if v}
+        ids = sorted({c for c in customer_ids if c})
+        needles = sorted({mention(v) for v in values})
+        if not needles and not ids:
+            return 0
+        with self._wrapped("erase_event_payloads"), self.writes.writing():
+            return self._erase_events(needles, ids, eraser(values | set(ids)))
+
+    @final
+    def delete_customers(self, customer_ids: Iterable[str]) -> tuple[int, int]:
+        """Deletes customer records and every alias from or to them (an erased customer left
+        without identifiers); returns (customers, aliases). Joins the caller's transaction."""
+        ids = sorted({c for c in customer_ids if c})
+        if not ids:
+            return 0, 0
+        with self._wrapped("delete_customers"), self.writes.writing():
+            return self._delete_customers(ids)
 
     @final
     def clear(self) -> None:

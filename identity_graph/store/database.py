@@ -1,5 +1,6 @@
 """`Database`: one object per backend that owns the connection (or driver), the write tracker and
-the transaction, shared by the graph, conversation and privacy stores that live in it.
+the transaction, shared by the graph store and by the stores of the layers above that live in it
+(`session.store`, `privacy.store`, which pick their backend by the database's class).
 
 The stores never reach into each other: each takes the database and uses only what is public
 here. A transaction opened with `transaction()` is joined by every store call made from the same
@@ -31,9 +32,7 @@ TRANSACTION_RETRY_S = 30.0
 many writers on one region included) before it lets the error through."""
 
 if TYPE_CHECKING:
-    from identity_graph.privacy_store.base import PrivacyStore
     from identity_graph.store.base import GraphStore
-    from session.store.base import ConversationStore
 
 
 @dataclass(frozen=True)
@@ -150,12 +149,6 @@ class Database(ABC):
 
     @abstractmethod
     def graph_store(self) -> GraphStore: ...
-
-    @abstractmethod
-    def conversation_store(self) -> ConversationStore: ...
-
-    @abstractmethod
-    def privacy_store(self, pepper: str | None = None) -> PrivacyStore: ...
 
     @abstractmethod
     def close(self) -> None: ...

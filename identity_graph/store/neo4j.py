@@ -411,6 +411,50 @@ RETURN e.seq AS seq, e.type AS type, e.customer_id AS customer_id, """ + _us("e.
        e.payload AS payload
 """
 
+_EVENTS_BETWEEN = """
+MATCH (e:Event)
+WHERE e.type IN $types
+  AND ($start IS NULL OR e.at >= """ + _dt("$start") + """)
+  AND ($end IS NULL OR e.at < """ + _dt("$end") + """)
+  AND ($after_at IS NULL OR e.at > """ + _dt("$after_at") + """
+       OR (e.at = """ + _dt("$after_at") + """ AND e.seq > $after_seq))
+WITH e ORDER BY e.at, e.seq LIMIT $limit
+""" + _EVENT_COLUMNS
+
+_MENTIONING: LiteralString = """
+MATCH (e:Event)
+WHERE e.customer_id IN $ids OR any(n IN $needles WHERE e.payload CONTAINS n)
+"""
+
+_EVENTS_MENTIONING = _MENTIONING + "WITH e ORDER BY e.seq\n" + _EVENT_COLUMNS
+
+# Found and locked (`SET x = x`) in one statement, rewritten by seq in the next.
+_LOCK_MENTIONING: LiteralString = _MENTIONING + """
+SET e.payload = e.payload
+RETURN e.seq AS seq, e.payload AS payload
+"""
+
+_REWRITE_EVENTS: LiteralString = """
+UNWIND $rows AS row
+MATCH (e:Event {seq: row.seq})
+SET e.payload = row.payload,
+    e.customer_id = CASE WHEN e.customer_id IN $ids THEN '' ELSE e.customer_id END
+"""
+
+_DELETE_ALIASES: LiteralString = """
+MATCH (a:Alias)
+WHERE a.alias IN $ids OR a.customer_id IN $ids
+DETACH DELETE a
+RETURN count(*) AS n
+"""
+
+_DELETE_CUSTOMERS: LiteralString = """
+UNWIND $ids AS id
+MATCH (c:Customer {id: id})
+DETACH DELETE c
+RETURN count(*) AS n
+"""
+
 _GET_IDENTIFIERS = """
 UNWIND $keys AS k
 MATCH (n:Identifier {key: k})
@@ -674,6 +718,12 @@ def _utc(value: int | None) -> datetime:
     if value is None:
         raise StoreError("neo4j store: a required time property is missing")
     return _EPOCH + timedelta(microseconds=value)
+
+
+def _event(r: Any) -> Event:
+    """An event from a record of `_EVENT_COLUMNS`."""
+    return Event(type=r["type"], payload=json.loads(r["payload"]) if r["payload"] else {},
+                 customer_id=r["customer_id"] or "", at=_utc(r["at"]), seq=r["seq"])
 
 
 def _chunks(rows: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
@@ -1001,11 +1051,43 @@ class Neo4jStore(GraphStore):
         return links, int(total)
 
     def _events(self, from_seq: int, limit: int) -> list[Event]:
-        return [
-            Event(type=r["type"], payload=json.loads(r["payload"]) if r["payload"] else {},
-                  customer_id=r["customer_id"] or "", at=_utc(r["at"]), seq=r["seq"])
-            for r in self._read(_EVENTS, from_seq=from_seq, limit=limit)
-        ]
+        return [_event(r) for r in self._read(_EVENTS, from_seq=from_seq, limit=limit)]
+
+    def _events_between(self, types: Sequence[str], start: datetime | None, end: datetime | None,
+                        after: tuple[datetime, int] | None, limit: int) -> list[Event]:
+        records = self._read(
+            _EVENTS_BETWEEN, types=list(types), start=_to_us(start), end=_to_us(end),
+            after_at=None if after is None else _to_us(after[0]),
+            after_seq=0 if after is None else after[1], limit=limit,
+        )
+        return [_event(r) for r in records]
+
+    def _events_mentioning(self, needles: Sequence[str], customer_ids: Sequence[str]) -> list[Event]:
+        records = self._read(_EVENTS_MENTIONING, needles=list(needles), ids=list(customer_ids))
+        return [_event(r) for r in records]
+
+    def _erase_events(self, needles: Sequence[str], customer_ids: Sequence[str],
+                      rewrite: Callable[[str], str]) -> int:
+        ids = list(customer_ids)
+
+        def work(tx: ManagedTransaction) -> int:
+            found = list(tx.run(_LOCK_MENTIONING, needles=list(needles), ids=ids))
+            rows = [{"seq": r["seq"], "payload": rewrite(r["payload"] or "{}")} for r in found]
+            if rows:
+                tx.run(_REWRITE_EVENTS, rows=rows, ids=ids).consume()
+            return len(rows)
+
+        return int(self._write(work))
+
+    def _delete_customers(self, customer_ids: Sequence[str]) -> tuple[int, int]:
+        ids = list(customer_ids)
+
+        def work(tx: ManagedTransaction) -> tuple[int, int]:
+            aliases = tx.run(_DELETE_ALIASES, ids=ids).single(strict=True)["n"]
+            customers = tx.run(_DELETE_CUSTOMERS, ids=ids).single(strict=True)["n"]
+            return int(customers), int(aliases)
+
+        return self._write(work)
 
     def _keys_by_attribute(self, attribute: str, values: Sequence[str], limit: int) -> list[str]:
         records = self._read(_KEYS_BY_ATTRIBUTE, attribute=attribute, values=list(values),

@@ -1,5 +1,5 @@
-"""`Neo4jDatabase`: the Neo4j driver, the write tracker and the transaction that the graph,
-conversation and privacy stores on one Neo4j database share.
+"""`Neo4jDatabase`: the Neo4j driver, the write tracker and the transaction that the graph store
+and the stores of the layers above (conversations, privacy) on one Neo4j database share.
 
 Each store call runs in a managed transaction of its own (re-run on transient errors), unless
 the calling thread is inside `transaction()`: then every read and write of every store joins that
@@ -33,9 +33,7 @@ from identity_graph.regionlock import stripes
 from identity_graph.store.database import TRANSACTION_RETRY_S, Database, Snapshot
 
 if TYPE_CHECKING:
-    from identity_graph.privacy_store.base import PrivacyStore
     from identity_graph.store.neo4j import Neo4jStore
-    from session.store.base import ConversationStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -272,16 +270,6 @@ class Neo4jDatabase(Database):
             except Exception as e:
                 raise StoreError(f"neo4j store: cannot open {self.uri}: {type(e).__name__}") from e
         return self._graph
-
-    def conversation_store(self) -> ConversationStore:
-        from session.store.neo4j import Neo4jConversationStore
-
-        return Neo4jConversationStore(self)
-
-    def privacy_store(self, pepper: str | None = None) -> PrivacyStore:
-        from identity_graph.privacy_store.neo4j import Neo4jPrivacyStore
-
-        return Neo4jPrivacyStore(self, pepper)
 
     def close(self) -> None:
         self._driver.close()

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -45,10 +45,6 @@ from identity_graph.store import sqlite_schema
 from identity_graph.store.base import GraphStore
 from identity_graph.store.database import Database, Snapshot
 from identity_graph.store.tables import TABLES
-
-if TYPE_CHECKING:
-    from identity_graph.privacy_store.base import PrivacyStore
-    from session.store.base import ConversationStore
 
 T = TypeVar("T")
 
@@ -241,16 +237,6 @@ class SQLiteDatabase(Database):
             self._graph = SQLiteStore(self)
         return self._graph
 
-    def conversation_store(self) -> ConversationStore:
-        from session.store.sqlite import SQLiteConversationStore
-
-        return SQLiteConversationStore(self)
-
-    def privacy_store(self, pepper: str | None = None) -> PrivacyStore:
-        from identity_graph.privacy_store.sqlite import SQLitePrivacyStore
-
-        return SQLitePrivacyStore(self, pepper)
-
     def close(self) -> None:
         with self._lock:
             if self._closed:
@@ -302,6 +288,12 @@ _OBS_COLS = sqlite_schema.columns("observations")
 _LINK_COLS = sqlite_schema.columns("links")
 _EVENT_COLS = sqlite_schema.columns("events")
 _CONSTRAINT_COLS = sqlite_schema.columns("constraints")
+# Events that belong to one of the customer ids (first parameter, a JSON array) or whose payload
+# contains one of the needles (second parameter, a JSON array of JSON texts).
+_MENTIONING = (
+    "customer_id IN (SELECT value FROM json_each(?)) OR EXISTS "
+    "(SELECT 1 FROM json_each(?) n WHERE instr(events.payload, n.value) > 0)"
+)
 
 
 def _node(row: Sequence[Any]) -> IdentifierNode:
@@ -656,6 +648,52 @@ class SQLiteStore(GraphStore):
         rows = self._rows("SELECT DISTINCT key FROM observations WHERE attribute = ? AND value >= ?"
                           f"{upper} ORDER BY key LIMIT ?", params)
         return [k for (k,) in rows]
+
+    # ---- erasure -----------------------------------------------------------------------------
+
+    def _events_between(self, types: Sequence[str], start: datetime | None, end: datetime | None,
+                        after: tuple[datetime, int] | None, limit: int) -> list[Event]:
+        cond, params = in_list("type", types)
+        sql = f"SELECT {_EVENT_COLS} FROM events WHERE {cond}"
+        if start is not None:
+            sql += " AND at >= ?"
+            params.append(to_us(start))
+        if end is not None:
+            sql += " AND at < ?"
+            params.append(to_us(end))
+        if after is not None:
+            sql += " AND (at > ? OR (at = ? AND seq > ?))"
+            params += [to_us(after[0]), to_us(after[0]), after[1]]
+        sql += " ORDER BY at, seq LIMIT ?"
+        params.append(limit)
+        return [event_from_row(r) for r in self._rows(sql, params)]
+
+    def _events_mentioning(self, needles: Sequence[str], customer_ids: Sequence[str]) -> list[Event]:
+        rows = self._rows(f"SELECT {_EVENT_COLS} FROM events WHERE {_MENTIONING} ORDER BY seq",
+                          [json.dumps(list(customer_ids)), json.dumps(list(needles))])
+        return [event_from_row(r) for r in rows]
+
+    def _erase_events(self, needles: Sequence[str], customer_ids: Sequence[str],
+                      rewrite: Callable[[str], str]) -> int:
+        ids = set(customer_ids)
+        with self.database.transaction() as con:
+            found = con.execute(f"SELECT seq, payload, customer_id FROM events WHERE {_MENTIONING}",
+                                [json.dumps(sorted(ids)), json.dumps(list(needles))]).fetchall()
+            con.executemany("UPDATE events SET payload = ?, customer_id = ? WHERE seq = ?", [
+                (rewrite(payload), "" if customer_id in ids else customer_id, seq)
+                for seq, payload, customer_id in found
+            ])
+        return len(found)
+
+    def _delete_customers(self, customer_ids: Sequence[str]) -> tuple[int, int]:
+        ids = json.dumps(list(customer_ids))
+        with self.database.transaction() as con:
+            aliases = con.execute("DELETE FROM aliases WHERE alias IN (SELECT value FROM json_each(?)) "
+                                  "OR customer_id IN (SELECT value FROM json_each(?))",
+                                  [ids, ids]).rowcount
+            customers = con.execute("DELETE FROM customers WHERE id IN "
+                                    "(SELECT value FROM json_each(?))", [ids]).rowcount
+        return customers, aliases
 
     # ---- bulk --------------------------------------------------------------------------------
 

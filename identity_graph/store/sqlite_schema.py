@@ -104,7 +104,7 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("anchor", "TEXT NOT NULL"), ("sealed_before", "INTEGER NOT NULL"), ("reason", "TEXT"),
         ("actor", "TEXT"), ("at", "INTEGER NOT NULL"),
     ),
-    # ---- privacy (identity_graph.privacy_store.sqlite) ----------------------------------------
+    # ---- privacy (privacy.store.sqlite) ------------------------------------------------------
     "suppressed": (("hash", "TEXT NOT NULL PRIMARY KEY"), ("at", "INTEGER NOT NULL")),
     "audit_log": (
         ("id", "TEXT NOT NULL PRIMARY KEY"), ("action", "TEXT NOT NULL"), ("actor", "TEXT NOT NULL"),

@@ -2,7 +2,7 @@
 
 Like `GraphStore`, public methods are written once and each backend implements private
 primitives. A backend takes the backend's `Database`, the same object as the graph store's
-(`graph.database.conversation_store()`).
+(`session.store.conversation_store_for(graph)`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from session.model import (
     Consent,
     Context,
     Conversation,
+    ConversationHistory,
+    ErasedConversations,
     Handoff,
     OutboxMessage,
     State,
@@ -133,6 +135,15 @@ class ConversationStore(ABC):
         """Deletes conversations anchored at `anchors` with their turns, consents and seals of
         `anchors`, handoffs and step-ups that name them, and attempt counters keyed
         `<kind>|<anchor>`. Returns the number of conversations."""
+
+    @abstractmethod
+    def _redact_turns(self, identifiers: Sequence[str]) -> int:
+        """Turns typed through `identifiers` (in conversations anchored elsewhere): text and
+        identifier are blanked; the turn's place in its conversation stays. Returns how many."""
+
+    @abstractmethod
+    def _delete_outbox(self, recipients: Sequence[str]) -> int:
+        """Deletes outbox messages to `recipients` (bare values); returns how many."""
 
     @abstractmethod
     def _seal(self, anchor: str, before: datetime, reason: str, actor: str, at: datetime) -> int:
@@ -288,6 +299,51 @@ class ConversationStore(ABC):
             return 0
         with self._wrapped("delete_for"):
             return self._delete_for(sorted(set(anchors)))
+
+    @final
+    def erase_for(self, identifiers: Sequence[str]) -> ErasedConversations:
+        """Erases what the conversations hold of `identifiers` (keys `type:value`): what
+        `delete_for` deletes, the text and identifier of turns typed through them in
+        conversations anchored elsewhere, and outbox messages to their values.
+
+        All in one `database.transaction()`, which joins the caller's when one is open, so that
+        an erasure across the graph, the conversations and the privacy tables commits or rolls
+        back as one (Forget).
+        """
+        keys = sorted(set(identifiers))
+        if not keys:
+            return ErasedConversations()
+        recipients = sorted({k.partition(":")[2] for k in keys} - {""})
+        with self._wrapped("erase_for"), self.database.transaction():
+            conversations = self._delete_for(keys)
+            turns = self._redact_turns(keys)
+            outbox = self._delete_outbox(recipients) if recipients else 0
+        return ErasedConversations(conversations, turns, outbox)
+
+    @final
+    def export_for(self, identifiers: Sequence[str]) -> ConversationHistory:
+        """Every conversation anchored at `identifiers` with all its turns, and their consents:
+        the conversation part of a data-subject export, read page by page."""
+        if not identifiers:
+            return ConversationHistory([], [])
+        conversations: list[Conversation] = []
+        after = None
+        while True:
+            page = self.by_anchors(identifiers, after=after, limit=1000)
+            conversations.extend(page)
+            if len(page) < 1000:
+                break
+            after = (page[-1].updated_at, page[-1].id)
+        history = [(c, self._all_turns(c.id)) for c in conversations]
+        return ConversationHistory(history, self.consents(identifiers))
+
+    def _all_turns(self, conversation_id: str) -> list[Turn]:
+        out: list[Turn] = []
+        while True:
+            page = self.turns(conversation_id, after_seq=out[-1].seq if out else 0)
+            out.extend(page)
+            if len(page) < 1000:
+                return out
 
     @final
     def seal(self, anchor: str, before: datetime, reason: str, actor: str, at: datetime) -> int:

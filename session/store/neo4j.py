@@ -302,6 +302,20 @@ _DELETE_FOR: tuple[LiteralString, ...] = (
     """,
 )
 
+_REDACT_TURNS: LiteralString = """
+MATCH (t:Turn)
+WHERE t.identifier IN $keys
+SET t.identifier = '', t.text = ''
+RETURN count(t) AS n
+"""
+
+_DELETE_OUTBOX: LiteralString = """
+UNWIND $recipients AS r
+MATCH (m:OutboxMessage {recipient: r})
+DETACH DELETE m
+RETURN count(*) AS n
+"""
+
 _SEAL: LiteralString = """
 CREATE (:Seal {anchor: $anchor, sealed_before: $before, reason: $reason, actor: $actor, at: $at})
 WITH 1 AS one
@@ -659,6 +673,15 @@ class Neo4jConversationStore(ConversationStore):
             return len(ids)
 
         return self._write(work)
+
+    def _count_of(self, query: LiteralString, **params: Any) -> int:
+        return int(self._write(lambda tx: tx.run(query, **params).single(strict=True)["n"]))
+
+    def _redact_turns(self, identifiers: Sequence[str]) -> int:
+        return self._count_of(_REDACT_TURNS, keys=list(identifiers))
+
+    def _delete_outbox(self, recipients: Sequence[str]) -> int:
+        return self._count_of(_DELETE_OUTBOX, recipients=list(recipients))
 
     def _seal(self, anchor: str, before: datetime, reason: str, actor: str, at: datetime) -> int:
         def work(tx: ManagedTransaction) -> int:

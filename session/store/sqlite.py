@@ -354,6 +354,17 @@ class SQLiteConversationStore(ConversationStore):
                 con.execute(f"DELETE FROM conversations WHERE {id_in}", p_id)
         return len(ids)
 
+    def _redact_turns(self, identifiers: Sequence[str]) -> int:
+        cond, params = in_list("identifier", identifiers)
+        with self.database.transaction() as con:
+            return con.execute(f"UPDATE turns SET identifier = '', text = '' WHERE {cond}",
+                               params).rowcount
+
+    def _delete_outbox(self, recipients: Sequence[str]) -> int:
+        cond, params = in_list("recipient", recipients)
+        with self.database.transaction() as con:
+            return con.execute(f"DELETE FROM outbox WHERE {cond}", params).rowcount
+
     def _seal(self, anchor: str, before: datetime, reason: str, actor: str, at: datetime) -> int:
         with self.database.transaction() as con:
             con.execute("INSERT INTO seals (anchor, sealed_before, reason, actor, at) "

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from identity_graph.errors import FailedPrecondition, InvalidArgument
 from identity_graph.model import Event, Link
-from identity_graph.privacy_store.base import (
+from privacy.store.base import (
     AUDIT_ACTIONS,
     EVENT_ACTIONS,
     MAX_AUDIT_PAGE,
@@ -59,7 +59,7 @@ class AuditEntry:
 
 class Privacy:
     """Erasure, export and the audit log over the identity graph, the conversation store beside it
-    and a `PrivacyStore`.
+    and a `PrivacyStore`, through their public methods only.
 
     Args:
         graph: the engine; its `write_lock` serialises an erasure with every other graph write.
@@ -150,15 +150,15 @@ class Privacy:
                 erased_customers = [customer_id, *gstore.aliases_of(customer_id)]
             values = sorted({k.partition(":")[2] for k in keys})
             counts["suppressed"] = self.store.suppress(keys, graph.clock())
-            counts["conversations"] = self.conversations.delete_for(keys)
-            counts["turns_redacted"] = self.store.redact_turns(keys)
-            counts["outbox"] = self.store.delete_outbox(values)
+            erased = self.conversations.erase_for(keys)
+            counts.update(conversations=erased.conversations, turns_redacted=erased.turns_redacted,
+                          outbox=erased.outbox)
             deleted = gstore.delete_identifiers(keys)
             counts.update(identifiers=deleted.identifiers, observations=deleted.observations,
                           links=deleted.links)
-            counts["events"] = self.store.erase_event_payloads([*keys, *erased_customers],
-                                                               erased_customers)
-            counts["customers"], counts["aliases"] = self.store.delete_customers(erased_customers)
+            counts["events"] = gstore.erase_event_payloads([*keys, *erased_customers],
+                                                           erased_customers)
+            counts["customers"], counts["aliases"] = gstore.delete_customers(erased_customers)
             for secret in sorted([*keys, *values, *erased_customers], key=len, reverse=True):
                 reason = reason.replace(secret, REDACTED) if secret else reason
             record = self._audit("erasure", who, key, {
@@ -187,15 +187,17 @@ class Privacy:
         gstore = self.graph.store
         keys = [n.key for n in view.identifiers]
         links = {lk.id: lk for lk in gstore.links(keys, include_removed=True)}
-        conversations = []
-        for conv in self._conversations(keys):
-            conversations.append({**_conversation_doc(conv), "turns": [
+        history = self.conversations.export_for(keys)
+        conversations = [
+            {**_conversation_doc(conv), "turns": [
                 {"seq": t.seq, "role": str(t.role), "channel": t.channel, "identifier": t.identifier,
                  "text": t.text, "intent": t.intent, "topic": t.topic, "at": _iso(t.at)}
-                for t in self._turns(conv.id)
-            ]})
-        events = self.store.events_mentioning([*keys, view.customer_id, *view.aliases],
-                                              [view.customer_id, *view.aliases])
+                for t in turns
+            ]}
+            for conv, turns in history.conversations
+        ]
+        events = gstore.events_mentioning([*keys, view.customer_id, *view.aliases],
+                                          [view.customer_id, *view.aliases])
         doc: dict[str, Any] = {
             "customer_id": view.customer_id,
             "created_at": _iso(view.created_at),
@@ -215,7 +217,7 @@ class Privacy:
             "consents": [
                 {"identifier": c.identifier, "channel": c.channel, "purpose": c.purpose,
                  "granted": c.granted, "source": c.source, "at": _iso(c.at)}
-                for c in self.conversations.consents(keys)
+                for c in history.consents
             ],
             "events": [_event_doc(e) for e in events],
         }
@@ -225,24 +227,6 @@ class Privacy:
             "consents": len(doc["consents"]), "events": len(events),
         })
         return view.customer_id, doc
-
-    def _conversations(self, keys: Sequence[str]) -> list[Conversation]:
-        out: list[Conversation] = []
-        after = None
-        while True:
-            page = self.conversations.by_anchors(keys, after=after, limit=1000)
-            out.extend(page)
-            if len(page) < 1000:
-                return out
-            after = (page[-1].updated_at, page[-1].id)
-
-    def _turns(self, conversation_id: str) -> list[Any]:
-        out: list[Any] = []
-        while True:
-            page = self.conversations.turns(conversation_id, after_seq=out[-1].seq if out else 0)
-            out.extend(page)
-            if len(page) < 1000:
-                return out
 
     # ---- audit ------------------------------------------------------------------------------
 
@@ -280,7 +264,7 @@ class Privacy:
             au_after = (at, key if source == 1 else "")
         types = [t for t in EVENT_ACTIONS if t in wanted]
         recs = [a for a in AUDIT_ACTIONS if a in wanted]
-        events = self.store.audit_events(types, start, end, ev_after, page_size + 1)
+        events = self.graph.store.events_between(types, start, end, ev_after, page_size + 1)
         records = self.store.audit(start, end, recs, au_after, page_size + 1) if recs else []
         merged = heapq.merge(
             ((e.at, 0, f"{e.seq:020d}", _event_entry(e)) for e in events),

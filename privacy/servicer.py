@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from identity_graph.api.convert import acting, timestamp
 from identity_graph.api.errors import handle_errors, run_blocking
 from identity_graph.errors import InvalidArgument
-from identity_graph.privacy import DEFAULT_AUDIT_PAGE, AuditEntry, Privacy, Scope, document_json
+from privacy.service import DEFAULT_AUDIT_PAGE, AuditEntry, Privacy, Scope, document_json
 from stubs.identity.v1 import admin_pb2 as pb
 from stubs.identity.v1 import admin_pb2_grpc as pb_grpc
 

@@ -1,9 +1,10 @@
-"""`PrivacyStore`: the suppression list, the audit table and the erasure primitives, on one backend.
+"""`PrivacyStore`: the suppression list and the audit table, on one backend.
 
 Like `GraphStore`, public methods are `@final`, validate and wrap errors; each backend implements a
-few private primitives. A backend takes the backend's `Database` (SQLite
-connections or Neo4j driver), the same object as the graph store's, so erasure reaches the graph's
-own tables, inside the caller's transaction when one is open (Forget).
+few private primitives. A backend takes the backend's `Database` (SQLite connections or Neo4j
+driver), the same object as the graph store's, so its writes join the caller's transaction when
+one is open (Forget). It touches only its own tables: erasure in the graph and the conversations
+goes through their stores' public methods.
 
 The suppression list never holds a plaintext identifier: an entry is the SHA-256 of a server-side
 pepper and the normalised key (`suppression_hash`). The pepper comes from
@@ -20,7 +21,7 @@ import logging
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,14 +30,12 @@ from typing import Any, final
 import pyarrow as pa
 
 from identity_graph.errors import IdentityGraphError, InvalidArgument, StoreError
-from identity_graph.model import Event
 from identity_graph.store.tables import TS
 
 log = logging.getLogger(__name__)
 
 PEPPER_ENV = "IDENTITY_SUPPRESSION_PEPPER"
 DEV_PEPPER = "identity-graph-dev-pepper-do-not-use-in-production"
-ERASED_PAYLOAD: Mapping[str, Any] = {"erased": True}
 AUDIT_ACTIONS = ("erasure", "export", "handoff_redemption")
 EVENT_ACTIONS = ("merge", "split")
 MAX_AUDIT_PAGE = 1000
@@ -72,11 +71,6 @@ def suppression_hash(key: str, pepper: str) -> str:
     return hashlib.sha256(pepper.encode() + b"\x1f" + key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def mention(value: str) -> str:
-    """How `value` appears inside an event payload (JSON text written with `json.dumps`)."""
-    return json.dumps(value)
-
-
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
     """One audit entry. `subject` is a peppered hash; `detail` never holds personal data."""
@@ -93,9 +87,7 @@ class AuditRecord:
 
 
 class PrivacyStore(ABC):
-    """Suppression hashes, audit records, and the erasure steps the graph and conversation stores
-    do not offer (event payloads, outbox messages, turns typed through an erased identifier, empty
-    customers and their aliases)."""
+    """Suppression hashes and audit records."""
 
     name: str = "abstract"
 
@@ -126,35 +118,6 @@ class PrivacyStore(ABC):
     def _audit(self, start: datetime | None, end: datetime | None, actions: Sequence[str],
                after: tuple[datetime, str] | None, limit: int) -> list[AuditRecord]:
         """Records with start <= at < end, ordered by (at, id), after the `(at, id)` cursor."""
-
-    @abstractmethod
-    def _audit_events(self, types: Sequence[str], start: datetime | None, end: datetime | None,
-                      after: tuple[datetime, int] | None, limit: int) -> list[Event]:
-        """Graph events of `types` with start <= at < end, ordered by (at, seq), after the cursor."""
-
-    @abstractmethod
-    def _events_mentioning(self, needles: Sequence[str], customer_ids: Sequence[str]) -> list[Event]:
-        """Events whose payload contains one of `needles` (as JSON text) or whose customer id is
-        one of `customer_ids`, by seq."""
-
-    @abstractmethod
-    def _erase_events(self, needles: Sequence[str], customer_ids: Sequence[str],
-                      rewrite: Callable[[str], str]) -> int:
-        """Replaces the payload of each event `_events_mentioning` finds by `rewrite(payload)`,
-        and blanks its customer id where it is one of `customer_ids`, in one transaction; seq,
-        type and time stay."""
-
-    @abstractmethod
-    def _delete_outbox(self, recipients: Sequence[str]) -> int: ...
-
-    @abstractmethod
-    def _redact_turns(self, identifiers: Sequence[str]) -> int:
-        """Turns typed through `identifiers` (in conversations anchored elsewhere): text and
-        identifier are blanked; the turn's place in its conversation stays."""
-
-    @abstractmethod
-    def _delete_customers(self, customer_ids: Sequence[str]) -> tuple[int, int]:
-        """Deletes customer records and every alias from or to them; returns (customers, aliases)."""
 
     @abstractmethod
     def _export_audit(self) -> pa.Table: ...
@@ -218,76 +181,6 @@ class PrivacyStore(ABC):
             raise InvalidArgument("page_size", f"must be between 1 and {MAX_AUDIT_PAGE}")
         with self._wrapped("audit"):
             return self._audit(start, end, list(actions), after, limit)
-
-    @final
-    def audit_events(self, types: Sequence[str], start: datetime | None = None,
-                     end: datetime | None = None, after: tuple[datetime, int] | None = None,
-                     limit: int = 100) -> list[Event]:
-        if not types:
-            return []
-        with self._wrapped("audit_events"):
-            return self._audit_events(list(types), start, end, after, limit)
-
-    @final
-    def events_mentioning(self, values: Iterable[str], customer_ids: Iterable[str] = ()) -> list[Event]:
-        """Events that name any of `values` (identifier keys, customer ids) in their payload, or
-        belong to one of `customer_ids`."""
-        needles = sorted({mention(v) for v in values if v})
-        ids = sorted({c for c in customer_ids if c})
-        if not needles and not ids:
-            return []
-        with self._wrapped("events_mentioning"):
-            return self._events_mentioning(needles, ids)
-
-    @final
-    def erase_event_payloads(self, values: Iterable[str], customer_ids: Iterable[str] = ()) -> int:
-        """Rewrites the payloads of the events `events_mentioning` finds to `{"erased": true}`
-        (plus the event's `actor`, a calling service, when it names none of the erased values),
-        keeping seq, type and time; returns how many."""
-        raw = sorted({v for v in values if v} | {c for c in customer_ids if c})
-        needles = sorted({mention(v) for v in values if v})
-        ids = sorted({c for c in customer_ids if c})
-        if not needles and not ids:
-            return 0
-        secrets = [v.lower() for v in raw] + [v.partition(":")[2].lower() for v in raw if ":" in v]
-
-        def rewrite(payload: str) -> str:
-            try:
-                old = json.loads(payload)
-            except ValueError:
-                old = None
-            out: dict[str, Any] = dict(ERASED_PAYLOAD)
-            actor = old.get("actor") if isinstance(old, dict) else None
-            if isinstance(actor, str) and actor and not any(s and s in actor.lower() for s in secrets):
-                out["actor"] = actor
-            return json.dumps(out, sort_keys=True)
-
-        with self._wrapped("erase_event_payloads"):
-            return self._erase_events(needles, ids, rewrite)
-
-    @final
-    def delete_outbox(self, recipients: Iterable[str]) -> int:
-        values = sorted({r for r in recipients if r})
-        if not values:
-            return 0
-        with self._wrapped("delete_outbox"):
-            return self._delete_outbox(values)
-
-    @final
-    def redact_turns(self, identifiers: Iterable[str]) -> int:
-        keys = sorted(set(identifiers))
-        if not keys:
-            return 0
-        with self._wrapped("redact_turns"):
-            return self._redact_turns(keys)
-
-    @final
-    def delete_customers(self, customer_ids: Iterable[str]) -> tuple[int, int]:
-        ids = sorted({c for c in customer_ids if c})
-        if not ids:
-            return 0, 0
-        with self._wrapped("delete_customers"):
-            return self._delete_customers(ids)
 
     @final
     def export_audit(self) -> pa.Table:
