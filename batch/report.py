@@ -314,7 +314,8 @@ def summary_text(report: dict[str, Any]) -> str:
     if th:
         lines.append(f"  link threshold  {th['chosen']:.6g} ({th['source']}"
                      + (f", best F1 {th['f1_at_chosen']} at precision >= {th['precision_floor']}"
-                        if th["source"] == "labelled pairs" else "") + ")")
+                        if th["source"] == "labelled pairs" else "")
+                     + (f": {th['note']}" if th.get("note") else "") + ")")
     left_out = (report["model"].get("explain") or {}).get("left_out") or {}
     for col, why in left_out.items():
         lines.append(f"  left out        {col}: {why}")

@@ -18,7 +18,12 @@ def choose_threshold(snap: Snapshot, config: GraphConfig,
                      options: RelinkOptions) -> tuple[float, dict[str, Any]]:
     """Step 3b: the link threshold. With enough labelled pairs, the threshold of best pairwise
     F1 whose precision is at least `options.precision_floor` (never below the review
-    threshold: pairs under it were not kept); otherwise the configured one."""
+    threshold: pairs under it were not kept); otherwise the configured one.
+
+    A best F1 below `options.min_threshold_f1` is not used either: the labels and the model
+    disagree (precision is reached only by a handful of pairs at the very top, e.g. threshold
+    1.0 at F1 0.001), and linking at it would link almost nothing. The configured threshold is
+    kept, and `info` says why (`note`) and what was turned down (`rejected`)."""
     truth, source = labelled_truth(snap, options) if options.threshold_from_labels else ({}, "off")
     positive, negative = people_labels(snap) if options.threshold_from_labels else ([], [])
     decided = {**dict.fromkeys(positive, True), **dict.fromkeys(negative, False)}
@@ -52,7 +57,7 @@ def choose_threshold(snap: Snapshot, config: GraphConfig,
         return config.link_threshold, info
     curve = []
     tp = fp = 0
-    best: tuple[float, float] | None = None
+    best: tuple[float, float, int] | None = None
     i = 0
     while i < len(rows):
         p = rows[i][0]
@@ -64,7 +69,7 @@ def choose_threshold(snap: Snapshot, config: GraphConfig,
         f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
         curve.append((p, precision, recall, f1))
         if precision >= options.precision_floor and (best is None or f1 > best[1]):
-            best = (p, f1)
+            best = (p, f1, tp)
     grid = (0.999, 0.995, 0.99, 0.98, 0.95, 0.9, 0.85, 0.8)
     info["curve"] = [
         {"threshold": g, "precision": round(pr, 6), "recall": round(rc, 6), "f1": round(f, 6)}
@@ -72,6 +77,13 @@ def choose_threshold(snap: Snapshot, config: GraphConfig,
         for (_, pr, rc, f) in [next((c for c in reversed(curve) if c[0] >= g), (g, 1.0, 0.0, 0.0))]]
     if best is None:
         info["note"] = f"no threshold reaches precision {options.precision_floor}"
+        return config.link_threshold, info
+    if best[1] < options.min_threshold_f1:
+        info["rejected"] = {"threshold": best[0], "f1": round(best[1], 6), "true_pairs_above": best[2]}
+        info["note"] = (f"the labels and the model disagree: the best threshold at precision "
+                        f"{options.precision_floor} ({best[0]:.9g}) has F1 {best[1]:.4f}, below "
+                        f"{options.min_threshold_f1} ({best[2]} of {total} labelled true pairs above "
+                        f"it); the configured threshold is kept")
         return config.link_threshold, info
     chosen = max(min(best[0], 1.0), config.review_threshold)
     info.update(chosen=chosen, source="labelled pairs", f1_at_chosen=round(best[1], 6))

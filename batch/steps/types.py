@@ -67,6 +67,9 @@ class RelinkOptions:
     """With labelled pairs, the link threshold is the one of best F1 at this precision or more."""
     min_label_pairs: int = 20
     """Fewer labelled true pairs than this: the configured link threshold is kept."""
+    min_threshold_f1: float = 0.2
+    """A threshold from labelled pairs whose F1 is below this is not used (the labels and the
+    model disagree; it would link almost nothing): the configured one is kept, and said why."""
     comparisons_per_record: float = 30.0
     """Comparison budget of prediction: blocking rules are kept, most specific first, while the
     pairs they make stay within this many per record (DESIGN "cost is bounded")."""
