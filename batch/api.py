@@ -1,4 +1,7 @@
-"""`BatchServicer`: the relink as an admin RPC, run inside the server that owns the store."""
+"""`BatchServicer`: the relink as an admin RPC, run inside the server that owns the store.
+
+A thin servicer: request to `RelinkOptions`, `batch.job.run_relink_job`, result to messages.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,8 @@ from pathlib import Path
 
 import grpc
 
-from batch.relink import RelinkOptions, run_relink
-from batch.report import summary_text, write_report
+from batch.job import run_relink_job
+from batch.steps.types import RelinkOptions
 from identity_graph.api.errors import handle_errors
 from identity_graph.engine import IdentityGraph
 from identity_graph.errors import FailedPrecondition, InvalidArgument
@@ -27,8 +30,21 @@ def _is_file(path: str) -> bool:
         return False
 
 
+def _options(request: pb.RelinkRequest) -> RelinkOptions:
+    """The request's fields as the run's options (the server draws no progress bars)."""
+    return RelinkOptions(
+        model_path=request.model_path or None,
+        settings_path=request.settings_path or None,
+        models_dir=request.models_dir or "models",
+        dry_run=request.dry_run,
+        seed=request.seed or 42,
+        progress=False,
+    )
+
+
 class BatchServicer(pb_grpc.BatchServiceServicer):
-    """One relink at a time; its steps stream back as they start."""
+    """One relink at a time; its steps stream back as they start. The work is `batch.job`'s:
+    this only translates the request and the result."""
 
     def __init__(self, graph: IdentityGraph) -> None:
         self.graph = graph
@@ -45,19 +61,13 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         try:
             loop = asyncio.get_running_loop()
             steps: asyncio.Queue[str] = asyncio.Queue()
-            options = RelinkOptions(
-                model_path=request.model_path or None,
-                settings_path=request.settings_path or None,
-                models_dir=request.models_dir or "models",
-                dry_run=request.dry_run,
-                seed=request.seed or 42,
-                progress=False,
-            )
 
             def on_step(name: str) -> None:
                 loop.call_soon_threadsafe(steps.put_nowait, name)
 
-            job = asyncio.ensure_future(asyncio.to_thread(run_relink, self.graph, options, on_step))
+            job = asyncio.ensure_future(asyncio.to_thread(
+                run_relink_job, self.graph, _options(request), request.report_dir or "reports",
+                on_step, reload_scorer=request.reload_scorer))
             while not job.done() or not steps.empty():
                 getter = asyncio.ensure_future(steps.get())
                 done, _ = await asyncio.wait({getter, job}, return_when=asyncio.FIRST_COMPLETED)
@@ -65,20 +75,9 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
                     yield pb.RelinkProgress(step=getter.result())
                 else:
                     getter.cancel()
-            report = job.result()
-            _json, html = write_report(report, request.report_dir or "reports")
-            if request.reload_scorer and not request.dry_run:
-                self._reload_scorer(report)
-            yield pb.RelinkProgress(step="done", summary=summary_text(report),
-                                    report_json=json.dumps(report, default=str),
-                                    report_html_path=str(html))
+            result = job.result()
+            yield pb.RelinkProgress(step="done", summary=result.summary,
+                                    report_json=json.dumps(result.report, default=str),
+                                    report_html_path=str(result.html_path))
         finally:
             self._running.release()
-
-    def _reload_scorer(self, report: dict) -> None:
-        from identity_graph.matching import OnlineScorer, load_model
-
-        model = report.get("model") or {}
-        path = model.get("saved_to") or model.get("source")
-        if path and Path(path).is_file():
-            self.graph.scorer = OnlineScorer(load_model(path))

@@ -12,7 +12,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from batch.relink import Plan, Snapshot, Target
+    from batch.steps.types import Plan, Snapshot, Target
 
 __all__ = ["change_counts"]
 

@@ -312,7 +312,9 @@ def _cmd_relink(args: argparse.Namespace) -> int:
         fail_after_batches=args.fail_after_batches, labels_path=args.labels,
         work_dir=args.work_dir, progress=not args.quiet, charts=not args.no_charts)
     if args.explain_model:
-        from batch.relink import build_records, explain_text, get_model, snapshot
+        from batch.steps.model import explain_text, get_model
+        from batch.steps.records import build_records
+        from batch.steps.snapshot import snapshot
 
         with _open(args) as store:
             snap = snapshot(store, options)

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from batch.relink import Snapshot, Target
+    from batch.steps.types import Snapshot, Target
 
 ACTIVE = "withdrawn_at IS NULL"
 

@@ -27,7 +27,7 @@ from identity_graph.store.base import GraphStore
 from identity_graph.store.tables import TABLES
 
 if TYPE_CHECKING:
-    from batch.relink import Target
+    from batch.steps.types import Target
     from identity_graph.synthetic import SyntheticData
 
 ATTRIBUTE_NAMES = ("first_name", "last_name", "date_of_birth", "street", "city", "postcode", "country")

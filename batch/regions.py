@@ -9,7 +9,7 @@ decide it without looking outside it, so deciding every region apart gives the d
 whole graph. The DuckDB engine decides the whole graph as one region; the Spark engine groups
 the graph into regions on Spark and runs `decide_region` per region on its executors
 (`applyInPandas`). Both read the same inputs the same way (`sighting_rows_sql`, `sightings_of`,
-`proposals_of`) and the driver turns the outcomes into the target (`batch.relink.Target`).
+`proposals_of`) and the driver turns the outcomes into the target (`batch.steps.types.Target`).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from identity_graph.matching.model import MatchModel
 from identity_graph.model import Link, LinkKind, utcnow
 
 if TYPE_CHECKING:
-    from batch.relink import ApplyResult, Plan, RelinkOptions, Snapshot, Target
+    from batch.steps.types import ApplyResult, Plan, RelinkOptions, Snapshot, Target
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def _model_parameters(model: MatchModel) -> list[dict[str, Any]]:
 
 def _charts(snap: Snapshot, model: MatchModel, target: Target, samples: int) -> dict[str, Any]:
     """Splink's match-weights chart and waterfall charts of sample merging links (vega specs)."""
-    from batch.relink import linker_on
+    from batch.steps.predict import linker_on
 
     out: dict[str, Any] = {}
     try:
@@ -314,7 +314,8 @@ def summary_text(report: dict[str, Any]) -> str:
     if th:
         lines.append(f"  link threshold  {th['chosen']:.6g} ({th['source']}"
                      + (f", best F1 {th['f1_at_chosen']} at precision >= {th['precision_floor']}"
-                        if th["source"] == "labelled pairs" else "") + ")")
+                        if th["source"] == "labelled pairs" else "")
+                     + (f": {th['note']}" if th.get("note") else "") + ")")
     left_out = (report["model"].get("explain") or {}).get("left_out") or {}
     for col, why in left_out.items():
         lines.append(f"  left out        {col}: {why}")

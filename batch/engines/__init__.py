@@ -1,6 +1,6 @@
 """Where the relink's heavy steps run: one small protocol, a DuckDB and a Spark backend.
 
-`batch.relink.relink` drives the steps; an engine does the ones that grow with the data
+`batch.relink.relink` drives the steps (`batch.steps`); an engine does the ones that grow with the data
 (records, training, prediction, and the customer rules with stable ids, region by region) and
 hands the driver a `Snapshot` and a `Target` that the diff and the write-back read the same way
 whichever engine ran. The Spark engine lives in
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from batch.relink import RelinkOptions, Snapshot, Target
+    from batch.steps.types import RelinkOptions, Snapshot, Target
     from identity_graph.config import GraphConfig
     from identity_graph.matching.model import MatchModel
     from identity_graph.store.base import GraphStore
@@ -65,29 +65,29 @@ class DuckDBEngine:
     name = "duckdb"
 
     def snapshot(self, store: GraphStore, options: RelinkOptions) -> Snapshot:
-        from batch.relink import snapshot
+        from batch.steps.snapshot import snapshot
 
         return snapshot(store, options)
 
     def build_records(self, snap: Snapshot) -> int:
-        from batch.relink import build_records
+        from batch.steps.records import build_records
 
         return build_records(snap)
 
     def get_model(self, snap: Snapshot, options: RelinkOptions) -> tuple[MatchModel, dict[str, Any]]:
-        from batch.relink import get_model
+        from batch.steps.model import get_model
 
         return get_model(snap, options)
 
     def predict(self, snap: Snapshot, model: MatchModel, config: GraphConfig,
                 options: RelinkOptions) -> dict[str, Any]:
-        from batch.relink import predict
+        from batch.steps.predict import predict
 
         return predict(snap, model, config, options)
 
     def cluster(self, snap: Snapshot, model: MatchModel, config: GraphConfig,
                 options: RelinkOptions) -> Target:
-        from batch.relink import cluster
+        from batch.steps.cluster import cluster
 
         return cluster(snap, model, config, options)
 

@@ -11,10 +11,10 @@ checkpoint directory, with a manifest naming the steps completed:
   prediction. Always taken afresh, also on a resumed run, so the diff is against the graph as
   it is now and units already written diff to nothing.
 - **records**: `identity_graph.records.records_sql`, the SQL the DuckDB engine runs, on Spark SQL.
-- **model**: the given model, or `batch.relink.get_model` training with the `SparkAPI`; the
+- **model**: the given model, or `batch.steps.model.get_model` training with the `SparkAPI`; the
   model is saved in DuckDB's dialect (`identity_graph.matching.dialect`), so the online scorer
   and the DuckDB engine load it as they load any other.
-- **predict**: the blocking rules chosen within the comparison budget (`batch.relink.predict`),
+- **predict**: the blocking rules chosen within the comparison budget (`batch.steps.predict.predict`),
   then Splink's prediction on Spark with the model's own TF tables; pairs at or above the
   review threshold, each with its waterfall (`batch.evidence.waterfall_sql` in Spark SQL), are
   written as parquet and collected to the driver.
@@ -29,7 +29,7 @@ checkpoint directory, with a manifest naming the steps completed:
   they fix) are a small table, broadcast to the joins that hand each region its own; a decision
   whose ends lie in two regions needs nothing, since no proposal joins them. The outcomes are
   parquet, and the driver assembles the target
-  (`batch.relink.target_of`). Reused on a resumed run only when the graph has not moved since
+  (`batch.steps.cluster.target_of`). Reused on a resumed run only when the graph has not moved since
   (same event seq), since the decision names the identifiers it covers.
 
 The diff and the write-back are the DuckDB engine's own functions, on the driver.
@@ -70,7 +70,7 @@ from identity_graph.rules import Rules
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from batch.relink import RelinkOptions, Snapshot, Target
+    from batch.steps.types import RelinkOptions, Snapshot, Target
     from identity_graph.config import GraphConfig
     from identity_graph.store.base import GraphStore
 
@@ -231,7 +231,7 @@ class SparkEngine:
     # ---- steps -----------------------------------------------------------------------------
 
     def snapshot(self, store: GraphStore, options: RelinkOptions) -> Snapshot:
-        from batch.relink import read_tables, snapshot_of
+        from batch.steps.snapshot import read_tables, snapshot_of
         from identity_graph.model import utcnow
 
         self._load_manifest(options)
@@ -268,7 +268,7 @@ class SparkEngine:
             return table.num_rows
 
     def get_model(self, snap: Snapshot, options: RelinkOptions) -> tuple[MatchModel, dict[str, Any]]:
-        from batch.relink import explain_model, get_model
+        from batch.steps.model import explain_model, get_model
 
         with self._timed("model"):
             done = self._done("model")
@@ -276,7 +276,7 @@ class SparkEngine:
                 self._resumed.append("model")
                 model = load_model(self._path("model.json"))
                 if done.get("junk_nulled"):
-                    from batch.relink import null_junk
+                    from batch.steps.blocking import null_junk
 
                     null_junk(snap, done["junk_nulled"])
                 info = {**done["info"], "explain": explain_model(model)}
@@ -291,7 +291,8 @@ class SparkEngine:
 
     def predict(self, snap: Snapshot, model: MatchModel, config: GraphConfig,
                 options: RelinkOptions) -> dict[str, Any]:
-        from batch.relink import null_junk, predict
+        from batch.steps.blocking import null_junk
+        from batch.steps.predict import predict
 
         with self._timed("predict"):
             done = self._done("predict")
@@ -307,7 +308,7 @@ class SparkEngine:
     def _score(self, snap: Snapshot, model: MatchModel, settings: dict[str, Any],
                threshold: float, n_records: int) -> tuple[int, bool]:
         """Splink's prediction on Spark over `records` (junk values nulled, as on the driver)."""
-        from batch.relink import count_pairs
+        from batch.steps.blocking import count_pairs
 
         records = without_junk(self.spark.table("records"), model.metadata.get("junk_values") or {})
         spark_settings = settings_for(settings, "spark")
@@ -338,7 +339,7 @@ class SparkEngine:
         """The customer rules on Spark: the graph grouped into regions (connected components of
         proposals and shared customer ids, Splink's connected components on Spark), then
         `batch.regions.decide_region` per region on the executors (`applyInPandas`)."""
-        from batch.relink import target_of
+        from batch.steps.cluster import target_of
 
         with self._timed("cluster"):
             done = self._done("cluster")
@@ -358,7 +359,7 @@ class SparkEngine:
         from pyspark.sql import functions as F
         from splink.clustering import cluster_pairwise_predictions_at_threshold
 
-        from batch.relink import identifying_columns, rescored, rules_with
+        from batch.steps.cluster import identifying_columns, rescored, rules_with
 
         spark = self.spark
         tag = uuid.uuid4().hex[:8]
@@ -511,7 +512,7 @@ def _when(text: str) -> datetime:
 
 
 def without_junk(records: DataFrame, junk: Mapping[str, list[str]]) -> DataFrame:
-    """`records` with the model's junk values (`00000`) as NULL, as `batch.relink.null_junk`."""
+    """`records` with the model's junk values (`00000`) as NULL, as `batch.steps.blocking.null_junk`."""
     from pyspark.sql import functions as F
 
     for col, values in junk.items():
@@ -524,7 +525,7 @@ def without_junk(records: DataFrame, junk: Mapping[str, list[str]]) -> DataFrame
 def spark_linker(api: Any, records: DataFrame, model: MatchModel,
                  settings: dict[str, Any] | None = None) -> Any:
     """A Splink Linker on Spark over `records` with `model`'s parameters AND its TF tables
-    (the Spark twin of `batch.relink.linker_on`; settings are put in Spark's dialect)."""
+    (the Spark twin of `batch.steps.predict.linker_on`; settings are put in Spark's dialect)."""
     from splink import Linker
 
     tag = uuid.uuid4().hex[:8]  # Splink refuses a table name registered before on this api
