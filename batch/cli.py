@@ -358,7 +358,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from identity_graph.engine import IdentityGraph
 
     with _open(args) as store:
-        e = IdentityGraph(store, _config(args)).explain(args.a, args.b)
+        e = IdentityGraph(store, _config(args)).customers.explain(args.a, args.b)
     if args.json:
         print(json.dumps(explanation_dict(e), indent=1))
     else:

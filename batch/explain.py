@@ -1,6 +1,6 @@
 """`identity-batch explain A B`: why two identifiers are (or are not) one customer, for a terminal.
 
-The bottleneck path of `IdentityGraph.explain`, each link with its evidence and, for Splink links,
+The bottleneck path of `IdentityGraph.customers.explain`, each link with its evidence and, for Splink links,
 the waterfall: the prior and each comparison's bits, adding up to the link's match weight.
 """
 

@@ -57,12 +57,12 @@ def run(args: argparse.Namespace, graph: IdentityGraph) -> int:
     """Runs one `review` subcommand over `graph`; prints text or JSON."""
     op = args.review_command
     if op == "list":
-        items, total = graph.review_queue(args.customer, by_score=args.order == "score",
+        items, total = graph.review.queue(args.customer, by_score=args.order == "score",
                                           limit=args.limit, offset=args.offset)
         _print(args, {"total": total, "items": [item_dict(i) for i in items]}, lambda d: _queue_text(d))
     elif op in ("accept", "reject"):
         link_id = _link_id(graph, args.link)
-        judge = graph.accept_review if op == "accept" else graph.reject_review
+        judge = graph.review.accept if op == "accept" else graph.review.reject
         out = judge(link_id, actor=args.actor, reason=args.reason)
         data = {"decision": op, "constraint": constraint_dict(out.constraint) if out.constraint else None,
                 "customer_ids": out.customer_ids,
@@ -71,11 +71,11 @@ def run(args: argparse.Namespace, graph: IdentityGraph) -> int:
             _constraint_line(d["constraint"]) if d["constraint"] else "nothing recorded\n") +
             f"customers now: {', '.join(d['customer_ids'])}\n")
     elif op == "constraints":
-        found = graph.constraints(args.customer, include_withdrawn=args.all)
+        found = graph.review.constraints(args.customer, include_withdrawn=args.all)
         _print(args, {"constraints": [constraint_dict(c) for c in found]},
                lambda d: "".join(_constraint_line(c) for c in d["constraints"]) or "no decisions\n")
     else:
-        done = [graph.withdraw_constraint(cid, actor=args.actor, reason=args.reason)
+        done = [graph.review.withdraw_constraint(cid, actor=args.actor, reason=args.reason)
                 for cid in _constraint_ids(graph, args.constraint)]
         _print(args, {"withdrawn": [constraint_dict(c) for c in done]},
                lambda d: "".join("withdrawn " + _constraint_line(c) for c in d["withdrawn"]))
@@ -100,7 +100,7 @@ def _constraint_ids(graph: IdentityGraph, named: list[str]) -> list[str]:
     if len(named) != 2:
         raise InvalidArgument("constraint", "name a constraint by its id or by its two identifier keys")
     pair = tuple(sorted((graph.key(named[0], "a"), graph.key(named[1], "b"))))
-    ids = [c.id for c in graph.constraints(pair[0]) if c.pair == pair]
+    ids = [c.id for c in graph.review.constraints(pair[0]) if c.pair == pair]
     if not ids:
         raise NotFound(f"no decision holds between {pair[0]} and {pair[1]}")
     return ids

@@ -62,7 +62,7 @@ def main() -> int:
             pb.Identifier(type="email", value=f"bw{i}@example.com")])
         stub.Resolve(req, timeout=30)
         done = time.perf_counter()
-        last = graph.events(0, 100_000)[-1].seq
+        last = graph.events.read(0, 100_000)[-1].seq
         while True:
             at, seq = got.get(timeout=30)
             if seq == last:

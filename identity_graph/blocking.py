@@ -31,7 +31,7 @@ def digest(rule: str, value: str) -> str:
 
 
 def record(key: str, observations: Iterable[Observation]) -> dict[str, Any]:
-    """An identifier's record as the engine scores it (`IdentityGraph.candidate_records`)."""
+    """An identifier's record as the engine scores it (`IdentityGraph.resolve.candidate_records`)."""
     return {**dict.fromkeys(ATTRIBUTES), **record_of(observations), "unique_id": key}
 
 

@@ -58,14 +58,14 @@ def run(db: str) -> None:
         seen: set[str] = set()
         for _title, req in STORY:
             anchor = graph.types.make(*req.identifiers[0]).key
-            cid = graph.customer_id_of(anchor)
+            cid = graph.customers.id_of(anchor)
             if cid in seen:
                 continue
             seen.add(cid)
-            view = graph.get_customer(cid)
+            view = graph.customers.get(cid)
             print(f"  {cid}: {', '.join(n.key for n in view.identifiers)}")
             print(f"    channels: {', '.join(view.channels)}")
-        print(f"\n{len(graph.events())} events in the log; store file: {Path(db).resolve()}")
+        print(f"\n{len(graph.events.read())} events in the log; store file: {Path(db).resolve()}")
 
 
 def main(argv: list[str] | None = None) -> None:

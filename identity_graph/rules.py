@@ -1,7 +1,7 @@
 """The customer rules (DESIGN.md, "The customer"), applied in one place.
 
 `decide(region, proposals, rules)` is the only code that decides which links carry merges: the
-online engine (`IdentityGraph._settle`), ingest (`batch.ingest`) and the nightly relink
+online engine (`identity_graph.engine`, `Core.settle`), ingest (`batch.ingest`) and the nightly relink
 (`batch.relink.cluster`) all call it. It is plain Python over keys, links and records, with no
 store in sight, so any engine (DuckDB, Spark) can feed it a region and write its decision.
 

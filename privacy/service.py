@@ -142,7 +142,7 @@ class Privacy:
                 keys = [key]
                 if node is not None and any(lk.kind.merges for lk in gstore.links([key])):
                     with contextlib.suppress(FailedPrecondition):  # its links held nothing together
-                        graph.split(detach=[key], actor=who)
+                        graph.links.split(detach=[key], actor=who)
                     node = gstore.get_identifier(key)
                     customer_id = node.customer_id if node is not None else None
             erased_customers: list[str] = []
@@ -183,7 +183,7 @@ class Privacy:
         Raises:
             NotFound: no such customer.
         """
-        view = self.graph.get_customer(ref)
+        view = self.graph.customers.get(ref)
         gstore = self.graph.store
         keys = [n.key for n in view.identifiers]
         links = {lk.id: lk for lk in gstore.links(keys, include_removed=True)}

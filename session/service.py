@@ -221,10 +221,10 @@ class Sessions:
         return Caller(channel, self.graph.identifier(type_, value, "caller").key)
 
     def _assurance(self, caller: Caller, keys: Sequence[str]) -> dict[str, LinkKind | None]:
-        return self.graph.assurance(caller.identifier, keys)
+        return self.graph.customers.assurance(caller.identifier, keys)
 
     def _allowed(self, kind: LinkKind | None) -> bool:
-        return self.graph.disclosed(kind)
+        return self.graph.customers.disclosed(kind)
 
     def _conversation(self, conversation_id: str) -> Conversation:
         if not conversation_id:
@@ -483,7 +483,7 @@ class Sessions:
         if not 0 < page_size <= 100:
             raise InvalidArgument("page_size", "between 1 and 100")
         after = _decode_token(page_token) if page_token else None
-        _, members = self.graph.customer_members(caller.identifier)
+        _, members = self.graph.customers.members(caller.identifier)
         reach = self._assurance(caller, members)
         visible = [k for k in members if self._allowed(reach.get(k))]
         page = self.store.by_anchors(visible, statuses, channel, after, page_size + 1)
@@ -512,7 +512,7 @@ class Sessions:
         there and agreed to it; None when no rule fits."""
         conv = self._conversation(conversation_id)
         self._require_disclosed(conv, caller)
-        _, members = self.graph.customer_members(caller.identifier)
+        _, members = self.graph.customers.members(caller.identifier)
         reach = self._assurance(caller, members)
         for rule in self.policy.handoff_rules:
             if rule.channel == caller.channel or (
@@ -599,7 +599,7 @@ class Sessions:
         self.store.give_back_attempt(list(caps), until, now)
         conv = self._conversation(handoff.conversation_id)
         if key != conv.anchor:
-            self.graph.link(
+            self.graph.links.add(
                 key,
                 conv.anchor,
                 LinkKind.VERIFIED,
@@ -618,13 +618,13 @@ class Sessions:
         """Identifiers a code can go to whose holder may see `anchor`'s data: proving to hold one
         is worth as much as holding it. (The direction matters: a code to an email that the
         anchor merely typed would prove nothing about the anchor.)"""
-        _, members = self.graph.customer_members(anchor)
+        _, members = self.graph.customers.members(anchor)
         sendable = set(SENDABLE_TYPES.values())
         return sorted(
             k
             for k in members
             if k.partition(":")[0] in sendable
-            and self._allowed(self.graph.assurance(k, [anchor]).get(anchor))
+            and self._allowed(self.graph.customers.assurance(k, [anchor]).get(anchor))
         )
 
     def start_step_up(self, caller: Caller, conversation_id: str, channel: str = "") -> tuple[StepUp, str]:
@@ -698,7 +698,7 @@ class Sessions:
         if done is None:
             raise PermissionDenied("wrong or expired code")
         self.store.give_back_attempt(list(wrong_caps), until, now)
-        self.graph.link(
+        self.graph.links.add(
             step.requester,
             step.target,
             LinkKind.VERIFIED,
@@ -719,7 +719,7 @@ class Sessions:
         conv = self._conversation(conversation_id)
         self._require_disclosed(conv, caller)
         conv = self.store.set_status(conv.id, Status.ESCALATED, self.clock(), reason=reason)
-        profile = self.graph.get_customer(caller.identifier, viewer=caller.identifier)
+        profile = self.graph.customers.get(caller.identifier, viewer=caller.identifier)
         visible = [n.key for n in profile.identifiers]
         reach = self._assurance(caller, visible)
         shared = self._shared(caller)
@@ -759,8 +759,8 @@ class Sessions:
         closed = self.store.seal(key, now, reason or "recycled", actor, now)
         if any(lk.kind.merges for lk in self.graph.store.links([key])):
             with contextlib.suppress(FailedPrecondition):  # its links held nothing together
-                self.graph.split(detach=[key], actor=actor)
-        return closed, self.graph.customer_id_of(key)
+                self.graph.links.split(detach=[key], actor=actor)
+        return closed, self.graph.customers.id_of(key)
 
     # ---- splits -----------------------------------------------------------------------------
 
@@ -776,8 +776,8 @@ class Sessions:
     def preview_split(
         self, *, cut: Sequence[tuple[str, str]] = (), detach: Sequence[str] = (), actor: str = ""
     ) -> tuple[SplitPlan, list[list[str]]]:
-        """`IdentityGraph.preview_split`, with the conversations each new part would take along."""
-        plan = self.graph.preview_split(cut=cut, detach=detach, actor=actor)
+        """`IdentityGraph.links.preview_split`, with the conversations each new part would take along."""
+        plan = self.graph.links.preview_split(cut=cut, detach=detach, actor=actor)
         return plan, self.moving_conversations(plan.parts)
 
     def split(
@@ -788,7 +788,7 @@ class Sessions:
         actor: str,
         seal_moving: bool = False,
     ) -> tuple[SplitPlan, list[list[str]], int]:
-        """`IdentityGraph.split`. With `seal_moving`, the conversations that would move are
+        """`IdentityGraph.links.split`. With `seal_moving`, the conversations that would move are
         sealed first (as RecycleIdentifier does), so that no moment exists in which the other
         part's holder opens them; any that a concurrent change added to the moving parts are
         sealed right after.
@@ -799,9 +799,9 @@ class Sessions:
         sealed: set[str] = set()
         closed = 0
         if seal_moving:
-            planned = self.graph.preview_split(cut=cut, detach=detach, actor=actor)
+            planned = self.graph.links.preview_split(cut=cut, detach=detach, actor=actor)
             closed += self._seal_leaving(planned.parts, sealed, actor, "moved by a split")
-        plan = self.graph.split(cut=cut, detach=detach, actor=actor)
+        plan = self.graph.links.split(cut=cut, detach=detach, actor=actor)
         if seal_moving:
             closed += self._seal_leaving(plan.parts, sealed, actor, "moved by a split")
         return plan, self.moving_conversations(plan.parts), closed
@@ -817,7 +817,7 @@ class Sessions:
         preview: bool = False,
         seal_moving: bool = False,
     ) -> tuple[UnlinkResult, list[str], int]:
-        """`IdentityGraph.unlink` (or, with `preview`, what it would do, written nowhere). When it
+        """`IdentityGraph.links.remove` (or, with `preview`, what it would do, written nowhere). When it
         splits a customer, the conversations that came in through the leaving part's identifiers
         move with them; with `seal_moving` they are sealed first, as `split` does.
 
@@ -826,14 +826,14 @@ class Sessions:
         """
         kinds = list(kinds) if kinds else None
         if preview:
-            result = self.graph.preview_unlink(a, b, actor=actor, reason=reason, kinds=kinds)
+            result = self.graph.links.preview_remove(a, b, actor=actor, reason=reason, kinds=kinds)
             return result, self._moving(result.parts), 0
         sealed: set[str] = set()
         closed = 0
         if seal_moving:
-            planned = self.graph.preview_unlink(a, b, actor=actor, reason=reason, kinds=kinds)
+            planned = self.graph.links.preview_remove(a, b, actor=actor, reason=reason, kinds=kinds)
             closed += self._seal_leaving(planned.parts, sealed, actor, "moved by an unlink")
-        result = self.graph.unlink(a, b, actor=actor, reason=reason, kinds=kinds)
+        result = self.graph.links.remove(a, b, actor=actor, reason=reason, kinds=kinds)
         if seal_moving:
             closed += self._seal_leaving(result.parts, sealed, actor, "moved by an unlink")
         return result, self._moving(result.parts), closed

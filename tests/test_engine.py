@@ -73,9 +73,9 @@ def test_merge_keeps_the_older_id_and_the_other_becomes_an_alias(graph: Identity
     young = graph.resolve(ResolveRequest("sms", [("phone", "+15551234567")])).customer_id
     merged = graph.resolve(web("c2", ("email", "a@x.com"), ("phone", "+15551234567")))
     assert merged.customer_id == old and merged.merged == [young]
-    assert graph.customer_id_of(young) == old
+    assert graph.customers.id_of(young) == old
     assert graph.store.aliases_of(old) == [young]
-    view = graph.get_customer(young)
+    view = graph.customers.get(young)
     assert view.customer_id == old
     assert {n.key for n in view.identifiers} == {
         "web_cookie:c1",
@@ -83,9 +83,9 @@ def test_merge_keeps_the_older_id_and_the_other_becomes_an_alias(graph: Identity
         "email:a@x.com",
         "phone:+15551234567",
     }
-    kinds = [e.type for e in graph.events()]
+    kinds = [e.type for e in graph.events.read()]
     assert "merge" in kinds and "alias" in kinds
-    seqs = [e.seq for e in graph.events()]
+    seqs = [e.seq for e in graph.events.read()]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
 
 
@@ -111,12 +111,12 @@ def test_per_type_limit_stops_the_link_and_records_why(store) -> None:
         graph.store.get_identifier("email:c@x.com").customer_id != r.customer_id
         or len(graph.store.members(r.customer_id)) == 3
     )
-    assert sorted(graph.store.members(graph.customer_id_of("web_cookie:c1"))) == [
+    assert sorted(graph.store.members(graph.customers.id_of("web_cookie:c1"))) == [
         "email:a@x.com",
         "email:b@x.com",
         "web_cookie:c1",
     ]
-    assert any(e.type == "violation" for e in graph.events())
+    assert any(e.type == "violation" for e in graph.events.read())
 
 
 def test_family_phone_is_set_apart_and_does_not_merge(graph: IdentityGraph) -> None:
@@ -125,17 +125,17 @@ def test_family_phone_is_set_apart_and_does_not_merge(graph: IdentityGraph) -> N
     assert bob.customer_id != alice.customer_id
     assert [(v.kind, v.key) for v in bob.violations] == [("generic", "phone:+15557654321")]
     assert graph.store.get_identifier("phone:+15557654321").generic
-    assert graph.customer_id_of("email:alice@x.com") == alice.customer_id
-    assert graph.customer_id_of("email:bob@x.com") == bob.customer_id
+    assert graph.customers.id_of("email:alice@x.com") == alice.customer_id
+    assert graph.customers.id_of("email:bob@x.com") == bob.customer_id
     # The phone keeps its links for Explain, but no path passes through it.
-    assert graph.explain("email:alice@x.com", "email:bob@x.com").path == []
-    assert graph.explain("email:alice@x.com", "email:bob@x.com").assurance is None
+    assert graph.customers.explain("email:alice@x.com", "email:bob@x.com").path == []
+    assert graph.customers.explain("email:alice@x.com", "email:bob@x.com").assurance is None
     assert len(graph.store.links(["phone:+15557654321"])) == 2
 
 
 def test_lookalike_on_a_new_phone_is_recognised_but_not_trusted(graph: IdentityGraph) -> None:
     victim = graph.resolve(web("cv", ("email", "v@x.com"), attrs=ALICE)).customer_id
-    graph.link(
+    graph.links.add(
         "phone:+15550001111",
         "email:v@x.com",
         LinkKind.PROBABLE,
@@ -161,11 +161,11 @@ def test_bottleneck_path_prefers_strong_links_over_short_ones(graph: IdentityGra
         ("web_cookie:k1", "account_id:u1", LinkKind.OBSERVED),
         ("account_id:u1", "phone:+15551230001", LinkKind.VERIFIED),
     ]:
-        graph.link(
+        graph.links.add(
             a, b, kind, source="t", actor="t", probability=0.999 if kind == LinkKind.PROBABLE else None,
             claimant=b if kind == LinkKind.OBSERVED else "",
         )
-    ex = graph.explain("email:a@x.com", "phone:+15551230001")
+    ex = graph.customers.explain("email:a@x.com", "phone:+15551230001")
     assert ex.assurance is LinkKind.OBSERVED and len(ex.path) == 3 and ex.same_customer
 
 
@@ -173,34 +173,34 @@ def test_split_previews_then_keeps_the_id_with_the_verified_side(graph: Identity
     r = graph.resolve(web("c1", ("account_id", "u1"), proof=Proof("login", "account_id:u1")))
     graph.resolve(web("c1", ("email", "old-owner@x.com")))
     graph.resolve(ResolveRequest("sms", [("phone", "+15551112222")]))
-    graph.link("email:old-owner@x.com", "phone:+15551112222", LinkKind.OBSERVED, source="t", actor="t")
+    graph.links.add("email:old-owner@x.com", "phone:+15551112222", LinkKind.OBSERVED, source="t", actor="t")
     cid = r.customer_id
     assert len(graph.store.members(cid)) == 4
-    before = len(graph.events())
-    plan = graph.preview_split(cut=[("email:old-owner@x.com", "phone:+15551112222")], actor="ops")
-    assert len(graph.events()) == before  # a preview writes nothing
-    assert graph.customer_id_of("phone:+15551112222") == cid
+    before = len(graph.events.read())
+    plan = graph.links.preview_split(cut=[("email:old-owner@x.com", "phone:+15551112222")], actor="ops")
+    assert len(graph.events.read()) == before  # a preview writes nothing
+    assert graph.customers.id_of("phone:+15551112222") == cid
     kept = next(p for p in plan.parts if not p.is_new)
     assert kept.customer_id == cid and "account_id:u1" in kept.members
-    done = graph.split(cut=[("email:old-owner@x.com", "phone:+15551112222")], actor="ops")
+    done = graph.links.split(cut=[("email:old-owner@x.com", "phone:+15551112222")], actor="ops")
     assert [p.members for p in done.parts] == [p.members for p in plan.parts]
-    assert graph.customer_id_of("phone:+15551112222") != cid
-    assert graph.customer_id_of("account_id:u1") == cid
-    assert any(e.type == "split" for e in graph.events(before))
+    assert graph.customers.id_of("phone:+15551112222") != cid
+    assert graph.customers.id_of("account_id:u1") == cid
+    assert any(e.type == "split" for e in graph.events.read(before))
     with pytest.raises(FailedPrecondition):
-        graph.preview_split(detach=["web_cookie:c1", "phone:+15551112222"])
+        graph.links.preview_split(detach=["web_cookie:c1", "phone:+15551112222"])
 
 
 def test_unlink_of_a_recycled_number_moves_it_out(graph: IdentityGraph) -> None:
     owner = graph.resolve(web("c1")).customer_id  # the cookie is older, so it keeps the id
     graph.resolve(web("c1", ("phone", "+15553334444")))
-    graph.unlink("web_cookie:c1", "phone:+15553334444", actor="ops", reason="number recycled")
-    assert graph.customer_id_of("web_cookie:c1") == owner
-    assert graph.customer_id_of("phone:+15553334444") != owner
+    graph.links.remove("web_cookie:c1", "phone:+15553334444", actor="ops", reason="number recycled")
+    assert graph.customers.id_of("web_cookie:c1") == owner
+    assert graph.customers.id_of("phone:+15553334444") != owner
     removed = graph.store.links(["phone:+15553334444"], include_removed=True)
     assert len(removed) == 1 and removed[0].removed_by == "ops"
     with pytest.raises(NotFound):
-        graph.unlink("web_cookie:c1", "phone:+15553334444", actor="ops")
+        graph.links.remove("web_cookie:c1", "phone:+15553334444", actor="ops")
 
 
 def test_bad_input_names_the_field(graph: IdentityGraph) -> None:
@@ -212,7 +212,7 @@ def test_bad_input_names_the_field(graph: IdentityGraph) -> None:
     assert err.value.field == "attributes.date_of_birth"
     with pytest.raises(InvalidArgument):
         graph.resolve(ResolveRequest("web", []))
-    assert graph.events() == []  # nothing was written by rejected calls
+    assert graph.events.read() == []  # nothing was written by rejected calls
 
 
 MARIA = {
@@ -241,7 +241,7 @@ def test_candidate_lookups_find_every_record_that_shares_a_blocking_key(scored: 
     scorer = scored.scorer
     assert scorer is not None
     keys = scored.store.export_tables()["identifiers"].column("key").to_pylist()
-    records = scored.candidate_records(keys)
+    records = scored.resolve.candidate_records(keys)
     blocking = {k: set(scorer.blocking_keys({**records[k], "unique_id": k})) for k in keys}
     with_keys = [k for k in keys if blocking[k]]
     assert len(with_keys) > 100
@@ -288,7 +288,7 @@ def test_household_member_with_same_surname_and_address_is_not_linked(scored: Id
 
 def test_a_read_that_overlaps_a_write_runs_again(graph: IdentityGraph) -> None:
     graph.resolve(web("r1", ("email", "r1@x.io")))
-    cid = graph.customer_id_of("email:r1@x.io")
+    cid = graph.customers.id_of("email:r1@x.io")
     tracker = graph.store.writes
     runs: list[list[str]] = []
 
@@ -321,7 +321,7 @@ def test_a_read_waits_for_a_write_under_way(graph: IdentityGraph) -> None:
     assert entered.wait(10)
     seen: list[str] = []
     reader = threading.Thread(
-        target=lambda: seen.extend(n.key for n in graph.get_customer("web_cookie:w1").identifiers))
+        target=lambda: seen.extend(n.key for n in graph.customers.get("web_cookie:w1").identifiers))
     reader.start()
     time.sleep(0.3)
     assert reader.is_alive() and not seen  # it does not read the half-written customer
@@ -339,7 +339,7 @@ def test_get_customer_never_sees_half_a_split_or_merge(graph: IdentityGraph) -> 
 
     def read() -> None:
         while not done.is_set():
-            view = graph.get_customer("email:h@x.io")
+            view = graph.customers.get("email:h@x.io")
             reads[0] += 1
             owners = [(n.key, n.customer_id) for n in view.identifiers]
             if any(c != view.customer_id for _, c in owners):
@@ -350,10 +350,10 @@ def test_get_customer_never_sees_half_a_split_or_merge(graph: IdentityGraph) -> 
         t.start()
     try:
         for i in range(15):
-            graph.split(detach=["phone:+15550002222"], actor="test")
+            graph.links.split(detach=["phone:+15550002222"], actor="test")
             # a person's split is a cannot-link; a person's link of the same pair supersedes it
-            graph.link("web_cookie:h1", "phone:+15550002222", LinkKind.OBSERVED, source=f"t{i}", actor="test",
-                       by_person=True)
+            graph.links.add("web_cookie:h1", "phone:+15550002222", LinkKind.OBSERVED, source=f"t{i}",
+                            actor="test", by_person=True)
     finally:
         done.set()
         for t in readers:
@@ -364,11 +364,11 @@ def test_get_customer_never_sees_half_a_split_or_merge(graph: IdentityGraph) -> 
 
 def test_customer_members_reads_id_and_members_of_one_moment(graph: IdentityGraph) -> None:
     graph.resolve(web("m1", ("email", "m1@x.io")))
-    cid, members = graph.customer_members("email:m1@x.io")
-    assert cid == graph.customer_id_of("web_cookie:m1") and members == ["email:m1@x.io", "web_cookie:m1"]
-    assert graph.customer_members(cid) == (cid, members)
+    cid, members = graph.customers.members("email:m1@x.io")
+    assert cid == graph.customers.id_of("web_cookie:m1") and members == ["email:m1@x.io", "web_cookie:m1"]
+    assert graph.customers.members(cid) == (cid, members)
     with pytest.raises(NotFound):
-        graph.customer_members("email:nobody@x.io")
+        graph.customers.members("email:nobody@x.io")
 
 
 def test_customer_subgraph_is_what_the_separate_reads_return(graph: IdentityGraph) -> None:
@@ -376,12 +376,13 @@ def test_customer_subgraph_is_what_the_separate_reads_return(graph: IdentityGrap
     graph.resolve(ResolveRequest("sms", [("phone", "+15550003333"), ("email", "s2@x.io")]))
     graph.resolve(ResolveRequest("web", [("web_cookie", "s9"), ("email", "s9@x.io")]))
     # a weak link out of the customer, a removed link, a generic member
-    graph.link("email:s1@x.io", "email:s9@x.io", LinkKind.POSSIBLE, source="t", actor="t", probability=0.6)
-    graph.link("web_cookie:s1", "email:s2@x.io", LinkKind.OBSERVED, source="t", actor="t")
-    graph.unlink("web_cookie:s1", "email:s2@x.io", actor="t")
-    graph.set_generic("phone:+15550003333", True, actor="t")
+    graph.links.add("email:s1@x.io", "email:s9@x.io", LinkKind.POSSIBLE, source="t", actor="t",
+                    probability=0.6)
+    graph.links.add("web_cookie:s1", "email:s2@x.io", LinkKind.OBSERVED, source="t", actor="t")
+    graph.links.remove("web_cookie:s1", "email:s2@x.io", actor="t")
+    graph.links.set_generic("phone:+15550003333", True, actor="t")
     store = graph.store
-    cids = {graph.customer_id_of(k) for k in ("email:s1@x.io", "email:s9@x.io", "phone:+15550003333")}
+    cids = {graph.customers.id_of(k) for k in ("email:s1@x.io", "email:s9@x.io", "phone:+15550003333")}
     assert len(cids) >= 2
     for cid in cids:
         members = store.members(cid)
@@ -390,7 +391,7 @@ def test_customer_subgraph_is_what_the_separate_reads_return(graph: IdentityGrap
         got = store.customer_subgraph(cid)
         assert got == (members, links, store.get_identifiers(ends)), cid
         assert any(lk.kind is LinkKind.POSSIBLE for lk in got[1]) or cid not in {
-            graph.customer_id_of("email:s1@x.io"), graph.customer_id_of("email:s9@x.io")}
+            graph.customers.id_of("email:s1@x.io"), graph.customers.id_of("email:s9@x.io")}
     assert store.customer_subgraph("cus_nobody") == ([], [], {})
     for key in ("email:s1@x.io", "phone:+15550003333", "email:s9@x.io", "web_cookie:s1"):
         node = store.get_identifier(key)

@@ -45,4 +45,4 @@ def test_go_client_resolves_starts_on_web_and_resumes_on_sms(go_example: Path, s
     assert sms["customer_id"] == steps["resolve"]["customer_id"]
     assert (sms["flow"], sms["state_step"]) == ("order", "choose_delivery")
     # what the Go client wrote is in the store, as the Python side reads it
-    assert graph.customer_id_of("phone:+14155550188") == steps["resolve"]["customer_id"]
+    assert graph.customers.id_of("phone:+14155550188") == steps["resolve"]["customer_id"]

@@ -24,7 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from identity_graph.config import GraphConfig
-from identity_graph.engine import IdentityGraph, ResolveRequest
+from identity_graph.engine import IdentityGraph, Resolve, ResolveRequest
 from identity_graph.errors import StoreError
 from identity_graph.matching import OnlineScorer, load_starter_model
 from identity_graph.store.base import GraphStore
@@ -272,12 +272,12 @@ def test_unlink_preview_needs_no_actor_and_writes_nothing(api: Api) -> None:
     conversations here, so none would move); the unlink itself still needs an actor."""
     resolve(api, "web", "web_cookie:p1", "email:p1@example.com")
     linked = resolve(api, "web", "web_cookie:p1", "phone:+14155550199")
-    before, events = customer(api, linked.customer_id), api.graph.events(0, 100_000)
+    before, events = customer(api, linked.customer_id), api.graph.events.read(0, 100_000)
     pair = {"a": ident("web_cookie:p1"), "b": ident("phone:+14155550199")}
     preview = api.stub.Unlink(pb.UnlinkRequest(**pair, preview=True), timeout=TIMEOUT)
     assert len(preview.customer_ids) == 2 and linked.customer_id in preview.customer_ids
     assert {e.type for e in preview.events} >= {"unlink", "split"} and not preview.moving_conversations
-    assert customer(api, linked.customer_id) == before and api.graph.events(0, 100_000) == events
+    assert customer(api, linked.customer_id) == before and api.graph.events.read(0, 100_000) == events
     err = rpc_error(api.stub.Unlink, pb.UnlinkRequest(**pair))  # no preview: an actor is required
     assert err.code() is grpc.StatusCode.INVALID_ARGUMENT and "actor" in (err.details() or "")
     assert customer(api, linked.customer_id) == before
@@ -336,7 +336,7 @@ def test_explain_bottleneck_path_with_waterfall(store: GraphStore) -> None:
         assert {edge.a.value, edge.b.value} >= {"+14155550199"}
         other = "email:e@example.com" if "email" in (edge.a.type, edge.b.type) else "web_cookie:e1"
         # The edge carries the model's own score of the pair, as a waterfall in model order.
-        records = graph.candidate_records(["phone:+14155550199", other])
+        records = graph.resolve.candidate_records(["phone:+14155550199", other])
         expected = scorer.score_pair({**records["phone:+14155550199"], "unique_id": "phone:+14155550199"},
                                      {**records[other], "unique_id": other})
         assert edge.model_version == scorer.version
@@ -509,7 +509,7 @@ def test_unexpected_errors_are_internal_without_a_stack_trace(
     def boom(*_: Any, **__: Any) -> None:
         raise RuntimeError("secret detail in /srv/code.py")
 
-    monkeypatch.setattr(api.graph, "explain", boom)
+    monkeypatch.setattr(api.graph.customers, "explain", boom)
     req = pb.ExplainRequest(a=ident("email:a@example.com"), b=ident("email:b@example.com"))
     with caplog.at_level("ERROR", logger="identity_graph.api"):
         err = rpc_error(api.stub.Explain, req)
@@ -521,7 +521,7 @@ def test_unexpected_errors_are_internal_without_a_stack_trace(
     def down(*_: Any, **__: Any) -> None:
         raise StoreError("bolt://10.0.0.1 refused")
 
-    monkeypatch.setattr(api.graph, "explain", down)
+    monkeypatch.setattr(api.graph.customers, "explain", down)
     err = rpc_error(api.stub.Explain, req)
     assert err.code() is grpc.StatusCode.UNAVAILABLE and "10.0.0.1" not in err.details()
 
@@ -670,7 +670,7 @@ def test_watch_events_reconnect_misses_nothing(api: Api) -> None:
         stop.set()
         fut.result(TIMEOUT)
     # Catch up to the end of the log, then compare with the store's log.
-    final = api.graph.events(0, 100_000)
+    final = api.graph.events.read(0, 100_000)
     if last < final[-1].seq:
         stream = api.stub.WatchEvents(pb.WatchEventsRequest(from_seq=last), timeout=TIMEOUT)
         for ev in stream:
@@ -693,7 +693,7 @@ def test_watch_events_pushes_this_servers_writes_without_waiting_for_a_poll(stor
     api = Api(graph, channel, stub, srv.port)
     try:
         resolve(api, "web", "web_cookie:p0")
-        start = graph.events(0, 100_000)[-1].seq
+        start = graph.events.read(0, 100_000)[-1].seq
         stream = stub.WatchEvents(pb.WatchEventsRequest(from_seq=start), timeout=TIMEOUT)
         got: queue.Queue[tuple[float, int]] = queue.Queue()
 
@@ -711,7 +711,7 @@ def test_watch_events_pushes_this_servers_writes_without_waiting_for_a_poll(stor
         for i in range(3):
             sent = time.monotonic()
             resolve(api, "web", f"web_cookie:p{i + 1}", f"email:p{i + 1}@example.com")
-            expected = graph.events(0, 100_000)[-1].seq
+            expected = graph.events.read(0, 100_000)[-1].seq
             while True:
                 at, seq = got.get(timeout=5)  # far below the 30 s poll
                 if seq == expected:
@@ -797,15 +797,15 @@ def test_concurrent_resolves_equal_the_serial_run(store: GraphStore) -> None:
 
 def test_shutdown_drains_in_flight_calls(store: GraphStore, monkeypatch: pytest.MonkeyPatch) -> None:
     graph = IdentityGraph(store)
-    real = graph.resolve
+    real = Resolve.__call__
     entered = threading.Event()
 
-    def slow(req: ResolveRequest) -> Any:
+    def slow(self: Resolve, req: ResolveRequest) -> Any:
         entered.set()
         time.sleep(1.0)
-        return real(req)
+        return real(self, req)
 
-    monkeypatch.setattr(graph, "resolve", slow)
+    monkeypatch.setattr(Resolve, "__call__", slow)
     srv, api = start_api(graph)
     try:
         with ThreadPoolExecutor(1) as pool:

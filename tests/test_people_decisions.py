@@ -56,8 +56,8 @@ def _pat(store, config: GraphConfig) -> IdentityGraph:
 def test_unlink_by_a_person_stays_apart_through_relinks_and_third_identifiers(store) -> None:
     graph = _pat(store, LOOSE)
     assert len(set(_owner(store, R1, R2, R3))) == 1
-    graph.unlink(R1, R2, actor="agent:kim", reason="two people: different mothers' names")
-    [c] = graph.constraints(R1)
+    graph.links.remove(R1, R2, actor="agent:kim", reason="two people: different mothers' names")
+    [c] = graph.review.constraints(R1)
     assert (c.kind, c.pair, c.actor, c.reason, c.origin) == (
         ConstraintKind.CANNOT_LINK, (R1, R2), "agent:kim", "two people: different mothers' names", "unlink")
     assert c.active and c.created_at is not None
@@ -80,27 +80,27 @@ def test_unlink_by_a_person_stays_apart_through_relinks_and_third_identifiers(st
     assert again["people"]["decisions_since_last_run"] == {}
 
     # online: neither an explicit link of a service nor the scorer joins them again
-    out = graph.link(R1, R2, LinkKind.OBSERVED, source="crm", actor="crm")
+    out = graph.links.add(R1, R2, LinkKind.OBSERVED, source="crm", actor="crm")
     assert out.links == [] and [v.kind for v in out.violations] == ["cannot_link"]
     assert _owner(store, R1)[0] != _owner(store, R2)[0]
 
 
 def test_a_withdrawn_cannot_link_lets_the_pair_link_again(store) -> None:
     graph = _pat(store, LOOSE)
-    graph.unlink(R1, R2, actor="agent:kim", reason="two people")
+    graph.links.remove(R1, R2, actor="agent:kim", reason="two people")
     relink(store, LOOSE, _opts())
     assert _owner(store, R1)[0] != _owner(store, R2)[0]
-    [c] = graph.constraints(R1)
+    [c] = graph.review.constraints(R1)
     with pytest.raises(InvalidArgument, match="reason"):
-        graph.withdraw_constraint(c.id, actor="analyst:lee", reason="")
-    done = graph.withdraw_constraint(c.id, actor="analyst:lee", reason="same person after all")
+        graph.review.withdraw_constraint(c.id, actor="analyst:lee", reason="")
+    done = graph.review.withdraw_constraint(c.id, actor="analyst:lee", reason="same person after all")
     assert not done.active and done.withdrawn_by == "analyst:lee"
     with pytest.raises(FailedPrecondition):
-        graph.withdraw_constraint(c.id, actor="analyst:lee", reason="again")
+        graph.review.withdraw_constraint(c.id, actor="analyst:lee", reason="again")
     with pytest.raises(NotFound):
-        graph.withdraw_constraint("con_nope", actor="analyst:lee", reason="x")
-    assert graph.constraints(R1) == []
-    [kept] = graph.constraints(R1, include_withdrawn=True)
+        graph.review.withdraw_constraint("con_nope", actor="analyst:lee", reason="x")
+    assert graph.review.constraints(R1) == []
+    [kept] = graph.review.constraints(R1, include_withdrawn=True)
     assert (kept.withdrawn_by, kept.withdrawal_reason) == ("analyst:lee", "same person after all")
     relink(store, LOOSE, _opts())
     [back] = _pair(store, R1, R2)
@@ -122,7 +122,7 @@ def test_unlink_survives_a_retrained_model(store, tmp_path: Path) -> None:
             pick = lk
             break
     assert pick is not None
-    graph.unlink(pick.a, pick.b, actor="agent:kim", reason="two people")
+    graph.links.remove(pick.a, pick.b, actor="agent:kim", reason="two people")
     assert _owner(store, pick.a) != _owner(store, pick.b)
     trained = relink(store, options=RelinkOptions(progress=False, charts=False,
                                                   models_dir=str(tmp_path / "models")))
@@ -140,12 +140,12 @@ def test_unlink_survives_a_retrained_model(store, tmp_path: Path) -> None:
 def test_split_by_a_person_keeps_both_sides_and_their_ids(store) -> None:
     graph = _pat(store, LOOSE)
     original = _owner(store, R1)[0]
-    plan = graph.split(cut=[(R1, R3), (R2, R3)], actor="analyst:lee")
+    plan = graph.links.split(cut=[(R1, R3), (R2, R3)], actor="analyst:lee")
     kept, leaving = _owner(store, R1)[0], _owner(store, R3)[0]
     assert kept == original and leaving != original
-    pairs = {c.pair for c in graph.constraints(R3)}
+    pairs = {c.pair for c in graph.review.constraints(R3)}
     assert pairs == {(R1, R3), (R2, R3)}, "the pairs across the cut"
-    assert all(c.origin == "split" and c.actor == "analyst:lee" for c in graph.constraints(R3))
+    assert all(c.origin == "split" and c.actor == "analyst:lee" for c in graph.review.constraints(R3))
     assert len(plan.parts) == 2
     for model in (_opts(), _opts()):
         relink(store, LOOSE, model)
@@ -169,29 +169,29 @@ def test_review_accept_merges_as_probable_and_survives_relinks(store) -> None:
     _pat(store, BAND)
     graph = IdentityGraph(store, BAND, scorer=OnlineScorer(load_model(STARTER_MODEL_PATH)))
     assert _owner(store, R1)[0] == _owner(store, R2)[0] != _owner(store, R3)[0]
-    items, total = graph.review_queue()
+    items, total = graph.review.queue()
     assert total == 2 and {(i.link.a, i.link.b) for i in items} == {(R1, R3), (R2, R3)}
     for i in items:  # the waterfall comes with each, adding up to the pair's match weight
         bits = i.waterfall["prior_match_weight"] + sum(c["bits"] for c in i.waterfall["comparisons"])
         assert bits == pytest.approx(i.link.match_weight, abs=1e-6)
-    first, n = graph.review_queue(limit=1)
-    second, _ = graph.review_queue(limit=1, offset=1)
+    first, n = graph.review.queue(limit=1)
+    second, _ = graph.review.queue(limit=1, offset=1)
     assert n == 2 and first[0].link.id != second[0].link.id
-    by_customer, n3 = graph.review_queue(R3)
+    by_customer, n3 = graph.review.queue(R3)
     assert n3 == 2 and by_customer[0].customer_b == _owner(store, R3)[0]
 
     target = next(i.link for i in items if (i.link.a, i.link.b) == (R1, R3))
-    out = graph.accept_review(target.id, actor="analyst:lee", reason="same address history")
+    out = graph.review.accept(target.id, actor="analyst:lee", reason="same address history")
     assert len(set(_owner(store, R1, R2, R3))) == 1
     [made] = [lk for lk in out.links if {lk.a, lk.b} == {R1, R3}]
     assert (made.kind, made.source, made.actor) == (LinkKind.PROBABLE, REVIEW_SOURCE, "analyst:lee")
     assert made.comparisons == target.comparisons and made.probability == target.probability
-    [must] = [c for c in graph.constraints(R3) if c.kind is ConstraintKind.MUST_LINK]
+    [must] = [c for c in graph.review.constraints(R3) if c.kind is ConstraintKind.MUST_LINK]
     assert (must.link_id, must.origin) == (made.id, "review")
     # it merges, but a person's judgement proves nothing about who holds r3: probable
-    assert graph.assurance(R1, [R3])[R3] is LinkKind.PROBABLE
+    assert graph.customers.assurance(R1, [R3])[R3] is LinkKind.PROBABLE
     with pytest.raises(FailedPrecondition, match="not in the review queue"):
-        graph.accept_review(target.id, actor="analyst:lee")
+        graph.review.accept(target.id, actor="analyst:lee")
 
     res = relink(store, BAND, _opts())
     assert len(set(_owner(store, R1, R2, R3))) == 1
@@ -202,20 +202,20 @@ def test_review_accept_merges_as_probable_and_survives_relinks(store) -> None:
 
 def test_review_reject_is_a_cannot_link_that_survives_relinks(store) -> None:
     graph = _pat(store, BAND)
-    items, _ = graph.review_queue(by_score=True)
+    items, _ = graph.review.queue(by_score=True)
     r13 = next(i.link for i in items if (i.link.a, i.link.b) == (R1, R3))
-    graph.reject_review(r13.id, actor="analyst:lee", reason="different birth dates")
+    graph.review.reject(r13.id, actor="analyst:lee", reason="different birth dates")
     assert _pair(store, R1, R3) == []
-    [c] = graph.constraints(R3)
+    [c] = graph.review.constraints(R3)
     assert (c.kind, c.pair, c.origin) == (ConstraintKind.CANNOT_LINK, (R1, R3), "review")
     res = relink(store, BAND, _opts())
     assert _pair(store, R1, R3) == [], "not proposed again"
-    items, total = graph.review_queue()
+    items, total = graph.review.queue()
     assert total == 1 and (items[0].link.a, items[0].link.b) == (R2, R3)
     assert res.report["people"]["review_queue"] == 1
     # accepting r2-r3 would put r3 with r1, whom a person set apart from it
     with pytest.raises(FailedPrecondition, match="withdraw it first"):
-        graph.accept_review(items[0].link.id, actor="analyst:lee")
+        graph.review.accept(items[0].link.id, actor="analyst:lee")
     assert _owner(store, R3)[0] != _owner(store, R1)[0]
 
 
@@ -223,15 +223,15 @@ def test_a_persons_link_is_a_must_link_that_the_relink_keeps(store) -> None:
     graph = _pat(store, BAND)
     # a strict model would never join r3; a person's link is a fixed edge
     strict = GraphConfig(link_threshold=0.99999, review_threshold=0.99999)
-    out = graph.link(R1, R3, LinkKind.OBSERVED, source="agent", actor="agent:kim", by_person=True,
-                     reason="customer confirmed on the phone")
-    [must] = [c for c in graph.constraints(R3) if c.kind is ConstraintKind.MUST_LINK]
+    out = graph.links.add(R1, R3, LinkKind.OBSERVED, source="agent", actor="agent:kim", by_person=True,
+                          reason="customer confirmed on the phone")
+    [must] = [c for c in graph.review.constraints(R3) if c.kind is ConstraintKind.MUST_LINK]
     assert must.link_id == out.links[0].id and must.origin == "link"
     relink(store, strict, _opts())
     assert _owner(store, R1)[0] == _owner(store, R3)[0]
     # a person's unlink of the pair supersedes the must-link
-    graph.unlink(R1, R3, actor="agent:kim", reason="wrong after all")
-    kinds = {(c.kind, c.active) for c in graph.constraints(R3, include_withdrawn=True)}
+    graph.links.remove(R1, R3, actor="agent:kim", reason="wrong after all")
+    kinds = {(c.kind, c.active) for c in graph.review.constraints(R3, include_withdrawn=True)}
     assert kinds == {(ConstraintKind.MUST_LINK, False), (ConstraintKind.CANNOT_LINK, True)}
 
 
@@ -244,7 +244,7 @@ def test_the_online_scorer_does_not_propose_a_cannot_linked_pair(store) -> None:
     attrs = {"first_name": "Pat", "last_name": "Quinn", "date_of_birth": "1960-01-01"}
     first = graph.resolve(ResolveRequest("agent", [("source_record", "crm/r9")], attrs, source="crm"))
     assert R1 in {lk.other(r9) for lk in first.links if lk.kind is LinkKind.PROBABLE}
-    graph.unlink(r9, R1, actor="agent:kim", reason="two people")
+    graph.links.remove(r9, R1, actor="agent:kim", reason="two people")
     # the same record presented again with news: the scorer scores r9 again, but not with r1
     again = graph.resolve(ResolveRequest("agent", [("source_record", "crm/r9")],
                                          {**attrs, "city": "Leeds"}, source="crm"))

@@ -119,7 +119,7 @@ def test_online_and_batch_build_the_same_record_from_the_same_observations(store
            ("city", "Leeds", 1), ("city", "York", 2)]
     observations = tuple(Observation(key, a, v, "crm", "", T + timedelta(days=d)) for a, v, d in obs)
     store.apply(ChangeSet(identifiers=[IdentifierUpsert(key, "source_record", "crm/9", T, observations)]))
-    online = IdentityGraph(store).candidate_records([key])[key]
+    online = IdentityGraph(store).resolve.candidate_records([key])[key]
     snap = snapshot(store, RelinkOptions(progress=False))
     try:
         build_records(snap)

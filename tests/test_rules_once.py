@@ -88,8 +88,8 @@ def test_rules_are_applied_only_through_decide() -> None:
     assert not any(stray.values()), f"a rule applied around identity_graph.rules.decide: {stray}"
     callers = set(_called("decide"))
     # the relink decides through `batch.regions` (the whole graph, or each region on Spark)
-    assert {"identity_graph/engine.py", "batch/ingest.py", "batch/regions.py"} <= callers
-    assert callers <= {"identity_graph/engine.py", "batch/ingest.py", "batch/regions.py",
+    assert {"identity_graph/engine/_core.py", "batch/ingest.py", "batch/regions.py"} <= callers
+    assert callers <= {"identity_graph/engine/_core.py", "batch/ingest.py", "batch/regions.py",
                        "batch/renormalise.py"}, callers
 
 

@@ -247,7 +247,7 @@ def test_rule_case_on_every_path(store, case: Case, path: str, tmp_path: Path) -
     assert set(case.violations) <= {(SET_APART.get(k, k), key) for k, key in said}, said
     if case.unlink:
         a, b = case.unlink
-        IdentityGraph(store, CONFIG).unlink(a, b, actor="t", reason="two people")
+        IdentityGraph(store, CONFIG).links.remove(a, b, actor="t", reason="two people")
         relink(store, CONFIG, _opts())
         assert _active(store, a, b) == [], "the relink does not bring an unlinked pair back"
         assert any(e.type == "unlink" for e in store.events(0, 100_000))
@@ -278,15 +278,15 @@ def _active(store, a: str, b: str) -> list[Link]:
 def test_link_unlink_link_makes_a_new_active_link(store) -> None:
     graph = IdentityGraph(store, CONFIG)
     a, b = "email:kim@mail.example", "phone:+12025550177"
-    first = graph.link(a, b, LinkKind.OBSERVED, source="agent", actor="t")
-    graph.unlink(a, b, actor="t", reason="wrong person")
+    first = graph.links.add(a, b, LinkKind.OBSERVED, source="agent", actor="t")
+    graph.links.remove(a, b, actor="t", reason="wrong person")
     assert _active(store, a, b) == []
     assert store.get_identifier(a).customer_id != store.get_identifier(b).customer_id
     # the unlink was a person's decision (a cannot-link): a service's link is refused, and a
     # person's link of the pair supersedes it (issue 17)
-    refused = graph.link(a, b, LinkKind.OBSERVED, source="agent", actor="t")
+    refused = graph.links.add(a, b, LinkKind.OBSERVED, source="agent", actor="t")
     assert refused.links == [] and [v.kind for v in refused.violations] == ["cannot_link"]
-    again = graph.link(a, b, LinkKind.OBSERVED, source="agent", actor="t", by_person=True)
+    again = graph.links.add(a, b, LinkKind.OBSERVED, source="agent", actor="t", by_person=True)
     [active] = _active(store, a, b)
     assert [lk.id for lk in again.links] == [active.id] and active.revision == 1
     assert active.id != first.links[0].id
@@ -295,7 +295,7 @@ def test_link_unlink_link_makes_a_new_active_link(store) -> None:
     [old] = store.links_by_id([first.links[0].id])
     assert not old.active and old.removal_reason == "wrong person"
     # the same evidence once more is a no-op
-    assert graph.link(a, b, LinkKind.OBSERVED, source="agent", actor="t").links == []
+    assert graph.links.add(a, b, LinkKind.OBSERVED, source="agent", actor="t").links == []
     assert len(_active(store, a, b)) == 1
 
 
@@ -303,11 +303,11 @@ def test_resolve_after_unlink_links_again(store) -> None:
     graph = IdentityGraph(store, CONFIG)
     req = ResolveRequest("web", [("web_cookie", "ck1"), ("email", "sam@mail.example")])
     first = graph.resolve(req)
-    graph.unlink("web_cookie:ck1", "email:sam@mail.example", actor="t")
+    graph.links.remove("web_cookie:ck1", "email:sam@mail.example", actor="t")
     # a person's unlink holds (issue 17) until withdrawn; then the pair links again
     assert graph.resolve(req).violations[0].kind == "cannot_link"
-    [decision] = graph.constraints("email:sam@mail.example")
-    graph.withdraw_constraint(decision.id, actor="t", reason="the same person after all")
+    [decision] = graph.review.constraints("email:sam@mail.example")
+    graph.review.withdraw_constraint(decision.id, actor="t", reason="the same person after all")
     again = graph.resolve(req)
     assert again.customer_id == store.get_identifier("email:sam@mail.example").customer_id
     [active] = _active(store, "email:sam@mail.example", "web_cookie:ck1")
@@ -318,9 +318,9 @@ def test_resolve_after_unlink_links_again(store) -> None:
 def test_relink_keeps_a_relinked_pair_and_relinks_a_batch_link_after_unlink(store) -> None:
     graph = IdentityGraph(store, CONFIG)
     a, b = "email:kim@mail.example", "phone:+12025550177"
-    graph.link(a, b, LinkKind.OBSERVED, source="agent", actor="t")
-    graph.unlink(a, b, actor="t")
-    graph.link(a, b, LinkKind.OBSERVED, source="agent", actor="t", by_person=True)
+    graph.links.add(a, b, LinkKind.OBSERVED, source="agent", actor="t")
+    graph.links.remove(a, b, actor="t")
+    graph.links.add(a, b, LinkKind.OBSERVED, source="agent", actor="t", by_person=True)
     relink(store, CONFIG, _opts())
     assert len(_active(store, a, b)) == 1
     assert store.get_identifier(a).customer_id == store.get_identifier(b).customer_id
@@ -336,11 +336,11 @@ def test_relink_keeps_a_relinked_pair_and_relinks_a_batch_link_after_unlink(stor
     res = relink(store, loose, _opts())
     made = [lk for lk in res.target.links.values() if {lk.a, lk.b} == {rows[0].record, rows[1].record}]
     assert made and made[0].kind is LinkKind.PROBABLE
-    graph.unlink(rows[0].record, rows[1].record, actor="t")
+    graph.links.remove(rows[0].record, rows[1].record, actor="t")
     relink(store, loose, _opts())
     assert _active(store, rows[0].record, rows[1].record) == []
-    [decision] = graph.constraints(rows[0].record)
-    graph.withdraw_constraint(decision.id, actor="t", reason="the same person after all")
+    [decision] = graph.review.constraints(rows[0].record)
+    graph.review.withdraw_constraint(decision.id, actor="t", reason="the same person after all")
     relink(store, loose, _opts())
     [back] = _active(store, rows[0].record, rows[1].record)
     assert back.revision == 1
@@ -367,8 +367,8 @@ def test_resolve_and_link_report_a_blocked_value_in_the_response_and_the_event_l
     logged = [v for v in _violations(store) if v["kind"] == "blocked"]
     assert len(logged) == 2 and logged[0]["key"] == "email:test@test.com"
     assert logged[0]["reason"] == "a blocked value never links"
-    done = graph.link("email:kai@mail.example", "email:test@test.com", LinkKind.OBSERVED,
-                      source="agent", actor="t")
+    done = graph.links.add("email:kai@mail.example", "email:test@test.com", LinkKind.OBSERVED,
+                           source="agent", actor="t")
     assert done.links == [] and [v.kind for v in done.violations] == ["blocked"]
     assert _violations(store)[-1] == {"kind": "blocked", "key": "email:test@test.com",
                                       "other": "email:kai@mail.example",

@@ -53,7 +53,7 @@ from identity_graph.api.auth import (
     revoke_token,
 )
 from identity_graph.api.ratelimit import RateLimiter
-from identity_graph.engine import IdentityGraph
+from identity_graph.engine import IdentityGraph, ResolveRequest
 from identity_graph.store.base import GraphStore
 from server import BackgroundServer, TlsConfig, create_server, reload_tokens
 from stubs.identity.v1 import batch_pb2, batch_pb2_grpc, identity_pb2, identity_pb2_grpc, review_pb2
@@ -392,25 +392,30 @@ def test_engine_code_sees_the_caller_in_its_worker_thread(
     duck_graph: IdentityGraph, tokens: Tokens, serve: Callable[..., tuple[BackgroundServer, Client]]
 ) -> None:
     seen: list[tuple[str, str | None, str]] = []
+    real = duck_graph.resolve
 
-    def spying(name: str) -> Callable[..., Any]:
-        method = getattr(duck_graph, name)
+    class Spying:
+        """Stands in for `duck_graph.resolve`, noting who calls which of its entries, where."""
 
-        def spy(*args: Any, **kw: Any) -> Any:
+        def _seen(self, name: str) -> None:
             seen.append((name, auth.current_caller.get(), threading.current_thread().name))
-            return method(*args, **kw)
 
-        return spy
+        def __call__(self, req: ResolveRequest) -> Any:
+            self._seen("resolve")
+            return real(req)
 
-    # a known identifier is read on the event loop (`resolve_without_waiting`); a write (the
+        def without_waiting(self, req: ResolveRequest) -> Any:
+            self._seen("resolve.without_waiting")
+            return real.without_waiting(req)
+
+    # a known identifier is read on the event loop (`resolve.without_waiting`); a write (the
     # first call: a new identifier) is handed to a worker thread (`resolve`)
-    for name in ("resolve", "resolve_without_waiting"):
-        setattr(duck_graph, name, spying(name))
+    duck_graph.resolve = Spying()  # type: ignore[assignment]
     _, c = serve(duck_graph, auth=tokens.store())
     c.identity.Resolve(resolve_req(), timeout=TIMEOUT, metadata=tokens.md("crm"))
     c.identity.Resolve(resolve_req(), timeout=TIMEOUT, metadata=tokens.md("writer"))
     assert [(name, caller) for name, caller, _ in seen] == [
-        ("resolve_without_waiting", "crm"), ("resolve", "crm"), ("resolve_without_waiting", "writer")]
+        ("resolve.without_waiting", "crm"), ("resolve", "crm"), ("resolve.without_waiting", "writer")]
     assert all(thread != "identity-server" for name, _, thread in seen if name == "resolve")  # a worker
     assert auth.current_caller.get() is None  # nothing leaks into this thread
 

@@ -787,7 +787,7 @@ def test_unlink_preview_lists_the_conversation_that_would_move_and_writes_nothin
     before = api.identity.GetCustomer(by_id, timeout=TIMEOUT).customer
     assert {key_of(i.identifier) for i in before.identifiers} == {phone, cookie, email}
     between = [lk.link_id for lk in before.links if {key_of(lk.a), key_of(lk.b)} == {phone, cookie}]
-    events_before = api.sessions.graph.events(0, 100_000)
+    events_before = api.sessions.graph.events.read(0, 100_000)
     for seal in (False, True):
         request = ipb.UnlinkRequest(
             a=ident(cookie), b=ident(phone), preview=True, seal_moving_conversations=seal
@@ -798,7 +798,7 @@ def test_unlink_preview_lists_the_conversation_that_would_move_and_writes_nothin
         assert len(preview.customer_ids) == 2 and before.customer_id in preview.customer_ids
         assert {e.type for e in preview.events} >= {"unlink", "split"}
         assert all(e.seq == 0 for e in preview.events)  # events it would append, not appended
-    assert api.sessions.graph.events(0, 100_000) == events_before
+    assert api.sessions.graph.events.read(0, 100_000) == events_before
     assert api.identity.GetCustomer(by_id, timeout=TIMEOUT).customer == before
     assert get(api, moving, phone).disclosed and get(api, staying, cookie).disclosed  # none sealed
 
@@ -866,14 +866,14 @@ def test_a_recycled_number_has_no_window_between_seal_and_detach(api: Api) -> No
 
     store, graph = api.sessions.store, api.sessions.graph
     store.seal = after(store.seal)  # type: ignore[method-assign]
-    graph.split = after(graph.split)  # type: ignore[method-assign]
+    graph.links.split = after(graph.links.split)  # type: ignore[method-assign]
     try:
         sealed = api.stub.RecycleIdentifier(
             pb.RecycleIdentifierRequest(identifier=ident(number), actor="ops", reason="carrier reissued"),
             timeout=TIMEOUT,
         )
     finally:
-        del store.seal, graph.split  # type: ignore[attr-defined]
+        del store.seal, graph.links.split  # type: ignore[attr-defined]
     assert sealed.conversations_sealed == 1
     assert len(seen) == 2  # one call after each step
     assert not seen[0].resumed  # after the seal: a new conversation of the new holder ...

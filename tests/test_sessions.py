@@ -83,7 +83,7 @@ def test_lookalike_on_a_new_phone_gets_no_history_and_must_step_up(sessions: Ses
     victim = sessions.start_or_resume("web", [("web_cookie", "ck-1"), ("email", "maria@example.com")])
     cid = victim.view.conversation.id
     sessions.append_turn(cid, WEB, "customer", "My address is 1 Secret Lane")
-    sessions.graph.link(
+    sessions.graph.links.add(
         "phone:+14155559999",
         "email:maria@example.com",
         LinkKind.PROBABLE,
@@ -137,7 +137,8 @@ def test_recycled_number_loses_the_old_owners_conversations(sessions: Sessions) 
     conv = owner.view.conversation.id
     sessions.append_turn(conv, WEB, "customer", "order #123 to 1 Secret Lane")
     assert sessions.start_or_resume("sms", [("phone", "+14155550134")]).resumed
-    sessions.graph.unlink("web_cookie:ck-1", "phone:+14155550134", actor="ops", reason="number recycled")
+    sessions.graph.links.remove("web_cookie:ck-1", "phone:+14155550134", actor="ops",
+                                reason="number recycled")
     new_owner = sessions.start_or_resume("sms", [("phone", "+14155550134")])
     assert not new_owner.resumed and new_owner.view.conversation.id != conv
     assert new_owner.customer_id != owner.customer_id
@@ -149,11 +150,12 @@ def test_merges_and_splits_rehome_conversations(sessions: Sessions) -> None:
     a = sessions.start_or_resume("web", [("web_cookie", "ck-1")])
     b = sessions.start_or_resume("sms", [("phone", "+14155550134")])
     assert a.customer_id != b.customer_id
-    sessions.graph.link("web_cookie:ck-1", "phone:+14155550134", LinkKind.OBSERVED, source="t", actor="t",
-                        claimant="phone:+14155550134")  # the phone typed the cookie: the web holder sees it
+    # the phone typed the cookie: the web holder sees it
+    sessions.graph.links.add("web_cookie:ck-1", "phone:+14155550134", LinkKind.OBSERVED, source="t",
+                             actor="t", claimant="phone:+14155550134")
     listed, _ = sessions.list(WEB)
     assert {v.conversation.id for v in listed} == {a.view.conversation.id, b.view.conversation.id}
-    sessions.graph.split(cut=[("web_cookie:ck-1", "phone:+14155550134")], actor="ops")
+    sessions.graph.links.split(cut=[("web_cookie:ck-1", "phone:+14155550134")], actor="ops")
     assert {v.conversation.id for v in sessions.list(WEB)[0]} == {a.view.conversation.id}
     assert {v.conversation.id for v in sessions.list(SMS)[0]} == {b.view.conversation.id}
 
@@ -172,7 +174,7 @@ def test_handoff_code_is_single_use_links_verified_and_resumes(sessions: Session
     r = sessions.redeem_handoff(token, "whatsapp", [("whatsapp", "+14155550134")])
     assert r.resumed and r.view.conversation.id == conv.id and r.view.conversation.state.step == "payment"
     assert r.assurance is not None
-    path = sessions.graph.explain("whatsapp:+14155550134", "web_cookie:ck-1").path
+    path = sessions.graph.customers.explain("whatsapp:+14155550134", "web_cookie:ck-1").path
     assert [lk.kind for lk in path] == [LinkKind.VERIFIED]
     with pytest.raises(FailedPrecondition):  # the code and the token are one single-use handoff
         sessions.redeem_handoff(ticket.code, "whatsapp", [("whatsapp", "+14155550134")])
@@ -265,7 +267,7 @@ def test_recycled_number_seals_conversations_that_came_in_through_it(sessions: S
     hidden = sessions.get(old.id, SMS)
     assert not hidden.disclosed and hidden.turns == []
     assert old.id not in {v.conversation.id for v in sessions.list(SMS)[0]}
-    assert sessions.graph.customer_id_of("phone:+14155550134") != sessions.graph.customer_id_of(
+    assert sessions.graph.customers.id_of("phone:+14155550134") != sessions.graph.customers.id_of(
         "web_cookie:ck-1"
     )
     with pytest.raises(PermissionDenied):

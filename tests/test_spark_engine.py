@@ -315,10 +315,10 @@ def test_peoples_decisions_hold_on_spark_as_on_duckdb(spark, tmp_path) -> None:
     shutil.copy(bare, a)
     with open_store(str(a)) as store:
         graph = IdentityGraph(store, BAND)
-        [r13] = [i.link for i in graph.review_queue()[0] if (i.link.a, i.link.b) == (R1, R3)]
-        graph.accept_review(r13.id, actor="analyst:lee", reason="same address history")
-        graph.unlink(R1, R2, actor="agent:kim", reason="two people")
-        assert [c.kind.value for c in graph.constraints()] == ["must_link", "cannot_link"]
+        [r13] = [i.link for i in graph.review.queue()[0] if (i.link.a, i.link.b) == (R1, R3)]
+        graph.review.accept(r13.id, actor="analyst:lee", reason="same address history")
+        graph.links.remove(R1, R2, actor="agent:kim", reason="two people")
+        assert [c.kind.value for c in graph.review.constraints()] == ["must_link", "cannot_link"]
     old = set(_customers(a).values())
     shutil.copy(a, b)
     with open_store(str(a)) as store:

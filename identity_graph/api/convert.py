@@ -107,7 +107,7 @@ def resolve_request(req: pb.ResolveRequest) -> ResolveRequest:
 
 
 def link_args(req: pb.LinkRequest) -> dict[str, Any]:
-    """Keyword arguments for `IdentityGraph.link`."""
+    """Keyword arguments for `IdentityGraph.links.add`."""
     if not req.HasField("a"):
         raise InvalidArgument("a", "is required")
     if not req.HasField("b"):
@@ -130,7 +130,7 @@ def link_args(req: pb.LinkRequest) -> dict[str, Any]:
 
 
 def unlink_args(req: pb.UnlinkRequest) -> dict[str, Any]:
-    """Keyword arguments for `IdentityGraph.unlink`."""
+    """Keyword arguments for `IdentityGraph.links.remove`."""
     if not req.HasField("a"):
         raise InvalidArgument("a", "is required")
     if not req.HasField("b"):
@@ -145,7 +145,7 @@ def unlink_args(req: pb.UnlinkRequest) -> dict[str, Any]:
 
 
 def split_args(req: pb.SplitRequest, *, actor_required: bool) -> dict[str, Any]:
-    """Keyword arguments for `IdentityGraph.preview_split` / `.split`."""
+    """Keyword arguments for `IdentityGraph.links.preview_split` / `.split`."""
     cut = []
     for i, pair in enumerate(req.cut):
         if not pair.HasField("a") or not pair.HasField("b"):
@@ -157,7 +157,7 @@ def split_args(req: pb.SplitRequest, *, actor_required: bool) -> dict[str, Any]:
 
 
 def customer_ref(req: pb.GetCustomerRequest) -> tuple[str, str]:
-    """(reference for `IdentityGraph.customer_id_of`, the request field it came from)."""
+    """(reference for `IdentityGraph.customers.id_of`, the request field it came from)."""
     which = req.WhichOneof("ref")
     if which == "customer_id":
         ref = require(req.customer_id, "customer_id")

@@ -94,7 +94,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         self.event_batch = event_batch
         self._closing = False
         self._bell = EventBell()
-        self._unsubscribe = graph.store.on_events(self._bell.ring)
+        self._unsubscribe = graph.events.subscribe(self._bell.ring)
 
     def close(self) -> None:
         """Ends open WatchEvents streams (cleanly) so a shutdown can drain."""
@@ -109,7 +109,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         req = convert.resolve_request(request)
         result = None
         if self.graph.store.database.inline_reads:  # a known identifier: read here, no hand-off
-            result = self.graph.resolve_without_waiting(req)
+            result = self.graph.resolve.without_waiting(req)
         if result is None:
             result = await run_blocking(context, self.graph.resolve, req)
         return convert.resolve_response(result, self.graph.config.disclosure_level)
@@ -117,7 +117,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     @handle_errors
     async def Link(self, request: pb.LinkRequest, context: grpc.aio.ServicerContext) -> pb.LinkResponse:
         args = convert.link_args(request)
-        result = await run_blocking(context, self.graph.link, **args)
+        result = await run_blocking(context, self.graph.links.add, **args)
         return pb.LinkResponse(
             links=[convert.link_to_pb(lk) for lk in result.links], **convert.change_fields(result)
         )
@@ -128,7 +128,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         if self.splits is None:
             if request.seal_moving_conversations:
                 raise FailedPrecondition("this server runs no session service: nothing to seal")
-            unlink = self.graph.preview_unlink if request.preview else self.graph.unlink
+            unlink = self.graph.links.preview_remove if request.preview else self.graph.links.remove
             return convert.unlink_response(await run_blocking(context, unlink, **args))
         result, moving, sealed = await run_blocking(
             context,
@@ -147,7 +147,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             raise InvalidArgument("identifier", "is required")
         key = convert.key_from_pb(request.identifier, "identifier")
         actor = convert.acting(request.actor, required=True)
-        result = await run_blocking(context, self.graph.set_generic, key, request.generic, actor=actor)
+        result = await run_blocking(context, self.graph.links.set_generic, key, request.generic, actor=actor)
         return pb.SetGenericResponse(**convert.change_fields(result))
 
     @handle_errors
@@ -162,8 +162,8 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         if field == "identifier":  # normalise first, so that errors name the request's field
             ref = self.graph.key(ref, field)
             # Asked by an identifier: what its holder may see (holding is not claiming).
-            return self.graph.get_customer(ref, viewer=ref)
-        return self.graph.get_customer(ref)
+            return self.graph.customers.get(ref, viewer=ref)
+        return self.graph.customers.get(ref)
 
     @handle_errors
     async def Explain(
@@ -174,7 +174,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 raise InvalidArgument(name, "is required")
         a = convert.key_from_pb(request.a, "a")
         b = convert.key_from_pb(request.b, "b")
-        return convert.explain_response(await run_blocking(context, self.graph.explain, a, b))
+        return convert.explain_response(await run_blocking(context, self.graph.customers.explain, a, b))
 
     @handle_errors
     async def PreviewSplit(
@@ -182,7 +182,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     ) -> pb.SplitResponse:
         args = convert.split_args(request, actor_required=False)
         if self.splits is None:
-            return convert.split_response(await run_blocking(context, self.graph.preview_split, **args))
+            return convert.split_response(await run_blocking(context, self.graph.links.preview_split, **args))
         plan, moving = await run_blocking(context, self.splits.preview_split, **args)
         return convert.split_response(plan, moving)
 
@@ -192,7 +192,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         if self.splits is None:
             if request.seal_moving_conversations:
                 raise FailedPrecondition("this server runs no session service: nothing to seal")
-            return convert.split_response(await run_blocking(context, self.graph.split, **args))
+            return convert.split_response(await run_blocking(context, self.graph.links.split, **args))
         plan, moving, sealed = await run_blocking(
             context, self.splits.split, **args, seal_moving=request.seal_moving_conversations
         )
@@ -210,7 +210,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         # of other processes (a batch CLI, another server on the same Neo4j).
         while not self._closing:
             rings = self._bell.rings
-            events = await run_blocking(context, self.graph.events, last, self.event_batch)
+            events = await run_blocking(context, self.graph.events.read, last, self.event_batch)
             for ev in events:
                 last = ev.seq
                 if not types or ev.type in types:

@@ -62,7 +62,7 @@ class ReviewServicer(pb_grpc.ReviewServiceServicer):
     async def ListReviewQueue(self, request: pb.ListReviewQueueRequest,
                               context: grpc.aio.ServicerContext) -> pb.ListReviewQueueResponse:
         limit, offset = _page(request.page_size, request.page_token, 50)
-        items, total = await run_blocking(context, self.graph.review_queue, request.customer.strip(),
+        items, total = await run_blocking(context, self.graph.review.queue, request.customer.strip(),
                                           by_score=_order(request.order), limit=limit, offset=offset)
         more = offset + len(items) < total
         return pb.ListReviewQueueResponse(items=[item_to_pb(i) for i in items], total=total,
@@ -72,7 +72,7 @@ class ReviewServicer(pb_grpc.ReviewServiceServicer):
     async def AcceptReview(self, request: pb.AcceptReviewRequest,
                            context: grpc.aio.ServicerContext) -> pb.AcceptReviewResponse:
         actor = convert.acting(request.actor, required=True)
-        out = await run_blocking(context, self.graph.accept_review, request.link_id.strip(),
+        out = await run_blocking(context, self.graph.review.accept, request.link_id.strip(),
                                  actor=actor, reason=request.reason)
         return pb.AcceptReviewResponse(
             links=[convert.link_to_pb(lk) for lk in out.links],
@@ -84,7 +84,7 @@ class ReviewServicer(pb_grpc.ReviewServiceServicer):
     async def RejectReview(self, request: pb.RejectReviewRequest,
                            context: grpc.aio.ServicerContext) -> pb.RejectReviewResponse:
         actor = convert.acting(request.actor, required=True)
-        out = await run_blocking(context, self.graph.reject_review, request.link_id.strip(),
+        out = await run_blocking(context, self.graph.review.reject, request.link_id.strip(),
                                  actor=actor, reason=request.reason)
         return pb.RejectReviewResponse(
             customer_ids=out.customer_ids,
@@ -94,7 +94,7 @@ class ReviewServicer(pb_grpc.ReviewServiceServicer):
     async def ListConstraints(self, request: pb.ListConstraintsRequest,
                               context: grpc.aio.ServicerContext) -> pb.ListConstraintsResponse:
         limit, offset = _page(request.page_size, request.page_token, 100)
-        found = await run_blocking(context, self.graph.constraints, request.customer.strip(),
+        found = await run_blocking(context, self.graph.review.constraints, request.customer.strip(),
                                    include_withdrawn=request.include_withdrawn)
         page = found[offset:offset + limit]
         more = offset + len(page) < len(found)
@@ -105,6 +105,6 @@ class ReviewServicer(pb_grpc.ReviewServiceServicer):
     async def WithdrawConstraint(self, request: pb.WithdrawConstraintRequest,
                                  context: grpc.aio.ServicerContext) -> pb.WithdrawConstraintResponse:
         actor = convert.acting(request.actor, required=True)
-        done = await run_blocking(context, self.graph.withdraw_constraint, request.constraint_id.strip(),
-                                  actor=actor, reason=request.reason.strip())
+        done = await run_blocking(context, self.graph.review.withdraw_constraint,
+                                  request.constraint_id.strip(), actor=actor, reason=request.reason.strip())
         return pb.WithdrawConstraintResponse(constraint=constraint_to_pb(done))
