@@ -1,7 +1,7 @@
 """Where a known Resolve's server CPU goes outside gRPC: the servicer's three steps in a loop, profiled.
 
 The steps are the ones `IdentityServicer.Resolve` runs for a known identifier on SQLite
-(`convert.resolve_request` → `IdentityGraph.resolve_without_waiting` → `convert.resolve_response`,
+(`convert.resolve_request` → `IdentityGraph.resolve.without_waiting` → `convert.resolve_response`,
 then serialisation), with the erasure check on as in the server, over the 100k preload.
 
     .venv/bin/python bench/profile_resolve_known.py --calls 5000
@@ -20,9 +20,9 @@ import preload
 
 from identity_graph.api import convert
 from identity_graph.engine import IdentityGraph
-from identity_graph.privacy import Privacy
-from identity_graph.privacy_store import privacy_store_for
 from identity_graph.store import open_store
+from privacy.service import Privacy
+from privacy.store import privacy_store_for
 from session.store import conversation_store_for
 from stubs.identity.v1 import identity_pb2 as pb
 
@@ -47,7 +47,7 @@ def main() -> None:
             type_, _, value = rng.choice(keys).partition(":")
             request = pb.ResolveRequest(channel=CHANNELS.get(type_, "web"),
                                         identifiers=[pb.Identifier(type=type_, value=value)])
-            result = graph.resolve_without_waiting(convert.resolve_request(request))
+            result = graph.resolve.without_waiting(convert.resolve_request(request))
             assert result is not None, "a known identifier was not read inline"
             return len(convert.resolve_response(result, graph.config.disclosure_level).SerializeToString())
 
