@@ -76,6 +76,23 @@ def in_list(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
     return f"{column} IN (SELECT value FROM json_each(?))", [json.dumps(list(values))]
 
 
+def time_page(start: datetime | None, end: datetime | None, after: tuple[datetime, Any] | None,
+              tiebreak: str) -> tuple[str, list[Any]]:
+    """` AND ...` conditions for one page of a log in (`at`, `tiebreak`) order: from `start`
+    (inclusive) to `end` (exclusive), after the last row of the previous page (keyset paging)."""
+    sql, params = "", []
+    if start is not None:
+        sql += " AND at >= ?"
+        params.append(to_us(start))
+    if end is not None:
+        sql += " AND at < ?"
+        params.append(to_us(end))
+    if after is not None:
+        sql += f" AND (at > ? OR (at = ? AND {tiebreak} > ?))"
+        params += [to_us(after[0]), to_us(after[0]), after[1]]
+    return sql, params
+
+
 class SQLiteDatabase(Database):
     """One SQLite file with every online table; see the module docstring."""
 
@@ -654,18 +671,9 @@ class SQLiteStore(GraphStore):
     def _events_between(self, types: Sequence[str], start: datetime | None, end: datetime | None,
                         after: tuple[datetime, int] | None, limit: int) -> list[Event]:
         cond, params = in_list("type", types)
-        sql = f"SELECT {_EVENT_COLS} FROM events WHERE {cond}"
-        if start is not None:
-            sql += " AND at >= ?"
-            params.append(to_us(start))
-        if end is not None:
-            sql += " AND at < ?"
-            params.append(to_us(end))
-        if after is not None:
-            sql += " AND (at > ? OR (at = ? AND seq > ?))"
-            params += [to_us(after[0]), to_us(after[0]), after[1]]
-        sql += " ORDER BY at, seq LIMIT ?"
-        params.append(limit)
+        page, page_params = time_page(start, end, after, "seq")
+        sql = f"SELECT {_EVENT_COLS} FROM events WHERE {cond}{page} ORDER BY at, seq LIMIT ?"
+        params += [*page_params, limit]
         return [event_from_row(r) for r in self._rows(sql, params)]
 
     def _events_mentioning(self, needles: Sequence[str], customer_ids: Sequence[str]) -> list[Event]:

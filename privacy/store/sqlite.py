@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from identity_graph.store.sqlite import SQLiteDatabase, from_us, in_list, to_us
+from identity_graph.store.sqlite import SQLiteDatabase, from_us, in_list, time_page, to_us
 from identity_graph.store.sqlite_schema import columns
 from privacy.store.base import AUDIT, AuditRecord, PrivacyStore
 
@@ -57,22 +57,12 @@ class SQLitePrivacyStore(PrivacyStore):
 
     def _audit(self, start: datetime | None, end: datetime | None, actions: Sequence[str],
                after: tuple[datetime, str] | None, limit: int) -> list[AuditRecord]:
-        sql = f"SELECT {_AUDIT_COLS} FROM audit_log WHERE true"
-        params: list[Any] = []
-        if start is not None:
-            sql += " AND at >= ?"
-            params.append(to_us(start))
-        if end is not None:
-            sql += " AND at < ?"
-            params.append(to_us(end))
+        sql, params = time_page(start, end, after, "id")
         if actions:
             cond, p = in_list("action", actions)
             sql += f" AND {cond}"
             params += p
-        if after is not None:
-            sql += " AND (at > ? OR (at = ? AND id > ?))"
-            params += [to_us(after[0]), to_us(after[0]), after[1]]
-        sql += " ORDER BY at, id LIMIT ?"
+        sql = f"SELECT {_AUDIT_COLS} FROM audit_log WHERE true{sql} ORDER BY at, id LIMIT ?"
         params.append(limit)
         return [_record(r) for r in self._rows(sql, params)]
 
