@@ -14,8 +14,10 @@ PEOPLE = 100
 """Each labelled person holds two identifiers joined by a verified link: 100 labelled true pairs."""
 
 
-def _snapshot(pairs: list[tuple[str, str, float]]) -> Snapshot:
-    """A snapshot with PEOPLE verified pairs, their records, and `pairs` as the run's scores."""
+def _snapshot(pairs: list[tuple[str, str, float]], people_say_different: bool = True) -> Snapshot:
+    """A snapshot with PEOPLE verified pairs, their records, and `pairs` as the run's scores;
+    with `people_say_different`, every scored pair of two people is also a person's cannot-link
+    (the graph's verified links alone never say that two identifiers are two people)."""
     snap = Snapshot(duckdb.connect(":memory:"), 0, utcnow(), "test")
     keys = [f"email:p{i}@x" for i in range(PEOPLE)] + [f"phone:+1555{i:07d}" for i in range(PEOPLE)]
     snap.run("CREATE TABLE records (unique_id VARCHAR)")
@@ -24,9 +26,17 @@ def _snapshot(pairs: list[tuple[str, str, float]]) -> Snapshot:
     snap.con.executemany("INSERT INTO links VALUES (?, ?, 'verified')",
                          [_pair(i, i) for i in range(PEOPLE)])
     snap.run("CREATE TABLE constraints (kind VARCHAR, a VARCHAR, b VARCHAR, withdrawn_at TIMESTAMP)")
+    if people_say_different:
+        snap.con.executemany("INSERT INTO constraints VALUES ('cannot_link', ?, ?, NULL)",
+                             [[a, b] for a, b, _ in pairs if _person(a) != _person(b)])
     snap.run("CREATE TABLE pairs (a VARCHAR, b VARCHAR, probability DOUBLE)")
     snap.con.executemany("INSERT INTO pairs VALUES (?, ?, ?)", pairs)
     return snap
+
+
+def _person(key: str) -> int:
+    """The person an identifier of `_snapshot` belongs to."""
+    return int(key.removeprefix("email:p").removesuffix("@x")) if key.startswith("email:") else int(key[-7:])
 
 
 def _pair(i: int, j: int) -> list[str]:
@@ -89,3 +99,17 @@ def test_without_the_f1_floor_the_disagreeing_labels_would_pick_one(config: Grap
     finally:
         snap.close()
     assert chosen == 1.0 and info["source"] == "labelled pairs" and info["f1_at_chosen"] < 0.02
+
+
+def test_the_graphs_own_links_never_say_two_people(config: GraphConfig, options: RelinkOptions) -> None:
+    """Pairs across two verified groups are no evidence of two people (one person may hold both
+    groups): without people's cannot-links, precision is unknown and the configured threshold is
+    kept, even where those pairs score above every true pair."""
+    snap = _snapshot(_disagreeing(), people_say_different=False)
+    try:
+        chosen, info = choose_threshold(snap, config, options)
+    finally:
+        snap.close()
+    assert chosen == config.link_threshold and info["source"] == "configured"
+    assert info["people_labels"] == {"positive": 0, "negative": 0}
+    assert "precision cannot be measured" in info["note"] and "rejected" not in info

@@ -23,7 +23,14 @@ def choose_threshold(snap: Snapshot, config: GraphConfig,
     A best F1 below `options.min_threshold_f1` is not used either: the labels and the model
     disagree (precision is reached only by a handful of pairs at the very top, e.g. threshold
     1.0 at F1 0.001), and linking at it would link almost nothing. The configured threshold is
-    kept, and `info` says why (`note`) and what was turned down (`rejected`)."""
+    kept, and `info` says why (`note`) and what was turned down (`rejected`).
+
+    Labels taken from the graph's own verified/equivalent links say who is the same person, never
+    who is not: one person often holds several such groups (a phone verified here, an email
+    there). So a scored pair across two groups is not counted against precision; only people's
+    cannot-links are negatives. Without any, precision cannot be measured and the configured
+    threshold is kept. A labels file (`--labels`) names every labelled record's person, so there
+    two people are two people."""
     truth, source = labelled_truth(snap, options) if options.threshold_from_labels else ({}, "off")
     positive, negative = people_labels(snap) if options.threshold_from_labels else ([], [])
     decided = {**dict.fromkeys(positive, True), **dict.fromkeys(negative, False)}
@@ -43,6 +50,8 @@ def choose_threshold(snap: Snapshot, config: GraphConfig,
         found = {(a, b): (p, same) for a, b, p, same in snap.con.execute("""
             SELECT p.a, p.b, p.probability, ta.person = tb.person AS same
             FROM pairs p JOIN _truth ta ON ta.key = p.a JOIN _truth tb ON tb.key = p.b""").fetchall()}
+        if not options.labels_path:  # two groups of the graph's links may be one person
+            found = {pair: (p, same) for pair, (p, same) in found.items() if same}
         if decided:  # a person's judgement of a scored pair wins over the components'
             scored = dict(((a, b), p) for a, b, p in snap.con.execute(
                 "SELECT a, b, probability FROM pairs").fetchall())
@@ -54,6 +63,11 @@ def choose_threshold(snap: Snapshot, config: GraphConfig,
     info["labelled_true_pairs"] = total
     if total < options.min_label_pairs:
         info["note"] = f"{total} labelled true pairs, fewer than {options.min_label_pairs}"
+        return config.link_threshold, info
+    if not options.labels_path and not negative:
+        info["note"] = ("no pair is labelled as two people (the graph's links say only who is the "
+                        "same person; people's cannot-links say who is not): precision cannot be "
+                        "measured, the configured threshold is kept")
         return config.link_threshold, info
     curve = []
     tp = fp = 0
