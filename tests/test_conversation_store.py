@@ -515,7 +515,7 @@ def test_attempt_counters_cap_atomically_and_restart_their_window(
     assert not conversations.take_attempt({"a|phone:+14155550100": 1}, later_end, later)
     assert conversations.take_attempt({}, end, T0)
     # Erasing an identifier forgets the counters keyed by it.
-    conversations.delete_for(["phone:+14155550100"])
+    conversations.erase_for(["phone:+14155550100"])
     assert conversations.take_attempt({"a|phone:+14155550100": 1}, later_end, later)
 
 
@@ -609,7 +609,7 @@ def test_delete_for(conversations: ConversationStore, store: Any) -> None:
     conversations.put_step_up(StepUp("stp_a", c, a, "x", "email", T0, T0 + timedelta(hours=1)))
     conversations.put_step_up(StepUp("stp_c", c, c, "x", "email", T0, T0 + timedelta(hours=1)))
 
-    assert conversations.delete_for([a, b, a]) == 3
+    assert conversations.erase_for([a, b, a]).conversations == 3
     for cid in ("conv_a1", "conv_a2", "conv_b1"):
         assert conversations.get(cid) is None
         assert conversations.turns(cid) == []
@@ -624,8 +624,8 @@ def test_delete_for(conversations: ConversationStore, store: Any) -> None:
     assert conversations.get_step_up("stp_c") is not None
     assert conversations.redeem_handoff("h_c", "sms", c, T0) is not None
     assert set(store.get_identifiers([a, c])) == {a, c}
-    assert conversations.delete_for([a]) == 0
-    assert conversations.delete_for([]) == 0
+    assert conversations.erase_for([a]).conversations == 0
+    assert conversations.erase_for([]).conversations == 0
 
 
 def test_erase_for_and_export_for(conversations: ConversationStore, store: Any) -> None:

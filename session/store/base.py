@@ -294,17 +294,11 @@ class ConversationStore(ABC):
             return self._conversations_between(start, end)
 
     @final
-    def delete_for(self, anchors: Sequence[str]) -> int:
-        if not anchors:
-            return 0
-        with self._wrapped("delete_for"):
-            return self._delete_for(sorted(set(anchors)))
-
-    @final
     def erase_for(self, identifiers: Sequence[str]) -> ErasedConversations:
-        """Erases what the conversations hold of `identifiers` (keys `type:value`): what
-        `delete_for` deletes, the text and identifier of turns typed through them in
-        conversations anchored elsewhere, and outbox messages to their values.
+        """Erases what the conversations hold of `identifiers` (keys `type:value`): the
+        conversations anchored at them with their turns, consents, handoffs and step-ups, the
+        text and identifier of turns typed through them in conversations anchored elsewhere, and
+        outbox messages to their values.
 
         All in one `database.transaction()`, which joins the caller's when one is open, so that
         an erasure across the graph, the conversations and the privacy tables commits or rolls
