@@ -9,12 +9,14 @@ import math
 import random
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from batch.cli import main as batch_main
 from batch.ingest import Mapping_, ingest
 from batch.relink import RelinkOptions, relink
 from identity_graph.attributes import Kind
+from identity_graph.matching.builder import swapped_names
 from identity_graph.matching.model import MatchModel
 from identity_graph.matching.scorer import OnlineScorer
 from identity_graph.matching.settings import ATTRIBUTE_COLUMNS
@@ -362,3 +364,53 @@ def test_a_partial_level_weighing_below_disagreement_is_pooled_with_it() -> None
     assert pool_weak_levels(exact_low) == []  # left for check_model to refuse
     model = MatchModel(version="t", settings=exact_low, term_frequencies={}, metadata={})
     assert any("weighs less than disagreement" in p for p in check_model(model))
+
+
+def test_names_in_the_other_field_are_blocked_levelled_and_scored_online(records) -> None:
+    """Names entered the other way round, whole or half (one name moved, the other replaced):
+    the first-name comparison has a level for each, blocking reaches a swapped pair that agrees
+    on nothing else, and the online scorer and its blocking keys equal Splink's and DuckDB's."""
+    rng = random.Random(3)
+    rows = [_input(r) for r in records]
+    surnames = [r["last_name"] for r in rows if r["last_name"]]
+    extra = []
+    for r in rows:
+        if r["first_name"] and r["last_name"] and rng.random() < 0.06:
+            if rng.random() < 0.5:
+                extra.append({**r, "unique_id": f"{r['unique_id']}-swapped",
+                              "first_name": r["last_name"], "last_name": r["first_name"]})
+            else:
+                extra.append({**r, "unique_id": f"{r['unique_id']}-moved",
+                              "first_name": r["last_name"], "last_name": rng.choice(surnames)})
+    table = records_table(rows + extra, ATTRIBUTE_COLUMNS)
+    model = train_model(table, seed=1)
+    labels = [lv.get("label_for_charts") for lv in model.settings["comparisons"][0]["comparison_levels"]]
+    assert "first and last name swapped" in labels and "a name in the other name field" in labels
+    assert labels.index("a name in the other name field") > labels.index("first and last name swapped")
+    swap_rule = swapped_names("first_name", "last_name")
+    assert any(swap_rule in br["blocking_rule"].replace("l.", "")
+               for br in model.settings["blocking_rules_to_generate_predictions"])
+
+    scorer = OnlineScorer(model)
+    by_id = {r["unique_id"]: r for r in rows}
+    pairs = [(by_id[e["unique_id"].rsplit("-", 1)[0]], e) for e in extra]
+    stranger = {"unique_id": "x", "first_name": "zed", "last_name": None}
+    chosen = [r for p in pairs[:40] for r in p] + rng.sample(rows, 40) + [stranger]
+    expected = linker_for_model(model, chosen).inference.score_pairs(chosen, chosen).as_record_list()
+    ids = {r["unique_id"]: r for r in chosen}
+    hit = set()
+    for row in expected:
+        got = scorer.score_pair(ids[row["unique_id_l"]], ids[row["unique_id_r"]])
+        assert abs(got.match_probability - row["match_probability"]) <= 1e-9
+        hit |= {c.level for c in got.comparisons if c.comparison == "first_name"}
+    assert {"first and last name swapped", "a name in the other name field"} <= hit
+
+    chosen_table = records_table(chosen, ATTRIBUTE_COLUMNS)  # noqa: F841 (read by DuckDB below)
+    keys = dict(duckdb.sql(f"SELECT unique_id, {swap_rule} FROM chosen_table").fetchall())
+    assert keys["x"] is None and sum(v is not None for v in keys.values()) > 100
+    for r in chosen:
+        online = next((v for name, v in scorer.blocking_keys(r) if name.startswith("CASE")), None)
+        assert online == keys[r["unique_id"]], r
+    a, b = next((a, b) for a, b in pairs if b["unique_id"].endswith("-swapped"))
+    assert {(n, v) for n, v in scorer.blocking_keys(a) if n.startswith("CASE")} == \
+        {(n, v) for n, v in scorer.blocking_keys(b) if n.startswith("CASE")} != set()

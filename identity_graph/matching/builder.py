@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
+import sqlglot
 from splink import SettingsCreator, block_on
 
 from identity_graph.attributes import Kind
@@ -132,8 +133,13 @@ class ModelPlan:
 def _name(col: str, first: bool, other: str | None) -> Any:
     """Exact (term frequencies), first and last name swapped (a common entry error: a form's
     fields filled the other way round; a typo allowed, Jaro-Winkler >= 0.88 both ways), then
-    Jaro-Winkler >= 0.92 / 0.88 (/ 0.7 first name)."""
-    thresholds = [0.92, 0.88, 0.7] if first else [0.92, 0.88]
+    Jaro-Winkler >= 0.92 / 0.88 (/ 0.7 first name).
+
+    The first-name comparison also has "a name in the other name field": one record's first name
+    is the other's surname (or back) while the other field was replaced or left out, the same
+    entry error half done. Only the first-name comparison has it, so that one misplaced name is
+    counted once; family members share a surname, not one's first name as the other's surname.
+    """
     levels = [cll.NullLevel(col), cll.ExactMatchLevel(col, term_frequency_adjustments=True)]
     if other:
         a, b = (col, other)
@@ -141,7 +147,14 @@ def _name(col: str, first: bool, other: str | None) -> Any:
             f"jaro_winkler_similarity({a}_l, {b}_r) >= 0.88 AND "
             f"jaro_winkler_similarity({a}_r, {b}_l) >= 0.88",
             label_for_charts="first and last name swapped"))
-    levels += [cll.JaroWinklerLevel(col, t) for t in thresholds]
+    levels += [cll.JaroWinklerLevel(col, t) for t in (0.92, 0.88)]
+    if other and first:
+        levels.append(cll.CustomLevel(
+            f"jaro_winkler_similarity({col}_l, {other}_r) >= 0.88 OR "
+            f"jaro_winkler_similarity({col}_r, {other}_l) >= 0.88",
+            label_for_charts="a name in the other name field"))
+    if first:
+        levels.append(cll.JaroWinklerLevel(col, 0.7))
     levels.append(cll.ElseLevel())
     return cl.CustomComparison(output_column_name=col, comparison_levels=levels,
                                comparison_description=f"{col} as a person's name")
@@ -248,7 +261,8 @@ def _address(street: str | None, postcode: str | None, city: str | None,
 
 _HOW = {
     Kind.PERSON_NAME: "name: exact (term frequencies), first and last name swapped, "
-                      "Jaro-Winkler >= 0.92 / 0.88 (/ 0.7 first name)",
+                      "Jaro-Winkler >= 0.92 / 0.88 (first name: a name in the other name field, "
+                      "Jaro-Winkler >= 0.7)",
     Kind.DATE: "date: exact, one typo in month or day, same year, one typo in the year",
     Kind.CODE: "code: exact, Damerau-Levenshtein <= 1, <= 2",
     Kind.TEXT: "text: exact, Jaro-Winkler >= 0.9 / 0.7",
@@ -326,7 +340,8 @@ def plan_model(profiles: Mapping[str, ColumnProfile], n_records: int) -> ModelPl
     year = f"substr({dob}, 1, 4)" if dob else None
     candidates: list[tuple[str | None, ...]] = [
         *((c,) for c in codes),
-        (first, last), (first, dob), (last, dob), (last, year),
+        (first, last), (swapped_names(first, last) if first and last else None,),
+        (first, dob), (last, dob), (last, year),
         (street, postcode), (street, city), (first, postcode), (last, postcode),
         (dob,), (postcode,), (street,), (last,), (first,),
     ]
@@ -372,8 +387,24 @@ def em_sessions(plan: ModelPlan) -> list[tuple[str, ...]]:
     return chosen
 
 
+def swapped_names(first: str, last: str) -> str:
+    """A blocking key that is the same for "Ann Lee" and "Lee Ann": the two names in order.
+
+    NULL when either name is (a comparison with NULL takes the ELSE branch, and `||` with NULL is
+    NULL), so records with one name are not blocked together by it. Without it, swapped names
+    are a level of the model that blocking never reaches when no other field agrees exactly.
+    """
+    return (f"CASE WHEN {first} < {last} THEN {first} || '|' || {last} "
+            f"ELSE {last} || '|' || {first} END")
+
+
 def _column(expr: str) -> str:
     return expr.split("(", 1)[1].split(",", 1)[0].strip() if "(" in expr else expr
+
+
+def _columns(expr: str) -> set[str]:
+    """The input columns an expression of a rule reads."""
+    return {c.name for c in sqlglot.parse_one(expr, read="duckdb").find_all(sqlglot.exp.Column)}
 
 
 # ==== cost =========================================================================================
@@ -397,7 +428,7 @@ def count_rule_pairs(con: duckdb.DuckDBPyConnection, table: str, rule: Sequence[
     Exact for the rules the builder emits (conjunctions of equalities), and computed by one
     GROUP BY, so a rule that would make a near cross-product is measured without being run.
     """
-    exprs = [e if "(" in e else _q(e) for e in rule]
+    exprs = [_q(e) if e.isidentifier() else e for e in rule]
     not_null = " AND ".join(f"{e} IS NOT NULL" for e in exprs)
     value = con.execute(
         f"SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM (SELECT count(*) AS n FROM {table} "
@@ -429,7 +460,7 @@ def select_blocking_rules(con: duckdb.DuckDBPyConnection, table: str,
                              f"over budget ({total + n:,} > {budget:,} comparisons)"))
         for extra in tighten:
             tighter = (*rule, extra)
-            if _column(extra) in {_column(x) for x in rule} or tighter in chosen:
+            if _columns(extra) <= set().union(*(_columns(x) for x in rule)) or tighter in chosen:
                 continue
             m = count_rule_pairs(con, table, tighter)
             if total + m <= budget:

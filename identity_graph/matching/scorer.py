@@ -311,6 +311,29 @@ def _compile(node: exp.Expression) -> Expr:
             return None if x is None else x[s0 - 1 : s0 - 1 + n]
 
         return _substr
+    if isinstance(node, exp.DPipe):  # `a || b`: NULL when either is, as in DuckDB and Spark
+        a, b = _compile(node.this), _compile(node.expression)
+
+        def _concat(left: Row, right: Row) -> str | None:
+            x = a(left, right)
+            if x is None:
+                return None
+            y = b(left, right)
+            return None if y is None else f"{x}{y}"
+
+        return _concat
+    if isinstance(node, exp.Case) and node.this is None:  # searched CASE; NULL is not true
+        branches = [(_compile(i.this), _compile(i.args["true"])) for i in node.args["ifs"]]
+        default = node.args.get("default")
+        otherwise = _compile(default) if default is not None else (lambda left, right: None)
+
+        def _case(left: Row, right: Row) -> Any:
+            for cond, value in branches:
+                if cond(left, right) is True:
+                    return value(left, right)
+            return otherwise(left, right)
+
+        return _case
     fn_name, args = _function(node)
     if fn_name in _FUNCTIONS_2 and len(args) == 2:
         fn = _FUNCTIONS_2[fn_name]
