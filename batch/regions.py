@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from identity_graph.guardrails import PERSON_ATTRIBUTES
-from identity_graph.model import Link, LinkKind
+from identity_graph.model import JsonMapping, Link, LinkKind
 from identity_graph.rules import Region, Rules, decide
 
 __all__ = ["DETERMINISTIC", "Outcome", "RegionInput", "decide_region", "proposals_of",
@@ -136,7 +136,7 @@ def batch_link(a: str, b: str, kind: str, p: float, w: float, comp: str | None,
     """A link this relink makes (the same id wherever it is rebuilt from its fields)."""
     return Link(a, b, LinkKind.parse(kind), source=SOURCE, model_version=model_version,
                 probability=float(p), match_weight=float(w),
-                comparisons=json.loads(comp) if comp else None, created_at=now, actor=ACTOR)
+                comparisons=JsonMapping(comp) if comp else None, created_at=now, actor=ACTOR)
 
 
 def decide_region(region: RegionInput, rules: Rules, model_version: str, link_threshold: float,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
@@ -113,6 +113,42 @@ class IdentifierNode:
     generic: bool = False
 
 
+class JsonMapping(Mapping[str, Any]):
+    """A JSON object kept as its text until it is read.
+
+    The nightly relink carries a comparisons JSON on every scored pair from the scores to the
+    store (hundreds of thousands at 1M identifiers) and reads almost none of them; parsing each
+    to a dict and writing it back cost more than the rules themselves.
+    """
+
+    __slots__ = ("_text", "_value")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._value: dict[str, Any] | None = None
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    def _parsed(self) -> dict[str, Any]:
+        if self._value is None:
+            self._value = json.loads(self._text)
+        return self._value
+
+    def __getitem__(self, name: str) -> Any:
+        return self._parsed()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parsed())
+
+    def __len__(self) -> int:
+        return len(self._parsed())
+
+    def __repr__(self) -> str:
+        return f"JsonMapping({self._text!r})"
+
+
 @dataclass(frozen=True, slots=True)
 class Link:
     """An undirected link between two identifier keys (`a < b`), with its evidence.
@@ -167,6 +203,8 @@ class Link:
         return self.b if key == self.a else self.a
 
     def comparisons_json(self) -> str | None:
+        if isinstance(self.comparisons, JsonMapping):
+            return self.comparisons.text
         return None if self.comparisons is None else json.dumps(self.comparisons, sort_keys=True)
 
 

@@ -28,6 +28,7 @@ from identity_graph.model import (
 )
 from identity_graph.paths import bottleneck
 from identity_graph.store.base import GraphStore
+from identity_graph.store.database import SnapshotScope
 from identity_graph.store.tables import TABLES
 
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
@@ -478,6 +479,27 @@ def test_events_get_increasing_seqs_and_read_from_a_seq(store):
     assert [e.seq for e in store.events(from_seq=2, limit=2)] == [3, 4]
     assert [e.payload["i"] for e in store.events(from_seq=5)] == [3, 4]
     assert store.events(from_seq=7) == []
+
+
+def test_a_scoped_snapshot_reads_only_its_columns_and_event_types(store):
+    """The relink's snapshot (`SnapshotScope`) is the whole snapshot cut down: same rows, only
+    the named columns, only events of the named types, and the same last seq."""
+    build(store, [("email:a@example.com", "phone:+15550001", LinkKind.VERIFIED)])
+    store.apply(ChangeSet(events=[Event("relink", {"n": 1}, at=T0), Event("x", {"i": 1}, at=T0),
+                                  Event("violation", {"kind": "limit"}, at=T0)]))
+    scope = SnapshotScope({"identifiers": ("key", "customer_id"), "events": ("seq", "type")},
+                          frozenset({"relink", "violation", "absent"}))
+    with store.database.snapshot() as whole, store.database.snapshot(scope) as part:
+        assert part.last_seq == whole.last_seq == 3
+    assert set(part.tables) == {"identifiers", "events"}
+    assert part.tables["identifiers"].column_names == ["key", "customer_id"]
+    assert sorted(part.tables["identifiers"].column("key").to_pylist()) == \
+        sorted(whole.tables["identifiers"].column("key").to_pylist())
+    assert sorted(part.tables["events"].to_pylist(), key=lambda r: r["seq"]) == \
+        [{"seq": 1, "type": "relink"}, {"seq": 3, "type": "violation"}]
+    none = SnapshotScope({"events": ("seq",)}, frozenset())
+    with store.database.snapshot(none) as empty:
+        assert empty.tables["events"].num_rows == 0
 
 
 def test_concurrent_event_appends_get_unique_gap_free_seqs(store):

@@ -19,6 +19,7 @@ from batch.steps.progress import progress_bar
 from batch.steps.types import RelinkOptions, Snapshot
 from identity_graph.model import utcnow
 from identity_graph.store.base import GraphStore
+from identity_graph.store.database import SnapshotScope
 
 __all__ = ["read_tables", "snapshot", "snapshot_of"]
 
@@ -46,11 +47,19 @@ _EVENTS_OF = {"declared_kinds": "attribute_kinds", "logged_violations": "violati
 def read_tables(store: GraphStore, progress: bool) -> tuple[dict[str, pa.Table], int]:
     """The tables the relink needs, consistent with each other, and the last event seq: one read
     transaction on SQLite (WAL: beside a running server), re-read until stable on Neo4j."""
-    with store.database.snapshot() as snap:
+    columns: dict[str, set[str]] = {}
+    for name, sql in _SNAPSHOT_SQL.items():
+        table = "events" if name in _EVENTS_OF else name
+        columns.setdefault(table, set()).update(_columns_of(sql))
+    columns["events"].add("type")
+    columns["links"].add("removed_at")
+    scope = SnapshotScope({t: tuple(sorted(c)) for t, c in columns.items()},
+                          frozenset(_EVENTS_OF.values()))
+    with store.database.snapshot(scope) as snap:
         tables, last_seq = snap.tables, snap.last_seq
     out = {}
     for name, sql in _SNAPSHOT_SQL.items():
-        cols = sql.split("SELECT ", 1)[1].split(" FROM")[0].split(", ")
+        cols = _columns_of(sql)
         if name in _EVENTS_OF:
             t = tables["events"].filter(pa.compute.equal(tables["events"]["type"], _EVENTS_OF[name]))
         else:
@@ -59,6 +68,10 @@ def read_tables(store: GraphStore, progress: bool) -> tuple[dict[str, pa.Table],
             t = t.filter(pa.compute.is_null(t["removed_at"]))
         out[name] = t.select(cols)
     return out, last_seq
+
+
+def _columns_of(sql: str) -> list[str]:
+    return sql.split("SELECT ", 1)[1].split(" FROM")[0].split(", ")
 
 
 def snapshot(store: GraphStore, options: RelinkOptions) -> Snapshot:

@@ -44,6 +44,28 @@ class Snapshot:
     last_seq: int
 
 
+@dataclass(frozen=True)
+class SnapshotScope:
+    """What a snapshot reader needs: the columns of some tables, and of the event log only some
+    types. The nightly relink reads a few columns of each table and three event types; the whole
+    event log grows with every night and would be read again each time."""
+
+    columns: dict[str, tuple[str, ...]]
+    """table -> its columns to read; tables not named are not read"""
+    event_types: frozenset[str] | None = None
+    """with `events` in `columns`: only events of these types"""
+
+    def narrow(self, tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
+        """Whole tables cut down to this scope (for a backend that reads them whole)."""
+        out = {}
+        for name, cols in self.columns.items():
+            t = tables[name]
+            if name == "events" and self.event_types is not None:
+                t = t.filter(pa.compute.is_in(t["type"], pa.array(sorted(self.event_types), pa.string())))
+            out[name] = t.select(list(cols))
+        return out
+
+
 class Database(ABC):
     """A backend's database; see the module docstring."""
 
@@ -134,9 +156,10 @@ class Database(ABC):
         return self.in_transaction()
 
     @abstractmethod
-    def snapshot(self) -> AbstractContextManager[Snapshot]:
-        """Every graph table as of one moment (a read transaction where the backend has one),
-        without blocking writers."""
+    def snapshot(self, scope: SnapshotScope | None = None) -> AbstractContextManager[Snapshot]:
+        """Every graph table (or what `scope` names) as of one moment (a read transaction where
+        the backend has one), without blocking writers. Whole tables come ordered by their key;
+        scoped ones in no order."""
 
     @abstractmethod
     def last_seq(self) -> int:

@@ -30,7 +30,7 @@ from neo4j.exceptions import ClientError, DriverError, IncompleteCommit, Neo4jEr
 
 from identity_graph.errors import StoreError
 from identity_graph.regionlock import stripes
-from identity_graph.store.database import TRANSACTION_RETRY_S, Database, Snapshot
+from identity_graph.store.database import TRANSACTION_RETRY_S, Database, Snapshot, SnapshotScope
 
 if TYPE_CHECKING:
     from identity_graph.store.neo4j import Neo4jStore
@@ -224,7 +224,7 @@ class Neo4jDatabase(Database):
         return int(self.read(_LAST_SEQ)[0]["seq"])
 
     @contextmanager
-    def snapshot(self) -> Iterator[Snapshot]:
+    def snapshot(self, scope: SnapshotScope | None = None) -> Iterator[Snapshot]:
         """Neo4j reads are read committed, so the tables are read again while events were written
         meanwhile (a few times; then the last read is used and the relink skips the units that
         changed since)."""
@@ -240,7 +240,7 @@ class Neo4jDatabase(Database):
                         after - before)
         else:
             log.warning("snapshot: the graph kept changing; using the last read")
-        yield Snapshot(tables, after)
+        yield Snapshot(tables if scope is None else scope.narrow(tables), after)
 
     def checkpoint(self) -> None:
         """`CALL db.checkpoint()` where the server has it (Enterprise): a checkpoint lets Neo4j

@@ -43,7 +43,7 @@ from identity_graph.model import (
 )
 from identity_graph.store import sqlite_schema
 from identity_graph.store.base import GraphStore
-from identity_graph.store.database import Database, Snapshot
+from identity_graph.store.database import Database, Snapshot, SnapshotScope
 from identity_graph.store.tables import TABLES
 
 T = TypeVar("T")
@@ -213,26 +213,32 @@ class SQLiteDatabase(Database):
     # ---- bulk --------------------------------------------------------------------------------
 
     @contextmanager
-    def snapshot(self) -> Iterator[Snapshot]:
-        """Every graph table in one read transaction (WAL: writers carry on meanwhile)."""
+    def snapshot(self, scope: SnapshotScope | None = None) -> Iterator[Snapshot]:
+        """Every graph table (or `scope`) in one read transaction (WAL: writers carry on)."""
         if self._memory:
             with self._lock:
-                yield self._read_snapshot(self._writer())
+                yield self._read_snapshot(self._writer(), scope)
             return
         con = self._connect()
         try:
             con.execute("PRAGMA query_only=ON")
             con.execute("BEGIN")
             try:
-                yield self._read_snapshot(con)
+                yield self._read_snapshot(con, scope)
             finally:
                 con.execute("COMMIT")
         finally:
             con.close()
 
     @staticmethod
-    def _read_snapshot(con: sqlite3.Connection) -> Snapshot:
-        tables = {name: read_table(con, name) for name in TABLES}
+    def _read_snapshot(con: sqlite3.Connection, scope: SnapshotScope | None) -> Snapshot:
+        if scope is None:
+            tables = {name: read_table(con, name) for name in TABLES}
+        else:
+            types = sorted(scope.event_types) if scope.event_types is not None else None
+            tables = {name: read_table(con, name, cols, ordered=False,
+                                       types=types if name == "events" else None)
+                      for name, cols in scope.columns.items()}
         [(seq,)] = con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchall()
         return Snapshot(tables, int(seq))
 
@@ -273,11 +279,19 @@ _ORDER = {"identifiers": "key", "observations": "id", "links": "link_id", "custo
           "aliases": "alias", "events": "seq", "constraints": "constraint_id"}
 
 
-def read_table(con: sqlite3.Connection, name: str) -> pa.Table:
-    """A graph table as Arrow, in the schema of `tables.TABLES`, ordered by its key."""
+def read_table(con: sqlite3.Connection, name: str, columns: Sequence[str] | None = None,
+               ordered: bool = True, types: Sequence[str] | None = None) -> pa.Table:
+    """A graph table as Arrow, in the schema of `tables.TABLES` (or those of its `columns`),
+    ordered by its key unless told not to (a scan in table order reads 4M rows a third faster);
+    of `events`, only `types` when given."""
     schema = TABLES[name]
+    if columns is not None:
+        schema = pa.schema([schema.field(c) for c in columns])
     cols = ", ".join(f'"{c}"' for c in schema.names)
-    rows = con.execute(f"SELECT {cols} FROM {name} ORDER BY {_ORDER[name]}").fetchall()
+    where = "" if types is None else f" WHERE type IN ({', '.join('?' * len(types))})" if types \
+        else " WHERE 0"
+    order = f" ORDER BY {_ORDER[name]}" if ordered else ""
+    rows = con.execute(f"SELECT {cols} FROM {name}{where}{order}", list(types or ())).fetchall()
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema.names]
     arrays = []
     for f, values in zip(schema, columns, strict=True):
