@@ -43,6 +43,9 @@ class LinkKind(IntEnum):
 
     @classmethod
     def parse(cls, label: str) -> LinkKind:
+        kind = _LINK_KINDS.get(label)  # the stored form: a dict hit, not an enum lookup
+        if kind is not None:
+            return kind
         try:
             return cls[label.strip().upper()]
         except (KeyError, AttributeError) as e:
@@ -50,6 +53,8 @@ class LinkKind(IntEnum):
 
             raise InvalidArgument("kind", f"unknown link kind {label!r}") from e
 
+
+_LINK_KINDS: dict[str, LinkKind] = {k.name.lower(): k for k in LinkKind}
 
 MERGING_KINDS: tuple[LinkKind, ...] = tuple(k for k in LinkKind if k.merges)
 
