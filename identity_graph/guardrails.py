@@ -146,15 +146,6 @@ class Profile:
                 dobs.add(dob)
         return cls(frozenset(names), frozenset(dobs), frozenset(full), frozenset(codes))
 
-    def __or__(self, other: Profile) -> Profile:
-        """The profile of both sides' descriptions: `of` is a union over descriptions, so the
-        profile of a merged side is the union of its parts' (kept up to date, not recomputed)."""
-        return Profile(self.first_names | other.first_names, self.birth_dates | other.birth_dates,
-                       self.full_names | other.full_names, self.codes | other.codes)
-
-    def __bool__(self) -> bool:
-        return bool(self.first_names or self.birth_dates or self.full_names or self.codes)
-
 
 DEFAULT_SIMILARITY = Similarity()
 

@@ -38,8 +38,6 @@ Every refusal is a `Violation`.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import operator
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -304,9 +302,6 @@ def _pass(
     members: dict[object, list[str]] = {}
     counts: dict[object, dict[str, int]] = {}
     neighbours: dict[str, set[str]] = {}
-    key_profiles: dict[str, Profile] = {}
-    side_profiles: dict[object, Profile] = {}
-    """root -> the profile of its whole side, merged on `join` (`Profile.__or__`)"""
 
     def add(k: str) -> None:
         if k not in uf.parent:
@@ -318,9 +313,6 @@ def _pass(
         uf.union(ra, rb)  # type: ignore[arg-type]
         root, other = (ra, rb) if uf.find(ra) == ra else (rb, ra)  # type: ignore[arg-type]
         members[root].extend(members.pop(other))
-        pa, pb = side_profiles.pop(root, None), side_profiles.pop(other, None)
-        if pa is not None and pb is not None:
-            side_profiles[root] = pa | pb
         into = counts[root]
         for t, n in counts.pop(other).items():
             into[t] = into.get(t, 0) + n
@@ -339,22 +331,9 @@ def _pass(
     found: dict[str, Violation] = {}
     chains: list[Violation] = []
 
-    def key_profile(k: str) -> Profile:
-        p = key_profiles.get(k)
-        if p is None:
-            p = key_profiles[k] = Profile.of(_descriptions(k, region), rules.similarity.identifying)
-        return p
-
-    def profile(root: object, without: str) -> Profile:
-        """The profile of the side of `root`, leaving out `without`'s own descriptions."""
-        side = members[root]
-        if without and key_profile(without):
-            return functools.reduce(operator.or_, (key_profile(k) for k in side if k != without),
-                                    _NOBODY)
-        p = side_profiles.get(root)
-        if p is None:
-            p = side_profiles[root] = functools.reduce(operator.or_, map(key_profile, side), _NOBODY)
-        return p
+    def profile(side: list[str], without: str) -> Profile:
+        return Profile.of((d for k in side if k != without for d in _descriptions(k, region)),
+                          rules.similarity.identifying)
 
     for lk in proposals:
         a, b = lk.a, lk.b
@@ -390,15 +369,15 @@ def _pass(
         shared = lk.kind > LinkKind.PROBABLE  # evidence that a value is shared, not a score
         if _both_describe(side_a, side_b, region.records, region.sightings):
             if not shared:
-                if rules.similarity.clearly_different(profile(ra, ""), profile(rb, "")):
+                if rules.similarity.clearly_different(profile(side_a, ""), profile(side_b, "")):
                     made.append(dataclasses.replace(lk, kind=LinkKind.POSSIBLE))
                     chains.append(Violation("chain", b, CHAIN_REASON, a))
                     continue
             else:
                 old = [k for k in (a, b) if k not in region.new_keys] or [a, b]
                 bridge = next((k for k in sorted(old, key=_shareable_rank) if _shareable(k)
-                               and rules.similarity.clearly_different(profile(ra, k),
-                                                                      profile(rb, k))), None)
+                               and rules.similarity.clearly_different(profile(side_a, k),
+                                                                      profile(side_b, k))), None)
                 if bridge is not None:
                     found[bridge] = Violation("generic", bridge, HOUSEHOLD_REASON, lk.other(bridge))
                     made.append(lk)
@@ -423,9 +402,6 @@ def _pass(
         join(ra, rb)
         made.append(lk)
     return made, refused, chains, found
-
-
-_NOBODY = Profile(frozenset(), frozenset())
 
 
 def _both_describe(side_a: list[str], side_b: list[str], records: Mapping[str, Record],
