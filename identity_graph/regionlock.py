@@ -39,11 +39,15 @@ def stripes(names: Iterable[str]) -> list[int]:
 
 def names_of(nodes: Mapping[str, IdentifierNode], keys: Iterable[str]) -> set[str]:
     """The lock names covering `keys`: each one's customer, or the key while it has none."""
+    return names_for({k: n.customer_id for k, n in nodes.items()}, keys)
+
+
+def names_for(customers: Mapping[str, str | None], keys: Iterable[str]) -> set[str]:
+    """`names_of` from each key's customer id alone (`GraphStore.customers_of`)."""
     out: set[str] = set()
     for k in keys:
-        node = nodes.get(k)
-        out.add(f"customer:{node.customer_id}" if node is not None and node.customer_id
-                else f"identifier:{k}")
+        cid = customers.get(k)
+        out.add(f"customer:{cid}" if cid else f"identifier:{k}")
     return out
 
 
@@ -72,3 +76,12 @@ class RegionLocks:
             nodes = store.get_identifiers(wanted)
             if self.cover(names_of(nodes, wanted)):
                 return nodes
+
+    def cover_customers(self, store: GraphStore, keys: Iterable[str]) -> dict[str, str | None]:
+        """`cover_keys` for a caller that needs only each key's customer id (a relink batch
+        checking 50k keys against its snapshot)."""
+        wanted = sorted(set(keys))
+        while True:
+            customers = store.customers_of(wanted)
+            if self.cover(names_for(customers, wanted)):
+                return customers

@@ -481,6 +481,16 @@ def test_events_get_increasing_seqs_and_read_from_a_seq(store):
     assert store.events(from_seq=7) == []
 
 
+def test_customers_of_gives_each_existing_keys_customer(store):
+    build(store, [("email:a@example.com", "phone:+15550001", LinkKind.VERIFIED)], nodes=("cookie:c1",))
+    store.apply(ChangeSet(customers_created=[Customer("cus_1", T0)],
+                          assignments={"email:a@example.com": "cus_1", "phone:+15550001": "cus_1"}))
+    got = store.customers_of(["phone:+15550001", "email:a@example.com", "cookie:c1", "email:none@x.org"])
+    assert got == {"email:a@example.com": "cus_1", "phone:+15550001": "cus_1", "cookie:c1": None}
+    assert got == {k: n.customer_id for k, n in store.get_identifiers(got).items()}
+    assert store.customers_of([]) == {}
+
+
 def test_a_scoped_snapshot_reads_only_its_columns_and_event_types(store):
     """The relink's snapshot (`SnapshotScope`) is the whole snapshot cut down: same rows, only
     the named columns, only events of the named types, and the same last seq."""

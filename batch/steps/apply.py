@@ -90,8 +90,7 @@ def apply(store: GraphStore, the_plan: Plan, options: RelinkOptions,
         with it, and checks under those locks which units changed since the snapshot."""
         out = ApplyResult(batches=1)
         expected = {k: v for u in pending for k, v in u.expected.items()}
-        current = {k: n.customer_id
-                   for k, n in RegionLocks(store.database).cover_keys(store, expected).items()}
+        current = RegionLocks(store.database).cover_customers(store, expected)
         ok = []
         for u in pending:
             if all(k in current and current[k] == v for k, v in u.expected.items()):

@@ -461,6 +461,13 @@ MATCH (n:Identifier {key: k})
 WHERE n.type IS NOT NULL
 """ + _IDENTIFIER_COLUMNS
 
+_CUSTOMERS_OF = """
+UNWIND $keys AS k
+MATCH (n:Identifier {key: k})
+WHERE n.type IS NOT NULL
+RETURN n.key AS key, n.customer_id AS customer_id
+"""
+
 _OBSERVATIONS = """
 UNWIND $keys AS k
 MATCH (:Identifier {key: k})-[:OBSERVED_WITH]->(o:Observation)
@@ -985,6 +992,9 @@ class Neo4jStore(GraphStore):
                            customer_id=r["customer_id"], generic=r["generic"])
             for r in self._read(_GET_IDENTIFIERS, keys=list(keys))
         ]
+
+    def _customers_of(self, keys: Sequence[str]) -> list[tuple[str, str | None]]:
+        return [(r["key"], r["customer_id"]) for r in self._read(_CUSTOMERS_OF, keys=list(keys))]
 
     def _observations(self, keys: Sequence[str]) -> list[Observation]:
         return [
