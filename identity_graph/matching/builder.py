@@ -377,7 +377,7 @@ def em_sessions(plan: ModelPlan) -> list[tuple[str, ...]]:
     chosen: list[tuple[str, ...]] = []
     unestimated = set(columns_of)
     for rule in plan.em_rules:
-        cols = {_column(x) for x in rule}
+        cols = set().union(*(_columns(x) for x in rule))
         frees = {c for c in unestimated if not (columns_of[c] & cols)}
         if frees:
             chosen.append(rule)
@@ -398,12 +398,10 @@ def swapped_names(first: str, last: str) -> str:
             f"ELSE {last} || '|' || {first} END")
 
 
-def _column(expr: str) -> str:
-    return expr.split("(", 1)[1].split(",", 1)[0].strip() if "(" in expr else expr
-
-
 def _columns(expr: str) -> set[str]:
-    """The input columns an expression of a rule reads."""
+    """The input columns an expression of a rule reads (a bare name is one, even a SQL keyword)."""
+    if expr.isidentifier():
+        return {expr}
     return {c.name for c in sqlglot.parse_one(expr, read="duckdb").find_all(sqlglot.exp.Column)}
 
 
